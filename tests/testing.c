@@ -1,0 +1,51 @@
+#include "testing.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+int rq_test_passed, rq_test_failed;
+
+void rq_test_fail(const char *file, int line, const char *fmt, ...) {
+    rq_test_failed++;
+    if (rq_test_failed > 50) return; /* keep logs readable */
+    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int rq_test_finish(void) {
+    printf("%d passed, %d failed\n", rq_test_passed, rq_test_failed);
+    return rq_test_failed ? 1 : 0;
+}
+
+double rq_rel_l2(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double rq_max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+int rq_test_file_exists(const char *path) { return access(path, R_OK) == 0; }
+
+const char *rq_test_model_path(void) {
+    static const char *p = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    const char *env = getenv("RQ_TEST_MODEL");
+    if (env && rq_test_file_exists(env)) return env;
+    return rq_test_file_exists(p) ? p : NULL;
+}
