@@ -8,6 +8,7 @@
 #define RQ_VERSION "0.1.0"
 
 int cmd_version(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 /* Print "rotquant: error: <msg>" to stderr and return exit code 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what rotquant needs on a fresh Debian machine: compilers, CMake, OpenBLAS,
+# LAPACKE, PCRE2, and the Python packages of the independent numpy reference (tests).
+set -euo pipefail
+pkgs="build-essential cmake clang libopenblas-dev liblapacke-dev libpcre2-dev python3 python3-pip"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    echo "install-deps: apt-get install$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing
+fi
+# numpy + gguf (pinned) for tests/ref/*.py, the reference our forward pass is checked against
+if ! python3 -c 'import numpy, gguf' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'numpy<3' 'gguf==0.19.0' \
+        || python3 -m pip install --quiet --break-system-packages 'numpy<3' 'gguf==0.19.0'
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The main job end to end on the default model (SmolLM2-135M-Instruct, Q4_1 GGUF):
+# install packages, fetch the model, build, measure WikiText-2 perplexity, answer a prompt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/fetch-model.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+wiki=../shared/data/wikitext-2-raw/wiki.test.raw
+[ -f "$wiki" ] || { echo "quickstart: $wiki not found (the shared data folder sits beside the checkout)" >&2; exit 1; }
+echo "== perplexity, llama.cpp protocol, ctx 512, whole WikiText-2 test file"
+build/rotquant ppl -m "$model" -f "$wiki" --protocol llamacpp --ctx 512
+echo "== generation"
+build/rotquant run -m "$model" --chat -p "What is the capital of France? Answer in one sentence." -n 48

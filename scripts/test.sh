@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): build, run every ctest test; then an ASan+UBSan
+# build of the parsers' tests and a bounded libFuzzer run of each harness.
+#   RQ_FUZZ_RUNS (default 20000) bounds each fuzzer; RQ_SKIP_ASAN=1 skips the second build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+if [ "${RQ_SKIP_ASAN:-0}" != 1 ]; then
+    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRQ_SANITIZE=ON -DRQ_FUZZ=ON >/dev/null
+    cmake --build build-asan -j"$jobs"
+    (cd build-asan && ctest --output-on-failure -j"$jobs" -R 'test_(base|gguf|format|tokenizer)$')
+    for f in build-asan/tests/fuzz_*; do
+        name=$(basename "$f"); corpus=tests/fuzz/corpus/${name#fuzz_}
+        work=$(mktemp -d)
+        echo "fuzz: $name, ${RQ_FUZZ_RUNS:-200000} runs from $corpus"
+        "$f" -runs="${RQ_FUZZ_RUNS:-200000}" -max_len=4096 -seed=1 "$work" "$corpus" 2>&1 | tail -n 2
+        rm -rf "$work"
+    done
+fi

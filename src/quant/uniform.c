@@ -1,0 +1,142 @@
+#include "quant/uniform.h"
+
+#include <math.h>
+
+const float rq_uniform_clip_grid[RQ_UNIFORM_CLIP_GRID_N] = {
+    1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f, 0.6f, 0.55f, 0.5f};
+
+static const float clip_one = 1.0f;
+
+#define FP16_MIN_SUBNORMAL 5.9604644775390625e-8f /* 2^-24 */
+#define FP16_MAX 65504.0f
+
+rq_status rq_uniform_cfg_check(const rq_uniform_cfg *cfg) {
+    if (!(cfg->bits == 2 || cfg->bits == 3 || cfg->bits == 4 || cfg->bits == 8))
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: %d bits (expected 2, 3, 4 or 8)", cfg->bits);
+    if (cfg->n_clip < 0 || (cfg->n_clip > 0 && !cfg->clip))
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: clip grid of %d ratios", cfg->n_clip);
+    for (int i = 0; i < cfg->n_clip; i++)
+        if (!(cfg->clip[i] > 0.0f && cfg->clip[i] <= 1.0f))
+            return rq_errorf(RQ_EINVAL, "uniform quantizer: clip ratio %g not in (0, 1]",
+                             (double)cfg->clip[i]);
+    return RQ_OK;
+}
+
+/* fp16-representable scale from a raw one (see uniform.h for the edge cases) */
+static float stored_scale(double raw) {
+    float s = rq_quant_round_fp16((float)raw);
+    if (s < FP16_MIN_SUBNORMAL) s = FP16_MIN_SUBNORMAL;
+    if (s > FP16_MAX) s = FP16_MAX;
+    return s;
+}
+
+void rq_uniform_params(int bits, bool symmetric, double c, const double *w, int64_t n,
+                       float *scale, int *zero) {
+    int maxq = (1 << bits) - 1;
+    if (symmetric) {
+        double m = 0;
+        for (int64_t j = 0; j < n; j++) m = fmax(m, fabs(w[j]));
+        m *= c;
+        *zero = 1 << (bits - 1);
+        *scale = m > 0 ? stored_scale(m / ((1 << (bits - 1)) - 1)) : 1.0f;
+        return;
+    }
+    double mn = 0, mx = 0;
+    for (int64_t j = 0; j < n; j++) {
+        mn = fmin(mn, w[j]);
+        mx = fmax(mx, w[j]);
+    }
+    double lo = c * mn, hi = c * mx;
+    if (hi - lo <= 0) { /* all zero */
+        *scale = 1.0f;
+        *zero = 0;
+        return;
+    }
+    float s = stored_scale((hi - lo) / maxq);
+    double z = rint(-lo / s);
+    *scale = s;
+    *zero = (int)fmin(fmax(z, 0), maxq);
+}
+
+int rq_uniform_code(int bits, float scale, int zero, double w) {
+    int maxq = (1 << bits) - 1;
+    double q = rint(w / scale) + zero;
+    return (int)fmin(fmax(q, 0), maxq);
+}
+
+void rq_uniform_fit(const rq_uniform_cfg *cfg, const double *w, const double *imp, int64_t n,
+                    float *scale, int *zero) {
+    const float *grid = cfg->n_clip > 0 ? cfg->clip : &clip_one;
+    int ngrid = cfg->n_clip > 0 ? cfg->n_clip : 1;
+    double best = INFINITY;
+    for (int k = 0; k < ngrid; k++) {
+        float s;
+        int z;
+        rq_uniform_params(cfg->bits, cfg->symmetric, grid[k], w, n, &s, &z);
+        if (ngrid == 1) {
+            *scale = s;
+            *zero = z;
+            return;
+        }
+        double err = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double d = w[j] - rq_uniform_dequant(s, z, rq_uniform_code(cfg->bits, s, z, w[j]));
+            err += (imp ? imp[j] : 1.0) * d * d;
+        }
+        if (err < best) {
+            best = err;
+            *scale = s;
+            *zero = z;
+        }
+    }
+}
+
+static void uq_fit(const rq_group_quantizer *q, const double *w, const double *imp, int64_t n,
+                   float *param) {
+    float s;
+    int z;
+    rq_uniform_fit(q->cfg, w, imp, n, &s, &z);
+    param[0] = s;
+    param[1] = (float)z;
+}
+
+static int uq_quant(const rq_group_quantizer *q, const float *param, double w, double *wq) {
+    const rq_uniform_cfg *cfg = q->cfg;
+    int z = (int)param[1];
+    int code = rq_uniform_code(cfg->bits, param[0], z, w);
+    *wq = rq_uniform_dequant(param[0], z, code);
+    return code;
+}
+
+rq_group_quantizer rq_uniform_quantizer(const rq_uniform_cfg *cfg) {
+    rq_group_quantizer q = {
+        .name = "uniform",
+        .n_param = 2,
+        .max_code = (1 << cfg->bits) - 1,
+        .fit = uq_fit,
+        .quant = uq_quant,
+        .cfg = cfg,
+    };
+    return q;
+}
+
+rq_status rq_uniform_quantize(const rq_uniform_cfg *cfg, const float *w, int64_t out, int64_t in,
+                              int64_t group, const float *imp, uint8_t *codes, float *scales,
+                              uint8_t *zeros, float *deq) {
+    RQ_TRY(rq_uniform_cfg_check(cfg));
+    if (out <= 0 || in <= 0 || group <= 0 || in % group != 0)
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: group size %lld for shape [%lld, %lld]",
+                         (long long)group, (long long)out, (long long)in);
+    int64_t np = out * (in / group);
+    float *params = rq_alloc(np * 2 * (int64_t)sizeof(float)); /* [out, in/group, 2] */
+    if (!params) return RQ_ENOMEM;
+    rq_group_quantizer q = rq_uniform_quantizer(cfg);
+    rq_status st = rq_quant_rtn(&q, w, out, in, group, imp, codes, params, deq);
+    if (st == RQ_OK)
+        for (int64_t i = 0; i < np; i++) {
+            scales[i] = params[2 * i];
+            zeros[i] = (uint8_t)params[2 * i + 1];
+        }
+    rq_free(params);
+    return st;
+}

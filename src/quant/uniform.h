@@ -1,0 +1,73 @@
+/* Uniform b-bit weight quantizer (METHODS.md "Uniform quantizers"), per group of g
+ * consecutive input columns of one output row of W [out, in].
+ *
+ * Asymmetric, clip ratio c, group values w:
+ *   lo = c·min(min w, 0), hi = c·max(max w, 0), s = fp16(( hi − lo) / (2^b − 1)),
+ *   z = clamp(round(−lo / s), 0, 2^b − 1), code = clamp(round(w / s) + z, 0, 2^b − 1),
+ *   ŵ = s·(code − z).
+ * The range is widened to contain 0 (as reference GPTQ does) so that z always lies in
+ * [0, 2^b − 1]; for a group with both signs (nearly every weight group) this is exactly
+ * METHODS.md's lo = c·min(w), hi = c·max(w). The clamp of z only acts when fp16
+ * rounding of s moves −lo/s past the end.
+ * Symmetric: s = fp16(c·max|w| / (2^(b−1) − 1)), q = clamp(round(w / s), −2^(b−1),
+ *   2^(b−1) − 1), stored as code = q + 2^(b−1) with zero point z = 2^(b−1), so the same
+ *   ŵ = s·(code − z) dequantizes both variants and codes are always in [0, 2^b − 1].
+ * round is round-half-to-even (rint, like torch.round). s is rounded through fp16 before
+ * z and the codes are computed, so the parameters equal what a file stores. Degenerate
+ * groups: an all-zero group gets s = 1 (z = 0, or 2^(b−1) symmetric); a scale below the
+ * smallest fp16 subnormal becomes 2^−24; one above 65504 becomes 65504.
+ * ŵ = s·(code − z) is exact in float (11-bit s times a 9-bit integer).
+ *
+ * Clip search: each group tries every ratio of cfg->clip in order and keeps the first
+ * one with the smallest Σ imp_j (w_j − ŵ_j)² (imp = 1 when no importance is given). */
+#ifndef RQ_QUANT_UNIFORM_H
+#define RQ_QUANT_UNIFORM_H
+
+#include "quant/quantizer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rq_uniform_cfg {
+    int bits;          /* 2, 3, 4 or 8 */
+    bool symmetric;
+    const float *clip; /* [n_clip] clip ratios in (0, 1], tried in order; NULL/0: {1.0} */
+    int n_clip;
+} rq_uniform_cfg;
+
+/* 1.0, 0.95, ..., 0.5: a clip grid for RTN (pass with RQ_UNIFORM_CLIP_GRID_N). */
+#define RQ_UNIFORM_CLIP_GRID_N 11
+extern const float rq_uniform_clip_grid[RQ_UNIFORM_CLIP_GRID_N];
+
+/* RQ_EINVAL with a message if bits or a clip ratio is out of range. */
+rq_status rq_uniform_cfg_check(const rq_uniform_cfg *cfg);
+
+/* The quantizer as an rq_group_quantizer: n_param = 2 (param[0] = scale,
+ * param[1] = zero point as a float), max_code = 2^bits − 1. cfg must outlive it. */
+rq_group_quantizer rq_uniform_quantizer(const rq_uniform_cfg *cfg);
+
+/* One group's scale and zero point at a fixed clip ratio c (no search). w [n]. */
+void rq_uniform_params(int bits, bool symmetric, double c, const double *w, int64_t n,
+                       float *scale, int *zero);
+/* One group's parameters with the clip search of cfg; imp [n] or NULL. */
+void rq_uniform_fit(const rq_uniform_cfg *cfg, const double *w, const double *imp, int64_t n,
+                    float *scale, int *zero);
+/* code = clamp(round(w / scale) + zero, 0, 2^bits − 1). */
+int rq_uniform_code(int bits, float scale, int zero, double w);
+static inline float rq_uniform_dequant(float scale, int zero, int code) {
+    return scale * (float)(code - zero);
+}
+
+/* RTN of a whole matrix (rows in parallel). All buffers owned by the caller:
+ *   w      [out, in]          weights
+ *   imp    [in] or NULL       per-column importance for the clip search (e.g. diag(H))
+ *   codes  [out, in]          unpacked codes in [0, 2^bits − 1]
+ *   scales [out, in/group]    fp16-representable scales
+ *   zeros  [out, in/group]    integer zero points in [0, 2^bits − 1]
+ *   deq    [out, in] or NULL  dequantized weights
+ * Returns RQ_EINVAL for a bad cfg, shape or group size. */
+rq_status rq_uniform_quantize(const rq_uniform_cfg *cfg, const float *w, int64_t out, int64_t in,
+                              int64_t group, const float *imp, uint8_t *codes, float *scales,
+                              uint8_t *zeros, float *deq);
+
+#endif

@@ -1,0 +1,93 @@
+/* rotquant info FILE: what a model file holds — metadata, tensors, sizes, bits per weight. */
+#include "cli.h"
+
+#include "format/format.h"
+#include "io/gguf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void print_str(rq_gguf_str s, uint64_t max) {
+    putchar('"');
+    for (uint64_t i = 0; i < s.len && i < max; i++) {
+        unsigned char ch = (unsigned char)s.ptr[i];
+        if (ch == '\n') fputs("\\n", stdout);
+        else if (ch == '"') fputs("\\\"", stdout);
+        else if (ch < 32) printf("\\x%02x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+    if (s.len > max) printf("... (%" PRIu64 " bytes)", s.len);
+}
+
+static void print_value(const rq_gguf_kv *kv, bool full) {
+    switch (kv->type) {
+    case RQ_GGUF_STR: print_str(kv->s, full ? UINT64_MAX : 80); break;
+    case RQ_GGUF_F32: case RQ_GGUF_F64: printf("%g", kv->f); break;
+    case RQ_GGUF_BOOL: printf("%s", kv->u ? "true" : "false"); break;
+    case RQ_GGUF_I8: case RQ_GGUF_I16: case RQ_GGUF_I32: case RQ_GGUF_I64: printf("%" PRId64, kv->i); break;
+    case RQ_GGUF_ARR: {
+        uint64_t show = full ? kv->arr_n : (kv->arr_n < 6 ? kv->arr_n : 6);
+        printf("[%s × %" PRIu64 "]", rq_gguf_vtype_name(kv->arr_type), kv->arr_n);
+        if (kv->arr_type == RQ_GGUF_ARR) break;
+        printf(" {");
+        for (uint64_t i = 0; i < show; i++) {
+            if (i) printf(", ");
+            if (kv->arr_type == RQ_GGUF_STR) print_str(kv->arr_strs[i], 40);
+            else if (kv->arr_type == RQ_GGUF_F32 || kv->arr_type == RQ_GGUF_F64) printf("%g", rq_gguf_arr_float(kv, i));
+            else printf("%" PRId64, rq_gguf_arr_int(kv, i));
+        }
+        printf("%s}", show < kv->arr_n ? ", ..." : "");
+        break;
+    }
+    default: printf("%" PRIu64, kv->u); break;
+    }
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    bool full = false, tensors = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: rotquant info [--full] [--no-tensors] FILE.gguf\n"
+                   "  prints the file's metadata (arrays and long strings shortened unless --full),\n"
+                   "  its tensors (type, shape, bytes) and the bits per weight of its weights\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--full")) full = true;
+        else if (!strcmp(argv[i], "--no-tensors")) tensors = false;
+        else if (argv[i][0] == '-') return cli_fail("info: unknown option '%s'", argv[i]);
+        else if (path) return cli_fail("info: more than one file given");
+        else path = argv[i];
+    }
+    if (!path) return cli_fail("info: no file given (rotquant info FILE.gguf)");
+    rq_gguf *g;
+    if (rq_gguf_open(path, &g) != RQ_OK) return cli_fail_status();
+    printf("file: %s\nGGUF version %u, %" PRId64 " bytes, alignment %u, %" PRId64 " metadata keys, %" PRId64
+           " tensors\n\nmetadata:\n",
+           path, rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
+           rq_gguf_n_tensors(g));
+    for (int64_t i = 0; i < rq_gguf_n_kv(g); i++) {
+        const rq_gguf_kv *kv = rq_gguf_kv_at(g, i);
+        printf("  %-40s %-4s ", kv->key, rq_gguf_vtype_name(kv->type));
+        print_value(kv, full);
+        putchar('\n');
+    }
+    int64_t total_bytes = 0, total_el = 0;
+    if (tensors) printf("\ntensors:\n  %-36s %-8s %-22s %12s\n", "name", "type", "shape", "bytes");
+    for (int64_t i = 0; i < rq_gguf_n_tensors(g); i++) {
+        const rq_gguf_tensor *t = rq_gguf_tensor_at(g, i);
+        total_bytes += t->n_bytes;
+        total_el += t->n_elements;
+        if (!tensors) continue;
+        char shape[64];
+        int n = snprintf(shape, sizeof shape, "[");
+        for (int d = t->n_dims - 1; d >= 0; d--)
+            n += snprintf(shape + n, sizeof shape - (size_t)n, "%" PRId64 "%s", t->ne[d], d ? ", " : "]");
+        printf("  %-36s %-8s %-22s %12" PRId64 "\n", t->name, rq_type_name(t->type), shape, t->n_bytes);
+    }
+    printf("\n%" PRId64 " weights in %" PRId64 " bytes: %.4f bits per weight over all tensors\n", total_el,
+           total_bytes, total_el ? 8.0 * (double)total_bytes / (double)total_el : 0.0);
+    rq_gguf_close(g);
+    return 0;
+}
