@@ -2,6 +2,7 @@
 
 #include "base/pool.h"
 #include "base/timer.h"
+#include "kernels/vexp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,9 +14,7 @@
 double rq_ppl_token_nll(const float *logits, int64_t n, int32_t target) {
     float mx = logits[0];
     for (int64_t i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += expf(logits[i] - mx);
-    return log(sum) + (double)mx - (double)logits[target];
+    return log(rq_vexp_sum(NULL, logits, n, mx)) + (double)mx - (double)logits[target];
 }
 
 typedef struct {

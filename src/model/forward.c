@@ -102,25 +102,62 @@ static void rmsnorm_all(rq_state *st, const float *src, const float *g, float *d
     rq_parallel_for(n, 16, rmsnorm_rows, &j);
 }
 
-static void rope_rows(void *ctx, int64_t b, int64_t e, int thread) {
-    const rows_job *j = ctx;
-    const rq_model_config *c = &j->st->model->cfg;
-    int64_t half = c->rope_dim / 2, q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
-    float *kc = j->st->k_cache + j->layer * j->st->n_ctx * kv_dim;
-    for (int64_t i = b; i < e; i++) {
-        int64_t p = j->pos + i;
-        const float *cs = j->st->rope_cos + p * half, *sn = j->st->rope_sin + p * half;
-        float *q = j->st->q + i * q_dim;
-        for (int64_t h = 0; h < c->n_head; h++) rq_rope_apply(q + h * c->head_dim, cs, sn, c->rope_dim);
-        float *k = kc + p * kv_dim;
-        for (int64_t h = 0; h < c->n_head_kv; h++) rq_rope_apply(k + h * c->head_dim, cs, sn, c->rope_dim);
+/* q, k, v in one parallel region: work items are blocks of QKV_BLOCK_HEADS heads of q,
+ * then of k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs
+ * lie inside its block). k and v are written straight into the cache. */
+#define QKV_BLOCK_HEADS 2
+
+typedef struct {
+    rq_state *st;
+    const rq_layer *L;
+    int64_t layer, n, pos;
+    int64_t nq, nk; /* work items of q and of k (= of v) */
+} qkv_job;
+
+static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
+    const qkv_job *j = ctx;
+    rq_state *st = j->st;
+    const rq_model_config *c = &st->model->cfg;
+    int64_t hd = c->head_dim, half = c->rope_dim / 2, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+    int64_t off = (j->layer * st->n_ctx + j->pos) * kv_dim;
+    for (int64_t it = b; it < e; it++) {
+        const rq_linear *l;
+        float *y;
+        int64_t ld, h0, n_heads, k = it;
+        if (k < j->nq) l = &j->L->wq, y = st->q, ld = q_dim, n_heads = c->n_head;
+        else if ((k -= j->nq) < j->nk) l = &j->L->wk, y = st->k_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
+        else k -= j->nk, l = &j->L->wv, y = st->v_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
+        h0 = k * QKV_BLOCK_HEADS;
+        int64_t h1 = h0 + QKV_BLOCK_HEADS < n_heads ? h0 + QKV_BLOCK_HEADS : n_heads;
+        rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
+        if (l == &j->L->wv) continue;
+        for (int64_t i = 0; i < j->n; i++) {
+            int64_t p = j->pos + i;
+            const float *cs = st->rope_cos + p * half, *sn = st->rope_sin + p * half;
+            for (int64_t h = h0; h < h1; h++) rq_rope_apply(y + i * ld + h * hd, cs, sn, c->rope_dim);
+        }
     }
 }
 
-static void swiglu_rows(void *ctx, int64_t b, int64_t e, int thread) {
-    const rows_job *j = ctx;
-    int64_t f = j->st->model->cfg.n_ff;
-    rq_swiglu(j->st->gate + b * f, j->st->up + b * f, (e - b) * f);
+/* gate, up and SwiGLU in one parallel region over column blocks of n_ff. */
+#define FFN_BLOCK 64
+
+typedef struct {
+    rq_state *st;
+    const rq_layer *L;
+    int64_t n;
+} ffn_job;
+
+static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
+    const ffn_job *j = ctx;
+    rq_state *st = j->st;
+    int64_t f = st->model->cfg.n_ff;
+    for (int64_t it = b; it < e; it++) {
+        int64_t c0 = it * FFN_BLOCK, c1 = c0 + FFN_BLOCK < f ? c0 + FFN_BLOCK : f;
+        rq_linear_forward_cols(&j->L->w_gate, st->xn, j->n, c0, c1, st->gate, f, false);
+        rq_linear_forward_cols(&j->L->w_up, st->xn, j->n, c0, c1, st->up, f, false);
+        for (int64_t i = 0; i < j->n; i++) rq_swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+    }
 }
 
 /* ---- attention ----------------------------------------------------------------------- */
@@ -128,6 +165,7 @@ static void swiglu_rows(void *ctx, int64_t b, int64_t e, int thread) {
 typedef struct {
     rq_state *st;
     int64_t layer, n, pos, n_qblk;
+    rq_vexp_sum_fn vexp;
 } att_job;
 
 /* One work item: head h, query rows [i0, i1) of the batch, keys [0, pos + i1). */
@@ -157,7 +195,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
         for (int64_t r = 0; r < m; r++) {
             float *row = S + r * n_keys;
             int64_t valid = j->pos + i0 + r + 1; /* causal: keys 0..position */
-            rq_softmax(row, valid);
+            rq_softmax_with(row, valid, j->vexp);
             for (int64_t t = valid; t < n_keys; t++) row[t] = 0.0f;
         }
         if (m == 1)
@@ -189,19 +227,17 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     const rq_model *m = st->model;
     const rq_model_config *c = &m->cfg;
     const rq_layer *L = &m->layers[l];
-    int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
-    float *kc = st->k_cache + (l * st->n_ctx + pos) * kv_dim;
-    float *vc = st->v_cache + (l * st->n_ctx + pos) * kv_dim;
+    int64_t q_dim = c->n_head * c->head_dim;
 
     /* attention block */
     rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
     hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
-    rq_linear_forward(&L->wq, st->xn, n, st->q, q_dim, false);
-    rq_linear_forward(&L->wk, st->xn, n, kc, kv_dim, false); /* straight into the cache */
-    rq_linear_forward(&L->wv, st->xn, n, vc, kv_dim, false);
-    rows_job rj = {.st = st, .layer = l, .n = n, .pos = pos};
-    rq_parallel_for(n, 8, rope_rows, &rj);
-    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK};
+    qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos,
+                  .nq = (c->n_head + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS,
+                  .nk = (c->n_head_kv + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS};
+    rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
+    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK,
+                  .vexp = rq_vexp_sum_pick()};
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
     rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
@@ -209,9 +245,8 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     /* MLP block */
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
     hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
-    rq_linear_forward(&L->w_gate, st->xn, n, st->gate, c->n_ff, false);
-    rq_linear_forward(&L->w_up, st->xn, n, st->up, c->n_ff, false);
-    rq_parallel_for(n, 4, swiglu_rows, &rj);
+    ffn_job fj = {.st = st, .L = L, .n = n};
+    rq_parallel_for((c->n_ff + FFN_BLOCK - 1) / FFN_BLOCK, 1, gate_up_items, &fj);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
     rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
     hook(st, l, RQ_SITE_RESIDUAL, st->x, n, c->n_embd);

@@ -14,17 +14,23 @@ typedef struct {
     int64_t blk;    /* output columns (weight rows) per work item */
 } linear_job;
 
+void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
+                            int64_t ldy, bool accumulate) {
+    RQ_ASSERT(l->kind == RQ_LINEAR_F32 && c0 >= 0 && c1 <= l->n_out);
+    if (c1 <= c0) return;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(c1 - c0), (int)l->n_in, 1.0f, l->w + c0 * l->n_in,
+                    (int)l->n_in, x, 1, beta, y + c0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(c1 - c0), (int)l->n_in, 1.0f, x,
+                    (int)l->n_in, l->w + c0 * l->n_in, (int)l->n_in, beta, y + c0, (int)ldy);
+}
+
 static void gemm_range(void *ctx, int64_t b, int64_t e, int thread) {
     const linear_job *j = ctx;
-    const rq_linear *l = j->l;
-    int64_t c0 = b * j->blk, c1 = e * j->blk < l->n_out ? e * j->blk : l->n_out;
-    if (c1 <= c0) return;
-    if (j->n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(c1 - c0), (int)l->n_in, 1.0f, l->w + c0 * l->n_in,
-                    (int)l->n_in, j->x, 1, j->beta, j->y + c0, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n, (int)(c1 - c0), (int)l->n_in, 1.0f, j->x,
-                    (int)l->n_in, l->w + c0 * l->n_in, (int)l->n_in, j->beta, j->y + c0, (int)j->ldy);
+    int64_t c1 = e * j->blk < j->l->n_out ? e * j->blk : j->l->n_out;
+    rq_linear_forward_cols(j->l, j->x, j->n, b * j->blk, c1, j->y, j->ldy, j->beta != 0);
 }
 
 void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, int64_t ldy, bool accumulate) {

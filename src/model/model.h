@@ -107,6 +107,11 @@ int64_t rq_model_n_params(const rq_model *m);
  * (OpenBLAS's thread count is set to 1 for the duration and restored), so that the two
  * thread pools never spin against each other. */
 void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, int64_t ldy, bool accumulate);
+/* Only output columns [c0, c1) of the above, on the calling thread (with whatever BLAS
+ * threading is set): the building block for callers that fuse several linears (and
+ * their epilogues) into one parallel region. */
+void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
+                            int64_t ldy, bool accumulate);
 
 /* ---- run state ---------------------------------------------------------------------- */
 

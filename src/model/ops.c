@@ -1,5 +1,7 @@
 #include "model/ops.h"
 
+#include "kernels/vexp.h"
+
 #include <math.h>
 
 void rq_rmsnorm(const float *x, const float *g, int64_t n, float eps, float *y) {
@@ -31,17 +33,14 @@ void rq_rope_table(int64_t n_pos, int64_t rope_dim, double base, double scale, c
     }
 }
 
-void rq_softmax(float *x, int64_t n) {
+void rq_softmax_with(float *x, int64_t n, rq_vexp_sum_fn vexp) {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = (float)(1.0 / vexp(x, x, n, mx));
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
+
+void rq_softmax(float *x, int64_t n) { rq_softmax_with(x, n, rq_vexp_sum_pick()); }
 
 void rq_swiglu(float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {

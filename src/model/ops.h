@@ -3,6 +3,8 @@
 #ifndef RQ_MODEL_OPS_H
 #define RQ_MODEL_OPS_H
 
+#include "kernels/vexp.h"
+
 #include <stdint.h>
 
 /* y[i] = x[i] / sqrt(mean(x²) + eps) · g[i], i < n (mean accumulated in double).
@@ -21,8 +23,10 @@ void rq_rope_apply(float *x, const float *cos_, const float *sin_, int64_t rope_
 void rq_rope_table(int64_t n_pos, int64_t rope_dim, double base, double scale, const float *freq_div,
                    float *cos_, float *sin_);
 
-/* In-place softmax over x[n] (max subtracted; sum in double). */
+/* In-place softmax over x[n] (max subtracted; exp by src/kernels/vexp.h, sum in double).
+ * The _with form takes the exp kernel, picked once by the caller for hot loops. */
 void rq_softmax(float *x, int64_t n);
+void rq_softmax_with(float *x, int64_t n, rq_vexp_sum_fn vexp);
 
 /* gate[i] = silu(gate[i]) · up[i] = gate/(1+exp(−gate)) · up, i < n. */
 void rq_swiglu(float *gate, const float *up, int64_t n);
