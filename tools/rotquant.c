@@ -12,8 +12,10 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"logits", cmd_logits, "(testing) logits and greedy ids of given token ids"},
     {"info", cmd_info, "print what a model file holds: metadata, tensors, bits per weight"},
+    {"ppl", cmd_ppl, "perplexity of a text file (llama.cpp's protocol or the papers' full windows)"},
+    {"run", cmd_run, "generate text from a prompt"},
+    {"logits", cmd_logits, "(testing) logits and greedy ids of given token ids"},
     {"version", cmd_version, "print the version and the CPU kernel level"},
 };
 
