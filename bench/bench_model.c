@@ -10,6 +10,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "base/timer.h"
+#include "model/blas.h"
 #include "model/model.h"
 
 #include <cblas.h>
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad arguments\n");
         return 1;
     }
+    const char *core = rq_blas_select_kernels();
     rq_threads_set(threads);
     openblas_set_num_threads(rq_threads_get());
     rq_model *m;
@@ -47,8 +49,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     const rq_model_config *c = &m->cfg;
-    printf("model %s: %lld params, load %.2f s, %d threads\n", path, (long long)rq_model_n_params(m),
-           rq_time_now() - t, rq_threads_get());
+    printf("model %s: %lld params, load %.2f s, %d threads, OpenBLAS core %s\n", path,
+           (long long)rq_model_n_params(m), rq_time_now() - t, rq_threads_get(), core);
     rq_state *st;
     if (rq_state_new(m, pp > tg ? pp : tg, pp, false, &st) != RQ_OK) {
         fprintf(stderr, "bench_model: %s\n", rq_last_error());

@@ -3,6 +3,7 @@
 #include "base/cpu.h"
 #include "base/pool.h"
 #include "base/status.h"
+#include "model/blas.h"
 
 #include <cblas.h>
 
@@ -63,6 +64,7 @@ int cmd_version(int argc, char **argv) {
 }
 
 void cli_threads_set(int64_t n) {
+    rq_blas_select_kernels();
     rq_threads_set((int)n);
     openblas_set_num_threads(rq_threads_get());
 }

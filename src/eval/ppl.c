@@ -2,7 +2,7 @@
 
 #include "base/pool.h"
 #include "base/timer.h"
-#include "kernels/vexp.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,9 +12,9 @@
 #define LOGIT_ROWS 64
 
 double rq_ppl_token_nll(const float *logits, int64_t n, int32_t target) {
-    float mx = logits[0];
-    for (int64_t i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    return log(rq_vexp_sum(NULL, logits, n, mx)) + (double)mx - (double)logits[target];
+    const rq_vmath *vm = rq_vmath_get();
+    float mx = vm->max(logits, n);
+    return log(vm->exp_sum(NULL, logits, n, mx)) + (double)mx - (double)logits[target];
 }
 
 typedef struct {

@@ -48,7 +48,7 @@ typedef struct rq_ppl_result {
 rq_status rq_ppl_eval(const rq_model *m, const int32_t *tokens, int64_t n_tokens, const rq_ppl_params *p,
                       rq_ppl_result *out);
 
-/* −log softmax(logits)[target] over logits[n], exp (src/kernels/vexp.h) summed in double
+/* −log softmax(logits)[target] over logits[n], exp (src/kernels/vmath.h) summed in double
  * after subtracting the maximum. */
 double rq_ppl_token_nll(const float *logits, int64_t n, int32_t target);
 

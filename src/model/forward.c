@@ -10,6 +10,8 @@
 
 /* Query rows per attention work item: the scores of a block are [ATT_BLOCK, keys]. */
 #define ATT_BLOCK 64
+/* Work items per thread of the fused GEMM regions (q/k/v, gate/up). */
+#define WORK_ITEMS_PER_THREAD 4
 
 void rq_state_free(rq_state *st) {
     if (!st) return;
@@ -84,33 +86,32 @@ void rq_state_reset(rq_state *st) { st->n_past = 0; }
 
 typedef struct {
     rq_state *st;
-    int64_t layer, n, pos;
     const float *src;
     float *dst;
     const float *g;
+    const rq_vmath *vm;
 } rows_job;
 
 static void rmsnorm_rows(void *ctx, int64_t b, int64_t e, int thread) {
     const rows_job *j = ctx;
     int64_t d = j->st->model->cfg.n_embd;
     float eps = j->st->model->cfg.rms_eps;
-    for (int64_t i = b; i < e; i++) rq_rmsnorm(j->src + i * d, j->g, d, eps, j->dst + i * d);
+    for (int64_t i = b; i < e; i++) j->vm->rmsnorm(j->src + i * d, j->g, d, eps, j->dst + i * d);
 }
 
 static void rmsnorm_all(rq_state *st, const float *src, const float *g, float *dst, int64_t n) {
-    rows_job j = {.st = st, .n = n, .src = src, .dst = dst, .g = g};
+    rows_job j = {.st = st, .src = src, .dst = dst, .g = g, .vm = st->vm};
     rq_parallel_for(n, 16, rmsnorm_rows, &j);
 }
 
-/* q, k, v in one parallel region: work items are blocks of QKV_BLOCK_HEADS heads of q,
- * then of k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs
- * lie inside its block). k and v are written straight into the cache. */
-#define QKV_BLOCK_HEADS 2
-
+/* q, k, v in one parallel region: work items are blocks of `hpi` heads of q, then of
+ * k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs lie inside
+ * its block). k and v are written straight into the cache. */
 typedef struct {
     rq_state *st;
     const rq_layer *L;
     int64_t layer, n, pos;
+    int64_t hpi;    /* heads per work item */
     int64_t nq, nk; /* work items of q and of k (= of v) */
 } qkv_job;
 
@@ -127,8 +128,8 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
         if (k < j->nq) l = &j->L->wq, y = st->q, ld = q_dim, n_heads = c->n_head;
         else if ((k -= j->nq) < j->nk) l = &j->L->wk, y = st->k_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
         else k -= j->nk, l = &j->L->wv, y = st->v_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
-        h0 = k * QKV_BLOCK_HEADS;
-        int64_t h1 = h0 + QKV_BLOCK_HEADS < n_heads ? h0 + QKV_BLOCK_HEADS : n_heads;
+        h0 = k * j->hpi;
+        int64_t h1 = h0 + j->hpi < n_heads ? h0 + j->hpi : n_heads;
         rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
         if (l == &j->L->wv) continue;
         for (int64_t i = 0; i < j->n; i++) {
@@ -140,12 +141,10 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
 }
 
 /* gate, up and SwiGLU in one parallel region over column blocks of n_ff. */
-#define FFN_BLOCK 64
-
 typedef struct {
     rq_state *st;
     const rq_layer *L;
-    int64_t n;
+    int64_t n, blk;
 } ffn_job;
 
 static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
@@ -153,10 +152,10 @@ static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
     rq_state *st = j->st;
     int64_t f = st->model->cfg.n_ff;
     for (int64_t it = b; it < e; it++) {
-        int64_t c0 = it * FFN_BLOCK, c1 = c0 + FFN_BLOCK < f ? c0 + FFN_BLOCK : f;
+        int64_t c0 = it * j->blk, c1 = c0 + j->blk < f ? c0 + j->blk : f;
         rq_linear_forward_cols(&j->L->w_gate, st->xn, j->n, c0, c1, st->gate, f, false);
         rq_linear_forward_cols(&j->L->w_up, st->xn, j->n, c0, c1, st->up, f, false);
-        for (int64_t i = 0; i < j->n; i++) rq_swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+        for (int64_t i = 0; i < j->n; i++) st->vm->swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
     }
 }
 
@@ -165,7 +164,6 @@ static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
 typedef struct {
     rq_state *st;
     int64_t layer, n, pos, n_qblk;
-    rq_vexp_sum_fn vexp;
 } att_job;
 
 /* One work item: head h, query rows [i0, i1) of the batch, keys [0, pos + i1). */
@@ -195,7 +193,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
         for (int64_t r = 0; r < m; r++) {
             float *row = S + r * n_keys;
             int64_t valid = j->pos + i0 + r + 1; /* causal: keys 0..position */
-            rq_softmax_with(row, valid, j->vexp);
+            rq_softmax(row, valid, st->vm);
             for (int64_t t = valid; t < n_keys; t++) row[t] = 0.0f;
         }
         if (m == 1)
@@ -232,12 +230,15 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     /* attention block */
     rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
     hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
-    qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos,
-                  .nq = (c->n_head + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS,
-                  .nk = (c->n_head_kv + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS};
+    /* about WORK_ITEMS_PER_THREAD items per thread: balance against the cost of packing
+     * the activations once per GEMM call */
+    int nt = rq_threads_get();
+    int64_t hpi = (c->n_head + 2 * c->n_head_kv) / (WORK_ITEMS_PER_THREAD * nt);
+    hpi = hpi < 1 ? 1 : hpi;
+    qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos, .hpi = hpi,
+                  .nq = (c->n_head + hpi - 1) / hpi, .nk = (c->n_head_kv + hpi - 1) / hpi};
     rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
-    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK,
-                  .vexp = rq_vexp_sum_pick()};
+    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK};
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
     rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
@@ -245,8 +246,10 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     /* MLP block */
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
     hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
-    ffn_job fj = {.st = st, .L = L, .n = n};
-    rq_parallel_for((c->n_ff + FFN_BLOCK - 1) / FFN_BLOCK, 1, gate_up_items, &fj);
+    int64_t blk = (c->n_ff + WORK_ITEMS_PER_THREAD * nt - 1) / (WORK_ITEMS_PER_THREAD * nt);
+    blk = (blk + 31) / 32 * 32;
+    ffn_job fj = {.st = st, .L = L, .n = n, .blk = blk};
+    rq_parallel_for((c->n_ff + blk - 1) / blk, 1, gate_up_items, &fj);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
     rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
     hook(st, l, RQ_SITE_RESIDUAL, st->x, n, c->n_embd);
@@ -272,6 +275,7 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
             return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
                              (long long)i, (long long)c->n_vocab);
     RQ_TRY(ensure_scores(st));
+    st->vm = rq_vmath_get();
     int prev = rq_blas_single_begin();
     for (int64_t i = 0; i < n; i++)
         memcpy(st->x + i * c->n_embd, m->tok_embd + (int64_t)tokens[i] * c->n_embd, (size_t)c->n_embd * sizeof(float));

@@ -15,6 +15,7 @@
 
 #include "base/status.h"
 #include "io/gguf.h"
+#include "kernels/vmath.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -153,6 +154,7 @@ typedef struct rq_state {
     int64_t n_logits_rows; /* capacity of logits in rows */
     float *scores; /* [n_threads, ATT_BLOCK, n_ctx] attention scratch */
     int n_threads_alloc;
+    const rq_vmath *vm; /* vector kernels of the current forward call */
     rq_forward_hook hook;
     void *hook_user;
 } rq_state;

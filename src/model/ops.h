@@ -1,15 +1,12 @@
-/* Row operations of the forward pass (float32, one row at a time; the caller spreads rows
- * over threads). Each has a direct formula, tested in tests/test_model.c. */
+/* Row operations of the forward pass that are not plain vector math (that is in
+ * kernels/vmath.h): RoPE, and softmax composed from the vmath kernels. Tested against
+ * their direct formulas in tests/test_model.c. */
 #ifndef RQ_MODEL_OPS_H
 #define RQ_MODEL_OPS_H
 
-#include "kernels/vexp.h"
+#include "kernels/vmath.h"
 
 #include <stdint.h>
-
-/* y[i] = x[i] / sqrt(mean(x²) + eps) · g[i], i < n (mean accumulated in double).
- * y may alias x. */
-void rq_rmsnorm(const float *x, const float *g, int64_t n, float eps, float *y);
 
 /* RoPE on one head vector x[head_dim], in place, rotating the adjacent pairs
  * (x[2i], x[2i+1]), i < rope_dim/2, by the angle whose cos/sin are given:
@@ -23,12 +20,7 @@ void rq_rope_apply(float *x, const float *cos_, const float *sin_, int64_t rope_
 void rq_rope_table(int64_t n_pos, int64_t rope_dim, double base, double scale, const float *freq_div,
                    float *cos_, float *sin_);
 
-/* In-place softmax over x[n] (max subtracted; exp by src/kernels/vexp.h, sum in double).
- * The _with form takes the exp kernel, picked once by the caller for hot loops. */
-void rq_softmax(float *x, int64_t n);
-void rq_softmax_with(float *x, int64_t n, rq_vexp_sum_fn vexp);
-
-/* gate[i] = silu(gate[i]) · up[i] = gate/(1+exp(−gate)) · up, i < n. */
-void rq_swiglu(float *gate, const float *up, int64_t n);
+/* In-place softmax over x[n], n >= 1: max subtracted, exp summed in double. */
+void rq_softmax(float *x, int64_t n, const rq_vmath *vm);
 
 #endif
