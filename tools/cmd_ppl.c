@@ -15,7 +15,8 @@
 static void usage(void) {
     printf("usage: rotquant ppl -m MODEL (-f TEXT | --tokens-file IDS) [--protocol llamacpp|full] [--ctx N]\n"
            "                    [--chunks N] [-t N] [--quiet]\n"
-           "  -f TEXT            text file, tokenized with the model's tokenizer\n"
+           "  -f TEXT            text file, tokenized with the model's tokenizer (llamacpp: one trailing\n"
+           "                     newline dropped first, as llama-perplexity's -f does)\n"
            "  --tokens-file IDS  already tokenized ids (decimal, separated by blanks/commas/newlines)\n"
            "  --protocol P       llamacpp (default): llama-perplexity's windows, second half scored;\n"
            "                     full: non-overlapping windows, every token after the first scored\n"
@@ -84,7 +85,9 @@ int cmd_ppl(int argc, char **argv) {
     bool add_bos = rq_tokenizer_add_bos_default(tok);
     int32_t bos = rq_tokenizer_bos(tok);
     if (text_path) {
-        /* as llama-perplexity: BOS at the start iff the model adds one, specials as text */
+        /* as llama-perplexity: its -f drops one trailing newline; BOS at the start iff the
+         * model adds one; special tokens tokenized as text */
+        if (proto == RQ_PPL_LLAMACPP && text_len > 0 && text[text_len - 1] == '\n') text[--text_len] = 0;
         double t = rq_time_now();
         if (rq_tokenizer_encode(tok, text, text_len, add_bos, false, &ids, &n_ids) != RQ_OK) {
             cli_fail("%s: %s", text_path, rq_last_error());

@@ -5,8 +5,9 @@
  *                    token of each window is replaced by BOS when `bos` >= 0 (the model
  *                    adds BOS); only the second half is scored: the logits at positions
  *                    ctx/2 .. ctx-2 predict the tokens at ctx/2+1 .. ctx-1 (ctx - ctx/2 - 1
- *                    per window). The caller tokenizes the text as llama.cpp does: BOS at
- *                    the start iff the model adds BOS, special tokens not parsed.
+ *                    per window). The caller tokenizes the text as llama.cpp does: one
+ *                    trailing newline of the file dropped, BOS at the start iff the model
+ *                    adds BOS, special tokens not parsed (tools/cmd_ppl.c).
  *   RQ_PPL_FULL      the GPTQ/QuaRot papers' protocol: n_tokens / ctx non-overlapping
  *                    windows (the tail dropped), every token after the first of a window
  *                    scored (ctx - 1 per window); no BOS replacement.
