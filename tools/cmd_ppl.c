@@ -1,0 +1,123 @@
+/* rotquant ppl: perplexity of a text file (src/eval/ppl.h). */
+#include "cli.h"
+
+#include "base/pool.h"
+#include "base/status.h"
+#include "base/timer.h"
+#include "eval/ppl.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(void) {
+    printf("usage: rotquant ppl -m MODEL (-f TEXT | --tokens-file IDS) [--protocol llamacpp|full] [--ctx N]\n"
+           "                    [--chunks N] [-t N] [--quiet]\n"
+           "  -f TEXT            text file, tokenized with the model's tokenizer\n"
+           "  --tokens-file IDS  already tokenized ids (decimal, separated by blanks/commas/newlines)\n"
+           "  --protocol P       llamacpp (default): llama-perplexity's windows, second half scored;\n"
+           "                     full: non-overlapping windows, every token after the first scored\n"
+           "  --ctx N            window length (default 512 for llamacpp, 2048 for full)\n"
+           "  --chunks N         evaluate at most N windows\n"
+           "  -t N               threads (default: the cores present)\n"
+           "  --quiet            no progress lines\n");
+}
+
+int cmd_ppl(int argc, char **argv) {
+    const char *model_path = NULL, *text_path = NULL, *ids_path = NULL;
+    int64_t ctx = 0, chunks = 0, threads = 0;
+    rq_ppl_protocol proto = RQ_PPL_LLAMACPP;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "--tokens-file")) {
+            if (!v) return cli_fail("%s needs a value", a);
+            *(a[1] == 'm' ? &model_path : a[1] == 'f' ? &text_path : &ids_path) = v;
+            i++;
+        } else if (!strcmp(a, "--protocol")) {
+            if (!v) return cli_fail("--protocol needs a value");
+            if (!strcmp(v, "llamacpp")) proto = RQ_PPL_LLAMACPP;
+            else if (!strcmp(v, "full")) proto = RQ_PPL_FULL;
+            else return cli_fail("--protocol: '%s' is not llamacpp or full", v);
+            i++;
+        } else if (!strcmp(a, "--ctx")) {
+            if (!cli_parse_int(a, v, 4, 1 << 20, &ctx)) return 1;
+            i++;
+        } else if (!strcmp(a, "--chunks")) {
+            if (!cli_parse_int(a, v, 1, INT64_C(1) << 40, &chunks)) return 1;
+            i++;
+        } else if (!strcmp(a, "-t")) {
+            if (!cli_parse_int(a, v, 0, 256, &threads)) return 1;
+            i++;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
+        } else {
+            return cli_fail("ppl: unknown argument '%s'", a);
+        }
+    }
+    if (!model_path) return cli_fail("ppl: -m MODEL is required");
+    if (!text_path == !ids_path) return cli_fail("ppl: give exactly one of -f TEXT and --tokens-file IDS");
+    if (ctx == 0) ctx = proto == RQ_PPL_LLAMACPP ? 512 : 2048;
+    cli_threads_set(threads);
+
+    int rc = 1;
+    rq_gguf *g = NULL;
+    rq_model *m = NULL;
+    rq_tokenizer *tok = NULL;
+    char *text = NULL;
+    int32_t *ids = NULL;
+    int64_t n_ids = 0, text_len = 0;
+    /* read the input first: a missing file fails before the model loads */
+    if (!cli_read_file(text_path ? text_path : ids_path, &text, &text_len)) goto done;
+    double t_load = rq_time_now();
+    if (rq_gguf_open(model_path, &g) != RQ_OK || rq_model_load(g, &m) != RQ_OK ||
+        rq_tokenizer_load(g, &tok) != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
+    t_load = rq_time_now() - t_load;
+    bool add_bos = rq_tokenizer_add_bos_default(tok);
+    int32_t bos = rq_tokenizer_bos(tok);
+    if (text_path) {
+        /* as llama-perplexity: BOS at the start iff the model adds one, specials as text */
+        double t = rq_time_now();
+        if (rq_tokenizer_encode(tok, text, text_len, add_bos, false, &ids, &n_ids) != RQ_OK) {
+            cli_fail("%s: %s", text_path, rq_last_error());
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "tokenized %s: %lld bytes -> %lld tokens in %.2f s\n", text_path, (long long)text_len,
+                    (long long)n_ids, rq_time_now() - t);
+    } else {
+        if (!cli_parse_ids(ids_path, text, &ids, &n_ids)) goto done;
+    }
+    rq_ppl_params p = {.protocol = proto, .ctx = ctx, .max_chunks = chunks,
+                       .bos = proto == RQ_PPL_LLAMACPP && add_bos ? bos : -1, .progress = !quiet};
+    if (!quiet)
+        fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads\n", model_path,
+                (long long)rq_model_n_params(m), t_load, rq_threads_get());
+    rq_ppl_result r;
+    if (rq_ppl_eval(m, ids, n_ids, &p, &r) != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
+    printf("protocol %s, ctx %lld: %lld chunks, %lld tokens scored\n",
+           proto == RQ_PPL_LLAMACPP ? "llamacpp" : "full", (long long)ctx, (long long)r.n_chunks,
+           (long long)r.n_scored);
+    printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
+    printf("time %.2f s, %.1f tokens/s, peak RSS %.0f MiB\n", r.seconds, (double)r.n_evaluated / r.seconds,
+           (double)rq_peak_rss_bytes() / (1024.0 * 1024.0));
+    rc = 0;
+done:
+    rq_free(ids);
+    rq_free(text);
+    rq_tokenizer_free(tok);
+    rq_model_free(m);
+    rq_gguf_close(g);
+    return rc;
+}
