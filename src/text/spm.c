@@ -1,0 +1,218 @@
+/* SentencePiece-style tokenizer, as llama.cpp's llm_tokenizer_spm_session:
+ *   1. optionally prefix ' ', then replace every ' ' by U+2581;
+ *   2. cut the text into symbols by UTF-8 lead byte (no validation);
+ *   3. repeatedly merge the adjacent pair whose concatenation is the vocabulary token with
+ *      the highest score (ties: leftmost);
+ *   4. a final symbol that is a token is emitted; otherwise it is re-split along the
+ *      merge that last produced its text, or emitted as <0xNN> byte tokens. */
+#include "text/tokenizer_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+rq_status rq_spm_init(rq_tokenizer *t) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (int b = 0; b < 256; b++) {
+        char buf[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
+        int32_t id = rq_tok_lookup(t, buf, 6);
+        if (id < 0) {
+            char one = (char)b;
+            id = rq_tok_lookup(t, &one, 1);
+        }
+        t->byte_tok[b] = id;
+    }
+    return RQ_OK;
+}
+
+typedef struct ssym {
+    int64_t start; /* byte offset in the escaped text */
+    int64_t len;   /* 0 = merged away */
+    int64_t prev, next;
+} ssym;
+
+typedef struct sbigram {
+    float score;
+    int64_t left, right;
+    int64_t size;
+} sbigram;
+
+/* text -> (left, right) of the last bigram queued with that text (llama.cpp's rev_merge) */
+typedef struct rev_entry {
+    int64_t start, len; /* the text, in the escaped buffer */
+    int64_t left, right;
+} rev_entry;
+
+typedef struct spm_work {
+    const rq_tokenizer *t;
+    const char *buf;
+    ssym *syms;
+    sbigram *heap;
+    int64_t heap_n, heap_cap;
+    rev_entry *rev;
+    int64_t rev_mask, rev_n;
+} spm_work;
+
+static bool sbigram_before(const sbigram *a, const sbigram *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static rq_status sheap_push(spm_work *w, sbigram g) {
+    if (w->heap_n == w->heap_cap) {
+        int64_t nc = w->heap_cap ? w->heap_cap * 2 : 256;
+        sbigram *nh = (sbigram *)rq_alloc(nc * (int64_t)sizeof(sbigram));
+        if (!nh) return RQ_ENOMEM;
+        if (w->heap_n) memcpy(nh, w->heap, (size_t)w->heap_n * sizeof(sbigram));
+        rq_free(w->heap);
+        w->heap = nh;
+        w->heap_cap = nc;
+    }
+    int64_t i = w->heap_n++;
+    while (i > 0) {
+        int64_t p = (i - 1) / 2;
+        if (!sbigram_before(&g, &w->heap[p])) break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = g;
+    return RQ_OK;
+}
+
+static sbigram sheap_pop(spm_work *w) {
+    sbigram top = w->heap[0];
+    sbigram last = w->heap[--w->heap_n];
+    int64_t i = 0, n = w->heap_n;
+    for (;;) {
+        int64_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && sbigram_before(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!sbigram_before(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0) w->heap[i] = last;
+    return top;
+}
+
+static rev_entry *rev_slot(spm_work *w, const char *s, int64_t len) {
+    uint64_t h = rq_text_hash(s, len);
+    for (int64_t k = (int64_t)(h & (uint64_t)w->rev_mask);; k = (k + 1) & w->rev_mask) {
+        rev_entry *e = &w->rev[k];
+        if (e->len < 0) return e;
+        if (e->len == len && memcmp(w->buf + e->start, s, (size_t)len) == 0) return e;
+    }
+}
+
+static rq_status try_bigram(spm_work *w, int64_t left, int64_t right) {
+    if (left < 0 || right < 0) return RQ_OK;
+    const ssym *l = &w->syms[left], *r = &w->syms[right];
+    int64_t size = l->len + r->len;
+    int32_t id = rq_tok_lookup(w->t, w->buf + l->start, size);
+    if (id < 0) return RQ_OK;
+    sbigram g = {w->t->scores[id], left, right, size};
+    RQ_TRY(sheap_push(w, g));
+    rev_entry *e = rev_slot(w, w->buf + l->start, size);
+    if (e->len < 0) {
+        /* the table is sized for one entry per symbol pair, which bounds the distinct texts */
+        RQ_ASSERT(w->rev_n < w->rev_mask);
+        w->rev_n++;
+        e->start = l->start;
+        e->len = size;
+    }
+    e->left = left;
+    e->right = right;
+    return RQ_OK;
+}
+
+static rq_status resegment(spm_work *w, int64_t start, int64_t len, int depth, rq_ivec *out) {
+    const rq_tokenizer *t = w->t;
+    int32_t id = rq_tok_lookup(t, w->buf + start, len);
+    if (id >= 0) return rq_ivec_push(out, id);
+    if (len > 0 && depth < 64) { /* the depth bound only guards against a cycle */
+        rev_entry *e = rev_slot(w, w->buf + start, len);
+        if (e->len >= 0) {
+            RQ_TRY(resegment(w, w->syms[e->left].start, w->syms[e->left].len, depth + 1, out));
+            return resegment(w, w->syms[e->right].start, w->syms[e->right].len, depth + 1, out);
+        }
+    }
+    for (int64_t i = start; i < start + len; i++) {
+        uint8_t b = (uint8_t)w->buf[i];
+        if (t->byte_tok[b] < 0)
+            return rq_errorf(RQ_EFORMAT, "tokenize: the vocabulary has no byte token <0x%02X> for a byte it cannot spell", b);
+        RQ_TRY(rq_ivec_push(out, t->byte_tok[b]));
+    }
+    return RQ_OK;
+}
+
+static int64_t utf8_len_by_lead(uint8_t c) {
+    static const int8_t lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return lookup[c >> 4];
+}
+
+rq_status rq_spm_encode_fragment(const rq_tokenizer *t, const char *text, int64_t n, bool prefix_space, rq_ivec *out) {
+    int64_t cap;
+    if (!rq_mul_ok(n + 1, 3, &cap)) return rq_errorf(RQ_EINVAL, "tokenize: text too long");
+    char *buf = (char *)rq_alloc(cap);
+    if (!buf) return RQ_ENOMEM;
+    int64_t m = 0;
+    if (prefix_space) {
+        memcpy(buf, "\xe2\x96\x81", 3);
+        m = 3;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (text[i] == ' ') {
+            memcpy(buf + m, "\xe2\x96\x81", 3);
+            m += 3;
+        } else {
+            buf[m++] = text[i];
+        }
+    }
+    if (m == 0) {
+        rq_free(buf);
+        return RQ_OK;
+    }
+
+    spm_work w = {0};
+    w.t = t;
+    w.buf = buf;
+    rq_status s = RQ_OK;
+    int64_t n_sym = 0;
+    w.syms = (ssym *)rq_alloc(m * (int64_t)sizeof(ssym));
+    int64_t rcap = 16;
+    while (rcap < 4 * m + 4) rcap *= 2; /* <= 3 distinct texts per symbol */
+    w.rev = (rev_entry *)rq_alloc(rcap * (int64_t)sizeof(rev_entry));
+    w.rev_mask = rcap - 1;
+    if (!w.syms || !w.rev) {
+        s = RQ_ENOMEM;
+        goto done;
+    }
+    for (int64_t k = 0; k < rcap; k++) w.rev[k].len = -1;
+    for (int64_t off = 0; off < m;) {
+        int64_t l = utf8_len_by_lead((uint8_t)buf[off]);
+        if (l > m - off) l = m - off;
+        w.syms[n_sym].start = off;
+        w.syms[n_sym].len = l;
+        w.syms[n_sym].prev = n_sym - 1;
+        off += l;
+        w.syms[n_sym].next = off == m ? -1 : n_sym + 1;
+        n_sym++;
+    }
+    for (int64_t i = 1; i < n_sym && s == RQ_OK; i++) s = try_bigram(&w, i - 1, i);
+    while (s == RQ_OK && w.heap_n > 0) {
+        sbigram g = sheap_pop(&w);
+        ssym *l = &w.syms[g.left], *r = &w.syms[g.right];
+        if (l->len == 0 || r->len == 0 || l->len + r->len != g.size) continue;
+        l->len += r->len;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) w.syms[r->next].prev = g.left;
+        s = try_bigram(&w, l->prev, g.left);
+        if (s == RQ_OK) s = try_bigram(&w, g.left, l->next);
+    }
+    for (int64_t i = 0; s == RQ_OK && i >= 0; i = w.syms[i].next) s = resegment(&w, w.syms[i].start, w.syms[i].len, 0, out);
+done:
+    rq_free(w.syms);
+    rq_free(w.heap);
+    rq_free(w.rev);
+    rq_free(buf);
+    return s;
+}
