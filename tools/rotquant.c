@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"logits", cmd_logits, "(testing) logits and greedy ids of given token ids"},
+    {"quantize", cmd_quantize, "rotate and quantize a model (GSR/Hadamard/..., RTN/GPTQ, 2-8 bits)"},
     {"info", cmd_info, "print what a model file holds: metadata, tensors, bits per weight"},
     {"version", cmd_version, "print the version and the CPU kernel level"},
 };
