@@ -16,6 +16,52 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Token ids written by --calib-save: one sequence per line, all of the same length. */
+static bool read_calib_ids(const char *path, int64_t n_vocab, int32_t **out, int64_t *n_seq, int64_t *len) {
+    char *text;
+    int64_t n;
+    if (!cli_read_file(path, &text, &n)) return false;
+    int64_t cap = n / 2 + 1, count = 0, lines = 0, per_line = -1, in_line = 0;
+    int32_t *ids = rq_xalloc(cap * (int64_t)sizeof(int32_t));
+    const char *p = text, *end = text + n;
+    bool ok = true;
+    while (p < end && ok) {
+        if (*p == '\n') {
+            if (in_line) {
+                if (per_line >= 0 && in_line != per_line) ok = !cli_fail("%s:%lld: %lld ids, earlier lines have %lld", path, (long long)lines + 1, (long long)in_line, (long long)per_line);
+                per_line = in_line;
+                lines++;
+                in_line = 0;
+            }
+            p++;
+        } else if (*p == ' ' || *p == '\t' || *p == '\r') {
+            p++;
+        } else if (*p >= '0' && *p <= '9') {
+            int64_t v = 0;
+            while (p < end && *p >= '0' && *p <= '9' && v <= n_vocab) v = v * 10 + (*p++ - '0');
+            if (v >= n_vocab) ok = !cli_fail("%s:%lld: token id out of range [0, %lld)", path, (long long)lines + 1, (long long)n_vocab);
+            else ids[count++] = (int32_t)v, in_line++;
+        } else {
+            ok = !cli_fail("%s:%lld: unexpected character '%c' (token ids expected)", path, (long long)lines + 1, *p);
+        }
+    }
+    if (ok && in_line) {
+        if (per_line >= 0 && in_line != per_line) ok = !cli_fail("%s: last line has %lld ids, earlier lines %lld", path, (long long)in_line, (long long)per_line);
+        per_line = in_line;
+        lines++;
+    }
+    if (ok && (lines == 0 || per_line < 2)) ok = !cli_fail("%s: no calibration sequences of at least 2 ids", path);
+    rq_free(text);
+    if (!ok) {
+        rq_free(ids);
+        return false;
+    }
+    *out = ids;
+    *n_seq = lines;
+    *len = per_line;
+    return true;
+}
+
 static void usage(void) {
     printf("usage: rotquant quantize -m IN.gguf -o OUT.gguf [options]\n"
            "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr)\n"
@@ -32,7 +78,9 @@ static void usage(void) {
            "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
            "  --calib-n N        calibration sequences (default 128)\n"
            "  --calib-len L      tokens per sequence (default 2048, at most the model's context)\n"
-           "  --calib-save FILE  also write the calibration token ids as text (one sequence per line)\n"
+           "  --calib-save FILE  also write the calibration token ids as text (one sequence per line);\n"
+           "                     without -o, only generate the calibration data\n"
+           "  --calib-ids FILE   read calibration token ids written by --calib-save (reuse across runs)\n"
            "  --embd-type T      token embedding / lm_head storage: q8_0 (default), f16, f32\n"
            "  --seed S           seeds the rotation signs, the calibration data (default 0)\n"
            "  -t N               threads (default: all cores)\n");
@@ -40,7 +88,7 @@ static void usage(void) {
 
 
 int cmd_quantize(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *calib = "generate", *calib_save = NULL, *embd = "q8_0";
+    const char *in = NULL, *out = NULL, *calib = "generate", *calib_save = NULL, *calib_ids = NULL, *embd = "q8_0";
     const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
     int64_t block = 0, block2 = 0, wbits = 2, group = 64, calib_n = 128, calib_len = 2048, seed = 0, threads = 0;
     double damp = 0.01;
@@ -56,6 +104,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
         else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
         else if (!strcmp(a, "--calib")) { if (!(calib = VAL())) return cli_fail("--calib needs a value"); }
+        else if (!strcmp(a, "--calib-ids")) { if (!(calib_ids = VAL())) return cli_fail("--calib-ids needs a file"); }
         else if (!strcmp(a, "--calib-save")) { if (!(calib_save = VAL())) return cli_fail("--calib-save needs a file"); }
         else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a value"); }
         else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block)) return 1; }
@@ -72,7 +121,9 @@ int cmd_quantize(int argc, char **argv) {
         else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
 #undef VAL
     }
-    if (!in || !out) return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required");
+    if (!in || (!out && !calib_save))
+        return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required (or --calib-save FILE alone: only "
+                        "generate calibration data)");
     if (!rq_qpacked_bits_ok((int)wbits)) return cli_fail("--wbits: %lld is not one of 2, 3, 4, 8", (long long)wbits);
     rq_ptq_opts po = rq_ptq_opts_default();
     po.wbits = (int)wbits;
@@ -122,9 +173,17 @@ int cmd_quantize(int argc, char **argv) {
     double t_calib = 0;
     if (po.method == RQ_PTQ_GPTQ) {
         if (calib_len > c->n_ctx_train && c->n_ctx_train > 0) calib_len = c->n_ctx_train;
+        if (calib_ids && (calib_n != 128 || calib_len != 2048)) {
+            rc = cli_fail("--calib-ids sets the sequence count and length itself");
+            goto done;
+        }
         t0 = rq_time_now();
         rq_status s;
-        if (!strcmp(calib, "generate")) {
+        if (calib_ids) {
+            s = RQ_OK;
+            if (!read_calib_ids(calib_ids, c->n_vocab, &ids, &calib_n, &calib_len)) goto done;
+            calib = calib_ids;
+        } else if (!strcmp(calib, "generate")) {
             /* the rotated model computes the same function: sampling from it is sampling
              * from the float model */
             s = rq_calib_generate(m, tok, calib_n, calib_len, 1.0f, (uint64_t)seed, true, &ids);
@@ -143,6 +202,12 @@ int cmd_quantize(int argc, char **argv) {
             for (int64_t q = 0; q < calib_n; q++)
                 for (int64_t t = 0; t < calib_len; t++) fprintf(f, "%d%c", ids[q * calib_len + t], t + 1 < calib_len ? ' ' : '\n');
             fclose(f);
+            fprintf(stderr, "quantize: wrote %lld calibration sequences of %lld tokens to %s (%.1fs)\n",
+                    (long long)calib_n, (long long)calib_len, calib_save, t_calib);
+        }
+        if (!out) {
+            rc = 0;
+            goto done;
         }
     }
     if (rq_ptq_run(m, &po, ids, calib_n, calib_len, &res) != RQ_OK) { rc = cli_fail_status(); goto done; }

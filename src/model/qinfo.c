@@ -121,20 +121,20 @@ rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *q, const char *
     const rq_gguf_tensor *tc = rq_gguf_find_tensor(g, cn), *tp = rq_gguf_find_tensor(g, pn);
     const char *p = rq_gguf_path(g);
     if (!tc || !tp) return rq_errorf(RQ_EFORMAT, "%s: missing tensor '%s'", p, tc ? pn : cn);
-    if (n_in % q->group)
-        return rq_errorf(RQ_EFORMAT, "%s: '%s': group %u does not divide the input size %lld", p, name, q->group,
-                         (long long)n_in);
     int np = rq_qparam_count(q->quantizer);
     int64_t rb = rq_qpacked_row_bytes((int)q->wbits, n_in);
     if (tc->type != RQ_TYPE_I8 || tc->n_dims != 2 || tc->ne[0] != rb || tc->ne[1] != n_out)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be I8 [%lld, %lld]", p, cn, (long long)rb, (long long)n_out);
-    if (tp->type != RQ_TYPE_F16 || tp->n_dims != 3 || tp->ne[0] != np || tp->ne[1] != n_in / q->group ||
-        tp->ne[2] != n_out)
-        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be F16 [%d, %lld, %lld]", p, pn, np,
-                         (long long)(n_in / q->group), (long long)n_out);
+    /* the group of this tensor follows from its parameter count (rotquant.group is the
+     * requested one; layers it does not divide use a smaller one) */
+    int64_t ng = tp->ne[1];
+    if (tp->type != RQ_TYPE_F16 || tp->n_dims != 3 || tp->ne[0] != np || ng < 1 || n_in % ng || tp->ne[2] != n_out)
+        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be F16 [%d, groups dividing %lld, %lld]", p, pn, np,
+                         (long long)n_in, (long long)n_out);
+    int64_t group = n_in / ng;
     float *w = rq_alloc(n_out * n_in * (int64_t)sizeof(float));
     if (!w) return rq_error_prefix(RQ_ENOMEM, name);
-    rq_qpacked_dequant(q->quantizer, (int)q->wbits, q->group, tc->data, tp->data, n_out, n_in, w);
+    rq_qpacked_dequant(q->quantizer, (int)q->wbits, group, tc->data, tp->data, n_out, n_in, w);
     *dst = w;
     return RQ_OK;
 }

@@ -10,6 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
+int64_t rq_ptq_group_for(int64_t group, int64_t in) {
+    int64_t g = group;
+    while (g > 1 && in % g) g /= 2;
+    return in % g == 0 && (g == group || g >= 16) ? g : 0;
+}
+
 rq_ptq_opts rq_ptq_opts_default(void) {
     rq_ptq_opts o;
     memset(&o, 0, sizeof o);
@@ -63,9 +69,9 @@ static rq_status check_opts(const rq_model *m, const rq_ptq_opts *o) {
         return rq_errorf(RQ_EINVAL, "the LUT quantizer has 4 levels: it needs --wbits 2");
     int64_t ins[3] = {c->n_embd, c->n_head * c->head_dim, c->n_ff};
     for (int i = 0; i < 3; i++)
-        if (o->group < 1 || ins[i] % o->group)
-            return rq_errorf(RQ_EINVAL, "group %lld does not divide the layer input size %lld", (long long)o->group,
-                             (long long)ins[i]);
+        if (o->group < 1 || rq_ptq_group_for(o->group, ins[i]) < 1)
+            return rq_errorf(RQ_EINVAL, "group %lld: no power-of-two fraction of it divides the layer input size %lld",
+                             (long long)o->group, (long long)ins[i]);
     for (int64_t l = 0; l < c->n_layer; l++)
         for (int i = 0; i < N_LIN; i++)
             if (layer_lin(&m->layers[l], i)->kind != RQ_LINEAR_F32)
@@ -161,9 +167,11 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             snprintf(ql->name, sizeof ql->name, "blk.%lld.%s.weight", (long long)l, lin_names[i]);
             ql->n_out = lin->n_out;
             ql->n_in = lin->n_in;
+            ql->group = rq_ptq_group_for(o->group, lin->n_in);
+            gcfg.group = ql->group;
             int64_t n = lin->n_out * lin->n_in;
             ql->codes = rq_xalloc(n);
-            ql->params = rq_xalloc(n / o->group * q.n_param * (int64_t)sizeof(float));
+            ql->params = rq_xalloc(n / ql->group * q.n_param * (int64_t)sizeof(float));
             float *deq = rq_xalloc(n * (int64_t)sizeof(float));
             if (gptq) {
                 /* q, k, v share one Hessian, gate and up another: fetch it once per site */
@@ -175,7 +183,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 ql->loss = info.loss;
                 if (s == RQ_OK && info.warning[0]) fprintf(stderr, "\nquantize: %s: %s\n", ql->name, info.warning);
             } else {
-                s = rq_quant_rtn(&q, lin->w, lin->n_out, lin->n_in, o->group, NULL, ql->codes, ql->params, deq);
+                s = rq_quant_rtn(&q, lin->w, lin->n_out, lin->n_in, ql->group, NULL, ql->codes, ql->params, deq);
                 double e = 0;
                 for (int64_t j = 0; j < n; j++) e += ((double)lin->w[j] - deq[j]) * ((double)lin->w[j] - deq[j]);
                 ql->loss = e;

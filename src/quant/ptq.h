@@ -14,7 +14,8 @@ typedef enum rq_ptq_method { RQ_PTQ_RTN = 0, RQ_PTQ_GPTQ = 1 } rq_ptq_method;
 
 typedef struct rq_ptq_opts {
     int wbits;                /* 2, 3, 4, 8 */
-    int64_t group;            /* divides every linear's input size */
+    int64_t group;            /* weights per group; where it does not divide a layer's input
+                               * size, that layer uses the largest group/2^k that does (>= 16) */
     rq_qparam_kind quantizer; /* uniform (asymmetric) or 4-level LUT (wbits 2) */
     rq_ptq_method method;
     bool act_order;           /* GPTQ: columns by decreasing H_ii (static groups) */
@@ -25,11 +26,14 @@ typedef struct rq_ptq_opts {
 } rq_ptq_opts;
 
 rq_ptq_opts rq_ptq_opts_default(void);
+/* The group a layer of input size `in` gets for a requested group (0 if none fits). */
+int64_t rq_ptq_group_for(int64_t group, int64_t in);
 
 /* One quantized linear layer, in the file's terms (format/qpacked.h). */
 typedef struct rq_qlinear {
     char name[64];     /* GGUF tensor name, e.g. "blk.3.attn_q.weight" */
     int64_t n_out, n_in;
+    int64_t group;     /* this layer's group size (see rq_ptq_opts.group) */
     uint8_t *codes;    /* [n_out, n_in] unpacked */
     float *params;     /* [n_out, n_in/group, n_param] */
     double loss;       /* GPTQ: Σe²/2 weighted by H; RTN: Σ(w − ŵ)² */

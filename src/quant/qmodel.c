@@ -63,7 +63,7 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     int64_t bytes = 0, weights = 0;
     for (int64_t i = 0; i < res->n_lin; i++) {
         const rq_qlinear *q = &res->lin[i];
-        bytes += q->n_out * rq_qpacked_row_bytes((int)info->wbits, q->n_in) + q->n_out * (q->n_in / info->group) * np * 2;
+        bytes += q->n_out * rq_qpacked_row_bytes((int)info->wbits, q->n_in) + q->n_out * (q->n_in / q->group) * np * 2;
         weights += q->n_out * q->n_in;
     }
     info->bits_per_weight = weights ? 8.0 * (double)bytes / (double)weights : 0;
@@ -84,7 +84,7 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     }
     for (int64_t i = 0; i < res->n_lin; i++) {
         const rq_qlinear *q = &res->lin[i];
-        int64_t rb = rq_qpacked_row_bytes((int)info->wbits, q->n_in), ng = q->n_in / info->group;
+        int64_t rb = rq_qpacked_row_bytes((int)info->wbits, q->n_in), ng = q->n_in / q->group;
         uint8_t *packed = keep(&k, rq_xalloc(rb * q->n_out));
         for (int64_t r = 0; r < q->n_out; r++)
             rq_qpacked_pack_row((int)info->wbits, q->codes + r * q->n_in, q->n_in, packed + r * rb);
