@@ -296,6 +296,7 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
         return rq_errorf(RQ_EINVAL, "forward: %lld rows at position %lld do not fit the state", (long long)n,
                          (long long)pos);
     RQ_TRY(ensure_scores(st));
+    st->vm = rq_vmath_get();
     int prev = rq_blas_single_begin();
     for (int64_t l = l0; l < l1; l++) layer_forward(st, l, n, pos);
     rq_blas_single_end(prev);
