@@ -35,6 +35,21 @@ int main(void) {
     rq_model *m;
     RQ_CHECK(rq_model_load_file(path, &m) == RQ_OK);
     float *ref = run_logits(m);
+
+    /* the layer-by-layer entry point (calibration) computes what the full forward does */
+    {
+        rq_state *a, *b;
+        RQ_ASSERT(rq_state_new(m, N_TOK, N_TOK, false, &a) == RQ_OK && rq_state_new(m, N_TOK, N_TOK, false, &b) == RQ_OK);
+        RQ_CHECK(rq_model_forward(a, tokens, N_TOK, 0, RQ_LOGITS_NONE) == RQ_OK);
+        int64_t e = m->cfg.n_embd;
+        for (int i = 0; i < N_TOK; i++) memcpy(b->x + i * e, m->tok_embd + (int64_t)tokens[i] * e, (size_t)e * sizeof(float));
+        RQ_CHECK(rq_model_forward_layers(b, 0, 10, N_TOK, 0) == RQ_OK);
+        RQ_CHECK(rq_model_forward_layers(b, 10, m->cfg.n_layer, N_TOK, 0) == RQ_OK);
+        RQ_CHECK(rq_max_abs_diff(a->x, b->x, N_TOK * e) == 0);
+        RQ_CHECK(rq_model_forward_layers(b, 3, 2, N_TOK, 0) == RQ_EINVAL);
+        rq_state_free(a);
+        rq_state_free(b);
+    }
     int64_t n_log = N_TOK * m->cfg.n_vocab, n_embd = m->cfg.n_embd, hd = m->cfg.head_dim;
     rq_model_free(m);
 
