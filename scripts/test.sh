@@ -16,8 +16,8 @@ if [ "${RQ_SKIP_ASAN:-0}" != 1 ]; then
     for f in build-asan/tests/fuzz_*; do
         name=$(basename "$f"); corpus=tests/fuzz/corpus/${name#fuzz_}
         work=$(mktemp -d)
-        echo "fuzz: $name, ${RQ_FUZZ_RUNS:-200000} runs from $corpus"
-        "$f" -runs="${RQ_FUZZ_RUNS:-200000}" -max_len=4096 -seed=1 "$work" "$corpus" 2>&1 | tail -n 2
+        echo "fuzz: $name, ${RQ_FUZZ_RUNS:-50000} runs from $corpus"
+        "$f" -runs="${RQ_FUZZ_RUNS:-50000}" -max_len=4096 -seed=1 "$work" "$corpus" 2>&1 | tail -n 2
         rm -rf "$work"
     done
 fi

@@ -7,7 +7,10 @@
 #include <immintrin.h>
 
 #define RQ_MAX_THREADS 256
-#define RQ_SPIN_ITERS 20000
+/* Spin this many pause iterations before sleeping (workers waiting for a job, the caller
+ * waiting for workers): short, so that an oversubscribed machine (ctest -j, other
+ * processes) does not burn the time slices the threads we wait for need. */
+#define RQ_SPIN_ITERS 2000
 
 typedef struct {
     rq_range_fn fn;
@@ -24,10 +27,13 @@ static struct {
     pthread_cond_t cv;
     atomic_uint generation;
     atomic_int pending; /* workers that have not finished the current job */
+    pthread_cond_t done_cv; /* signalled when pending reaches 0 */
+    atomic_int caller_sleeping;
     atomic_int stop;
     job_t job;
     unsigned start_generation;
-} g = {.nthreads = 0, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} g = {.nthreads = 0, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+       .done_cv = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local int tl_in_region;
 
@@ -62,7 +68,11 @@ static void *worker(void *arg) {
         if (atomic_load(&g.stop)) return NULL;
         seen = gen;
         run_chunks(&g.job, thread);
-        atomic_fetch_sub(&g.pending, 1);
+        if (atomic_fetch_sub(&g.pending, 1) == 1 && atomic_load(&g.caller_sleeping)) {
+            pthread_mutex_lock(&g.mu);
+            pthread_cond_signal(&g.done_cv);
+            pthread_mutex_unlock(&g.mu);
+        }
     }
 }
 
@@ -131,5 +141,15 @@ void rq_parallel_for(int64_t n, int64_t grain, rq_range_fn fn, void *ctx) {
     tl_in_region = 1;
     run_chunks(&g.job, 0);
     tl_in_region = 0;
-    while (atomic_load(&g.pending) > 0) _mm_pause();
+    for (int spins = 0; atomic_load(&g.pending) > 0; spins++) {
+        if (spins < RQ_SPIN_ITERS) {
+            _mm_pause();
+            continue;
+        }
+        pthread_mutex_lock(&g.mu);
+        atomic_store(&g.caller_sleeping, 1);
+        while (atomic_load(&g.pending) > 0) pthread_cond_wait(&g.done_cv, &g.mu);
+        atomic_store(&g.caller_sleeping, 0);
+        pthread_mutex_unlock(&g.mu);
+    }
 }

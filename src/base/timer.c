@@ -33,6 +33,7 @@ void rq_progress_start(rq_progress *p, const char *label, int64_t total, bool en
     p->label = label;
     p->total = total;
     p->enabled = enabled;
+    p->tty = isatty(2);
     p->t_start = p->t_last_print = rq_time_now();
 }
 
@@ -51,10 +52,10 @@ static void print_line(rq_progress *p, const char *extra, bool final) {
     fmt_secs(e, sizeof e, el);
     double rem = p->done > 0 ? el * (double)(p->total - p->done) / (double)p->done : 0;
     fmt_secs(eta, sizeof eta, rem);
-    fprintf(stderr, "\r%s: %lld/%lld (%.0f%%) elapsed %s%s%s%s%s", p->label, (long long)p->done,
+    fprintf(stderr, "%s%s: %lld/%lld (%.0f%%) elapsed %s%s%s%s%s", p->tty ? "\r" : "", p->label, (long long)p->done,
             (long long)p->total, p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, e,
             final ? "" : ", ETA ", final ? "" : eta, extra ? "  " : "", extra ? extra : "");
-    fprintf(stderr, final ? "\n" : "\033[K");
+    fprintf(stderr, final || !p->tty ? "\n" : "\033[K");
     fflush(stderr);
     p->t_last_print = now;
 }
@@ -63,7 +64,8 @@ void rq_progress_step(rq_progress *p, int64_t n, const char *extra) {
     p->done += n;
     if (!p->enabled) return;
     double now = rq_time_now();
-    if (now - p->t_last_print >= 0.5 || p->done == p->total) print_line(p, extra, false);
+    double every = p->tty ? 0.5 : 10.0;
+    if (now - p->t_last_print >= every || (p->tty && p->done == p->total)) print_line(p, extra, false);
 }
 
 void rq_progress_finish(rq_progress *p) {

@@ -16,6 +16,7 @@ typedef struct rq_progress {
     int64_t total, done;
     double t_start, t_last_print;
     bool enabled; /* false: prints nothing */
+    bool tty;     /* stderr is a terminal: redraw one line; else a line every 10 s */
 } rq_progress;
 
 void rq_progress_start(rq_progress *p, const char *label, int64_t total, bool enabled);

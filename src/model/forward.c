@@ -287,3 +287,19 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
     st->n_past = pos + n;
     return RQ_OK;
 }
+
+rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t n, int64_t pos) {
+    const rq_model_config *c = &st->model->cfg;
+    if (l0 < 0 || l1 > c->n_layer || l0 > l1)
+        return rq_errorf(RQ_EINVAL, "forward: layers [%lld, %lld) out of range", (long long)l0, (long long)l1);
+    if (n < 1 || n > st->n_batch || pos < 0 || pos + n > st->n_ctx)
+        return rq_errorf(RQ_EINVAL, "forward: %lld rows at position %lld do not fit the state", (long long)n,
+                         (long long)pos);
+    RQ_TRY(ensure_scores(st));
+    st->vm = rq_vmath_get();
+    int prev = rq_blas_single_begin();
+    for (int64_t l = l0; l < l1; l++) layer_forward(st, l, n, pos);
+    rq_blas_single_end(prev);
+    st->n_past = pos + n;
+    return RQ_OK;
+}

@@ -1,5 +1,6 @@
 /* Model configuration from GGUF metadata and loading of the float weights. */
 #include "model/model.h"
+#include "model/qinfo.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -150,11 +151,16 @@ static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, in
     return RQ_OK;
 }
 
+/* A linear layer: a plain GGUF tensor, or a rotquant-quantized one (N.codes/N.params,
+ * model/qinfo.h), dequantized to float (the reference path). */
 static rq_status load_linear(const rq_gguf *g, const char *name, int64_t n_out, int64_t n_in, rq_linear *l) {
     l->kind = RQ_LINEAR_F32;
     l->n_out = n_out;
     l->n_in = n_in;
     l->owns_w = true;
+    rq_qinfo qi;
+    RQ_TRY(rq_qinfo_read(g, &qi));
+    if (qi.present && !rq_gguf_find_tensor(g, name)) return rq_qinfo_load_linear(g, &qi, name, n_out, n_in, &l->w);
     return load_tensor(g, name, n_in, n_out, &l->w);
 }
 

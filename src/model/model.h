@@ -172,6 +172,11 @@ void rq_state_reset(rq_state *st);
  * `mode`. Errors: n outside [1, n_batch], pos+n > n_ctx, token id out of range. */
 rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode);
 
+/* Run layers [l0, l1) on the residual rows already in st->x [n, n_embd] at positions
+ * pos..pos+n-1 (their K/V go to the cache of those layers). The calibration driver steps
+ * through the model this way, one layer for all its sequences at a time. */
+rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t n, int64_t pos);
+
 /* Logits of rows of normed hidden states: out[n, n_vocab] = hidden[n, n_embd]·Wᵀ_out. */
 void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out);
 

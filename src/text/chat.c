@@ -106,8 +106,8 @@ rq_status rq_chat_template_parse(const char *text, int64_t len, rq_chat_template
         out->style = RQ_CHAT_GEMMA;
         return RQ_OK;
     }
-    return rq_errorf(RQ_EUNSUPPORTED, "chat template not recognised (only ChatML and Gemma formats are implemented): \"%.60s...\"",
-                     text);
+    return rq_errorf(RQ_EUNSUPPORTED, "chat template not recognised (only ChatML and Gemma formats are implemented): \"%.*s...\"",
+                     (int)(len < 60 ? len : 60), text);
 }
 
 rq_status rq_chat_template_from_gguf(const rq_gguf *g, rq_chat_template *out) {

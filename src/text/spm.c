@@ -3,8 +3,11 @@
  *   2. cut the text into symbols by UTF-8 lead byte (no validation);
  *   3. repeatedly merge the adjacent pair whose concatenation is the vocabulary token with
  *      the highest score (ties: leftmost);
- *   4. a final symbol that is a token is emitted; otherwise it is re-split along the
- *      merge that last produced its text, or emitted as <0xNN> byte tokens. */
+ *   4. a final symbol that is a token is emitted, any other as <0xNN> byte tokens.
+ * llama.cpp's step 4 first tries to re-split a non-token symbol along a recorded merge of
+ * the same text (rev_merge); that never applies: merged symbols are tokens by
+ * construction, and an unmerged symbol (one lead-byte-delimited character) is shorter
+ * than any pair of symbols, so no merge ever had its text. */
 #include "text/tokenizer_impl.h"
 
 #include <stdio.h>
@@ -36,20 +39,12 @@ typedef struct sbigram {
     int64_t size;
 } sbigram;
 
-/* text -> (left, right) of the last bigram queued with that text (llama.cpp's rev_merge) */
-typedef struct rev_entry {
-    int64_t start, len; /* the text, in the escaped buffer */
-    int64_t left, right;
-} rev_entry;
-
 typedef struct spm_work {
     const rq_tokenizer *t;
     const char *buf;
     ssym *syms;
     sbigram *heap;
     int64_t heap_n, heap_cap;
-    rev_entry *rev;
-    int64_t rev_mask, rev_n;
 } spm_work;
 
 static bool sbigram_before(const sbigram *a, const sbigram *b) {
@@ -93,15 +88,6 @@ static sbigram sheap_pop(spm_work *w) {
     return top;
 }
 
-static rev_entry *rev_slot(spm_work *w, const char *s, int64_t len) {
-    uint64_t h = rq_text_hash(s, len);
-    for (int64_t k = (int64_t)(h & (uint64_t)w->rev_mask);; k = (k + 1) & w->rev_mask) {
-        rev_entry *e = &w->rev[k];
-        if (e->len < 0) return e;
-        if (e->len == len && memcmp(w->buf + e->start, s, (size_t)len) == 0) return e;
-    }
-}
-
 static rq_status try_bigram(spm_work *w, int64_t left, int64_t right) {
     if (left < 0 || right < 0) return RQ_OK;
     const ssym *l = &w->syms[left], *r = &w->syms[right];
@@ -109,31 +95,13 @@ static rq_status try_bigram(spm_work *w, int64_t left, int64_t right) {
     int32_t id = rq_tok_lookup(w->t, w->buf + l->start, size);
     if (id < 0) return RQ_OK;
     sbigram g = {w->t->scores[id], left, right, size};
-    RQ_TRY(sheap_push(w, g));
-    rev_entry *e = rev_slot(w, w->buf + l->start, size);
-    if (e->len < 0) {
-        /* the table is sized for one entry per symbol pair, which bounds the distinct texts */
-        RQ_ASSERT(w->rev_n < w->rev_mask);
-        w->rev_n++;
-        e->start = l->start;
-        e->len = size;
-    }
-    e->left = left;
-    e->right = right;
-    return RQ_OK;
+    return sheap_push(w, g);
 }
 
-static rq_status resegment(spm_work *w, int64_t start, int64_t len, int depth, rq_ivec *out) {
+static rq_status emit_symbol(spm_work *w, int64_t start, int64_t len, rq_ivec *out) {
     const rq_tokenizer *t = w->t;
     int32_t id = rq_tok_lookup(t, w->buf + start, len);
     if (id >= 0) return rq_ivec_push(out, id);
-    if (len > 0 && depth < 64) { /* the depth bound only guards against a cycle */
-        rev_entry *e = rev_slot(w, w->buf + start, len);
-        if (e->len >= 0) {
-            RQ_TRY(resegment(w, w->syms[e->left].start, w->syms[e->left].len, depth + 1, out));
-            return resegment(w, w->syms[e->right].start, w->syms[e->right].len, depth + 1, out);
-        }
-    }
     for (int64_t i = start; i < start + len; i++) {
         uint8_t b = (uint8_t)w->buf[i];
         if (t->byte_tok[b] < 0)
@@ -177,15 +145,10 @@ rq_status rq_spm_encode_fragment(const rq_tokenizer *t, const char *text, int64_
     rq_status s = RQ_OK;
     int64_t n_sym = 0;
     w.syms = (ssym *)rq_alloc(m * (int64_t)sizeof(ssym));
-    int64_t rcap = 16;
-    while (rcap < 4 * m + 4) rcap *= 2; /* <= 3 distinct texts per symbol */
-    w.rev = (rev_entry *)rq_alloc(rcap * (int64_t)sizeof(rev_entry));
-    w.rev_mask = rcap - 1;
-    if (!w.syms || !w.rev) {
+    if (!w.syms) {
         s = RQ_ENOMEM;
         goto done;
     }
-    for (int64_t k = 0; k < rcap; k++) w.rev[k].len = -1;
     for (int64_t off = 0; off < m;) {
         int64_t l = utf8_len_by_lead((uint8_t)buf[off]);
         if (l > m - off) l = m - off;
@@ -208,11 +171,10 @@ rq_status rq_spm_encode_fragment(const rq_tokenizer *t, const char *text, int64_
         s = try_bigram(&w, l->prev, g.left);
         if (s == RQ_OK) s = try_bigram(&w, g.left, l->next);
     }
-    for (int64_t i = 0; s == RQ_OK && i >= 0; i = w.syms[i].next) s = resegment(&w, w.syms[i].start, w.syms[i].len, 0, out);
+    for (int64_t i = 0; s == RQ_OK && i >= 0; i = w.syms[i].next) s = emit_symbol(&w, w.syms[i].start, w.syms[i].len, out);
 done:
     rq_free(w.syms);
     rq_free(w.heap);
-    rq_free(w.rev);
     rq_free(buf);
     return s;
 }

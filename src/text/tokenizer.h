@@ -114,11 +114,14 @@ const char *rq_tokenizer_token_bytes(const rq_tokenizer *t, int32_t id, int64_t 
 const char *rq_tokenizer_token_text(const rq_tokenizer *t, int32_t id);
 
 /* Concatenate the token bytes of ids[0..n). skip_special drops CONTROL and UNKNOWN
- * tokens (as llama.cpp's detokenize with special=false). For models with a space prefix
- * (SPM add_space_prefix) one leading space of the first emitted token is removed.
- * llama.cpp's optional clean-up of spaces before punctuation is not applied, so
- * decode(encode(x)) == x for every valid UTF-8 x without special tokens. Returns RQ_EINVAL
- * for an id out of range. *out (rq_free) is NUL-terminated; *out_len excludes the NUL. */
+ * tokens (as llama.cpp's detokenize with special=false), and a leading BOS when the model
+ * adds one. For models with a space prefix (SPM add_space_prefix) one leading space of
+ * the first token is removed, as llama.cpp does. llama.cpp's optional clean-up of spaces
+ * before punctuation is not applied. So for byte-level BPE decode(encode(x)) == x for
+ * valid UTF-8 x, except bytes whose GPT-2 character is not in the vocabulary (SmolLM2
+ * lacks 21, e.g. 0x14 and 0xFF): llama.cpp drops those when encoding, and so do we.
+ * RQ_EINVAL for an id out of range. *out (rq_free) is NUL-terminated; *out_len excludes
+ * the NUL. */
 rq_status rq_tokenizer_decode(const rq_tokenizer *t, const int32_t *ids, int64_t n, bool skip_special,
                               char **out, int64_t *out_len);
 

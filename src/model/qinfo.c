@@ -1,0 +1,140 @@
+#include "model/qinfo.h"
+
+#include "format/format.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void copy_str(const rq_gguf *g, const char *key, char *dst, size_t n, const char *dflt) {
+    rq_gguf_str s;
+    if (rq_gguf_get_str(g, key, &s) == RQ_OK) {
+        size_t k = s.len < n - 1 ? s.len : n - 1;
+        memcpy(dst, s.ptr, k);
+        dst[k] = 0;
+    } else {
+        snprintf(dst, n, "%s", dflt);
+    }
+}
+
+static rq_status read_rot(const rq_gguf *g, const char *prefix, rq_rotation *r) {
+    char key[96], kind[32];
+    snprintf(key, sizeof key, "rotquant.%s.kind", prefix);
+    copy_str(g, key, kind, sizeof kind, "none");
+    if (rq_rot_kind_parse(kind, &r->kind) != RQ_OK)
+        return rq_errorf(RQ_EFORMAT, "%s: %s = '%s' is not a rotation kind", rq_gguf_path(g), key, kind);
+    int64_t v = 0;
+    snprintf(key, sizeof key, "rotquant.%s.n", prefix);
+    r->n = rq_gguf_get_i64(g, key, &v) == RQ_OK ? v : 0;
+    snprintf(key, sizeof key, "rotquant.%s.block", prefix);
+    r->block = rq_gguf_get_i64(g, key, &v) == RQ_OK ? v : 0;
+    snprintf(key, sizeof key, "rotquant.%s.seed", prefix);
+    r->seed = rq_gguf_get_i64(g, key, &v) == RQ_OK ? (uint64_t)v : 0;
+    snprintf(key, sizeof key, "rotquant.%s.random_signs", prefix);
+    bool b = false;
+    r->random_signs = rq_gguf_get_bool(g, key, &b) == RQ_OK && b;
+    return RQ_OK;
+}
+
+rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
+    memset(q, 0, sizeof *q);
+    if (!rq_gguf_find(g, "rotquant.format_version")) return RQ_OK;
+    q->present = true;
+    const char *p = rq_gguf_path(g);
+    RQ_TRY(rq_gguf_get_u32(g, "rotquant.format_version", &q->version));
+    if (q->version > RQ_QFORMAT_VERSION)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: rotquant format version %u is newer than this build reads (%d)", p,
+                         q->version, RQ_QFORMAT_VERSION);
+    RQ_TRY(rq_gguf_get_u32(g, "rotquant.wbits", &q->wbits));
+    RQ_TRY(rq_gguf_get_u32(g, "rotquant.group", &q->group));
+    if (!rq_qpacked_bits_ok((int)q->wbits))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.wbits = %u (2, 3, 4 or 8 expected)", p, q->wbits);
+    if (q->group == 0 || q->group > (1u << 20))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.group = %u is out of range", p, q->group);
+    char quant[16];
+    copy_str(g, "rotquant.quantizer", quant, sizeof quant, "uniform");
+    if (!strcmp(quant, "uniform")) q->quantizer = RQ_QPARAM_UNIFORM;
+    else if (!strcmp(quant, "lut") && q->wbits == 2) q->quantizer = RQ_QPARAM_LUT;
+    else return rq_errorf(RQ_EFORMAT, "%s: rotquant.quantizer = '%s' with %u bits is not supported", p, quant, q->wbits);
+    copy_str(g, "rotquant.method", q->method, sizeof q->method, "?");
+    copy_str(g, "rotquant.embd_type", q->embd_type, sizeof q->embd_type, "?");
+    copy_str(g, "rotquant.calib", q->calib, sizeof q->calib, "");
+    RQ_TRY(read_rot(g, "r1", &q->r1));
+    RQ_TRY(read_rot(g, "r2", &q->r2));
+    int64_t v;
+    if (rq_gguf_get_i64(g, "rotquant.calib_n", &v) == RQ_OK) q->calib_n = (uint32_t)v;
+    if (rq_gguf_get_i64(g, "rotquant.calib_len", &v) == RQ_OK) q->calib_len = (uint32_t)v;
+    if (rq_gguf_get_i64(g, "rotquant.seed", &v) == RQ_OK) q->seed = (uint64_t)v;
+    bool b;
+    if (rq_gguf_get_bool(g, "rotquant.act_order", &b) == RQ_OK) q->act_order = b;
+    float f;
+    if (rq_gguf_get_f32(g, "rotquant.damp", &f) == RQ_OK) q->damp = f;
+    if (rq_gguf_get_f32(g, "rotquant.bits_per_weight", &f) == RQ_OK) q->bits_per_weight = f;
+    return RQ_OK;
+}
+
+static void write_rot(rq_gguf_writer *w, const char *prefix, const rq_rotation *r) {
+    char key[96];
+    snprintf(key, sizeof key, "rotquant.%s.kind", prefix);
+    rq_gguf_writer_set_str(w, key, rq_rot_kind_name(r->kind));
+    snprintf(key, sizeof key, "rotquant.%s.n", prefix);
+    rq_gguf_writer_set_u64(w, key, (uint64_t)r->n);
+    snprintf(key, sizeof key, "rotquant.%s.block", prefix);
+    rq_gguf_writer_set_u64(w, key, (uint64_t)r->block);
+    snprintf(key, sizeof key, "rotquant.%s.random_signs", prefix);
+    rq_gguf_writer_set_bool(w, key, r->random_signs);
+    snprintf(key, sizeof key, "rotquant.%s.seed", prefix);
+    rq_gguf_writer_set_u64(w, key, r->seed);
+}
+
+void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
+    rq_gguf_writer_set_u32(w, "rotquant.format_version", RQ_QFORMAT_VERSION);
+    rq_gguf_writer_set_u32(w, "rotquant.wbits", q->wbits);
+    rq_gguf_writer_set_u32(w, "rotquant.group", q->group);
+    rq_gguf_writer_set_str(w, "rotquant.quantizer", q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");
+    rq_gguf_writer_set_str(w, "rotquant.method", q->method);
+    rq_gguf_writer_set_str(w, "rotquant.embd_type", q->embd_type);
+    write_rot(w, "r1", &q->r1);
+    write_rot(w, "r2", &q->r2);
+    rq_gguf_writer_set_str(w, "rotquant.calib", q->calib);
+    rq_gguf_writer_set_u32(w, "rotquant.calib_n", q->calib_n);
+    rq_gguf_writer_set_u32(w, "rotquant.calib_len", q->calib_len);
+    rq_gguf_writer_set_u64(w, "rotquant.seed", q->seed);
+    rq_gguf_writer_set_bool(w, "rotquant.act_order", q->act_order);
+    rq_gguf_writer_set_f32(w, "rotquant.damp", q->damp);
+    rq_gguf_writer_set_f32(w, "rotquant.bits_per_weight", (float)q->bits_per_weight);
+}
+
+const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
+    char a[96], b[96];
+    snprintf(buf, n, "W%u g%u %s %s, R1 %s, R2 %s, %.4f bits/weight (linear layers), embeddings %s", q->wbits,
+             q->group, q->method, q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform",
+             rq_rot_describe(&q->r1, a, sizeof a), rq_rot_describe(&q->r2, b, sizeof b), q->bits_per_weight,
+             q->embd_type);
+    return buf;
+}
+
+rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *q, const char *name, int64_t n_out, int64_t n_in,
+                               float **dst) {
+    char cn[256], pn[256];
+    snprintf(cn, sizeof cn, "%s.codes", name);
+    snprintf(pn, sizeof pn, "%s.params", name);
+    const rq_gguf_tensor *tc = rq_gguf_find_tensor(g, cn), *tp = rq_gguf_find_tensor(g, pn);
+    const char *p = rq_gguf_path(g);
+    if (!tc || !tp) return rq_errorf(RQ_EFORMAT, "%s: missing tensor '%s'", p, tc ? pn : cn);
+    int np = rq_qparam_count(q->quantizer);
+    int64_t rb = rq_qpacked_row_bytes((int)q->wbits, n_in);
+    if (tc->type != RQ_TYPE_I8 || tc->n_dims != 2 || tc->ne[0] != rb || tc->ne[1] != n_out)
+        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be I8 [%lld, %lld]", p, cn, (long long)rb, (long long)n_out);
+    /* the group of this tensor follows from its parameter count (rotquant.group is the
+     * requested one; layers it does not divide use a smaller one) */
+    int64_t ng = tp->ne[1];
+    if (tp->type != RQ_TYPE_F16 || tp->n_dims != 3 || tp->ne[0] != np || ng < 1 || n_in % ng || tp->ne[2] != n_out)
+        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be F16 [%d, groups dividing %lld, %lld]", p, pn, np,
+                         (long long)n_in, (long long)n_out);
+    int64_t group = n_in / ng;
+    float *w = rq_alloc(n_out * n_in * (int64_t)sizeof(float));
+    if (!w) return rq_error_prefix(RQ_ENOMEM, name);
+    rq_qpacked_dequant(q->quantizer, (int)q->wbits, group, tc->data, tp->data, n_out, n_in, w);
+    *dst = w;
+    return RQ_OK;
+}

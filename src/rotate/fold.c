@@ -1,0 +1,114 @@
+#include "rotate/fold.h"
+
+#include <string.h>
+
+/* W[rows, cols] ← W·diag(g) */
+static void scale_cols(float *w, int64_t rows, int64_t cols, const float *g) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) w[r * cols + c] *= g[c];
+}
+
+static void fuse_norm(float *g, rq_linear *const *ls, int nl, int64_t n) {
+    for (int i = 0; i < nl; i++) {
+        RQ_ASSERT(ls[i]->kind == RQ_LINEAR_F32 && ls[i]->n_in == n);
+        scale_cols(ls[i]->w, ls[i]->n_out, n, g);
+    }
+    for (int64_t c = 0; c < n; c++) g[c] = 1.0f;
+}
+
+static void untie_output(rq_model *m) {
+    if (!m->cfg.tied_embeddings) return;
+    int64_t n = m->cfg.n_vocab * m->cfg.n_embd;
+    float *w = rq_xalloc(n * (int64_t)sizeof(float));
+    memcpy(w, m->tok_embd, (size_t)n * sizeof(float));
+    m->output.w = w;
+    m->output.owns_w = true;
+    m->cfg.tied_embeddings = false;
+}
+
+void rq_fold_norms(rq_model *m) {
+    const rq_model_config *c = &m->cfg;
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        rq_layer *L = &m->layers[l];
+        rq_linear *attn[3] = {&L->wq, &L->wk, &L->wv};
+        rq_linear *ffn[2] = {&L->w_gate, &L->w_up};
+        fuse_norm(L->attn_norm, attn, 3, c->n_embd);
+        fuse_norm(L->ffn_norm, ffn, 2, c->n_embd);
+    }
+    bool unit = true;
+    for (int64_t i = 0; i < c->n_embd; i++) unit &= m->output_norm[i] == 1.0f;
+    if (unit) return;
+    untie_output(m);
+    rq_linear *out[1] = {&m->output};
+    fuse_norm(m->output_norm, out, 1, c->n_embd);
+}
+
+/* W[rows, n] ← W·Q (each row times Q) */
+static void rotate_rows(const rq_rot_plan *p, float *w, int64_t rows) { rq_rot_apply(p, w, w, rows); }
+
+/* W[n, cols] ← Qᵀ·W: column c becomes Qᵀc, i.e. as a row, cᵀQ. Done on the transpose. */
+static void rotate_cols_t(const rq_rot_plan *p, float *w, int64_t n, int64_t cols) {
+    float *t = rq_xalloc(n * cols * (int64_t)sizeof(float)); /* [cols, n] */
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < cols; c++) t[c * n + r] = w[r * cols + c];
+    rq_rot_apply(p, t, t, cols);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < cols; c++) w[r * cols + c] = t[c * n + r];
+    rq_free(t);
+}
+
+/* Columns [c0, c0+n) of every row of W[rows, ld] ← those columns · Q */
+static void rotate_col_slice(const rq_rot_plan *p, float *w, int64_t rows, int64_t ld, int64_t c0, int64_t n) {
+    float *t = rq_xalloc(rows * n * (int64_t)sizeof(float));
+    for (int64_t r = 0; r < rows; r++) memcpy(t + r * n, w + r * ld + c0, (size_t)n * sizeof(float));
+    rq_rot_apply(p, t, t, rows);
+    for (int64_t r = 0; r < rows; r++) memcpy(w + r * ld + c0, t + r * n, (size_t)n * sizeof(float));
+    rq_free(t);
+}
+
+rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2) {
+    const rq_model_config *c = &m->cfg;
+    if (r1->n != c->n_embd)
+        return rq_errorf(RQ_EINVAL, "R1 has size %lld but the model's hidden size is %lld", (long long)r1->n,
+                         (long long)c->n_embd);
+    bool do_r2 = r2 && r2->kind != RQ_ROT_NONE;
+    if (do_r2 && r2->n != c->head_dim)
+        return rq_errorf(RQ_EINVAL, "R2 has size %lld but the model's head_dim is %lld", (long long)r2->n,
+                         (long long)c->head_dim);
+    RQ_TRY(rq_rot_validate(r1));
+    if (do_r2) RQ_TRY(rq_rot_validate(r2));
+    rq_rot_plan *p1 = NULL, *p2 = NULL;
+    RQ_TRY(rq_rot_plan_build(r1, &p1));
+    if (do_r2) {
+        rq_status s = rq_rot_plan_build(r2, &p2);
+        if (s != RQ_OK) {
+            rq_rot_plan_free(p1);
+            return s;
+        }
+    }
+    rq_fold_norms(m);
+    if (r1->kind != RQ_ROT_NONE) {
+        /* the embedding is rotated; an lm_head still tied to it would be rotated too,
+         * which is exactly W ← W·Q for the head: keep tied in that case */
+        rotate_rows(p1, m->tok_embd, c->n_vocab);
+        if (m->output.w != m->tok_embd) rotate_rows(p1, m->output.w, c->n_vocab);
+        for (int64_t l = 0; l < c->n_layer; l++) {
+            rq_layer *L = &m->layers[l];
+            rq_linear *readers[5] = {&L->wq, &L->wk, &L->wv, &L->w_gate, &L->w_up};
+            for (int i = 0; i < 5; i++) rotate_rows(p1, readers[i]->w, readers[i]->n_out);
+            rotate_cols_t(p1, L->wo.w, c->n_embd, L->wo.n_in);
+            rotate_cols_t(p1, L->w_down.w, c->n_embd, L->w_down.n_in);
+        }
+    }
+    if (do_r2) {
+        int64_t hd = c->head_dim;
+        for (int64_t l = 0; l < c->n_layer; l++) {
+            rq_layer *L = &m->layers[l];
+            for (int64_t h = 0; h < c->n_head_kv; h++) rotate_cols_t(p2, L->wv.w + h * hd * c->n_embd, hd, c->n_embd);
+            for (int64_t h = 0; h < c->n_head; h++) rotate_col_slice(p2, L->wo.w, c->n_embd, L->wo.n_in, h * hd, hd);
+        }
+    }
+    rq_rot_plan_free(p1);
+    rq_rot_plan_free(p2);
+    return RQ_OK;
+}

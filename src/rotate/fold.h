@@ -1,0 +1,25 @@
+/* Folding rotations into a float LLaMA-style model (QuaRot's computational invariance,
+ * METHODS.md "Folding rotations"). After rq_fold_model the model computes the same
+ * function (same logits up to rounding), but its linear layers see rotated inputs:
+ *   1. every RMSNorm scale g is fused into the linears that read the norm's output
+ *      (W ← W·diag(g), g ← 1); a tied lm_head is untied first (it gets its own copy of
+ *      the embedding, since the final norm's scale is fused into it and not into E);
+ *   2. R1 [n_embd]: E ← E·Q; q, k, v, gate, up, lm_head: W ← W·Q; o, down: W ← Qᵀ·W;
+ *   3. R2 [head_dim] (optional): v's output rows of each KV head: W_v[h] ← R2ᵀ·W_v[h];
+ *      o's input columns of each query head: W_o[:, h] ← W_o[:, h]·R2.
+ * R3/R4 (online rotations) are not folded here. */
+#ifndef RQ_ROTATE_FOLD_H
+#define RQ_ROTATE_FOLD_H
+
+#include "model/model.h"
+#include "rotate/rotation.h"
+
+/* Fold norms and rotations into m in place. r1->n must equal n_embd; r2 (may be NULL or
+ * kind none) ->n must equal head_dim. Errors (RQ_EINVAL) name the mismatch. */
+rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2);
+
+/* Step 1 alone (also used by the quantizer when no rotation is asked for, so that every
+ * quantized model has unit norms and an untied lm_head). Idempotent. */
+void rq_fold_norms(rq_model *m);
+
+#endif

@@ -1,0 +1,248 @@
+/* rotquant quantize: fold a rotation into the float model, quantize its linear layers
+ * (RTN or GPTQ, uniform or LUT), write a rotquant GGUF. */
+#include "cli.h"
+
+#include "base/pool.h"
+#include "base/timer.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/qinfo.h"
+#include "quant/calib.h"
+#include "quant/ptq.h"
+#include "quant/qmodel.h"
+#include "rotate/fold.h"
+#include "text/tokenizer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Token ids written by --calib-save: one sequence per line, all of the same length. */
+static bool read_calib_ids(const char *path, int64_t n_vocab, int32_t **out, int64_t *n_seq, int64_t *len) {
+    char *text;
+    int64_t n;
+    if (!cli_read_file(path, &text, &n)) return false;
+    int64_t cap = n / 2 + 1, count = 0, lines = 0, per_line = -1, in_line = 0;
+    int32_t *ids = rq_xalloc(cap * (int64_t)sizeof(int32_t));
+    const char *p = text, *end = text + n;
+    bool ok = true;
+    while (p < end && ok) {
+        if (*p == '\n') {
+            if (in_line) {
+                if (per_line >= 0 && in_line != per_line) ok = !cli_fail("%s:%lld: %lld ids, earlier lines have %lld", path, (long long)lines + 1, (long long)in_line, (long long)per_line);
+                per_line = in_line;
+                lines++;
+                in_line = 0;
+            }
+            p++;
+        } else if (*p == ' ' || *p == '\t' || *p == '\r') {
+            p++;
+        } else if (*p >= '0' && *p <= '9') {
+            int64_t v = 0;
+            while (p < end && *p >= '0' && *p <= '9' && v <= n_vocab) v = v * 10 + (*p++ - '0');
+            if (v >= n_vocab) ok = !cli_fail("%s:%lld: token id out of range [0, %lld)", path, (long long)lines + 1, (long long)n_vocab);
+            else ids[count++] = (int32_t)v, in_line++;
+        } else {
+            ok = !cli_fail("%s:%lld: unexpected character '%c' (token ids expected)", path, (long long)lines + 1, *p);
+        }
+    }
+    if (ok && in_line) {
+        if (per_line >= 0 && in_line != per_line) ok = !cli_fail("%s: last line has %lld ids, earlier lines %lld", path, (long long)in_line, (long long)per_line);
+        per_line = in_line;
+        lines++;
+    }
+    if (ok && (lines == 0 || per_line < 2)) ok = !cli_fail("%s: no calibration sequences of at least 2 ids", path);
+    rq_free(text);
+    if (!ok) {
+        rq_free(ids);
+        return false;
+    }
+    *out = ids;
+    *n_seq = lines;
+    *len = per_line;
+    return true;
+}
+
+static void usage(void) {
+    printf("usage: rotquant quantize -m IN.gguf -o OUT.gguf [options]\n"
+           "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr)\n"
+           "  --block B          block size of gh/gsr (default: the group size)\n"
+           "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"
+           "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
+           "  --wbits B          2, 3, 4 or 8 (default 2)\n"
+           "  --group G          weights per group along the input (default 64)\n"
+           "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
+           "  --method M         rtn|gptq (default gptq)\n"
+           "  --act-order        GPTQ: columns by decreasing Hessian diagonal\n"
+           "  --damp L           GPTQ dampening, relative to mean diag H (default 0.01)\n"
+           "  --clip-search      search a clip ratio per group (uniform)\n"
+           "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
+           "  --calib-n N        calibration sequences (default 128)\n"
+           "  --calib-len L      tokens per sequence (default 2048, at most the model's context)\n"
+           "  --calib-save FILE  also write the calibration token ids as text (one sequence per line);\n"
+           "                     without -o, only generate the calibration data\n"
+           "  --calib-ids FILE   read calibration token ids written by --calib-save (reuse across runs)\n"
+           "  --embd-type T      token embedding / lm_head storage: q8_0 (default), f16, f32\n"
+           "  --seed S           seeds the rotation signs, the calibration data (default 0)\n"
+           "  -t N               threads (default: all cores)\n");
+}
+
+
+int cmd_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *calib = "generate", *calib_save = NULL, *calib_ids = NULL, *embd = "q8_0";
+    const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
+    int64_t block = 0, block2 = 0, wbits = 2, group = 64, calib_n = 128, calib_len = 2048, seed = 0, threads = 0;
+    double damp = 0.01;
+    bool act_order = false, clip = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define VAL() (v ? (i++, v) : NULL)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "-m")) { if (!(in = VAL())) return cli_fail("-m needs a file"); }
+        else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
+        else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
+        else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
+        else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
+        else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
+        else if (!strcmp(a, "--calib")) { if (!(calib = VAL())) return cli_fail("--calib needs a value"); }
+        else if (!strcmp(a, "--calib-ids")) { if (!(calib_ids = VAL())) return cli_fail("--calib-ids needs a file"); }
+        else if (!strcmp(a, "--calib-save")) { if (!(calib_save = VAL())) return cli_fail("--calib-save needs a file"); }
+        else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a value"); }
+        else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block)) return 1; }
+        else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block2)) return 1; }
+        else if (!strcmp(a, "--wbits")) { if (!cli_parse_int(a, VAL(), 2, 8, &wbits)) return 1; }
+        else if (!strcmp(a, "--group")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &group)) return 1; }
+        else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &calib_n)) return 1; }
+        else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &calib_len)) return 1; }
+        else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
+        else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
+        else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &damp)) return 1; }
+        else if (!strcmp(a, "--act-order")) act_order = true;
+        else if (!strcmp(a, "--clip-search")) clip = true;
+        else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
+#undef VAL
+    }
+    if (!in || (!out && !calib_save))
+        return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required (or --calib-save FILE alone: only "
+                        "generate calibration data)");
+    if (!rq_qpacked_bits_ok((int)wbits)) return cli_fail("--wbits: %lld is not one of 2, 3, 4, 8", (long long)wbits);
+    rq_ptq_opts po = rq_ptq_opts_default();
+    po.wbits = (int)wbits;
+    po.group = group;
+    po.act_order = act_order;
+    po.damp = damp;
+    po.clip_search = clip;
+    po.progress = true;
+    if (!strcmp(quant_name, "uniform")) po.quantizer = RQ_QPARAM_UNIFORM;
+    else if (!strcmp(quant_name, "lut")) po.quantizer = RQ_QPARAM_LUT;
+    else return cli_fail("--quantizer: '%s' is not uniform or lut", quant_name);
+    if (!strcmp(method, "gptq")) po.method = RQ_PTQ_GPTQ;
+    else if (!strcmp(method, "rtn")) po.method = RQ_PTQ_RTN;
+    else return cli_fail("--method: '%s' is not rtn or gptq", method);
+    if (strcmp(embd, "q8_0") && strcmp(embd, "f16") && strcmp(embd, "f32"))
+        return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", embd);
+    rq_rot_kind k1, k2;
+    if (rq_rot_kind_parse(rot_name, &k1) != RQ_OK || rq_rot_kind_parse(rot2_name, &k2) != RQ_OK) return cli_fail_status();
+    cli_threads_set(threads);
+
+    double t_start = rq_time_now();
+    rq_gguf *g;
+    if (rq_gguf_open(in, &g) != RQ_OK) return cli_fail_status();
+    rq_qinfo qi0;
+    if (rq_qinfo_read(g, &qi0) != RQ_OK) { rq_gguf_close(g); return cli_fail_status(); }
+    if (qi0.present) { rq_gguf_close(g); return cli_fail("%s is already quantized by rotquant", in); }
+    rq_model *m = NULL;
+    rq_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    rq_ptq_result res = {0};
+    int rc = 1;
+    if (rq_model_load(g, &m) != RQ_OK || rq_tokenizer_load(g, &tok) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    const rq_model_config *c = &m->cfg;
+    if (block == 0) block = group;
+    if (block2 == 0) block2 = c->head_dim;
+    rq_rotation r1 = rq_rot_make(k1, c->n_embd, (k1 == RQ_ROT_GH || k1 == RQ_ROT_GSR) ? block : 0, (uint64_t)seed);
+    rq_rotation r2 = rq_rot_make(k2, c->head_dim, (k2 == RQ_ROT_GH || k2 == RQ_ROT_GSR) ? block2 : 0, (uint64_t)seed + 1);
+    char d1[96], d2[96];
+    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%lld g%lld %s %s%s\n", in,
+            (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&r1, d1, sizeof d1),
+            rq_rot_describe(&r2, d2, sizeof d2), (long long)wbits, (long long)group, method, quant_name,
+            act_order ? " act-order" : "");
+    double t0 = rq_time_now();
+    if (rq_fold_model(m, &r1, &r2) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    double t_fold = rq_time_now() - t0;
+
+    double t_calib = 0;
+    if (po.method == RQ_PTQ_GPTQ) {
+        if (calib_len > c->n_ctx_train && c->n_ctx_train > 0) calib_len = c->n_ctx_train;
+        if (calib_ids && (calib_n != 128 || calib_len != 2048)) {
+            rc = cli_fail("--calib-ids sets the sequence count and length itself");
+            goto done;
+        }
+        t0 = rq_time_now();
+        rq_status s;
+        if (calib_ids) {
+            s = RQ_OK;
+            if (!read_calib_ids(calib_ids, c->n_vocab, &ids, &calib_n, &calib_len)) goto done;
+            calib = calib_ids;
+        } else if (!strcmp(calib, "generate")) {
+            /* the rotated model computes the same function: sampling from it is sampling
+             * from the float model */
+            s = rq_calib_generate(m, tok, calib_n, calib_len, 1.0f, (uint64_t)seed, true, &ids);
+        } else {
+            char *text;
+            int64_t len;
+            if (!cli_read_file(calib, &text, &len)) goto done;
+            s = rq_calib_from_text(tok, text, len, calib_n, calib_len, (uint64_t)seed, &ids);
+            rq_free(text);
+        }
+        if (s != RQ_OK) { rc = cli_fail_status(); goto done; }
+        t_calib = rq_time_now() - t0;
+        if (calib_save) {
+            FILE *f = fopen(calib_save, "w");
+            if (!f) { rc = cli_fail("%s: cannot write", calib_save); goto done; }
+            for (int64_t q = 0; q < calib_n; q++)
+                for (int64_t t = 0; t < calib_len; t++) fprintf(f, "%d%c", ids[q * calib_len + t], t + 1 < calib_len ? ' ' : '\n');
+            fclose(f);
+            fprintf(stderr, "quantize: wrote %lld calibration sequences of %lld tokens to %s (%.1fs)\n",
+                    (long long)calib_n, (long long)calib_len, calib_save, t_calib);
+        }
+        if (!out) {
+            rc = 0;
+            goto done;
+        }
+    }
+    if (rq_ptq_run(m, &po, ids, calib_n, calib_len, &res) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    rq_qinfo qi;
+    memset(&qi, 0, sizeof qi);
+    qi.wbits = (uint32_t)wbits;
+    qi.group = (uint32_t)group;
+    qi.quantizer = po.quantizer;
+    snprintf(qi.method, sizeof qi.method, "%s", method);
+    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", embd);
+    const char *base = strrchr(calib, '/');
+    snprintf(qi.calib, sizeof qi.calib, "%s", po.method == RQ_PTQ_GPTQ ? (base ? base + 1 : calib) : "");
+    qi.calib_n = po.method == RQ_PTQ_GPTQ ? (uint32_t)calib_n : 0;
+    qi.calib_len = po.method == RQ_PTQ_GPTQ ? (uint32_t)calib_len : 0;
+    qi.r1 = r1;
+    qi.r2 = r2;
+    qi.seed = (uint64_t)seed;
+    qi.act_order = act_order;
+    qi.damp = (float)damp;
+    t0 = rq_time_now();
+    if (rq_qmodel_write(m, g, &res, &qi, out) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    double t_write = rq_time_now() - t0;
+    char desc[256];
+    fprintf(stderr, "quantize: wrote %s: %s\n", out, rq_qinfo_describe(&qi, desc, sizeof desc));
+    fprintf(stderr,
+            "quantize: time %.1fs = fold %.1fs + calibration data %.1fs + calibration forward %.1fs + Hessians %.1fs"
+            " + quantization %.1fs + writing %.1fs (+ loading); peak RSS %.0f MiB\n",
+            rq_time_now() - t_start, t_fold, t_calib, res.t_forward, res.t_hessian, res.t_quant, t_write,
+            (double)rq_peak_rss_bytes() / 1048576.0);
+    rc = 0;
+done:
+    rq_ptq_result_free(&res);
+    rq_free(ids);
+    rq_tokenizer_free(tok);
+    rq_model_free(m);
+    rq_gguf_close(g);
+    return rc;
+}
