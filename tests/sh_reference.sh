@@ -38,7 +38,8 @@ cat > "$TMP/prompts.txt" <<EOF
 1604 3987 46477 24 94 727
 EOF
 
-"$PY" tests/ref/llama_ref.py "$MODEL" --ids-file "$TMP/ids64.txt" --logits "$TMP/ref.f32" \
+# one BLAS thread: ~5 s of CPU, and no oversubscription when the machine is shared
+OPENBLAS_NUM_THREADS=${RQ_REF_THREADS:-1} "$PY" tests/ref/llama_ref.py "$MODEL" --ids-file "$TMP/ids64.txt" --logits "$TMP/ref.f32" \
     --prompts "$TMP/prompts.txt" --greedy $N_GREEDY > "$TMP/ref_greedy.txt"
 
 "$RQ_CLI" logits -m "$MODEL" --ids-file "$TMP/ids64.txt" -o "$TMP/ours.f32"
