@@ -45,6 +45,13 @@ rq_status rq_w2_matrix_check(const rq_w2_matrix *w) {
     return RQ_OK;
 }
 
+/* Blocking of the row loop. A chunk of output rows is done RQ_W2_ROW_BLOCK rows at a time;
+ * for each tile of tokens the groups are walked in K blocks whose activation slice (tile
+ * tokens × K block) stays within RQ_W2_ACT_BLOCK_BYTES, so that it is read from L1 for
+ * every row of the block (a 4096-float row alone is 16 KiB; 4 of them overflow L1). */
+#define RQ_W2_ROW_BLOCK 16
+#define RQ_W2_ACT_BLOCK_BYTES (16 * 1024)
+
 typedef struct {
     const uint8_t *w;
     int64_t row_bytes, out;
@@ -52,19 +59,28 @@ typedef struct {
     const float *scale; /* [n_tok] or NULL (all 1) */
     rq_w2_dot_fn fn;
     int tile;
-    float *y; /* [n_tok, out] */
+    int64_t kc; /* groups per K block */
+    float *y;   /* [n_tok, out] */
 } gemm_job;
 
 static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const gemm_job *j = ctx;
-    float tmp[RQ_W2_TILE];
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = j->w + r * j->row_bytes;
-        for (int64_t t0 = 0; t0 < j->a->n_tok; t0 += j->tile) {
-            const int nt = (int)(j->a->n_tok - t0 < j->tile ? j->a->n_tok - t0 : j->tile);
-            j->fn(row, j->a, t0, nt, tmp);
-            for (int t = 0; t < nt; t++)
-                j->y[(t0 + t) * j->out + r] = j->scale ? tmp[t] * j->scale[t0 + t] : tmp[t];
+    const int64_t ng = j->a->in / j->a->group, n_tok = j->a->n_tok;
+    float acc[RQ_W2_ROW_BLOCK][RQ_W2_TILE], tmp[RQ_W2_TILE];
+    for (int64_t rb = r0; rb < r1; rb += RQ_W2_ROW_BLOCK) {
+        const int64_t re = rb + RQ_W2_ROW_BLOCK < r1 ? rb + RQ_W2_ROW_BLOCK : r1;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += j->tile) {
+            const int nt = (int)(n_tok - t0 < j->tile ? n_tok - t0 : j->tile);
+            for (int64_t b0 = 0; b0 < ng; b0 += j->kc) {
+                const int64_t b1 = b0 + j->kc < ng ? b0 + j->kc : ng;
+                for (int64_t r = rb; r < re; r++) {
+                    j->fn(j->w + r * j->row_bytes, j->a, t0, nt, b0, b1, tmp);
+                    for (int t = 0; t < nt; t++) acc[r - rb][t] = b0 == 0 ? tmp[t] : acc[r - rb][t] + tmp[t];
+                }
+            }
+            for (int64_t r = rb; r < re; r++)
+                for (int t = 0; t < nt; t++)
+                    j->y[(t0 + t) * j->out + r] = j->scale ? acc[r - rb][t] * j->scale[t0 + t] : acc[r - rb][t];
         }
     }
 }
@@ -77,7 +93,11 @@ static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, b
     const int gi = rq_w2_gidx(a->group);
     gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y};
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
-    j.fn = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT) ? ks->i8[lut][gi] : ks->f32[lut][gi];
+    const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
+    j.fn = int_kernel ? ks->i8[lut][gi] : ks->f32[lut][gi];
+    const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
+    j.kc = RQ_W2_ACT_BLOCK_BYTES / (tile * a->group * (int_kernel ? 1 : 4));
+    if (j.kc < 1) j.kc = 1;
     /* grain: about 64 KiB of weights per chunk, so that small matrices stay on one thread */
     int64_t grain = (64 * 1024) / (j.row_bytes > 0 ? j.row_bytes : 1);
     if (grain < 1) grain = 1;

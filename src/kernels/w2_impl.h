@@ -24,12 +24,12 @@ typedef struct rq_w2_act {
     const int32_t *qsum; /* [n_tok, in/group] Σ q over each weight group, NULL for F32 */
 } rq_w2_act;
 
-/* out[t] = Σ_i ŵ[row, i] · v[t0 + t, i] for t < nt (1 <= nt <= RQ_W2_TILE), where v is
- * a->xf (float kernels) or a->q (integer kernels); `row` points at the row's in/g blocks.
- * Integer kernels compute each group's integer sums exactly (see format/act.h) and
- * combine them in float. */
+/* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
+ * (1 <= nt <= RQ_W2_TILE), where v is a->xf (float kernels) or a->q (integer kernels);
+ * `row` points at the row's first block (group 0). Integer kernels compute each group's
+ * integer sums exactly (see format/act.h) and combine them in float. */
 typedef void (*rq_w2_dot_fn)(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt,
-                             float *out);
+                             int64_t b0, int64_t b1, float *out);
 
 /* Quantizes x [n] to q [n] in [-qmax, qmax]; returns the scale. Same codes as
  * rq_act_quant_ref, bit for bit. */

@@ -25,14 +25,14 @@ static const uint8_t *group_levels(const uint8_t *blk, bool lut, float lv[4]) {
     return blk + RQ_W2U_HEAD;
 }
 
-static void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, float *out,
-                    bool lut) {
-    const int64_t g = a->group, L = g / 4, ng = a->in / g;
+static void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, int64_t b0,
+                    int64_t b1, float *out, bool lut) {
+    const int64_t g = a->group, L = g / 4;
     const int64_t bb = (lut ? RQ_W2L_HEAD : RQ_W2U_HEAD) + L;
     for (int t = 0; t < nt; t++) {
         const float *x = a->xf + (t0 + t) * a->in;
         float sum = 0;
-        for (int64_t b = 0; b < ng; b++) {
+        for (int64_t b = b0; b < b1; b++) {
             float lv[4];
             const uint8_t *qs = group_levels(row + b * bb, lut, lv);
             float s = 0;
@@ -43,14 +43,14 @@ static void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, 
     }
 }
 
-static void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, float *out,
-                   bool lut) {
-    const int64_t g = a->group, L = g / 4, ng = a->in / g;
+static void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, int64_t b0,
+                   int64_t b1, float *out, bool lut) {
+    const int64_t g = a->group, L = g / 4;
     const int64_t bb = (lut ? RQ_W2L_HEAD : RQ_W2U_HEAD) + L;
     for (int t = 0; t < nt; t++) {
         const int8_t *q = a->q + (t0 + t) * a->in;
         float sum = 0;
-        for (int64_t b = 0; b < ng; b++) {
+        for (int64_t b = b0; b < b1; b++) {
             const uint8_t *blk = row + b * bb;
             rq_half h[4];
             memcpy(h, blk, lut ? 8 : 4);
@@ -69,10 +69,10 @@ static void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, f
     }
 }
 
-static void f32_u(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { dot_f32(r, a, t0, nt, o, false); }
-static void f32_l(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { dot_f32(r, a, t0, nt, o, true); }
-static void i8_u(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { dot_i8(r, a, t0, nt, o, false); }
-static void i8_l(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { dot_i8(r, a, t0, nt, o, true); }
+static void f32_u(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { dot_f32(r, a, t0, nt, b0, b1, o, false); }
+static void f32_l(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { dot_f32(r, a, t0, nt, b0, b1, o, true); }
+static void i8_u(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { dot_i8(r, a, t0, nt, b0, b1, o, false); }
+static void i8_l(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { dot_i8(r, a, t0, nt, b0, b1, o, true); }
 
 static float act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return rq_act_quant_ref(x, n, qmax, q);

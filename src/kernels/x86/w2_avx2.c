@@ -40,11 +40,11 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L, NC = L / 8;
     const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
-    const int64_t in = a->in, ng = in / G;
+    const int64_t in = a->in;
     const float *x[RQ_W2_TILE];
     __m256 acc[RQ_W2_TILE][4];
 #pragma GCC unroll 4
@@ -53,7 +53,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *o
 #pragma GCC unroll 4
         for (int s = 0; s < NA; s++) acc[t][s] = _mm256_setzero_ps();
     }
-    for (int64_t b = 0; b < ng; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         const __m128 lv = levels(blk, LUT);
         const __m256 T = _mm256_insertf128_ps(_mm256_castps128_ps256(lv), lv, 1);
@@ -100,7 +100,7 @@ INLINE __m256i codes32(const uint8_t *qs, const int G, const int p) {
     return _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)qs), 2 * p), m3);
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L, NV = G / 32;
     const int64_t in = a->in, ng = in / G;
@@ -116,7 +116,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *ou
         acc[t] = _mm256_setzero_ps();
         corr[t] = 0;
     }
-    for (int64_t b = 0; b < ng; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         __m256i c[4];
 #pragma GCC unroll 4
@@ -176,13 +176,13 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *ou
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_DOT_NT(fn, G, LUT)                                                            \
-    static void fn##_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, \
-                                 float *o) {                                             \
+    static void fn##_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt,   \
+                                 int64_t b0, int64_t b1, float *o) {                     \
         switch (nt) {                                                                    \
-        case 1: fn(r, a, t0, o, 1, G, LUT); break;                                       \
-        case 2: fn(r, a, t0, o, 2, G, LUT); break;                                       \
-        case 3: fn(r, a, t0, o, 3, G, LUT); break;                                       \
-        default: fn(r, a, t0, o, 4, G, LUT); break;                                      \
+        case 1: fn(r, a, t0, b0, b1, o, 1, G, LUT); break;                               \
+        case 2: fn(r, a, t0, b0, b1, o, 2, G, LUT); break;                               \
+        case 3: fn(r, a, t0, b0, b1, o, 3, G, LUT); break;                               \
+        default: fn(r, a, t0, b0, b1, o, 4, G, LUT); break;                              \
         }                                                                                \
     }
 #define RQ_DOT_ALL(fn)                                                                   \

@@ -26,11 +26,11 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
     const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-    const int64_t in = a->in, ng = in / G;
+    const int64_t in = a->in;
     const float *x[RQ_W2_TILE];
     __m512 acc[RQ_W2_TILE][4];
 #pragma GCC unroll 4
@@ -39,7 +39,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *o
 #pragma GCC unroll 4
         for (int s = 0; s < NA; s++) acc[t][s] = _mm512_setzero_ps();
     }
-    for (int64_t b = 0; b < ng; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         const __m512 T = _mm512_broadcast_f32x4(levels(blk, LUT));
         /* NW vectors of 16 weights per group, in element order */
@@ -147,7 +147,7 @@ INLINE void group_dots(const uint8_t *qs, const int8_t *q, const int G, const bo
     }
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT, const bool VNNI) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
     const int64_t in = a->in, ng = in / G;
@@ -162,7 +162,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *ou
         acc[t] = _mm512_setzero_ps();
         corr[t] = 0;
     }
-    for (int64_t b = 0; b < ng; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         if (!LUT) {
             const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk)));
@@ -220,21 +220,21 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, float *ou
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_F32_INST(G, LUT)                                                              \
-    static void f32_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { \
+    static void f32_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                    \
-        case 1: dot_f32(r, a, t0, o, 1, G, LUT); break;                                  \
-        case 2: dot_f32(r, a, t0, o, 2, G, LUT); break;                                  \
-        case 3: dot_f32(r, a, t0, o, 3, G, LUT); break;                                  \
-        default: dot_f32(r, a, t0, o, 4, G, LUT); break;                                 \
+        case 1: dot_f32(r, a, t0, b0, b1, o, 1, G, LUT); break;                                  \
+        case 2: dot_f32(r, a, t0, b0, b1, o, 2, G, LUT); break;                                  \
+        case 3: dot_f32(r, a, t0, b0, b1, o, 3, G, LUT); break;                                  \
+        default: dot_f32(r, a, t0, b0, b1, o, 4, G, LUT); break;                                 \
         }                                                                                \
     }
 #define RQ_I8_INST(G, LUT, VNNI)                                                         \
-    static void i8_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, float *o) { \
+    static void i8_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                    \
-        case 1: dot_i8(r, a, t0, o, 1, G, LUT, VNNI); break;                             \
-        case 2: dot_i8(r, a, t0, o, 2, G, LUT, VNNI); break;                             \
-        case 3: dot_i8(r, a, t0, o, 3, G, LUT, VNNI); break;                             \
-        default: dot_i8(r, a, t0, o, 4, G, LUT, VNNI); break;                            \
+        case 1: dot_i8(r, a, t0, b0, b1, o, 1, G, LUT, VNNI); break;                             \
+        case 2: dot_i8(r, a, t0, b0, b1, o, 2, G, LUT, VNNI); break;                             \
+        case 3: dot_i8(r, a, t0, b0, b1, o, 3, G, LUT, VNNI); break;                             \
+        default: dot_i8(r, a, t0, b0, b1, o, 4, G, LUT, VNNI); break;                            \
         }                                                                                \
     }
 RQ_F32_INST(32, false) RQ_F32_INST(64, false) RQ_F32_INST(128, false)
