@@ -51,10 +51,11 @@ int main(int argc, char **argv) {
         for (int lut = 0; lut < 2; lut++) {
             const int type = rq_w2_type(lut, group);
             int64_t rb = 0;
-            if (type < 0 || !rq_type_row_bytes(type, in, &rb)) {
-                fprintf(stderr, "bench_cuda: group %lld does not divide %lld\n", (long long)group, (long long)in);
+            if (type < 0) {
+                fprintf(stderr, "bench_cuda: group must be 32, 64 or 128\n");
                 return 2;
             }
+            if (!rq_type_row_bytes(type, in, &rb)) break; /* the group does not divide in */
             const int64_t bytes = out * rb;
             int k = (int)(COLD_BYTES / bytes + 1);
             if (k > 512) k = 512;

@@ -2,7 +2,8 @@
  * references: W2U GEMV with float activations against rq_w2_gemm (RQ_ACT_F32, scalar
  * level), W2L GEMV with packed int4 activations against rq_w2_gemm_q on the unpacked
  * values (scalar level), and the FWHT against a float64 transform written here, on odd
- * shapes (out = 37 and 1, in = 1 / 5 / 9 groups, several rows) and the model shapes.
+ * shapes (out = 37 and 1, in = 1 / 5 / 9 groups; out = 1037 and 4099, which leave
+ * partial warps of 2 and 4 rows) and the model shapes.
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77. */
 #include "testing.h"
 
@@ -187,6 +188,11 @@ int main(void) {
             test_gemv(&r, type, 37, groups[gi] * 9);
             test_gemv(&r, type, 576, 576 % groups[gi] == 0 ? 576 : 512);
         }
+    /* 2 and 4 rows per warp, with rows left over in the last warp */
+    test_gemv(&r, RQ_TYPE_W2U_G32, 1037, 160);
+    test_gemv(&r, RQ_TYPE_W2L_G128, 1037, 384);
+    test_gemv(&r, RQ_TYPE_W2U_G128, 4099, 256);
+    test_gemv(&r, RQ_TYPE_W2L_G64, 4099, 192);
     test_gemv(&r, RQ_TYPE_W2U_G64, 4096, 4096);
     test_gemv(&r, RQ_TYPE_W2L_G64, 4096, 11008);
     test_gemv(&r, RQ_TYPE_W2L_G128, 11008, 4096);
