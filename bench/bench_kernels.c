@@ -107,8 +107,10 @@ typedef struct { uint8_t **bufs; int k; int64_t n; bool read_only; uint64_t sink
 static void roof_call(void *ctx, int i) {
     roof_ctx *c = ctx;
     mem_job j = {.n = c->n};
+    /* the destination is the buffer read k/2 calls later, long evicted by then, so that
+     * neither side of the copy is cache-hot */
     j.src = c->bufs[i];
-    j.dst = c->bufs[(i + 1) % c->k];
+    j.dst = c->bufs[(i + c->k / 2) % c->k];
     if (c->read_only) {
         rq_parallel_for(64, 1, read_part, &j);
         for (int t = 0; t < 256; t++) c->sink += j.sum[t];
@@ -235,14 +237,16 @@ static void human(int64_t b, char *s, size_t n) {
 int main(int argc, char **argv) {
     int threads = 0;
     int64_t group = 64, batch = 16;
+    const char *only = NULL; /* "OUTxIN": only this shape */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-g") && i + 1 < argc) group = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) g_seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) batch = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-hot")) g_hot = true;
+        else if (!strcmp(argv[i], "-shape") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_kernels [-t threads] [-g 32|64|128] [-s seconds] [-b batch] [-hot]\n");
+            fprintf(stderr, "usage: bench_kernels [-t threads] [-g 32|64|128] [-s seconds] [-b batch] [-hot] [-shape OUTxIN]\n");
             return 2;
         }
     }
@@ -276,10 +280,11 @@ int main(int argc, char **argv) {
            "copy", "ratio", "read", "ratio");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t out = shapes[s][0], in = shapes[s][1];
-        float *x = rq_xalloc(in * 4), *y = rq_xalloc(out * 4);
-        for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
         char shape[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
+        if (only && strcmp(only, shape) != 0) continue;
+        float *x = rq_xalloc(in * 4), *y = rq_xalloc(out * 4);
+        for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
         for (int k = 0; k < nk; k++) {
             rq_w2_tuning t;
             rq_w2_tuning_get(&t);
@@ -307,10 +312,11 @@ int main(int argc, char **argv) {
     const int64_t gshapes[][2] = {{1536, 576}, {4096, 4096}};
     for (size_t s = 0; s < sizeof gshapes / sizeof gshapes[0]; s++) {
         const int64_t out = gshapes[s][0], in = gshapes[s][1];
-        float *x = rq_xalloc(batch * in * 4), *y = rq_xalloc(batch * out * 4);
-        for (int64_t i = 0; i < batch * in; i++) x[i] = (float)rq_rng_normal(&r);
         char shape[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
+        if (only && strcmp(only, shape) != 0) continue;
+        float *x = rq_xalloc(batch * in * 4), *y = rq_xalloc(batch * out * 4);
+        for (int64_t i = 0; i < batch * in; i++) x[i] = (float)rq_rng_normal(&r);
         for (int k = 0; k < nk; k++) {
             if (ks[k].m == RQ_W2_LUT_INT_BITPLANE) continue;
             int64_t bytes;

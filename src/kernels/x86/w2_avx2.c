@@ -55,6 +55,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         const __m128 lv = levels(blk, LUT);
         const __m256 T = _mm256_insertf128_ps(_mm256_castps128_ps256(lv), lv, 1);
         __m256i idx[4];

@@ -41,6 +41,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         const __m512 T = _mm512_broadcast_f32x4(levels(blk, LUT));
         /* NW vectors of 16 weights per group, in element order */
         __m512i idx[8];
