@@ -67,8 +67,8 @@ float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q);
  * against concurrent GEMMs). */
 typedef enum rq_w2_lut_int_method {
     /* W2L with integer activations: the integer values are turned into floats once per
-     * token and the float table-lookup kernel runs on them (the measured winner; exact
-     * too: small integers times fp16 levels) */
+     * token and the float table-lookup kernel runs on them (the measured winner; each
+     * product of an integer value and an fp16 level is exact in float) */
     RQ_W2_LUT_INT_FLOAT = 0,
     /* three vpdpbusd per group over bit planes (code, code & 2, code == 3), whose integer
      * sums give the 4 per-code partial sums, combined with the 4 levels */
