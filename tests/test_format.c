@@ -56,7 +56,7 @@ static void test_traits(void) {
         RQ_CHECK(t->to_float != NULL);
     }
     /* unsupported or unknown ids: no traits, but a name where ggml has one */
-    static const int unsupported[] = {-1, 4, 5, 9, 15, 16, 20, 23, 29, 31, 34, 35, 39, 41, 42, 1000, 1024, 1 << 30};
+    static const int unsupported[] = {-1, 4, 5, 9, 15, 16, 20, 23, 29, 31, 34, 35, 39, 41, 42, 1000, RQ_TYPE_OWN_END, 1 << 30};
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
         RQ_CHECK_MSG(rq_type_traits_get(unsupported[i]) == NULL, "type %d has traits", unsupported[i]);
     RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_Q8_K), "Q8_K") == 0);
@@ -64,7 +64,7 @@ static void test_traits(void) {
     RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_TQ2_0), "TQ2_0") == 0);
     RQ_CHECK(strcmp(rq_type_name(4), "unknown") == 0);
     RQ_CHECK(strcmp(rq_type_name(-7), "unknown") == 0);
-    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_OWN_FIRST), "unknown") == 0);
+    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_OWN_END), "unknown") == 0);
 
     int64_t b = -1;
     RQ_CHECK(rq_type_row_bytes(RQ_TYPE_Q4_K, 4096, &b) && b == 16 * 144);

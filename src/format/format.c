@@ -2,6 +2,7 @@
 #include "format/format.h"
 
 #include "base/status.h"
+#include "format/w2.h"
 
 /* ---------------------------------------------------------------- to_float adapters */
 
@@ -50,6 +51,17 @@ RQ_DEQUANT_ADAPTER(q4_K, rq_block_q4_K)
 RQ_DEQUANT_ADAPTER(q5_K, rq_block_q5_K)
 RQ_DEQUANT_ADAPTER(q6_K, rq_block_q6_K)
 
+#define RQ_W2_ADAPTER(name, type)                                                    \
+    static void name##_to_float(const void *src, float *dst, int64_t n) {            \
+        rq_dequant_w2(type, src, dst, n);                                            \
+    }
+RQ_W2_ADAPTER(w2u_g32, RQ_TYPE_W2U_G32)
+RQ_W2_ADAPTER(w2u_g64, RQ_TYPE_W2U_G64)
+RQ_W2_ADAPTER(w2u_g128, RQ_TYPE_W2U_G128)
+RQ_W2_ADAPTER(w2l_g32, RQ_TYPE_W2L_G32)
+RQ_W2_ADAPTER(w2l_g64, RQ_TYPE_W2L_G64)
+RQ_W2_ADAPTER(w2l_g128, RQ_TYPE_W2L_G128)
+
 /* ---------------------------------------------------------------- the table */
 
 #define RQ_N_GGML_IDS 42 /* ids 0..41 are ggml's */
@@ -79,6 +91,18 @@ static const rq_type_traits rq_traits[RQ_N_GGML_IDS] = {
     BLOCK(RQ_TYPE_Q6_K, "Q6_K", RQ_QK_K, rq_block_q6_K, q6_K_to_float),
 };
 
+/* rotquant's own types, indexed by id - RQ_TYPE_OWN_FIRST. */
+#define RQ_N_OWN_IDS (RQ_TYPE_OWN_END - RQ_TYPE_OWN_FIRST)
+#define OWN(id, nm, qk, B, fn) [(id) - RQ_TYPE_OWN_FIRST] = { .name = nm, .block_size = qk, .type_size = sizeof(B), .quantized = true, .to_float = fn }
+static const rq_type_traits rq_own_traits[RQ_N_OWN_IDS] = {
+    OWN(RQ_TYPE_W2U_G32, "W2U_G32", 32, rq_block_w2u_g32, w2u_g32_to_float),
+    OWN(RQ_TYPE_W2U_G64, "W2U_G64", 64, rq_block_w2u_g64, w2u_g64_to_float),
+    OWN(RQ_TYPE_W2U_G128, "W2U_G128", 128, rq_block_w2u_g128, w2u_g128_to_float),
+    OWN(RQ_TYPE_W2L_G32, "W2L_G32", 32, rq_block_w2l_g32, w2l_g32_to_float),
+    OWN(RQ_TYPE_W2L_G64, "W2L_G64", 64, rq_block_w2l_g64, w2l_g64_to_float),
+    OWN(RQ_TYPE_W2L_G128, "W2L_G128", 128, rq_block_w2l_g128, w2l_g128_to_float),
+};
+
 /* Names of every id ggml defines, supported or not (for messages). */
 static const char *const rq_names[RQ_N_GGML_IDS] = {
     [RQ_TYPE_F32] = "F32",         [RQ_TYPE_F16] = "F16",         [RQ_TYPE_Q4_0] = "Q4_0",
@@ -96,12 +120,18 @@ static const char *const rq_names[RQ_N_GGML_IDS] = {
 };
 
 const rq_type_traits *rq_type_traits_get(int type) {
+    if (type >= RQ_TYPE_OWN_FIRST && type < RQ_TYPE_OWN_END) {
+        const rq_type_traits *t = &rq_own_traits[type - RQ_TYPE_OWN_FIRST];
+        return t->name ? t : NULL;
+    }
     if (type < 0 || type >= RQ_N_GGML_IDS) return NULL;
     const rq_type_traits *t = &rq_traits[type];
     return t->name ? t : NULL;
 }
 
 const char *rq_type_name(int type) {
+    if (type >= RQ_TYPE_OWN_FIRST && type < RQ_TYPE_OWN_END && rq_own_traits[type - RQ_TYPE_OWN_FIRST].name)
+        return rq_own_traits[type - RQ_TYPE_OWN_FIRST].name;
     if (type < 0 || type >= RQ_N_GGML_IDS || !rq_names[type]) return "unknown";
     return rq_names[type];
 }

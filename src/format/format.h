@@ -75,6 +75,15 @@ typedef enum rq_type {
     RQ_TYPE_Q1_0 = 41,
     /* ids 42..1023 are left to ggml. rotquant's own layouts start here. */
     RQ_TYPE_OWN_FIRST = 1024,
+    /* 2-bit weights, layouts in format/w2.h: uniform (scale + zero point per group) and
+     * non-uniform (4 fp16 levels per group), groups of 32, 64 or 128 input columns */
+    RQ_TYPE_W2U_G32 = RQ_TYPE_OWN_FIRST,
+    RQ_TYPE_W2U_G64 = 1025,
+    RQ_TYPE_W2U_G128 = 1026,
+    RQ_TYPE_W2L_G32 = 1027,
+    RQ_TYPE_W2L_G64 = 1028,
+    RQ_TYPE_W2L_G128 = 1029,
+    RQ_TYPE_OWN_END /* one past the last own id; new ids go just above */
 } rq_type;
 
 /* Block sizes (elements per block) */

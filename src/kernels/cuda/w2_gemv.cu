@@ -1,0 +1,208 @@
+/* W2 GEMV kernels for one token (rq_cuda.h).
+ *
+ * Work split: one warp per output row; a row is cut into units of one 4-byte word of
+ * codes, i.e. 4 code bytes of one group = 16 weights (for word w of group b: bytes
+ * 4w..4w+3, and element k·L + 4w + j sits in bits 2k..2k+1 of byte j, L = g/4, see
+ * format/w2.h). Lanes take units round-robin, so consecutive lanes read consecutive
+ * code words (coalesced) and a row of in = 576 already has 36 units for 32 lanes. Then
+ * one warp reduction per row. Every weight byte is read once. A lane issues the loads of
+ * 4 units before it uses them (the first version, one unit at a time, kept too few bytes
+ * in flight: about 25-35% of the copy bandwidth on an H100; a variant with 4 rows per
+ * warp sharing the activation loads was slower still, having 4× fewer warps).
+ *
+ * W2U × float x: per unit Σ code·x and Σ x (4 float4 loads of x), then d·Σcx − d·z·Σx.
+ * W2L × int4 x (RCP's W2A4): the block unpacks the token's int4 row into shared memory
+ * as int8 once; per unit, with c = (word >> 2k) & 0x03030303 (4 consecutive codes as
+ * bytes) and the 4 matching int8 activations as one int32, four dp4a give
+ *   D1 = Σ c·q, D2 = Σ (c >> 1)·q = S2 + S3, D3 = Σ [c = 3]·q = S3, Q = Σ q,
+ * hence the exact per-code sums S3 = D3, S2 = D2 − D3, S1 = D1 − 2S2 − 3S3,
+ * S0 = Q − S1 − S2 − S3, and the unit adds Σ_k v_k·S_k (float). */
+#include "kernels/cuda/rq_cuda_impl.h"
+
+#include <cuda_fp16.h>
+
+#define RQ_CUDA_WARPS 8 /* warps per block, one output row each */
+#define RQ_CUDA_UNITS 4 /* units a lane loads before it computes (memory-level parallelism) */
+
+static __device__ __forceinline__ float rq_h2f(uint32_t bits) {
+    return __half2float(__ushort_as_half((unsigned short)(bits & 0xffff)));
+}
+
+static __device__ __forceinline__ float rq_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int G>
+__global__ void rq_w2u_gemv_f32_kernel(const uint8_t *__restrict__ w, const float *__restrict__ x,
+                                       float *__restrict__ y, int64_t out, int64_t in) {
+    constexpr int L = G / 4, WPG = L / 4, BB = RQ_W2U_HEAD + L, U = RQ_CUDA_UNITS;
+    const int64_t row = (int64_t)blockIdx.x * RQ_CUDA_WARPS + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= out) return; /* the whole warp leaves together */
+    const int64_t ng = in / G, units = ng * WPG;
+    const uint8_t *wr = w + row * ng * BB;
+    float acc = 0;
+    for (int64_t u0 = lane; u0 < units; u0 += 32 * U) {
+        uint32_t head[U], cw[U];
+        float4 xv[U][4];
+#pragma unroll
+        for (int j = 0; j < U; j++) { /* all loads first */
+            const int64_t u = u0 + 32 * j;
+            if (u < units) {
+                const int64_t b = u / WPG;
+                const int wi = (int)(u % WPG);
+                const uint8_t *blk = wr + b * BB;
+                head[j] = __ldg((const unsigned int *)blk); /* d | z << 16 */
+                cw[j] = __ldg((const unsigned int *)(blk + RQ_W2U_HEAD + 4 * wi));
+                const float *xb = x + b * G + 4 * wi;
+#pragma unroll
+                for (int k = 0; k < 4; k++) xv[j][k] = __ldg((const float4 *)(xb + k * L));
+            } else {
+                head[j] = 0; /* d = z = 0: adds nothing */
+                cw[j] = 0;
+#pragma unroll
+                for (int k = 0; k < 4; k++) xv[j][k] = make_float4(0, 0, 0, 0);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            const float d = rq_h2f(head[j]), z = rq_h2f(head[j] >> 16);
+            float sc = 0, sx = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const uint32_t c = cw[j] >> (2 * k);
+                const float4 v = xv[j][k];
+                sc += (float)(c & 3) * v.x + (float)((c >> 8) & 3) * v.y + (float)((c >> 16) & 3) * v.z +
+                      (float)((c >> 24) & 3) * v.w;
+                sx += (v.x + v.y) + (v.z + v.w);
+            }
+            acc += d * sc - d * z * sx;
+        }
+    }
+    acc = rq_warp_sum(acc);
+    if (lane == 0) y[row] = acc;
+}
+
+template <int G>
+__global__ void rq_w2l_gemv_a4_kernel(const uint8_t *__restrict__ w, const uint8_t *__restrict__ xq,
+                                      float scale, float *__restrict__ y, int64_t out, int64_t in) {
+    extern __shared__ int sq_words[]; /* [in / 4]: the token's values as int8 */
+    int8_t *sq = (int8_t *)sq_words;
+    for (int64_t i = threadIdx.x; i < in / 2; i += blockDim.x) {
+        const uint8_t v = xq[i];
+        const int64_t c = i >> 4, j = i & 15; /* chunk of 32 values, byte in the chunk */
+        sq[32 * c + j] = (int8_t)((v & 15) - 8);
+        sq[32 * c + 16 + j] = (int8_t)((v >> 4) - 8);
+    }
+    __syncthreads();
+    constexpr int L = G / 4, WPG = L / 4, BB = RQ_W2L_HEAD + L, U = RQ_CUDA_UNITS;
+    const int64_t row = (int64_t)blockIdx.x * RQ_CUDA_WARPS + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= out) return;
+    const int64_t ng = in / G, units = ng * WPG;
+    const uint8_t *wr = w + row * ng * BB;
+    float acc = 0;
+    for (int64_t u0 = lane; u0 < units; u0 += 32 * U) {
+        uint2 lv[U];
+        uint32_t cw[U];
+#pragma unroll
+        for (int j = 0; j < U; j++) { /* weight loads first */
+            const int64_t u = u0 + 32 * j;
+            if (u < units) {
+                const int64_t b = u / WPG;
+                const int wi = (int)(u % WPG);
+                const uint8_t *blk = wr + b * BB;
+                lv[j] = __ldg((const uint2 *)blk); /* v0 | v1 << 16, v2 | v3 << 16 */
+                cw[j] = __ldg((const unsigned int *)(blk + RQ_W2L_HEAD + 4 * wi));
+            } else {
+                lv[j] = make_uint2(0, 0); /* all levels 0: adds nothing */
+                cw[j] = 0;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            const int64_t u = u0 + 32 * j;
+            if (u >= units) break;
+            const int64_t b = u / WPG;
+            const int wi = (int)(u % WPG);
+            const int8_t *qb = sq + b * G + 4 * wi;
+            int D1 = 0, D2 = 0, D3 = 0, Q = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const uint32_t c = (cw[j] >> (2 * k)) & 0x03030303u;
+                const int qv = *(const int *)(qb + k * L);
+                D1 = __dp4a((int)c, qv, D1);
+                D2 = __dp4a((int)((c >> 1) & 0x01010101u), qv, D2);
+                D3 = __dp4a((int)(c & (c >> 1) & 0x01010101u), qv, D3);
+                Q = __dp4a(0x01010101, qv, Q);
+            }
+            const int S3 = D3, S2 = D2 - D3, S1 = D1 - 2 * S2 - 3 * S3, S0 = Q - S1 - S2 - S3;
+            acc += rq_h2f(lv[j].x) * (float)S0 + rq_h2f(lv[j].x >> 16) * (float)S1 + rq_h2f(lv[j].y) * (float)S2 +
+                   rq_h2f(lv[j].y >> 16) * (float)S3;
+        }
+    }
+    acc = rq_warp_sum(acc);
+    if (lane == 0) y[row] = acc * scale;
+}
+
+static rq_status check_shape(int type, bool lut, int64_t out, int64_t in, const void *w, const void *x,
+                             const void *y) {
+    const int64_t g = rq_w2_group(type);
+    if (g == 0 || rq_w2_is_lut(type) != lut)
+        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: type %s (%d) is not a %s type", rq_type_name(type), type,
+                         lut ? "W2L" : "W2U");
+    if (out < 0 || in < 0 || in % g != 0 || in > (1LL << 30))
+        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: bad shape [%lld, %lld] for group %lld", (long long)out,
+                         (long long)in, (long long)g);
+    if ((out > 0 && in > 0) && (!w || !x || !y)) return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: NULL pointer");
+    /* the kernels load W2U heads and code words as 4-byte words, W2L levels as 8 bytes,
+     * and float activations as float4 */
+    if (((uintptr_t)w & (lut ? 7 : 3)) || ((uintptr_t)x & 15))
+        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: weights need %d-byte and activations 16-byte alignment", lut ? 8 : 4);
+    return RQ_OK;
+}
+
+static unsigned blocks_for(int64_t out) {
+    return (unsigned)((out + RQ_CUDA_WARPS - 1) / RQ_CUDA_WARPS);
+}
+
+template <int G>
+static void launch_w2u(const uint8_t *w, const float *x, float *y, int64_t out, int64_t in) {
+    rq_w2u_gemv_f32_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS>>>(w, x, y, out, in);
+}
+
+template <int G>
+static void launch_w2l(const uint8_t *w, const uint8_t *xq, float scale, float *y, int64_t out, int64_t in) {
+    rq_w2l_gemv_a4_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS, (size_t)in>>>(w, xq, scale, y, out, in);
+}
+
+extern "C" rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev,
+                                          const float *x_dev, float *y_dev) {
+    RQ_TRY(check_shape(type, false, out, in, w_dev, x_dev, y_dev));
+    if (out == 0) return RQ_OK;
+    const uint8_t *w = (const uint8_t *)w_dev;
+    switch (rq_w2_group(type)) {
+    case 32: launch_w2u<32>(w, x_dev, y_dev, out, in); break;
+    case 64: launch_w2u<64>(w, x_dev, y_dev, out, in); break;
+    default: launch_w2u<128>(w, x_dev, y_dev, out, in); break;
+    }
+    RQ_CUDA_LAUNCHED();
+    return RQ_OK;
+}
+
+extern "C" rq_status rq_cuda_w2l_gemv_a4(int type, int64_t out, int64_t in, const void *w_dev,
+                                         const rq_block_a4 *xq_dev, float scale, float *y_dev) {
+    RQ_TRY(check_shape(type, true, out, in, w_dev, xq_dev, y_dev));
+    if (out == 0) return RQ_OK;
+    if (in > 48 * 1024) return rq_errorf(RQ_EINVAL, "CUDA W2A4 GEMV: in = %lld above 49152", (long long)in);
+    const uint8_t *w = (const uint8_t *)w_dev, *xq = (const uint8_t *)xq_dev;
+    switch (rq_w2_group(type)) {
+    case 32: launch_w2l<32>(w, xq, scale, y_dev, out, in); break;
+    case 64: launch_w2l<64>(w, xq, scale, y_dev, out, in); break;
+    default: launch_w2l<128>(w, xq, scale, y_dev, out, in); break;
+    }
+    RQ_CUDA_LAUNCHED();
+    return RQ_OK;
+}

@@ -1,0 +1,160 @@
+/* The W2 GEMV/GEMM driver: kernel dispatch (the one place that reads the CPU level),
+ * activation preparation, and the parallel loop over output rows. */
+#include "kernels/gemv.h"
+
+#include "base/cpu.h"
+#include "base/pool.h"
+#include "kernels/w2_impl.h"
+
+static rq_w2_tuning g_tuning = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = RQ_W2_TILE, .no_vnni = false};
+
+void rq_w2_tuning_get(rq_w2_tuning *t) { *t = g_tuning; }
+
+void rq_w2_tuning_set(const rq_w2_tuning *t) {
+    static const rq_w2_tuning def = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = RQ_W2_TILE, .no_vnni = false};
+    g_tuning = t ? *t : def;
+    if (g_tuning.tok_tile < 1) g_tuning.tok_tile = 1;
+    if (g_tuning.tok_tile > RQ_W2_TILE) g_tuning.tok_tile = RQ_W2_TILE;
+}
+
+static const rq_w2_kernel_set *kernels(void) {
+    switch (rq_cpu_level_get()) {
+    case RQ_CPU_AVX512:
+        return rq_cpu_features_get()->avx512vnni && !g_tuning.no_vnni ? &rq_w2_kernels_avx512
+                                                                      : &rq_w2_kernels_avx512_novnni;
+    case RQ_CPU_AVX2: return &rq_w2_kernels_avx2;
+    case RQ_CPU_SCALAR: break;
+    }
+    return &rq_w2_kernels_ref;
+}
+
+const char *rq_w2_kernel_name(void) { return kernels()->name; }
+
+float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
+    RQ_ASSERT(n >= 0 && qmax > 0 && qmax <= 127);
+    return kernels()->act_quant(x, n, qmax, q);
+}
+
+rq_status rq_w2_matrix_check(const rq_w2_matrix *w) {
+    const int64_t g = rq_w2_group(w->type);
+    if (g == 0) return rq_errorf(RQ_EINVAL, "W2 matrix: type %s (%d) is not a 2-bit type", rq_type_name(w->type), w->type);
+    if (w->out < 0 || w->in < 0) return rq_errorf(RQ_EINVAL, "W2 matrix: negative shape [%lld, %lld]", (long long)w->out, (long long)w->in);
+    if (w->in % g != 0)
+        return rq_errorf(RQ_EINVAL, "W2 matrix: in = %lld is not a multiple of the group size %lld", (long long)w->in, (long long)g);
+    if (!w->data && w->out > 0 && w->in > 0) return rq_errorf(RQ_EINVAL, "W2 matrix: no data");
+    return RQ_OK;
+}
+
+/* Blocking of the row loop. A chunk of output rows is done RQ_W2_ROW_BLOCK rows at a time;
+ * for each tile of tokens the groups are walked in K blocks whose activation slice (tile
+ * tokens × K block) stays within RQ_W2_ACT_BLOCK_BYTES, so that it is read from L1 for
+ * every row of the block (a 4096-float row alone is 16 KiB; 4 of them overflow L1). */
+#define RQ_W2_ROW_BLOCK 16
+#define RQ_W2_ACT_BLOCK_BYTES (16 * 1024)
+
+typedef struct {
+    const uint8_t *w;
+    int64_t row_bytes, out;
+    const rq_w2_act *a;
+    const float *scale; /* [n_tok] or NULL (all 1) */
+    rq_w2_dot_fn fn;
+    int tile;
+    int64_t kc; /* groups per K block */
+    float *y;   /* [n_tok, out] */
+} gemm_job;
+
+static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    const gemm_job *j = ctx;
+    const int64_t ng = j->a->in / j->a->group, n_tok = j->a->n_tok;
+    float acc[RQ_W2_ROW_BLOCK][RQ_W2_TILE], tmp[RQ_W2_TILE];
+    for (int64_t rb = r0; rb < r1; rb += RQ_W2_ROW_BLOCK) {
+        const int64_t re = rb + RQ_W2_ROW_BLOCK < r1 ? rb + RQ_W2_ROW_BLOCK : r1;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += j->tile) {
+            const int nt = (int)(n_tok - t0 < j->tile ? n_tok - t0 : j->tile);
+            for (int64_t b0 = 0; b0 < ng; b0 += j->kc) {
+                const int64_t b1 = b0 + j->kc < ng ? b0 + j->kc : ng;
+                for (int64_t r = rb; r < re; r++) {
+                    j->fn(j->w + r * j->row_bytes, j->a, t0, nt, b0, b1, tmp);
+                    for (int t = 0; t < nt; t++) acc[r - rb][t] = b0 == 0 ? tmp[t] : acc[r - rb][t] + tmp[t];
+                }
+            }
+            for (int64_t r = rb; r < re; r++)
+                for (int t = 0; t < nt; t++)
+                    j->y[(t0 + t) * j->out + r] = j->scale ? acc[r - rb][t] * j->scale[t0 + t] : acc[r - rb][t];
+        }
+    }
+}
+
+/* Runs the row loop with activations already prepared. */
+static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, bool int_act,
+                float *y) {
+    const rq_w2_kernel_set *ks = kernels();
+    const bool lut = rq_w2_is_lut(w->type);
+    const int gi = rq_w2_gidx(a->group);
+    gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y};
+    RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
+    const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
+    j.fn = int_kernel ? ks->i8[lut][gi] : ks->f32[lut][gi];
+    const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
+    j.kc = RQ_W2_ACT_BLOCK_BYTES / (tile * a->group * (int_kernel ? 1 : 4));
+    if (j.kc < 1) j.kc = 1;
+    /* grain: about 64 KiB of weights per chunk, so that small matrices stay on one thread */
+    int64_t grain = (64 * 1024) / (j.row_bytes > 0 ? j.row_bytes : 1);
+    if (grain < 1) grain = 1;
+    rq_parallel_for(w->out, grain, gemm_rows, &j);
+}
+
+/* Integer path from q [n_tok, in] and scales: group sums, the float copy when the LUT
+ * float method needs it, then the row loop. */
+static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
+    const int64_t in = w->in, g = rq_w2_group(w->type), ng = in / g;
+    int32_t *qsum = rq_xalloc(n_tok * ng * (int64_t)sizeof(int32_t) + 64);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t b = 0; b < ng; b++) {
+            int32_t s = 0;
+            for (int64_t i = 0; i < g; i++) s += q[t * in + b * g + i];
+            qsum[t * ng + b] = s;
+        }
+    float *xf = NULL;
+    if (rq_w2_is_lut(w->type) && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT) {
+        xf = rq_xalloc(n_tok * in * (int64_t)sizeof(float) + 64);
+        for (int64_t i = 0; i < n_tok * in; i++) xf[i] = (float)q[i];
+    }
+    rq_w2_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum};
+    run(w, &a, scale, true, y);
+    rq_free(xf);
+    rq_free(qsum);
+}
+
+void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y) {
+    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0);
+    if (n_tok == 0 || w->out == 0) return;
+    if (w->in == 0) {
+        for (int64_t i = 0; i < n_tok * w->out; i++) y[i] = 0;
+        return;
+    }
+    if (act == RQ_ACT_F32) {
+        rq_w2_act a = {.n_tok = n_tok, .in = w->in, .group = rq_w2_group(w->type), .xf = x};
+        run(w, &a, NULL, false, y);
+        return;
+    }
+    RQ_ASSERT(act == RQ_ACT_Q8 || act == RQ_ACT_Q4);
+    const int qmax = act == RQ_ACT_Q8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX;
+    const rq_w2_kernel_set *ks = kernels();
+    int8_t *q = rq_xalloc(n_tok * w->in + 64);
+    float *scale = rq_xalloc(n_tok * (int64_t)sizeof(float));
+    for (int64_t t = 0; t < n_tok; t++) scale[t] = ks->act_quant(x + t * w->in, w->in, qmax, q + t * w->in);
+    run_int(w, q, scale, n_tok, y);
+    rq_free(scale);
+    rq_free(q);
+}
+
+void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
+    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0);
+    if (n_tok == 0 || w->out == 0) return;
+    if (w->in == 0) {
+        for (int64_t i = 0; i < n_tok * w->out; i++) y[i] = 0;
+        return;
+    }
+    run_int(w, q, scale, n_tok, y);
+}

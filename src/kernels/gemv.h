@@ -1,0 +1,90 @@
+/* GEMV / small GEMM over the 2-bit weight layouts (format/w2.h), with float or per-token
+ * quantized activations (format/act.h), multithreaded over output rows on the pool.
+ *
+ *   y [n_tok, out] = x̃ [n_tok, in] · Ŵᵀ,   Ŵ [out, in] the dequantized weights,
+ *   x̃ = x (RQ_ACT_F32) or x quantized per token and dequantized (RQ_ACT_Q8 / RQ_ACT_Q4).
+ *
+ * The kernel is chosen here, in one place, from rq_cpu_level_get() (RQ_CPU caps it):
+ * scalar reference (kernels/ref), AVX2 (x86/w2_avx2.c) or AVX-512 (x86/w2_avx512.c,
+ * with vpdpbusd where the CPU has AVX512-VNNI). How each computes, and the measured
+ * choices, are described in those files and in the report of bench/bench_kernels.c.
+ * n_tok = 1 is the decode GEMV; larger batches (prefill) unpack each weight row once per
+ * tile of up to 4 tokens.
+ *
+ * Float activations use the same kernel for W2U and W2L: a group's 4 dequantized values
+ * form a table and the codes index it (vpermps), then FMA. Integer activations compute
+ * exact integer dot products per group (vpdpbusd / vpmaddubsw) and apply the weight
+ * scales per group and the token's scale at the end.
+ *
+ * Measured (bench/bench_kernels.c, one thread of the AMD EPYC Zen 5 dev VM, AVX-512+VNNI,
+ * group 64, weights cold; the machine was shared with other jobs): the kernels are
+ * compute-bound at about 19-20 GB/s of weights per core for W2U A8/A4 and W2L (all
+ * activation kinds) and 13 GB/s for W2U A16, against about 40 GB/s for a read-only pass
+ * over the same bytes on one core. W2L with integer activations: the float-table method
+ * (19 GB/s) beats the bit-plane vpdpbusd method (8 GB/s) for the GEMV, so it is the
+ * default; the bit-plane method wins only for GEMM tiles at g = 128. GEMM: unpacking a
+ * weight row once per 4 tokens gives 1.9x per token for int8/int4 activations and
+ * 1.2-1.4x for float ones (whose 4 activation rows load more bytes than the codes). */
+#ifndef RQ_KERNELS_GEMV_H
+#define RQ_KERNELS_GEMV_H
+
+#include "base/status.h"
+#include "format/act.h"
+#include "format/w2.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rq_w2_matrix {
+    int type;         /* RQ_TYPE_W2U_G* or RQ_TYPE_W2L_G* */
+    int64_t out, in;  /* in % group == 0 */
+    const void *data; /* [out, in/group] blocks; row r starts at r·rq_type_row_bytes(type, in);
+                       * borrowed, at least 2-byte aligned */
+} rq_w2_matrix;
+
+/* RQ_EINVAL with a message if the type is not a W2 type, a size is negative, in is not a
+ * multiple of the group, or data is NULL with out·in > 0. */
+rq_status rq_w2_matrix_check(const rq_w2_matrix *w);
+
+/* y [n_tok, out] = x̃ [n_tok, in] · Ŵᵀ (see above). x and y caller-owned, not
+ * overlapping; w must pass rq_w2_matrix_check (asserted). Allocates scratch for the
+ * quantized activations (n_tok·in bytes and a little more) per call. */
+void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y);
+/* The decode case: y [out] = Ŵ · x̃ for one token x [in]. */
+static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const float *x, float *y) {
+    rq_w2_gemm(w, act, x, 1, y);
+}
+/* Activations already quantized: q [n_tok, in] (values in [-127, 127]) with scales
+ * [n_tok], e.g. from rq_act_quant_ref or rq_act_q4_unpack. y [n_tok, out]. */
+void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
+                  float *y);
+
+/* Per-token quantization with the dispatched SIMD code (same codes as rq_act_quant_ref):
+ * q [n] and the returned scale. qmax = 127 (Q8) or 7 (Q4). */
+float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q);
+
+/* ---- tuning knobs, for tests and bench/bench_kernels.c (process-wide; not thread-safe
+ * against concurrent GEMMs). */
+typedef enum rq_w2_lut_int_method {
+    /* W2L with integer activations: the integer values are turned into floats once per
+     * token and the float table-lookup kernel runs on them (the measured winner; each
+     * product of an integer value and an fp16 level is exact in float) */
+    RQ_W2_LUT_INT_FLOAT = 0,
+    /* three vpdpbusd per group over bit planes (code, code & 2, code == 3), whose integer
+     * sums give the 4 per-code partial sums, combined with the 4 levels */
+    RQ_W2_LUT_INT_BITPLANE = 1,
+} rq_w2_lut_int_method;
+
+typedef struct rq_w2_tuning {
+    rq_w2_lut_int_method lut_int; /* default RQ_W2_LUT_INT_FLOAT */
+    int tok_tile;                 /* tokens per weight-row unpack, 1..4 (default 4) */
+    bool no_vnni;                 /* use the AVX-512 kernels without vpdpbusd */
+} rq_w2_tuning;
+
+void rq_w2_tuning_get(rq_w2_tuning *t);
+/* NULL restores the defaults. */
+void rq_w2_tuning_set(const rq_w2_tuning *t);
+/* Name of the kernel set rq_w2_gemm would use now ("scalar", "avx2", "avx512-vnni", ...). */
+const char *rq_w2_kernel_name(void);
+
+#endif

@@ -1,0 +1,58 @@
+/* Internal interface between the W2 GEMV/GEMM driver (gemv.c) and the per-CPU-level
+ * kernels (ref/w2_ref.c, x86/w2_avx2.c, x86/w2_avx512.c). Not part of the public API.
+ *
+ * The driver quantizes the activations once per call into an rq_w2_act, then for every
+ * output row and every tile of up to RQ_W2_TILE tokens calls one "dot" kernel, which
+ * unpacks the row's codes once and uses them for all tokens of the tile (the GEMM's
+ * weight reuse), and writes the unscaled dot products; the driver multiplies by each
+ * token's activation scale. */
+#ifndef RQ_KERNELS_W2_IMPL_H
+#define RQ_KERNELS_W2_IMPL_H
+
+#include "format/act.h"
+#include "format/w2.h"
+
+#include <stdint.h>
+
+#define RQ_W2_TILE 4 /* most tokens one kernel call handles */
+/* Bytes ahead of the current block that the float kernels prefetch within the row. The
+ * driver walks a block of 16 rows in K blocks (gemv.c), so a row is read in segments
+ * of ~1 KiB that the hardware stream prefetcher follows poorly; measured on 4096×11008
+ * with cold weights: 2.85 -> 2.13 ms (W2U) and 3.13 -> 1.80 ms (W2L), no change elsewhere. */
+#define RQ_W2_PREFETCH 1024
+
+typedef struct rq_w2_act {
+    int64_t n_tok, in, group;
+    const float *xf;     /* [n_tok, in] input of the float kernels: x itself (F32), or the
+                          * integer values q as floats (int activations, LUT "float" method) */
+    const int8_t *q;     /* [n_tok, in] integer activations (Q8/Q4), NULL for F32 */
+    const int32_t *qsum; /* [n_tok, in/group] Σ q over each weight group, NULL for F32 */
+} rq_w2_act;
+
+/* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
+ * (1 <= nt <= RQ_W2_TILE), where v is a->xf (float kernels) or a->q (integer kernels);
+ * `row` points at the row's first block (group 0). Integer kernels compute each group's
+ * integer sums exactly (see format/act.h) and combine them in float. */
+typedef void (*rq_w2_dot_fn)(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt,
+                             int64_t b0, int64_t b1, float *out);
+
+/* Quantizes x [n] to q [n] in [-qmax, qmax]; returns the scale. Same codes as
+ * rq_act_quant_ref, bit for bit. */
+typedef float (*rq_act_quant_fn)(const float *x, int64_t n, int qmax, int8_t *q);
+
+/* Index of a group size in the tables: 32 -> 0, 64 -> 1, 128 -> 2. */
+static inline int rq_w2_gidx(int64_t g) { return g == 32 ? 0 : g == 64 ? 1 : 2; }
+
+typedef struct rq_w2_kernel_set {
+    const char *name;
+    rq_w2_dot_fn f32[2][3];      /* [lut][group index]: float activations */
+    rq_w2_dot_fn i8[2][3];       /* [lut][group index]: integer activations */
+    rq_act_quant_fn act_quant;
+} rq_w2_kernel_set;
+
+extern const rq_w2_kernel_set rq_w2_kernels_ref;
+extern const rq_w2_kernel_set rq_w2_kernels_avx2;
+extern const rq_w2_kernel_set rq_w2_kernels_avx512;      /* VNNI dot products */
+extern const rq_w2_kernel_set rq_w2_kernels_avx512_novnni;
+
+#endif

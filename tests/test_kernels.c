@@ -1,0 +1,449 @@
+/* Tests of the 2-bit formats (format/w2.h, format/act.h) and the W2 GEMV/GEMM kernels
+ * (kernels/gemv.h):
+ *   - traits, block sizes, the code layout against the diagram in w2.h;
+ *   - pack/unpack round trips; dequantization equals what src/quant computed (uniform RTN
+ *     and Lloyd-Max LUT) bit for bit;
+ *   - per-token activation quantization: properties of the reference, every SIMD level
+ *     equal to it bit for bit, Q4 packing round trip;
+ *   - every kernel path the CPU has (scalar, AVX2, AVX-512 with and without VNNI, both
+ *     W2L integer methods, token tiles of 1 and 4) against a float64 oracle built from
+ *     the dequantized weights and activations, on odd shapes (out = 37, in = 5 groups,
+ *     batches that leave a partial token tile), and bit-exact agreement of all paths on
+ *     dyadic data where every sum is exact in float. */
+#include "testing.h"
+
+#include "base/cpu.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "base/status.h"
+#include "format/act.h"
+#include "format/format.h"
+#include "format/w2.h"
+#include "kernels/gemv.h"
+#include "quant/lut.h"
+#include "quant/uniform.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* Random data: the kernels and the oracle sum the same products in different orders (and
+ * the W2L bit-plane method through transformed coefficients c_k, |c_k| <= 2·max|v|).
+ * Each float sum of n terms is within γ_n·Σ|terms| of the exact value (γ_n ≈ n·ε,
+ * Higham), so two of them differ by at most 2γ_n·M with M = Σ_i m_i·|x̃_i|, m_i the
+ * largest |dequantized value| the element's group can produce (times 3 for the bit-plane
+ * coefficients). One wrong code changes a result by about M/in, far above this. */
+static double kernel_tol(double M, int64_t in) { return 2.0 * 3.0 * (double)(in + 8) * FLT_EPSILON * M; }
+
+static const int64_t GROUPS[3] = {32, 64, 128};
+
+/* ------------------------------------------------------------------ helpers */
+
+static float rand_fp16(rq_rng *r, double lo, double hi) {
+    return rq_fp16_to_fp32(rq_fp32_to_fp16((float)(lo + (hi - lo) * rq_rng_uniform(r))));
+}
+
+/* Random codes [out, in] and params [out, in/g, n_param] for `type`; dyadic: scales and
+ * levels are small binary fractions and zero points integers. */
+static void random_weights(rq_rng *r, int type, int64_t out, int64_t in, bool dyadic,
+                           uint8_t *codes, float *params) {
+    const int64_t g = rq_w2_group(type), ng = in / g;
+    const int np = rq_w2_n_param(type);
+    for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, 4);
+    for (int64_t b = 0; b < out * ng; b++) {
+        float *p = params + b * np;
+        if (rq_w2_is_lut(type)) {
+            for (int k = 0; k < 4; k++)
+                p[k] = dyadic ? (float)((int)rq_rng_below(r, 33) - 16) / 8.0f : rand_fp16(r, -0.2, 0.2);
+        } else {
+            p[0] = dyadic ? (float)(1 + rq_rng_below(r, 4)) / 4.0f : rand_fp16(r, 0.005, 0.1);
+            /* integer zero points as the quantizers make them, sometimes a fractional one */
+            p[1] = (float)rq_rng_below(r, 4);
+            if (!dyadic && rq_rng_below(r, 8) == 0) p[1] = 1.5f;
+        }
+    }
+}
+
+static void random_acts(rq_rng *r, int64_t n, bool dyadic, float *x) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dyadic) x[i] = (float)((int)rq_rng_below(r, 15) - 7);
+        else x[i] = (float)(rq_rng_normal(r) * (rq_rng_below(r, 50) == 0 ? 8.0 : 1.0));
+    }
+    if (dyadic) x[0] = 7; /* so every row's max|x| is 7 */
+}
+
+/* float64 oracle: y [n_tok, out] = x̃ · Ŵᵀ with Ŵ from the traits' to_float and x̃ from
+ * the reference activation quantizer; also M [n_tok, out] for kernel_tol. */
+static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_kind act,
+                   const float *x, int64_t n_tok, double *y, double *M) {
+    const rq_type_traits *tr = rq_type_traits_get(type);
+    int64_t rb = 0;
+    RQ_ASSERT(tr && rq_type_row_bytes(type, in, &rb));
+    float *W = rq_xalloc(out * in * 4 + 4);
+    for (int64_t o = 0; o < out; o++) tr->to_float((const uint8_t *)wdata + o * rb, W + o * in, in);
+    /* each element's bound m_i: the largest |value| its group can dequantize to */
+    const int64_t g = rq_w2_group(type), ng = in / g;
+    uint8_t *codes = rq_xalloc(out * in + 1);
+    float *params = rq_xalloc(out * ng * 4 * 4 + 4);
+    rq_w2_unpack(type, out, in, wdata, codes, params);
+    double *xt = rq_xalloc(in * 8 + 8);
+    int8_t *q = rq_xalloc(in + 1);
+    for (int64_t t = 0; t < n_tok; t++) {
+        if (act == RQ_ACT_F32) {
+            for (int64_t i = 0; i < in; i++) xt[i] = x[t * in + i];
+        } else {
+            const float a = rq_act_quant_ref(x + t * in, in, act == RQ_ACT_Q8 ? 127 : 7, q);
+            for (int64_t i = 0; i < in; i++) xt[i] = (double)a * q[i];
+        }
+        for (int64_t o = 0; o < out; o++) {
+            double s = 0, m = 0;
+            for (int64_t i = 0; i < in; i++) {
+                s += (double)W[o * in + i] * xt[i];
+                const float *p = params + (o * ng + i / g) * rq_w2_n_param(type);
+                double mi;
+                if (rq_w2_is_lut(type)) mi = fmax(fmax(fabs(p[0]), fabs(p[1])), fmax(fabs(p[2]), fabs(p[3])));
+                else mi = fabs(p[0]) * (3 + fabs(p[1]));
+                m += mi * fabs(xt[i]);
+            }
+            y[t * out + o] = s;
+            M[t * out + o] = m;
+        }
+    }
+    rq_free(W);
+    rq_free(codes);
+    rq_free(params);
+    rq_free(xt);
+    rq_free(q);
+}
+
+/* ------------------------------------------------------------------ formats */
+
+static void test_traits(void) {
+    static const struct { int id; const char *name; int64_t g, bytes; bool lut; } want[] = {
+        {RQ_TYPE_W2U_G32, "W2U_G32", 32, 12, false},   {RQ_TYPE_W2U_G64, "W2U_G64", 64, 20, false},
+        {RQ_TYPE_W2U_G128, "W2U_G128", 128, 36, false}, {RQ_TYPE_W2L_G32, "W2L_G32", 32, 16, true},
+        {RQ_TYPE_W2L_G64, "W2L_G64", 64, 24, true},    {RQ_TYPE_W2L_G128, "W2L_G128", 128, 40, true},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const rq_type_traits *t = rq_type_traits_get(want[i].id);
+        RQ_CHECK_MSG(t != NULL, "no traits for %s", want[i].name);
+        if (!t) continue;
+        RQ_CHECK(strcmp(t->name, want[i].name) == 0);
+        RQ_CHECK(strcmp(rq_type_name(want[i].id), want[i].name) == 0);
+        RQ_CHECK(t->block_size == want[i].g && t->type_size == want[i].bytes && t->quantized && t->to_float);
+        RQ_CHECK(rq_w2_group(want[i].id) == want[i].g && rq_w2_is_lut(want[i].id) == want[i].lut);
+        RQ_CHECK(rq_w2_type(want[i].lut, want[i].g) == want[i].id);
+        int64_t rb = 0;
+        RQ_CHECK(rq_type_row_bytes(want[i].id, 4096, &rb) && rb == 4096 / want[i].g * want[i].bytes);
+        RQ_CHECK(!rq_type_row_bytes(want[i].id, want[i].g + 1, &rb));
+    }
+    RQ_CHECK(rq_w2_group(RQ_TYPE_Q4_0) == 0 && rq_w2_type(false, 48) == -1);
+    RQ_CHECK(sizeof(rq_block_a4) == 16);
+}
+
+/* The layout diagram of w2.h: element k·L + j in bits 2k..2k+1 of qs[j]. */
+static void test_layout(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 11);
+    for (int gi = 0; gi < 3; gi++) {
+        const int64_t g = GROUPS[gi], L = g / 4;
+        for (int lut = 0; lut < 2; lut++) {
+            const int type = rq_w2_type(lut, g);
+            uint8_t codes[128];
+            float params[4] = {0.25f, 1, 0.5f, 0.75f};
+            for (int64_t i = 0; i < g; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
+            uint8_t blk[64];
+            rq_w2_pack(type, 1, g, codes, params, blk);
+            const int head = lut ? RQ_W2L_HEAD : RQ_W2U_HEAD;
+            int bad = 0;
+            for (int64_t j = 0; j < L; j++) {
+                const int want = codes[j] | codes[L + j] << 2 | codes[2 * L + j] << 4 | codes[3 * L + j] << 6;
+                bad += blk[head + j] != want;
+            }
+            RQ_CHECK_MSG(bad == 0, "g %lld lut %d: %d code bytes differ from the diagram", (long long)g, lut, bad);
+            rq_half h[4];
+            memcpy(h, blk, (size_t)head);
+            for (int k = 0; k < head / 2; k++) RQ_CHECK(rq_fp16_to_fp32(h[k]) == params[k]);
+        }
+    }
+}
+
+static void test_pack_roundtrip(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 12);
+    for (int gi = 0; gi < 3; gi++)
+        for (int lut = 0; lut < 2; lut++) {
+            const int type = rq_w2_type(lut, GROUPS[gi]);
+            const int64_t out = 5, in = GROUPS[gi] * 3, ng = in / GROUPS[gi];
+            int64_t rb = 0;
+            RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
+            uint8_t *codes = rq_xalloc(out * in), *codes2 = rq_xalloc(out * in);
+            float *params = rq_xalloc(out * ng * 16), *params2 = rq_xalloc(out * ng * 16);
+            void *blocks = rq_xalloc(out * rb);
+            random_weights(&r, type, out, in, false, codes, params);
+            rq_w2_pack(type, out, in, codes, params, blocks);
+            rq_w2_unpack(type, out, in, blocks, codes2, params2);
+            RQ_CHECK(memcmp(codes, codes2, (size_t)(out * in)) == 0);
+            RQ_CHECK(memcmp(params, params2, (size_t)(out * ng * rq_w2_n_param(type) * 4)) == 0);
+            /* dequantization equals lv[code] computed here from the unpacked form */
+            float *y = rq_xalloc(in * 4);
+            int bad = 0;
+            for (int64_t o = 0; o < out; o++) {
+                rq_type_traits_get(type)->to_float((const uint8_t *)blocks + o * rb, y, in);
+                for (int64_t i = 0; i < in; i++) {
+                    const float *p = params + (o * ng + i / GROUPS[gi]) * rq_w2_n_param(type);
+                    const int c = codes[o * in + i];
+                    const float want = lut ? p[c] : p[0] * ((float)c - p[1]);
+                    bad += y[i] != want;
+                }
+            }
+            RQ_CHECK_MSG(bad == 0, "%s: %d dequantized values differ", rq_type_name(type), bad);
+            rq_free(y);
+            rq_free(codes);
+            rq_free(codes2);
+            rq_free(params);
+            rq_free(params2);
+            rq_free(blocks);
+        }
+}
+
+/* src/quant's RTN output, packed and dequantized, equals the quantizer's own ŵ. */
+static void test_quantizer_roundtrip(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 13);
+    const int64_t out = 7, in = 256;
+    float *w = rq_xalloc(out * in * 4), *deq = rq_xalloc(out * in * 4), *y = rq_xalloc(out * in * 4);
+    for (int64_t i = 0; i < out * in; i++) w[i] = (float)(0.05 * rq_rng_normal(&r));
+    uint8_t *codes = rq_xalloc(out * in);
+    for (int gi = 0; gi < 3; gi++) {
+        const int64_t g = GROUPS[gi], ng = in / g;
+        float *params = rq_xalloc(out * ng * 16), *scales = rq_xalloc(out * ng * 4);
+        uint8_t *zeros = rq_xalloc(out * ng);
+        for (int lut = 0; lut < 2; lut++) {
+            const int type = rq_w2_type(lut, g);
+            if (lut) {
+                rq_lut_cfg cfg = {.iters = RQ_LUT_ITERS_DEFAULT};
+                RQ_CHECK(rq_lut_quantize(&cfg, w, out, in, g, NULL, codes, params, deq) == RQ_OK);
+            } else {
+                rq_uniform_cfg cfg = {.bits = 2, .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N};
+                RQ_CHECK(rq_uniform_quantize(&cfg, w, out, in, g, NULL, codes, scales, zeros, deq) == RQ_OK);
+                for (int64_t b = 0; b < out * ng; b++) {
+                    params[2 * b] = scales[b];
+                    params[2 * b + 1] = zeros[b];
+                }
+            }
+            int64_t rb = 0;
+            RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
+            void *blocks = rq_xalloc(out * rb);
+            rq_w2_pack(type, out, in, codes, params, blocks);
+            for (int64_t o = 0; o < out; o++)
+                rq_type_traits_get(type)->to_float((const uint8_t *)blocks + o * rb, y + o * in, in);
+            RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: dequantized file differs from the quantizer's ŵ", rq_type_name(type));
+            rq_free(blocks);
+        }
+        rq_free(params);
+        rq_free(scales);
+        rq_free(zeros);
+    }
+    rq_free(w);
+    rq_free(deq);
+    rq_free(y);
+    rq_free(codes);
+}
+
+/* ------------------------------------------------------------------ activations */
+
+static void test_act_quant(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 14);
+    static const int64_t ns[] = {1, 7, 16, 33, 100, 576, 1000};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int64_t n = ns[ni];
+        float *x = rq_xalloc(n * 4);
+        int8_t *q = rq_xalloc(n), *q2 = rq_xalloc(n);
+        for (int64_t i = 0; i < n; i++) x[i] = (float)(rq_rng_normal(&r) * (i % 13 == 0 ? 10 : 1));
+        /* exact ties k + 0.5 (after scaling) must round to even in every path */
+        if (n >= 7) { x[0] = 127.0f; x[1] = 2.5f; x[2] = -3.5f; x[3] = 0.5f; }
+        for (int qi = 0; qi < 2; qi++) {
+            const int qmax = qi ? 7 : 127;
+            const float a = rq_act_quant_ref(x, n, qmax, q);
+            float amax = 0;
+            for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+            RQ_CHECK(a == amax / (float)qmax);
+            int bad = 0, hit_max = 0;
+            for (int64_t i = 0; i < n; i++) {
+                bad += q[i] < -qmax || q[i] > qmax || fabs((double)a * q[i] - x[i]) > 0.5001 * a;
+                hit_max += abs(q[i]) == qmax;
+            }
+            RQ_CHECK_MSG(bad == 0, "n %lld qmax %d: %d values out of range or off by more than a/2", (long long)n, qmax, bad);
+            RQ_CHECK(hit_max >= 1);
+            if (n >= 7 && qmax == 127) RQ_CHECK(q[1] == 2 && q[2] == -4 && q[3] == 0);
+            for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+                rq_cpu_set_level((rq_cpu_level)lvl);
+                const float a2 = rq_act_quant(x, n, qmax, q2);
+                RQ_CHECK_MSG(a2 == a && memcmp(q, q2, (size_t)n) == 0, "%s: act quant differs from the reference (n %lld, qmax %d)",
+                             rq_cpu_level_name((rq_cpu_level)lvl), (long long)n, qmax);
+            }
+            rq_cpu_set_level(rq_cpu_max_level());
+        }
+        rq_free(x);
+        rq_free(q);
+        rq_free(q2);
+    }
+    /* all-zero row */
+    float z[40] = {0};
+    int8_t q[40];
+    memset(q, 5, sizeof q);
+    RQ_CHECK(rq_act_quant_ref(z, 40, 127, q) == 0 && q[0] == 0 && q[39] == 0);
+    memset(q, 5, sizeof q);
+    RQ_CHECK(rq_act_quant(z, 40, 7, q) == 0 && q[0] == 0 && q[39] == 0);
+
+    /* Q4 packing: round trip and the documented nibble layout */
+    int8_t v[64], back[64];
+    rq_block_a4 blk[2];
+    for (int i = 0; i < 64; i++) v[i] = (int8_t)((int)rq_rng_below(&r, 16) - 8);
+    rq_act_q4_pack(v, 64, blk);
+    rq_act_q4_unpack(blk, 64, back);
+    RQ_CHECK(memcmp(v, back, 64) == 0);
+    RQ_CHECK((blk[1].qs[3] & 15) == v[32 + 3] + 8 && (blk[1].qs[3] >> 4) == v[32 + 16 + 3] + 8);
+}
+
+/* ------------------------------------------------------------------ kernels */
+
+typedef struct {
+    const char *name;
+    rq_cpu_level level;
+    rq_w2_tuning tuning;
+} kpath;
+
+static int kernel_paths(kpath *p) {
+    int n = 0;
+    for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+        for (int variant = 0; variant < 4; variant++) {
+            kpath k = {.level = (rq_cpu_level)lvl,
+                       .tuning = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = 4, .no_vnni = false}};
+            if (variant == 1) k.tuning.lut_int = RQ_W2_LUT_INT_BITPLANE;
+            if (variant == 2) k.tuning.tok_tile = 1;
+            if (variant == 3) {
+                if (lvl != RQ_CPU_AVX512 || !rq_cpu_features_get()->avx512vnni) continue;
+                k.tuning.no_vnni = true;
+                k.tuning.lut_int = RQ_W2_LUT_INT_BITPLANE;
+            }
+            p[n++] = k;
+        }
+    }
+    return n;
+}
+
+static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int64_t n_tok, bool dyadic) {
+    const int64_t g = rq_w2_group(type), ng = in / g;
+    int64_t rb = 0;
+    RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
+    uint8_t *codes = rq_xalloc(out * in);
+    float *params = rq_xalloc(out * ng * 16);
+    void *blocks = rq_xalloc(out * rb);
+    random_weights(r, type, out, in, dyadic, codes, params);
+    rq_w2_pack(type, out, in, codes, params, blocks);
+    rq_w2_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
+    RQ_CHECK(rq_w2_matrix_check(&w) == RQ_OK);
+    float *x = rq_xalloc(n_tok * in * 4);
+    for (int64_t t = 0; t < n_tok; t++) random_acts(r, in, dyadic, x + t * in);
+    double *yo = rq_xalloc(n_tok * out * 8), *M = rq_xalloc(n_tok * out * 8);
+    float *y = rq_xalloc(n_tok * out * 4), *yfirst = rq_xalloc(n_tok * out * 4);
+    kpath paths[16];
+    const int np = kernel_paths(paths);
+    for (int act = RQ_ACT_F32; act <= RQ_ACT_Q4; act++) {
+        oracle(type, out, in, blocks, (rq_act_kind)act, x, n_tok, yo, M);
+        for (int pi = 0; pi < np; pi++) {
+            rq_cpu_set_level(paths[pi].level);
+            rq_w2_tuning_set(&paths[pi].tuning);
+            for (int64_t i = 0; i < n_tok * out; i++) y[i] = NAN;
+            rq_w2_gemm(&w, (rq_act_kind)act, x, n_tok, y);
+            int bad = 0, bad_exact = 0;
+            double worst = 0;
+            for (int64_t i = 0; i < n_tok * out; i++) {
+                const double err = fabs(y[i] - yo[i]);
+                /* dyadic data: every partial sum is exact, so the only rounding is the
+                 * final float product with the token scale (half an ulp) */
+                const double tol = dyadic ? 0.5 * fabs(yo[i]) * FLT_EPSILON : kernel_tol(M[i], in);
+                if (!(err <= tol)) bad++;
+                if (err > worst) worst = err;
+                if (pi > 0 && dyadic && memcmp(&y[i], &yfirst[i], 4) != 0) bad_exact++;
+            }
+            RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
+                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                         (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile, (int)paths[pi].tuning.no_vnni,
+                         (long long)out, (long long)in, (long long)n_tok, dyadic ? " dyadic" : "", bad,
+                         (long long)(n_tok * out), worst);
+            RQ_CHECK_MSG(bad_exact == 0, "%s act %s level %s: %d results differ from the scalar path on dyadic data",
+                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(), bad_exact);
+            if (pi == 0) memcpy(yfirst, y, (size_t)(n_tok * out * 4));
+        }
+        rq_w2_tuning_set(NULL);
+        rq_cpu_set_level(rq_cpu_max_level());
+    }
+    /* pre-quantized activations: Q4 rows packed, unpacked and passed with their scales
+     * give the same result as rq_w2_gemm with RQ_ACT_Q4 */
+    int8_t *q = rq_xalloc(n_tok * in);
+    float *sc = rq_xalloc(n_tok * 4), *y2 = rq_xalloc(n_tok * out * 4);
+    rq_block_a4 *packed = rq_xalloc(n_tok * in / 2);
+    for (int64_t t = 0; t < n_tok; t++) {
+        sc[t] = rq_act_quant_ref(x + t * in, in, RQ_ACT_Q4_MAX, q + t * in);
+        rq_act_q4_pack(q + t * in, in, packed + t * in / RQ_QK_A4);
+    }
+    memset(q, 0, (size_t)(n_tok * in));
+    for (int64_t t = 0; t < n_tok; t++) rq_act_q4_unpack(packed + t * in / RQ_QK_A4, in, q + t * in);
+    rq_w2_gemm(&w, RQ_ACT_Q4, x, n_tok, y);
+    rq_w2_gemm_q(&w, q, sc, n_tok, y2);
+    RQ_CHECK(memcmp(y, y2, (size_t)(n_tok * out * 4)) == 0);
+    rq_free(q);
+    rq_free(sc);
+    rq_free(y2);
+    rq_free(packed);
+    rq_free(codes);
+    rq_free(params);
+    rq_free(blocks);
+    rq_free(x);
+    rq_free(yo);
+    rq_free(M);
+    rq_free(y);
+    rq_free(yfirst);
+}
+
+static void test_kernels(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 15);
+    rq_threads_set(2);
+    for (int gi = 0; gi < 3; gi++)
+        for (int lut = 0; lut < 2; lut++) {
+            const int type = rq_w2_type(lut, GROUPS[gi]);
+            const int64_t g = GROUPS[gi];
+            /* odd shapes: out not a multiple of any tile, in = 1 / 3 / 5 groups, batches
+             * 1 (GEMV), 3 (one partial tile) and 6 (a full tile and a partial one) */
+            test_kernels_case(&r, type, 37, g * 5, 1, false);
+            test_kernels_case(&r, type, 37, g * 3, 6, false);
+            test_kernels_case(&r, type, 1, g, 3, false);
+            test_kernels_case(&r, type, 300, g * 2, 2, false); /* several chunks on the pool */
+            test_kernels_case(&r, type, 19, g * 5, 6, true);
+        }
+    /* in = 0 and out = 0 */
+    rq_w2_matrix w0 = {.type = RQ_TYPE_W2U_G64, .out = 3, .in = 0, .data = NULL};
+    float y0[6] = {1, 1, 1, 1, 1, 1};
+    rq_w2_gemm(&w0, RQ_ACT_Q8, NULL, 2, y0);
+    RQ_CHECK(y0[0] == 0 && y0[5] == 0);
+    rq_w2_matrix bad = {.type = RQ_TYPE_Q4_0, .out = 1, .in = 64, .data = y0};
+    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    bad.type = RQ_TYPE_W2L_G128;
+    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+}
+
+int main(void) {
+    printf("CPU max level: %s, VNNI %d\n", rq_cpu_level_name(rq_cpu_max_level()), (int)rq_cpu_features_get()->avx512vnni);
+    test_traits();
+    test_layout();
+    test_pack_roundtrip();
+    test_quantizer_roundtrip();
+    test_act_quant();
+    test_kernels();
+    return rq_test_finish();
+}
