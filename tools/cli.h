@@ -9,6 +9,9 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
 
 /* Print "rotquant: error: <msg>" to stderr and return exit code 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -17,5 +20,13 @@ int cli_fail_status(void);
 /* Strict number parsing of an option's value; false (with an error printed) if bad. */
 bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
+
+/* Size the thread pool (0 = the cores present) and give OpenBLAS the same count. */
+void cli_threads_set(int64_t n);
+/* Parse a list of token ids "1,2 3" (commas and/or blanks); *ids owned by the caller
+ * (rq_free). False (with an error printed) if malformed or empty. */
+bool cli_parse_ids(const char *opt, const char *s, int32_t **ids, int64_t *n);
+/* Read a whole file into a NUL-terminated buffer (rq_free); false with an error printed. */
+bool cli_read_file(const char *path, char **data, int64_t *len);
 
 #endif

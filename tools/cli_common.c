@@ -1,7 +1,10 @@
 #include "cli.h"
 
 #include "base/cpu.h"
+#include "base/pool.h"
 #include "base/status.h"
+
+#include <cblas.h>
 
 #include <errno.h>
 #include <math.h>
@@ -57,4 +60,86 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
 int cmd_version(int argc, char **argv) {
     printf("rotquant %s (kernels: %s)\n", RQ_VERSION, rq_cpu_level_name(rq_cpu_level_get()));
     return 0;
+}
+
+void cli_threads_set(int64_t n) {
+    rq_threads_set((int)n);
+    openblas_set_num_threads(rq_threads_get());
+}
+
+bool cli_parse_ids(const char *opt, const char *s, int32_t **ids, int64_t *n) {
+    *ids = NULL;
+    *n = 0;
+    if (!s) {
+        cli_fail("%s needs a value", opt);
+        return false;
+    }
+    int64_t cap = 16, cnt = 0;
+    int32_t *v = rq_xalloc(cap * (int64_t)sizeof(int32_t));
+    const char *p = s;
+    for (;;) {
+        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX ||
+            (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')) {
+            cli_fail("%s: '%.20s' is not a token id", opt, p);
+            rq_free(v);
+            return false;
+        }
+        if (cnt == cap) {
+            int32_t *w = rq_xalloc(2 * cap * (int64_t)sizeof(int32_t));
+            memcpy(w, v, (size_t)cnt * sizeof(int32_t));
+            rq_free(v);
+            v = w;
+            cap *= 2;
+        }
+        v[cnt++] = (int32_t)x;
+        p = end;
+    }
+    if (cnt == 0) {
+        cli_fail("%s: no token ids given", opt);
+        rq_free(v);
+        return false;
+    }
+    *ids = v;
+    *n = cnt;
+    return true;
+}
+
+bool cli_read_file(const char *path, char **data, int64_t *len) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_fail("cannot open '%s': %s", path, strerror(errno));
+        return false;
+    }
+    int64_t cap = 1 << 16, n = 0;
+    char *buf = rq_xalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            char *b2 = rq_xalloc(2 * cap + 1);
+            memcpy(b2, buf, (size_t)n);
+            rq_free(buf);
+            buf = b2;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, (size_t)(cap - n), f);
+        if (r == 0) break;
+        n += (int64_t)r;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) {
+        rq_free(buf);
+        cli_fail("cannot read '%s'", path);
+        return false;
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return true;
 }

@@ -1,0 +1,103 @@
+#include "eval/ppl.h"
+
+#include "base/pool.h"
+#include "base/timer.h"
+#include "kernels/vexp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Rows of logits computed at once (LOGIT_ROWS × n_vocab floats). */
+#define LOGIT_ROWS 64
+
+double rq_ppl_token_nll(const float *logits, int64_t n, int32_t target) {
+    float mx = logits[0];
+    for (int64_t i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    return log(rq_vexp_sum(NULL, logits, n, mx)) + (double)mx - (double)logits[target];
+}
+
+typedef struct {
+    const float *logits; /* [rows, n_vocab] */
+    const int32_t *targets;
+    int64_t n_vocab;
+    double *nll; /* [rows] */
+} nll_job;
+
+static void nll_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const nll_job *j = ctx;
+    for (int64_t r = b; r < e; r++) j->nll[r] = rq_ppl_token_nll(j->logits + r * j->n_vocab, j->n_vocab, j->targets[r]);
+}
+
+rq_status rq_ppl_eval(const rq_model *m, const int32_t *tokens, int64_t n_tokens, const rq_ppl_params *p,
+                      rq_ppl_result *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t ctx = p->ctx, V = m->cfg.n_vocab;
+    const bool lcpp = p->protocol == RQ_PPL_LLAMACPP;
+    if (p->protocol != RQ_PPL_LLAMACPP && p->protocol != RQ_PPL_FULL)
+        return rq_errorf(RQ_EINVAL, "perplexity: unknown protocol %d", (int)p->protocol);
+    if (ctx < (lcpp ? 4 : 2) || ctx > (INT64_C(1) << 20))
+        return rq_errorf(RQ_EINVAL, "perplexity: context %lld out of range [%d, %lld]", (long long)ctx, lcpp ? 4 : 2,
+                         (long long)(INT64_C(1) << 20));
+    int64_t need = lcpp ? 2 * ctx : ctx;
+    if (n_tokens < need)
+        return rq_errorf(RQ_EINVAL, "perplexity: the text has %lld tokens; context %lld needs at least %lld",
+                         (long long)n_tokens, (long long)ctx, (long long)need);
+    for (int64_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return rq_errorf(RQ_EINVAL, "perplexity: token id %d at %lld out of range", tokens[i], (long long)i);
+    if (p->bos >= V) return rq_errorf(RQ_EINVAL, "perplexity: BOS id %d out of range", p->bos);
+    int64_t n_chunks = n_tokens / ctx;
+    if (p->max_chunks > 0 && p->max_chunks < n_chunks) n_chunks = p->max_chunks;
+    const int64_t first = lcpp ? ctx / 2 : 0; /* first scored logits row */
+    const int64_t n_score = ctx - 1 - first;  /* rows first .. ctx-2 */
+
+    rq_state *st;
+    RQ_TRY(rq_state_new(m, ctx, ctx, false, &st));
+    int32_t *buf = rq_alloc(ctx * (int64_t)sizeof(int32_t));
+    float *logits = rq_alloc(LOGIT_ROWS * V * (int64_t)sizeof(float));
+    double *nll = rq_alloc(LOGIT_ROWS * (int64_t)sizeof(double));
+    if (!buf || !logits || !nll) {
+        rq_free(buf), rq_free(logits), rq_free(nll);
+        rq_state_free(st);
+        return RQ_ENOMEM;
+    }
+    double sum = 0, sum2 = 0;
+    int64_t count = 0;
+    rq_status s = RQ_OK;
+    rq_progress pr;
+    rq_progress_start(&pr, "perplexity", n_chunks, p->progress);
+    double t0 = rq_time_now();
+    for (int64_t c = 0; c < n_chunks && s == RQ_OK; c++) {
+        memcpy(buf, tokens + c * ctx, (size_t)ctx * sizeof(int32_t));
+        if (lcpp && p->bos >= 0) buf[0] = p->bos;
+        rq_state_reset(st);
+        s = rq_model_forward(st, buf, ctx, 0, RQ_LOGITS_NONE);
+        if (s != RQ_OK) break;
+        for (int64_t r0 = first; r0 < first + n_score; r0 += LOGIT_ROWS) {
+            int64_t nr = first + n_score - r0 < LOGIT_ROWS ? first + n_score - r0 : LOGIT_ROWS;
+            rq_model_logits(m, st->hidden + r0 * m->cfg.n_embd, nr, logits);
+            nll_job j = {.logits = logits, .targets = buf + r0 + 1, .n_vocab = V, .nll = nll};
+            rq_parallel_for(nr, 1, nll_rows, &j);
+            for (int64_t r = 0; r < nr; r++) sum += nll[r], sum2 += nll[r] * nll[r]; /* in order: deterministic */
+            count += nr;
+        }
+        char extra[64];
+        snprintf(extra, sizeof extra, "PPL %.4f", exp(sum / (double)count));
+        rq_progress_step(&pr, 1, extra);
+    }
+    rq_progress_finish(&pr);
+    double t1 = rq_time_now();
+    rq_free(buf), rq_free(logits), rq_free(nll);
+    rq_state_free(st);
+    if (s != RQ_OK) return s;
+    double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
+    out->nll = mean;
+    out->ppl = exp(mean);
+    out->ppl_stderr = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * out->ppl : 0;
+    out->n_chunks = n_chunks;
+    out->n_scored = count;
+    out->n_evaluated = n_chunks * ctx;
+    out->seconds = t1 - t0;
+    return RQ_OK;
+}

@@ -1,0 +1,285 @@
+/* Run state (KV cache, buffers) and the one forward pass. */
+#include "model/model.h"
+
+#include "base/pool.h"
+#include "model/blas_threads.h"
+#include "model/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Query rows per attention work item: the scores of a block are [ATT_BLOCK, keys]. */
+#define ATT_BLOCK 64
+
+void rq_state_free(rq_state *st) {
+    if (!st) return;
+    rq_free(st->k_cache);
+    rq_free(st->v_cache);
+    rq_free(st->rope_cos);
+    rq_free(st->rope_sin);
+    rq_free(st->x);
+    rq_free(st->xn);
+    rq_free(st->q);
+    rq_free(st->att);
+    rq_free(st->gate);
+    rq_free(st->up);
+    rq_free(st->hidden);
+    rq_free(st->logits);
+    rq_free(st->scores);
+    rq_free(st);
+}
+
+static float *alloc_f(int64_t a, int64_t b, rq_status *s) {
+    int64_t n;
+    if (*s != RQ_OK) return NULL;
+    if (!rq_mul_ok(a, b, &n) || !rq_mul_ok(n, (int64_t)sizeof(float), &n)) {
+        *s = rq_errorf(RQ_ENOMEM, "state buffer size overflows");
+        return NULL;
+    }
+    float *p = rq_alloc(n > 0 ? n : 64);
+    if (!p) *s = RQ_ENOMEM;
+    return p;
+}
+
+rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool all_logits, rq_state **out) {
+    *out = NULL;
+    const rq_model_config *c = &m->cfg;
+    if (n_ctx < 1 || n_ctx > (INT64_C(1) << 24))
+        return rq_errorf(RQ_EINVAL, "context size %lld out of range [1, %lld]", (long long)n_ctx,
+                         (long long)(INT64_C(1) << 24));
+    if (n_batch < 1 || n_batch > n_ctx)
+        return rq_errorf(RQ_EINVAL, "batch size %lld out of range [1, %lld]", (long long)n_batch, (long long)n_ctx);
+    rq_state *st = rq_calloc(sizeof *st);
+    if (!st) return RQ_ENOMEM;
+    st->model = m;
+    st->n_ctx = n_ctx;
+    st->n_batch = n_batch;
+    int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
+    rq_status s = RQ_OK;
+    st->k_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
+    st->v_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
+    st->rope_cos = alloc_f(n_ctx, c->rope_dim / 2, &s);
+    st->rope_sin = alloc_f(n_ctx, c->rope_dim / 2, &s);
+    st->x = alloc_f(n_batch, c->n_embd, &s);
+    st->xn = alloc_f(n_batch, c->n_embd, &s);
+    st->q = alloc_f(n_batch, q_dim, &s);
+    st->att = alloc_f(n_batch, q_dim, &s);
+    st->gate = alloc_f(n_batch, c->n_ff, &s);
+    st->up = alloc_f(n_batch, c->n_ff, &s);
+    st->hidden = alloc_f(n_batch, c->n_embd, &s);
+    st->n_logits_rows = all_logits ? n_batch : 1;
+    st->logits = alloc_f(st->n_logits_rows, c->n_vocab, &s);
+    if (s != RQ_OK) {
+        rq_state_free(st);
+        return s;
+    }
+    rq_rope_table(n_ctx, c->rope_dim, c->rope_theta, c->rope_freq_scale, m->rope_freqs, st->rope_cos, st->rope_sin);
+    *out = st;
+    return RQ_OK;
+}
+
+void rq_state_reset(rq_state *st) { st->n_past = 0; }
+
+/* ---- row-parallel helpers ------------------------------------------------------------ */
+
+typedef struct {
+    rq_state *st;
+    int64_t layer, n, pos;
+    const float *src;
+    float *dst;
+    const float *g;
+} rows_job;
+
+static void rmsnorm_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t d = j->st->model->cfg.n_embd;
+    float eps = j->st->model->cfg.rms_eps;
+    for (int64_t i = b; i < e; i++) rq_rmsnorm(j->src + i * d, j->g, d, eps, j->dst + i * d);
+}
+
+static void rmsnorm_all(rq_state *st, const float *src, const float *g, float *dst, int64_t n) {
+    rows_job j = {.st = st, .n = n, .src = src, .dst = dst, .g = g};
+    rq_parallel_for(n, 16, rmsnorm_rows, &j);
+}
+
+/* q, k, v in one parallel region: work items are blocks of QKV_BLOCK_HEADS heads of q,
+ * then of k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs
+ * lie inside its block). k and v are written straight into the cache. */
+#define QKV_BLOCK_HEADS 2
+
+typedef struct {
+    rq_state *st;
+    const rq_layer *L;
+    int64_t layer, n, pos;
+    int64_t nq, nk; /* work items of q and of k (= of v) */
+} qkv_job;
+
+static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
+    const qkv_job *j = ctx;
+    rq_state *st = j->st;
+    const rq_model_config *c = &st->model->cfg;
+    int64_t hd = c->head_dim, half = c->rope_dim / 2, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+    int64_t off = (j->layer * st->n_ctx + j->pos) * kv_dim;
+    for (int64_t it = b; it < e; it++) {
+        const rq_linear *l;
+        float *y;
+        int64_t ld, h0, n_heads, k = it;
+        if (k < j->nq) l = &j->L->wq, y = st->q, ld = q_dim, n_heads = c->n_head;
+        else if ((k -= j->nq) < j->nk) l = &j->L->wk, y = st->k_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
+        else k -= j->nk, l = &j->L->wv, y = st->v_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
+        h0 = k * QKV_BLOCK_HEADS;
+        int64_t h1 = h0 + QKV_BLOCK_HEADS < n_heads ? h0 + QKV_BLOCK_HEADS : n_heads;
+        rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
+        if (l == &j->L->wv) continue;
+        for (int64_t i = 0; i < j->n; i++) {
+            int64_t p = j->pos + i;
+            const float *cs = st->rope_cos + p * half, *sn = st->rope_sin + p * half;
+            for (int64_t h = h0; h < h1; h++) rq_rope_apply(y + i * ld + h * hd, cs, sn, c->rope_dim);
+        }
+    }
+}
+
+/* gate, up and SwiGLU in one parallel region over column blocks of n_ff. */
+#define FFN_BLOCK 64
+
+typedef struct {
+    rq_state *st;
+    const rq_layer *L;
+    int64_t n;
+} ffn_job;
+
+static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
+    const ffn_job *j = ctx;
+    rq_state *st = j->st;
+    int64_t f = st->model->cfg.n_ff;
+    for (int64_t it = b; it < e; it++) {
+        int64_t c0 = it * FFN_BLOCK, c1 = c0 + FFN_BLOCK < f ? c0 + FFN_BLOCK : f;
+        rq_linear_forward_cols(&j->L->w_gate, st->xn, j->n, c0, c1, st->gate, f, false);
+        rq_linear_forward_cols(&j->L->w_up, st->xn, j->n, c0, c1, st->up, f, false);
+        for (int64_t i = 0; i < j->n; i++) rq_swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+    }
+}
+
+/* ---- attention ----------------------------------------------------------------------- */
+
+typedef struct {
+    rq_state *st;
+    int64_t layer, n, pos, n_qblk;
+    rq_vexp_sum_fn vexp;
+} att_job;
+
+/* One work item: head h, query rows [i0, i1) of the batch, keys [0, pos + i1). */
+static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
+    const att_job *j = ctx;
+    rq_state *st = j->st;
+    const rq_model_config *c = &st->model->cfg;
+    int64_t hd = c->head_dim, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+    int64_t group = c->n_head / c->n_head_kv;
+    const float *kc = st->k_cache + j->layer * st->n_ctx * kv_dim;
+    const float *vc = st->v_cache + j->layer * st->n_ctx * kv_dim;
+    float *S = st->scores + (int64_t)thread * ATT_BLOCK * st->n_ctx;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int64_t item = b; item < e; item++) {
+        int64_t h = item / j->n_qblk, blk = item % j->n_qblk;
+        int64_t i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < j->n ? i0 + ATT_BLOCK : j->n, m = i1 - i0;
+        int64_t n_keys = j->pos + i1;
+        const float *Q = st->q + i0 * q_dim + h * hd;
+        const float *K = kc + (h / group) * hd;
+        const float *V = vc + (h / group) * hd;
+        float *O = st->att + i0 * q_dim + h * hd;
+        if (m == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_keys, (int)hd, scale, K, (int)kv_dim, Q, 1, 0.0f, S, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n_keys, (int)hd, scale, Q, (int)q_dim,
+                        K, (int)kv_dim, 0.0f, S, (int)n_keys);
+        for (int64_t r = 0; r < m; r++) {
+            float *row = S + r * n_keys;
+            int64_t valid = j->pos + i0 + r + 1; /* causal: keys 0..position */
+            rq_softmax_with(row, valid, j->vexp);
+            for (int64_t t = valid; t < n_keys; t++) row[t] = 0.0f;
+        }
+        if (m == 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)n_keys, (int)hd, 1.0f, V, (int)kv_dim, S, 1, 0.0f, O, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)hd, (int)n_keys, 1.0f, S, (int)n_keys,
+                        V, (int)kv_dim, 0.0f, O, (int)q_dim);
+    }
+}
+
+static rq_status ensure_scores(rq_state *st) {
+    int nt = rq_threads_get();
+    if (st->scores && st->n_threads_alloc >= nt) return RQ_OK;
+    rq_free(st->scores);
+    st->scores = NULL;
+    rq_status s = RQ_OK;
+    st->scores = alloc_f((int64_t)nt * ATT_BLOCK, st->n_ctx, &s);
+    st->n_threads_alloc = st->scores ? nt : 0;
+    return s;
+}
+
+/* ---- the forward pass ---------------------------------------------------------------- */
+
+static void hook(rq_state *st, int64_t layer, rq_site site, const float *x, int64_t n, int64_t dim) {
+    if (st->hook) st->hook(st->hook_user, layer, site, x, n, dim);
+}
+
+static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
+    const rq_model *m = st->model;
+    const rq_model_config *c = &m->cfg;
+    const rq_layer *L = &m->layers[l];
+    int64_t q_dim = c->n_head * c->head_dim;
+
+    /* attention block */
+    rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
+    hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
+    qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos,
+                  .nq = (c->n_head + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS,
+                  .nk = (c->n_head_kv + QKV_BLOCK_HEADS - 1) / QKV_BLOCK_HEADS};
+    rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
+    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK,
+                  .vexp = rq_vexp_sum_pick()};
+    rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
+    hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
+    rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
+
+    /* MLP block */
+    rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
+    hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
+    ffn_job fj = {.st = st, .L = L, .n = n};
+    rq_parallel_for((c->n_ff + FFN_BLOCK - 1) / FFN_BLOCK, 1, gate_up_items, &fj);
+    hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
+    rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
+    hook(st, l, RQ_SITE_RESIDUAL, st->x, n, c->n_embd);
+}
+
+void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out) {
+    rq_linear_forward(&m->output, hidden, n, out, m->cfg.n_vocab, false);
+}
+
+rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode) {
+    const rq_model *m = st->model;
+    const rq_model_config *c = &m->cfg;
+    if (n < 1 || n > st->n_batch)
+        return rq_errorf(RQ_EINVAL, "forward: %lld tokens, the state takes 1..%lld per call", (long long)n,
+                         (long long)st->n_batch);
+    if (pos < 0 || pos > st->n_past || pos + n > st->n_ctx)
+        return rq_errorf(RQ_EINVAL, "forward: positions %lld..%lld do not fit (cache holds %lld, context %lld)",
+                         (long long)pos, (long long)(pos + n - 1), (long long)st->n_past, (long long)st->n_ctx);
+    if (mode == RQ_LOGITS_ALL && n > st->n_logits_rows)
+        return rq_errorf(RQ_EINVAL, "forward: state was created without room for all logits");
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
+                             (long long)i, (long long)c->n_vocab);
+    RQ_TRY(ensure_scores(st));
+    int prev = rq_blas_single_begin();
+    for (int64_t i = 0; i < n; i++)
+        memcpy(st->x + i * c->n_embd, m->tok_embd + (int64_t)tokens[i] * c->n_embd, (size_t)c->n_embd * sizeof(float));
+    for (int64_t l = 0; l < c->n_layer; l++) layer_forward(st, l, n, pos);
+    rmsnorm_all(st, st->x, m->output_norm, st->hidden, n);
+    if (mode == RQ_LOGITS_LAST) rq_model_logits(m, st->hidden + (n - 1) * c->n_embd, 1, st->logits);
+    else if (mode == RQ_LOGITS_ALL) rq_model_logits(m, st->hidden, n, st->logits);
+    rq_blas_single_end(prev);
+    st->n_past = pos + n;
+    return RQ_OK;
+}

@@ -1,0 +1,176 @@
+/* The model: configuration from GGUF metadata, weights, run state with the KV cache, and
+ * the ONE forward pass that inference, perplexity, calibration and (later) training share.
+ *
+ * Architecture handled now: LLaMA (general.architecture = "llama"): token embedding,
+ * n_layer × { RMSNorm → q/k/v → RoPE (adjacent pairs (2i, 2i+1), the pairing of GGUF's
+ * permuted q/k rows) → causal GQA attention → o, residual; RMSNorm → SwiGLU MLP,
+ * residual }, final RMSNorm, lm_head (tied to the embedding when the file has no
+ * output.weight). Gemma-3 will add fields to rq_model_config (see the comment there) and
+ * a branch in the layer function, not a second forward pass.
+ *
+ * Conventions: row-major; a linear layer stored [out, in] computes y = x·Wᵀ; activations
+ * are rows [n_tokens, dim]. */
+#ifndef RQ_MODEL_MODEL_H
+#define RQ_MODEL_MODEL_H
+
+#include "base/status.h"
+#include "io/gguf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum rq_arch {
+    RQ_ARCH_LLAMA = 0,
+    /* RQ_ARCH_GEMMA3 = 1: later (enums only grow at the end) */
+    RQ_ARCH_COUNT
+} rq_arch;
+
+typedef enum rq_rope_scaling {
+    RQ_ROPE_SCALING_NONE = 0,
+    RQ_ROPE_SCALING_LINEAR = 1, /* positions multiplied by rope_freq_scale = 1/factor */
+} rq_rope_scaling;
+
+typedef struct rq_model_config {
+    rq_arch arch;
+    int64_t n_vocab;
+    int64_t n_embd;      /* residual width */
+    int64_t n_layer;
+    int64_t n_head;      /* query heads */
+    int64_t n_head_kv;   /* key/value heads (GQA: n_head % n_head_kv == 0) */
+    int64_t head_dim;    /* per head, for q, k and v */
+    int64_t n_ff;        /* MLP hidden width */
+    int64_t n_ctx_train; /* context length the model was trained for (informational) */
+    int64_t rope_dim;    /* leading dims of each head that RoPE rotates (even, <= head_dim) */
+    float rope_theta;    /* base of the frequencies theta_i = base^(-2i/rope_dim) */
+    rq_rope_scaling rope_scaling;
+    float rope_freq_scale;   /* 1 when no scaling */
+    bool has_rope_freqs;     /* per-frequency divisors from the rope_freqs.weight tensor */
+    float rms_eps;
+    bool tied_embeddings;    /* no output.weight: lm_head is the token embedding */
+    /* Gemma-3 will add: embedding scale √n_embd, RMSNorm with (1 + g), GELU MLP, post-
+     * attention/post-MLP norms, q/k norms, sliding-window layers with their own theta. */
+} rq_model_config;
+
+/* A linear layer y = x·Wᵀ. Kind F32 holds a float matrix; packed quantized kinds will be
+ * added behind the same rq_linear_forward. */
+typedef enum rq_linear_kind {
+    RQ_LINEAR_F32 = 0,
+} rq_linear_kind;
+
+typedef struct rq_linear {
+    rq_linear_kind kind;
+    int64_t n_out, n_in;
+    float *w;    /* [n_out, n_in] (kind F32) */
+    bool owns_w; /* false when shared (tied lm_head) */
+} rq_linear;
+
+typedef struct rq_layer {
+    float *attn_norm; /* [n_embd] */
+    rq_linear wq;     /* [n_head·head_dim, n_embd] */
+    rq_linear wk;     /* [n_head_kv·head_dim, n_embd] */
+    rq_linear wv;     /* [n_head_kv·head_dim, n_embd] */
+    rq_linear wo;     /* [n_embd, n_head·head_dim] */
+    float *ffn_norm;  /* [n_embd] */
+    rq_linear w_gate; /* [n_ff, n_embd] */
+    rq_linear w_up;   /* [n_ff, n_embd] */
+    rq_linear w_down; /* [n_embd, n_ff] */
+} rq_layer;
+
+typedef struct rq_model {
+    rq_model_config cfg;
+    float *tok_embd;    /* [n_vocab, n_embd] */
+    rq_layer *layers;   /* [n_layer] */
+    float *output_norm; /* [n_embd] */
+    rq_linear output;   /* [n_vocab, n_embd]; w == tok_embd when tied */
+    float *rope_freqs;  /* [rope_dim/2] divisors of the frequencies, or NULL */
+} rq_model;
+
+/* Read and validate the configuration from a GGUF's metadata. Errors: unsupported
+ * architecture, missing/invalid keys (message names the key). */
+rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg);
+
+/* Load a model: config, then every weight dequantized to float32. Tensors are checked for
+ * presence ("missing tensor 'blk.3.attn_q.weight'") and shape. *out is owned by the caller
+ * (rq_model_free); it does not reference the rq_gguf afterwards. */
+rq_status rq_model_load(const rq_gguf *g, rq_model **out);
+/* Convenience: open the file, load, close. */
+rq_status rq_model_load_file(const char *path, rq_model **out);
+void rq_model_free(rq_model *m);
+/* Number of weight parameters (tied embedding counted once). */
+int64_t rq_model_n_params(const rq_model *m);
+
+/* ---- linear layers ------------------------------------------------------------------ */
+
+/* y[n, ldy] (first n_out columns) = x[n, n_in]·Wᵀ (+ y when accumulate). Multithreaded
+ * over the pool: n == 1 uses GEMV over row blocks, n > 1 GEMM over column blocks.
+ * Threads: the work is split over OUR pool, each piece calling single-threaded BLAS
+ * (OpenBLAS's thread count is set to 1 for the duration and restored), so that the two
+ * thread pools never spin against each other. */
+void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, int64_t ldy, bool accumulate);
+/* Only output columns [c0, c1) of the above, on the calling thread (with whatever BLAS
+ * threading is set): the building block for callers that fuse several linears (and
+ * their epilogues) into one parallel region. */
+void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
+                            int64_t ldy, bool accumulate);
+
+/* ---- run state ---------------------------------------------------------------------- */
+
+/* Points of the forward pass a hook can observe (calibration capture, tests). */
+typedef enum rq_site {
+    RQ_SITE_ATTN_IN = 0, /* normed input of q/k/v   [n, n_embd] */
+    RQ_SITE_ATTN_OUT,    /* input of o              [n, n_head·head_dim] */
+    RQ_SITE_FFN_IN,      /* normed input of gate/up [n, n_embd] */
+    RQ_SITE_FFN_DOWN,    /* input of down           [n, n_ff] */
+    RQ_SITE_RESIDUAL,    /* residual after the layer [n, n_embd] */
+    RQ_SITE_COUNT
+} rq_site;
+typedef void (*rq_forward_hook)(void *user, int64_t layer, rq_site site, const float *x, int64_t n, int64_t dim);
+
+typedef enum rq_logits_mode {
+    RQ_LOGITS_NONE = 0, /* only the final normed hidden states (st->hidden) */
+    RQ_LOGITS_LAST = 1, /* logits of the batch's last token: st->logits [1, n_vocab] */
+    RQ_LOGITS_ALL = 2,  /* logits of every token: st->logits [n, n_vocab] */
+} rq_logits_mode;
+
+typedef struct rq_state {
+    const rq_model *model;
+    int64_t n_ctx;   /* KV cache capacity in positions */
+    int64_t n_batch; /* most tokens one forward call takes */
+    int64_t n_past;  /* positions filled in the cache by the last forward */
+    /* KV cache: K and V of layer l at position p start at [(l·n_ctx + p)·kv_dim]. */
+    float *k_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] */
+    float *v_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] */
+    float *rope_cos, *rope_sin; /* [n_ctx, rope_dim/2] */
+    /* activations */
+    float *x;      /* [n_batch, n_embd] residual stream */
+    float *xn;     /* [n_batch, n_embd] normed */
+    float *q;      /* [n_batch, n_head·head_dim] */
+    float *att;    /* [n_batch, n_head·head_dim] */
+    float *gate;   /* [n_batch, n_ff] */
+    float *up;     /* [n_batch, n_ff] */
+    float *hidden; /* [n_batch, n_embd] after the final norm */
+    float *logits; /* [n_logits_rows, n_vocab] */
+    int64_t n_logits_rows; /* capacity of logits in rows */
+    float *scores; /* [n_threads, ATT_BLOCK, n_ctx] attention scratch */
+    int n_threads_alloc;
+    rq_forward_hook hook;
+    void *hook_user;
+} rq_state;
+
+/* Allocate a run state for up to n_ctx positions and n_batch tokens per forward call.
+ * all_logits: room for logits of every token of a batch (else only the last).
+ * Owned by the caller (rq_state_free). The model must outlive it. */
+rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool all_logits, rq_state **out);
+void rq_state_free(rq_state *st);
+/* Forget the cache (n_past = 0). */
+void rq_state_reset(rq_state *st);
+
+/* THE forward pass: tokens[0..n) at positions pos..pos+n-1 (the cache must already hold
+ * positions 0..pos-1; those after are dropped). Writes st->hidden, and st->logits per
+ * `mode`. Errors: n outside [1, n_batch], pos+n > n_ctx, token id out of range. */
+rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode);
+
+/* Logits of rows of normed hidden states: out[n, n_vocab] = hidden[n, n_embd]·Wᵀ_out. */
+void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out);
+
+#endif
