@@ -155,6 +155,11 @@ typedef struct rq_state {
     int n_threads_alloc;
     rq_forward_hook hook;
     void *hook_user;
+    /* tree batches (rq_model_forward_tree); allocated on first use */
+    bool tree;            /* the forward in progress is a tree batch */
+    int32_t *tree_pos;    /* [n_batch] RoPE position of each slot (its depth) */
+    int32_t *tree_end;    /* [n_batch] one past the last slot of each slot's subtree */
+    int32_t *tree_root;   /* [n_batch] slot of the root of each slot's sequence */
 } rq_state;
 
 /* Allocate a run state for up to n_ctx positions and n_batch tokens per forward call.
@@ -169,6 +174,19 @@ void rq_state_reset(rq_state *st);
  * positions 0..pos-1; those after are dropped). Writes st->hidden, and st->logits per
  * `mode`. Errors: n outside [1, n_batch], pos+n > n_ctx, token id out of range. */
 rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode);
+
+/* Tree-batched forward: n tokens forming a forest of sequences that share prefixes (a
+ * shared context followed by several continuations, several such items side by side),
+ * in depth-first pre-order: parent[i] is the slot of token i's predecessor (< i), or -1
+ * where a new sequence starts. Token i attends to itself and its ancestors only, and sits
+ * at position depth(i) (0 for a root) — so each root-to-leaf path computes exactly what
+ * rq_model_forward computes for that path alone. The batch occupies cache slots 0..n-1
+ * (n_past is 0 afterwards: a plain forward cannot continue a tree). Writes st->hidden [n,
+ * n_embd] and st->logits per mode (LAST = the last slot). Errors: n outside [1, n_batch],
+ * a token id out of range, a parent out of range or not on the path from its root to
+ * token i−1 (not pre-order). */
+rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32_t *parent, int64_t n,
+                                rq_logits_mode mode);
 
 /* Logits of rows of normed hidden states: out[n, n_vocab] = hidden[n, n_embd]·Wᵀ_out. */
 void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out);
