@@ -12,6 +12,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"eval", cmd_eval, "zero-shot tasks (ARC, PIQA, WinoGrande, LAMBADA, BoolQ), lm-eval-harness scoring"},
     {"logits", cmd_logits, "(testing) logits and greedy ids of given token ids"},
     {"info", cmd_info, "print what a model file holds: metadata, tensors, bits per weight"},
     {"version", cmd_version, "print the version and the CPU kernel level"},
