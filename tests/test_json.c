@@ -182,6 +182,8 @@ static void test_limits(void) {
     d = NULL;
     RQ_CHECK(rq_json_parse("[[[1]]]", 7, &lim, &d, NULL) == RQ_EFORMAT && !d);
     RQ_CHECK(rq_json_parse("[1,2,3,4,5]", 11, &lim, &d, NULL) == RQ_EFORMAT && strstr(rq_last_error(), "limit of 10"));
+    rq_json_limits deep = {.max_bytes = 10, .max_depth = RQ_JSON_MAX_DEPTH_LIMIT + 1};
+    RQ_CHECK(rq_json_parse("1", 1, &deep, &d, NULL) == RQ_EINVAL && !d);
     /* a length, not a terminator, bounds the input: bytes past len are never read */
     RQ_CHECK(rq_json_parse("[1]garbage", 3, NULL, &d, NULL) == RQ_OK);
     rq_json_doc_free(d);

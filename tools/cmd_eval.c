@@ -72,9 +72,9 @@ static bool write_json(const char *path, const char *model, int64_t limit, const
         if (r->has_ppl) fprintf(f, ", \"perplexity\": %.6f, \"perplexity_stderr\": %.6f", r->ppl, r->ppl_stderr);
         fprintf(f,
                 ", \"requests\": %lld, \"tokens\": %lld, \"tokens_without_sharing\": %lld, \"truncated\": %lld, "
-                "\"seconds\": %.3f, \"items_per_s\": %.3f}",
+                "\"seconds\": %.3f, \"seconds_tokenize\": %.3f, \"items_per_s\": %.3f}",
                 (long long)r->n_requests, (long long)r->n_tokens, (long long)r->n_tokens_flat, (long long)r->n_truncated,
-                r->seconds, r->seconds > 0 ? (double)r->n_items / r->seconds : 0.0);
+                r->seconds, r->seconds_tokenize, r->seconds > 0 ? (double)r->n_items / r->seconds : 0.0);
     }
     fprintf(f, "\n  }\n}\n");
     fclose(f);

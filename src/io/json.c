@@ -578,6 +578,8 @@ rq_status rq_json_parse(const char *text, int64_t len, const rq_json_limits *lim
     if (limits) lim = *limits;
     parser p = {.s = (const unsigned char *)text, .n = len, .line = 1, .max_depth = lim.max_depth, .err = err};
     if (len < 0 || (len > 0 && !text)) return rq_errorf(RQ_EINVAL, "JSON: bad input buffer");
+    if (lim.max_depth < 1 || lim.max_depth > RQ_JSON_MAX_DEPTH_LIMIT)
+        return rq_errorf(RQ_EINVAL, "JSON: max_depth %d out of range [1, %d]", lim.max_depth, RQ_JSON_MAX_DEPTH_LIMIT);
     if (len > lim.max_bytes) {
         if (err) snprintf(err->msg, sizeof err->msg, "input of %lld bytes exceeds the limit of %lld", (long long)len,
                           (long long)lim.max_bytes);

@@ -66,6 +66,8 @@ typedef struct rq_json_limits {
 
 #define RQ_JSON_MAX_BYTES_DEFAULT (INT64_C(64) << 20)
 #define RQ_JSON_MAX_DEPTH_DEFAULT 128
+/* The parser recurses once per level: larger max_depth values are refused (RQ_EINVAL). */
+#define RQ_JSON_MAX_DEPTH_LIMIT 4096
 
 typedef struct rq_json_error {
     int64_t line, column; /* 1-based, column in characters; 0 when not about a position */
