@@ -1,7 +1,8 @@
 /* Tests of src/model: row ops against their direct formulas; the forward pass of a tiny
  * random LLaMA (written as a GGUF with the writer) against a naive float64 forward
  * written here from the formulas; KV-cache consistency (token-by-token decode and
- * uneven batches give the logits of one batched prefill); thread-count independence;
+ * uneven batches give the logits of one batched prefill); tree batches (each slot as
+ * its root-to-slot path alone); thread-count independence;
  * the sampler; and the errors for a wrong architecture, a missing tensor, a wrong shape,
  * bad forward arguments. The real model is compared with the numpy reference in
  * tests/sh_reference.sh. */
@@ -166,6 +167,95 @@ typedef struct {
     int64_t dims[RQ_SITE_COUNT];
 } hook_count;
 
+/* Tree batches: every slot's logits equal those of a plain forward of its root-to-slot
+ * path (the same float32 work split differently: KV_REL_TOL). The forest has a chain
+ * longer than an attention block (70 tokens, so blocks straddle items), a context with
+ * three continuations, a continuation that branches again, single-token sequences and a
+ * lone root; then threads = 1 gives the same; then the pre-order errors. */
+static void test_forward_tree(void) {
+    const char *path = write_tiny("tiny_tree.gguf", (tiny_opts){0});
+    rq_model *m = load(path);
+    if (!m) return;
+    enum { NT = 120 };
+    int32_t tok[NT], par[NT];
+    int n = 0;
+    rq_rng r;
+    rq_rng_seed(&r, 5);
+#define ADD(parent_slot) (tok[n] = (int32_t)rq_rng_below(&r, V), par[n] = (parent_slot), n++)
+    ADD(-1); /* item A: 6-token context, continuations of 3, 1 and 4 tokens; the 4-token one branches */
+    for (int i = 0; i < 5; i++) ADD(n - 1);
+    int ctx_end = n - 1;
+    ADD(ctx_end), ADD(n - 1), ADD(n - 1);
+    ADD(ctx_end);
+    ADD(ctx_end), ADD(n - 1);
+    int fork = n - 1;
+    ADD(n - 1), ADD(n - 1);
+    ADD(fork), ADD(n - 1);
+    ADD(-1); /* item B: a lone root */
+    ADD(-1); /* item C: 70-token chain */
+    for (int i = 0; i < 69; i++) ADD(n - 1);
+    ADD(-1); /* item D: one-token context, two one-token continuations */
+    int d0 = n - 1;
+    ADD(d0), ADD(d0);
+    ADD(-1); /* item E: 10-token chain with a 3-token continuation */
+    for (int i = 0; i < 9; i++) ADD(n - 1);
+    int e0 = n - 1;
+    ADD(e0), ADD(n - 1), ADD(n - 1);
+#undef ADD
+    RQ_ASSERT(n <= NT);
+    float *tree = malloc(sizeof(float) * (size_t)n * V);
+    rq_state *st = NULL, *lin = NULL;
+    RQ_ASSERT(rq_state_new(m, NT, NT, true, &st) == RQ_OK);
+    RQ_ASSERT(rq_state_new(m, NT, NT, true, &lin) == RQ_OK);
+    for (int threads = 2; threads >= 1; threads--) {
+        rq_threads_set(threads);
+        rq_status s = rq_model_forward_tree(st, tok, par, n, RQ_LOGITS_ALL);
+        RQ_CHECK_MSG(s == RQ_OK, "forward_tree: %s", rq_last_error());
+        if (s != RQ_OK) break;
+        RQ_CHECK(st->n_past == 0);
+        memcpy(tree, st->logits, sizeof(float) * (size_t)n * V);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            int32_t pathv[NT];
+            int len = 0;
+            for (int k = i; k >= 0; k = par[k]) pathv[len++] = tok[k];
+            for (int a = 0, b = len - 1; a < b; a++, b--) {
+                int32_t t = pathv[a];
+                pathv[a] = pathv[b];
+                pathv[b] = t;
+            }
+            RQ_ASSERT(rq_model_forward(lin, pathv, len, 0, RQ_LOGITS_LAST) == RQ_OK);
+            double e = rq_rel_l2(tree + (int64_t)i * V, lin->logits, V);
+            worst = e > worst ? e : worst;
+        }
+        RQ_CHECK_MSG(worst <= KV_REL_TOL, "tree vs path forward (threads %d): worst relative L2 %.3g", threads, worst);
+        /* LAST mode gives the last slot's row */
+        RQ_ASSERT(rq_model_forward_tree(st, tok, par, n, RQ_LOGITS_LAST) == RQ_OK);
+        RQ_CHECK(rq_rel_l2(st->logits, tree + (int64_t)(n - 1) * V, V) <= KV_REL_TOL);
+    }
+    rq_threads_set(0);
+    /* errors: parent not before the token, parent not on the current path */
+    int32_t t3[4] = {1, 2, 3, 4};
+    int32_t bad1[4] = {-1, 0, 2, 1};  /* parent of 2 is itself */
+    int32_t bad2[4] = {-1, 0, -1, 1}; /* 1 is in a finished sequence */
+    int32_t bad3[4] = {-1, 0, 0, 1};  /* 1's subtree was left when 2 started */
+    int32_t bad4[4] = {0, 0, 1, 2};   /* the first token cannot have a parent */
+    RQ_CHECK(rq_model_forward_tree(st, t3, bad1, 4, RQ_LOGITS_NONE) == RQ_EINVAL &&
+             strstr(rq_last_error(), "not in [-1, 2)"));
+    RQ_CHECK(rq_model_forward_tree(st, t3, bad2, 4, RQ_LOGITS_NONE) == RQ_EINVAL &&
+             strstr(rq_last_error(), "pre-order"));
+    RQ_CHECK(rq_model_forward_tree(st, t3, bad3, 4, RQ_LOGITS_NONE) == RQ_EINVAL &&
+             strstr(rq_last_error(), "pre-order"));
+    RQ_CHECK(rq_model_forward_tree(st, t3, bad4, 4, RQ_LOGITS_NONE) == RQ_EINVAL);
+    int32_t badtok[2] = {0, V}, ok2[2] = {-1, 0};
+    RQ_CHECK(rq_model_forward_tree(st, badtok, ok2, 2, RQ_LOGITS_NONE) == RQ_EINVAL);
+    RQ_CHECK(rq_model_forward_tree(st, t3, ok2, NT + 1, RQ_LOGITS_NONE) == RQ_EINVAL);
+    rq_state_free(st);
+    rq_state_free(lin);
+    rq_model_free(m);
+    free(tree);
+}
+
 static void count_hook(void *user, int64_t layer, rq_site site, const float *x, int64_t n, int64_t dim) {
     hook_count *h = user;
     h->calls[site]++;
@@ -282,6 +372,7 @@ int main(void) {
     test_ops();
     test_forward(false);
     test_forward(true);
+    test_forward_tree();
     test_hook_and_scaling();
     test_errors();
     test_sampler();

@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"quantize", cmd_quantize, "rotate and quantize a model (GSR/Hadamard/..., RTN/GPTQ, 2-8 bits)"},
+    {"eval", cmd_eval, "zero-shot tasks (ARC, PIQA, WinoGrande, LAMBADA, BoolQ), lm-eval-harness scoring"},
     {"info", cmd_info, "print what a model file holds: metadata, tensors, bits per weight"},
     {"ppl", cmd_ppl, "perplexity of a text file (llama.cpp's protocol or the papers' full windows)"},
     {"run", cmd_run, "generate text from a prompt"},

@@ -28,6 +28,7 @@ void rq_state_free(rq_state *st) {
     rq_free(st->hidden);
     rq_free(st->logits);
     rq_free(st->scores);
+    rq_free(st->tree_pos); /* one allocation holds tree_end and tree_root too */
     rq_free(st);
 }
 
@@ -133,7 +134,7 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
         rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
         if (l == &j->L->wv) continue;
         for (int64_t i = 0; i < j->n; i++) {
-            int64_t p = j->pos + i;
+            int64_t p = st->tree ? st->tree_pos[i] : j->pos + i;
             const float *cs = st->rope_cos + p * half, *sn = st->rope_sin + p * half;
             for (int64_t h = h0; h < h1; h++) rq_rope_apply(y + i * ld + h * hd, cs, sn, c->rope_dim);
         }
@@ -180,10 +181,13 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     for (int64_t item = b; item < e; item++) {
         int64_t h = item / j->n_qblk, blk = item % j->n_qblk;
         int64_t i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < j->n ? i0 + ATT_BLOCK : j->n, m = i1 - i0;
-        int64_t n_keys = j->pos + i1;
+        /* keys [lo, pos + i1): in a tree batch no row of the block sees a slot before the
+         * root of its first row's sequence (sequences are contiguous, in order) */
+        int64_t lo = st->tree ? st->tree_root[i0] : 0;
+        int64_t n_keys = j->pos + i1 - lo;
         const float *Q = st->q + i0 * q_dim + h * hd;
-        const float *K = kc + (h / group) * hd;
-        const float *V = vc + (h / group) * hd;
+        const float *K = kc + lo * kv_dim + (h / group) * hd;
+        const float *V = vc + lo * kv_dim + (h / group) * hd;
         float *O = st->att + i0 * q_dim + h * hd;
         if (m == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_keys, (int)hd, scale, K, (int)kv_dim, Q, 1, 0.0f, S, 1);
@@ -192,8 +196,18 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
                         K, (int)kv_dim, 0.0f, S, (int)n_keys);
         for (int64_t r = 0; r < m; r++) {
             float *row = S + r * n_keys;
-            int64_t valid = j->pos + i0 + r + 1; /* causal: keys 0..position */
-            rq_softmax(row, valid, st->vm);
+            int64_t valid = j->pos + i0 + r + 1 - lo; /* causal: keys lo..slot */
+            if (st->tree) {
+                /* ancestors of slot s are the slots t <= s whose subtree contains s */
+                int64_t s = i0 + r;
+                for (int64_t t = lo; t < s; t++)
+                    if (st->tree_end[t] <= s) row[t - lo] = -INFINITY;
+                rq_softmax(row, valid, st->vm);
+                for (int64_t t = lo; t < s; t++)
+                    if (st->tree_end[t] <= s) row[t - lo] = 0.0f;
+            } else {
+                rq_softmax(row, valid, st->vm);
+            }
             for (int64_t t = valid; t < n_keys; t++) row[t] = 0.0f;
         }
         if (m == 1)
@@ -259,23 +273,77 @@ void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *o
     rq_linear_forward(&m->output, hidden, n, out, m->cfg.n_vocab, false);
 }
 
-rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode) {
-    const rq_model *m = st->model;
-    const rq_model_config *c = &m->cfg;
+static rq_status check_batch(const rq_state *st, const int32_t *tokens, int64_t n, rq_logits_mode mode) {
     if (n < 1 || n > st->n_batch)
         return rq_errorf(RQ_EINVAL, "forward: %lld tokens, the state takes 1..%lld per call", (long long)n,
                          (long long)st->n_batch);
+    if (mode == RQ_LOGITS_ALL && n > st->n_logits_rows)
+        return rq_errorf(RQ_EINVAL, "forward: state was created without room for all logits");
+    int64_t n_vocab = st->model->cfg.n_vocab;
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
+                             (long long)i, (long long)n_vocab);
+    return RQ_OK;
+}
+
+static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode);
+
+rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode) {
+    RQ_TRY(check_batch(st, tokens, n, mode));
     if (pos < 0 || pos > st->n_past || pos + n > st->n_ctx)
         return rq_errorf(RQ_EINVAL, "forward: positions %lld..%lld do not fit (cache holds %lld, context %lld)",
                          (long long)pos, (long long)(pos + n - 1), (long long)st->n_past, (long long)st->n_ctx);
-    if (mode == RQ_LOGITS_ALL && n > st->n_logits_rows)
-        return rq_errorf(RQ_EINVAL, "forward: state was created without room for all logits");
-    for (int64_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
-            return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
-                             (long long)i, (long long)c->n_vocab);
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
+    st->tree = false;
+    forward_body(st, tokens, n, pos, mode);
+    st->n_past = pos + n;
+    return RQ_OK;
+}
+
+rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32_t *parent, int64_t n,
+                                rq_logits_mode mode) {
+    RQ_TRY(check_batch(st, tokens, n, mode));
+    RQ_TRY(ensure_scores(st));
+    if (!st->tree_pos) {
+        /* pos, end, root, and the path stack of the walk below */
+        int32_t *a = rq_alloc(st->n_batch * (int64_t)sizeof(int32_t) * 4);
+        if (!a) return RQ_ENOMEM;
+        st->tree_pos = a;
+        st->tree_end = a + st->n_batch;
+        st->tree_root = a + 2 * st->n_batch;
+    }
+    /* walk the pre-order keeping the path from the current root to token i−1 */
+    int32_t *path = st->tree_pos + 3 * st->n_batch;
+    int64_t depth = 0; /* entries on the path */
+    for (int64_t i = 0; i < n; i++) {
+        int32_t p = parent[i];
+        if (p < -1 || p >= i)
+            return rq_errorf(RQ_EINVAL, "forward_tree: token %lld has parent %d, not in [-1, %lld)", (long long)i, p,
+                             (long long)i);
+        while (depth > 0 && path[depth - 1] != p) st->tree_end[path[--depth]] = (int32_t)i;
+        if (p >= 0 && depth == 0)
+            return rq_errorf(RQ_EINVAL,
+                             "forward_tree: token %lld has parent %d, which is not on the path to token %lld "
+                             "(tokens must be in depth-first pre-order)",
+                             (long long)i, p, (long long)(i - 1));
+        st->tree_pos[i] = (int32_t)depth;
+        st->tree_root[i] = depth ? path[0] : (int32_t)i;
+        path[depth++] = (int32_t)i;
+    }
+    while (depth > 0) st->tree_end[path[--depth]] = (int32_t)n;
+    st->vm = rq_vmath_get();
+    st->tree = true;
+    forward_body(st, tokens, n, 0, mode);
+    st->tree = false;
+    st->n_past = 0;
+    return RQ_OK;
+}
+
+static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode) {
+    const rq_model *m = st->model;
+    const rq_model_config *c = &m->cfg;
     int prev = rq_blas_single_begin();
     for (int64_t i = 0; i < n; i++)
         memcpy(st->x + i * c->n_embd, m->tok_embd + (int64_t)tokens[i] * c->n_embd, (size_t)c->n_embd * sizeof(float));
@@ -284,8 +352,6 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
     if (mode == RQ_LOGITS_LAST) rq_model_logits(m, st->hidden + (n - 1) * c->n_embd, 1, st->logits);
     else if (mode == RQ_LOGITS_ALL) rq_model_logits(m, st->hidden, n, st->logits);
     rq_blas_single_end(prev);
-    st->n_past = pos + n;
-    return RQ_OK;
 }
 
 rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t n, int64_t pos) {
@@ -297,6 +363,7 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
                          (long long)pos);
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
+    st->tree = false;
     int prev = rq_blas_single_begin();
     for (int64_t l = l0; l < l1; l++) layer_forward(st, l, n, pos);
     rq_blas_single_end(prev);

@@ -157,6 +157,11 @@ typedef struct rq_state {
     const rq_vmath *vm; /* vector kernels of the current forward call */
     rq_forward_hook hook;
     void *hook_user;
+    /* tree batches (rq_model_forward_tree); allocated on first use */
+    bool tree;            /* the forward in progress is a tree batch */
+    int32_t *tree_pos;    /* [n_batch] RoPE position of each slot (its depth) */
+    int32_t *tree_end;    /* [n_batch] one past the last slot of each slot's subtree */
+    int32_t *tree_root;   /* [n_batch] slot of the root of each slot's sequence */
 } rq_state;
 
 /* Allocate a run state for up to n_ctx positions and n_batch tokens per forward call.
@@ -176,6 +181,19 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
  * pos..pos+n-1 (their K/V go to the cache of those layers). The calibration driver steps
  * through the model this way, one layer for all its sequences at a time. */
 rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t n, int64_t pos);
+
+/* Tree-batched forward: n tokens forming a forest of sequences that share prefixes (a
+ * shared context followed by several continuations, several such items side by side),
+ * in depth-first pre-order: parent[i] is the slot of token i's predecessor (< i), or -1
+ * where a new sequence starts. Token i attends to itself and its ancestors only, and sits
+ * at position depth(i) (0 for a root) — so each root-to-leaf path computes exactly what
+ * rq_model_forward computes for that path alone. The batch occupies cache slots 0..n-1
+ * (n_past is 0 afterwards: a plain forward cannot continue a tree). Writes st->hidden [n,
+ * n_embd] and st->logits per mode (LAST = the last slot). Errors: n outside [1, n_batch],
+ * a token id out of range, a parent out of range or not on the path from its root to
+ * token i−1 (not pre-order). */
+rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32_t *parent, int64_t n,
+                                rq_logits_mode mode);
 
 /* Logits of rows of normed hidden states: out[n, n_vocab] = hidden[n, n_embd]·Wᵀ_out. */
 void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out);
