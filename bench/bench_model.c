@@ -79,8 +79,9 @@ int main(int argc, char **argv) {
     /* baseline: BLAS GEMM on the MLP up-projection shape, threads split over our pool as
      * the model does (rq_linear_forward) */
     {
-        rq_linear l = {.kind = RQ_LINEAR_F32, .n_out = c->n_ff, .n_in = c->n_embd, .owns_w = false,
-                       .w = m->layers[0].w_up.w};
+        float *wbuf = rq_xalloc(c->n_ff * c->n_embd * (int64_t)sizeof(float));
+        for (int64_t i = 0; i < c->n_ff * c->n_embd; i++) wbuf[i] = (float)rq_rng_uniform(&r) - 0.5f;
+        rq_linear l = {.kind = RQ_LINEAR_F32, .n_out = c->n_ff, .n_in = c->n_embd, .owns_w = false, .w = wbuf};
         float *y = rq_xalloc(pp * c->n_ff * (int64_t)sizeof(float));
         rq_linear_forward(&l, st->xn, pp, y, c->n_ff, false);
         for (int k = 0; k < reps; k++) {
@@ -93,6 +94,7 @@ int main(int argc, char **argv) {
                (long long)pp, (long long)c->n_embd, (long long)c->n_ff, (long long)c->n_embd, g,
                100.0 * flops_pp / t_pp * 1e-9 / g);
         rq_free(y);
+        rq_free(wbuf);
     }
 
     /* decode */

@@ -332,6 +332,15 @@ void rq_gguf_close(rq_gguf *g) {
     rq_free(g);
 }
 
+void rq_gguf_release_pages(const rq_gguf *g) {
+    if (!g->mapped) return;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    size_t start = ((size_t)g->data_offset + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (start >= g->size) return;
+    madvise((void *)(g->base + start), g->size - start, MADV_DONTNEED);
+}
+
 const char *rq_gguf_path(const rq_gguf *g) { return g->path; }
 uint32_t rq_gguf_version(const rq_gguf *g) { return g->version; }
 uint32_t rq_gguf_alignment(const rq_gguf *g) { return g->alignment; }

@@ -50,6 +50,11 @@ rq_status rq_w2_matrix_check(const rq_w2_matrix *w);
  * overlapping; w must pass rq_w2_matrix_check (asserted). Allocates scratch for the
  * quantized activations (n_tok·in bytes and a little more) per call. */
 void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y);
+/* The same into rows of y that are ldy >= out floats apart (only the first out columns of
+ * each row are written), and with accumulate, y += x̃·Ŵᵀ instead of y =. The model's
+ * linear layers use this to write into wider buffers and to add into the residual. */
+void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
+                   bool accumulate);
 /* The decode case: y [out] = Ŵ · x̃ for one token x [in]. */
 static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const float *x, float *y) {
     rq_w2_gemm(w, act, x, 1, y);

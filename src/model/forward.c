@@ -277,8 +277,7 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
     int prev = rq_blas_single_begin();
-    for (int64_t i = 0; i < n; i++)
-        memcpy(st->x + i * c->n_embd, m->tok_embd + (int64_t)tokens[i] * c->n_embd, (size_t)c->n_embd * sizeof(float));
+    rq_model_embed(m, tokens, n, st->x);
     for (int64_t l = 0; l < c->n_layer; l++) layer_forward(st, l, n, pos);
     rmsnorm_all(st, st->x, m->output_norm, st->hidden, n);
     if (mode == RQ_LOGITS_LAST) rq_model_logits(m, st->hidden + (n - 1) * c->n_embd, 1, st->logits);
