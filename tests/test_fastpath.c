@@ -1,10 +1,11 @@
 /* The model's fast path against its reference path.
  *   - Q8_0 GEMV (kernels/qgemv.h): every level the CPU has against a float64 oracle, odd
- *     shapes;
+ *     shapes; W2 dequantization (rq_w2_dequant) equal to rq_dequant_w2 bit for bit;
  *   - rq_linear of the packed kinds (W2U, W2L, GGUF Q8_0/F16) against kind F32 holding the
  *     dequantized matrix (the reference path), for float and int8/int4 activations
- *     (act_bits; the F32 kind fake-quantizes), one token and a batch, accumulating into a
- *     wider output, whole and by column ranges;
+ *     (act_bits; the F32 kind fake-quantizes), one token and batches below and above the
+ *     W2 kinds' switch to dequantized tiles + SGEMM, accumulating into a wider output,
+ *     whole and by column ranges;
  *   - with the real model (skipped without it): W2 uniform and W2 LUT models made here with
  *     RTN (GSR rotation, group 64), loaded packed and loaded with the reference path:
  *     weights in memory are the packed size, perplexity agrees to 4 significant digits
@@ -20,6 +21,7 @@
 #include "format/act.h"
 #include "format/format.h"
 #include "format/w2.h"
+#include "kernels/gemv.h"
 #include "kernels/qgemv.h"
 #include "model/model.h"
 #include "model/qinfo.h"
@@ -93,6 +95,37 @@ static void test_q8_0_gemv(void) {
         }
 }
 
+/* ------------------------------------------------------------------ W2 dequantization */
+
+static void test_w2_dequant(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 13);
+    const int types[6] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128,
+                          RQ_TYPE_W2L_G32, RQ_TYPE_W2L_G64, RQ_TYPE_W2L_G128};
+    for (int ti = 0; ti < 6; ti++) {
+        const int type = types[ti];
+        const int64_t n = 5 * 128, g = rq_w2_group(type);
+        const int np = rq_w2_n_param(type);
+        uint8_t *codes = rq_xalloc(n), *data = rq_xalloc(n);
+        float *params = rq_xalloc(n / g * np * 4), *want = rq_xalloc(n * 4), *got = rq_xalloc(n * 4);
+        for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
+        for (int64_t i = 0; i < n / g * np; i++) params[i] = (float)rq_rng_normal(&r);
+        if (!rq_w2_is_lut(type))
+            for (int64_t b = 0; b < n / g; b++) params[b * 2 + 1] = (float)rq_rng_below(&r, 4) + (b % 3 ? 0.f : 0.5f);
+        rq_w2_pack(type, 1, n, codes, params, data);
+        rq_dequant_w2(type, data, want, n);
+        for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+            rq_cpu_set_level((rq_cpu_level)lvl);
+            memset(got, 0xff, (size_t)n * 4);
+            rq_w2_dequant(type, data, got, n);
+            RQ_CHECK_MSG(memcmp(got, want, (size_t)n * 4) == 0, "rq_w2_dequant %s %s differs from rq_dequant_w2",
+                         rq_type_name(type), rq_cpu_level_name((rq_cpu_level)lvl));
+        }
+        rq_cpu_set_level(RQ_CPU_AVX512);
+        rq_free(codes), rq_free(data), rq_free(params), rq_free(want), rq_free(got);
+    }
+}
+
 /* ------------------------------------------------------------------ linear kinds */
 
 /* A packed linear of `type` with random content and its F32 twin (dequantized rows). */
@@ -163,10 +196,10 @@ static void test_linear_kinds(void) {
     const int types[6] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128, RQ_TYPE_W2L_G64, RQ_TYPE_Q8_0,
                           RQ_TYPE_F16};
     const int64_t out = 77, in = 384, ldy = out + 5;
-    const int64_t ns[2] = {1, 6};
+    const int64_t ns[3] = {1, 6, 12}; /* 12: the W2 kinds' dequantize-and-SGEMM path */
     const int abits[3] = {0, 8, 4};
     for (int ti = 0; ti < 6; ti++)
-        for (int ni = 0; ni < 2; ni++)
+        for (int ni = 0; ni < 3; ni++)
             for (int ai = 0; ai < 3; ai++) {
                 const int type = types[ti];
                 const int64_t n = ns[ni];
@@ -314,21 +347,29 @@ static void compare_paths(const char *path, const char *label, const int32_t *id
                      (2 * c->n_layer + 1) * c->n_embd * 4;
     RQ_CHECK_MSG(rq_model_weight_bytes(fast) == expect, "%s: %lld bytes of weights, expected %lld", label,
                  (long long)rq_model_weight_bytes(fast), (long long)expect);
+    /* the W2 kernels for every batch (prefill included): the path under test */
+    rq_linear_set_w2_dequant_min(INT64_MAX);
     double t0 = rq_time_now();
     double pf = ppl_of(fast, ids, n_ids, ctx, 8), pr = ppl_of(ref, ids, n_ids, ctx, 8);
     printf("%s, 8 chunks of %lld: PPL fast %.6f, reference %.6f (%.1f s)\n", label, (long long)ctx, pf, pr,
            rq_time_now() - t0);
     RQ_CHECK_MSG(pf > 0 && fabs(pf - pr) <= PPL_REL_TOL * pr, "%s: PPL %.6f (fast) vs %.6f (reference)", label, pf,
                  pr);
-    /* int8/int4 activations: the first block's output from the same input */
+    /* int8/int4 activations: the first block's output from the same input, on the W2
+     * kernels and on the dequantizing prefill path */
     const int abits[3] = {16, 8, 4};
     const double tol[3] = {LAYER_TOL_A16, LAYER_TOL_AINT, LAYER_TOL_AINT};
-    for (int a = 0; a < 3; a++) {
-        RQ_CHECK(rq_model_set_act_bits(fast, abits[a]) == RQ_OK && rq_model_set_act_bits(ref, abits[a]) == RQ_OK);
-        double e = first_block_error(fast, ref, ids, ctx);
-        printf("%s A%d: first block output, relative L2 difference %.3g\n", label, abits[a], e);
-        RQ_CHECK_MSG(e <= tol[a], "%s A%d: first block differs by %.3g (relative L2)", label, abits[a], e);
+    for (int route = 0; route < 2; route++) {
+        rq_linear_set_w2_dequant_min(route == 0 ? INT64_MAX : 1);
+        for (int a = 0; a < 3; a++) {
+            RQ_CHECK(rq_model_set_act_bits(fast, abits[a]) == RQ_OK && rq_model_set_act_bits(ref, abits[a]) == RQ_OK);
+            double e = first_block_error(fast, ref, ids, ctx);
+            printf("%s A%d, %s: first block output, relative L2 difference %.3g\n", label, abits[a],
+                   route == 0 ? "W2 kernels" : "dequantized tiles", e);
+            RQ_CHECK_MSG(e <= tol[a], "%s A%d: first block differs by %.3g (relative L2)", label, abits[a], e);
+        }
     }
+    rq_linear_set_w2_dequant_min(INT64_MAX);
     t0 = rq_time_now();
     RQ_CHECK(rq_model_set_act_bits(fast, 16) == RQ_OK && rq_model_set_act_bits(ref, 16) == RQ_OK);
     for (int p = 0; p < n_prompts; p++) {
@@ -338,6 +379,7 @@ static void compare_paths(const char *path, const char *label, const int32_t *id
         RQ_CHECK_MSG(memcmp(tf, tr, sizeof tf) == 0, "%s: greedy tokens of prompt %d differ", label, p);
     }
     printf("%s: greedy tokens compared (%.1f s)\n", label, rq_time_now() - t0);
+    rq_linear_set_w2_dequant_min(0);
     rq_model_free(fast);
     rq_model_free(ref);
 }
@@ -402,6 +444,7 @@ static void test_models(void) {
 int main(void) {
     rq_threads_set(0);
     test_q8_0_gemv();
+    test_w2_dequant();
     test_linear_kinds();
     test_models();
     return rq_test_finish();

@@ -74,6 +74,8 @@ void rq_gguf_close(rq_gguf *g);
  * again are read back from the file). For loaders that have copied what they need. A
  * no-op for in-memory images. */
 void rq_gguf_release_pages(const rq_gguf *g);
+/* The same for the whole pages inside one tensor's data (a loader that has copied it). */
+void rq_gguf_release_tensor(const rq_gguf *g, const rq_gguf_tensor *t);
 
 const char *rq_gguf_path(const rq_gguf *g);
 uint32_t rq_gguf_version(const rq_gguf *g);

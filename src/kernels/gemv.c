@@ -30,6 +30,17 @@ static const rq_w2_kernel_set *kernels(void) {
 
 const char *rq_w2_kernel_name(void) { return kernels()->name; }
 
+void rq_w2_dequant(int type, const void *src, float *y, int64_t n) {
+    const int64_t g = rq_w2_group(type);
+    RQ_ASSERT(g > 0 && n >= 0 && n % g == 0);
+    switch (rq_cpu_level_get()) {
+    case RQ_CPU_AVX512: rq_w2_dequant_avx512(type, src, y, n); return;
+    case RQ_CPU_AVX2: rq_w2_dequant_avx2(type, src, y, n); return;
+    case RQ_CPU_SCALAR: break;
+    }
+    rq_dequant_w2(type, src, y, n);
+}
+
 float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     RQ_ASSERT(n >= 0 && qmax > 0 && qmax <= 127);
     return kernels()->act_quant(x, n, qmax, q);

@@ -64,6 +64,15 @@ static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const floa
 void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
                   float *y);
 
+/* Dequantization of n elements (n % group == 0, asserted) of W2 blocks to floats y [n],
+ * with the dispatched SIMD code; the values equal rq_dequant_w2's (format/w2.h) bit for
+ * bit. The model's prefill dequantizes tiles of weight rows with it and multiplies them
+ * with BLAS (model/linear.c). The AVX versions are callable directly (tests) where the
+ * CPU has the instructions. */
+void rq_w2_dequant(int type, const void *src, float *y, int64_t n);
+void rq_w2_dequant_avx2(int type, const void *src, float *y, int64_t n);
+void rq_w2_dequant_avx512(int type, const void *src, float *y, int64_t n);
+
 /* Per-token quantization with the dispatched SIMD code (same codes as rq_act_quant_ref):
  * q [n] and the returned scale. qmax = 127 (Q8) or 7 (Q4). */
 float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q);

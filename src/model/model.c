@@ -156,6 +156,7 @@ static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, in
     float *buf = rq_alloc(t->n_elements * (int64_t)sizeof(float));
     if (!buf) return rq_error_prefix(RQ_ENOMEM, name);
     rq_status s = rq_gguf_tensor_to_f32(t, buf);
+    rq_gguf_release_tensor(g, t);
     if (s != RQ_OK) {
         rq_free(buf);
         return rq_error_prefix(s, rq_gguf_path(g));
@@ -182,6 +183,7 @@ static rq_status load_gguf_rows(const rq_gguf *g, const char *name, int64_t n_ou
     void *data = rq_alloc(t->n_bytes);
     if (!data) return rq_error_prefix(RQ_ENOMEM, name);
     memcpy(data, t->data, (size_t)t->n_bytes);
+    rq_gguf_release_tensor(g, t);
     *l = (rq_linear){.kind = RQ_LINEAR_GGUF, .n_out = n_out, .n_in = n_in, .owns_w = true, .type = t->type,
                      .data = data, .row_bytes = rb};
     return RQ_OK;
@@ -216,6 +218,8 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     }
     rq_free(params);
     rq_free(codes);
+    rq_gguf_release_tensor(g, tc);
+    rq_gguf_release_tensor(g, tp);
     *l = (rq_linear){.kind = lut ? RQ_LINEAR_W2L : RQ_LINEAR_W2U, .n_out = n_out, .n_in = n_in, .owns_w = true,
                      .type = type, .data = data, .row_bytes = rb};
     *done = true;

@@ -159,6 +159,12 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
 void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
                             int64_t ldy, bool accumulate);
 
+/* Batches of at least this many tokens run W2 layers as dequantized tiles + SGEMM, smaller
+ * ones on the W2 kernels (model/linear.c explains the measured choice; default 8, or
+ * RQ_W2_DEQUANT_MIN from the environment). Process-wide; not to be changed while a
+ * forward runs. 0 restores the default; INT64_MAX keeps the W2 kernels for every batch. */
+void rq_linear_set_w2_dequant_min(int64_t tokens);
+
 /* ---- run state ---------------------------------------------------------------------- */
 
 /* Points of the forward pass a hook can observe (calibration capture, tests). */
