@@ -212,7 +212,10 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     const uint8_t *c = tc->data;
     const rq_half *p = tp->data;
     for (int64_t r = 0; r < n_out; r++) {
-        rq_qpacked_unpack_row(2, c + r * crb, n_in, codes);
+        /* 2-bit codes, little-endian bit order (format/qpacked.h): 4 per byte (n_in % 4 == 0) */
+        const uint8_t *src = c + r * crb;
+        for (int64_t j = 0; j < crb; j++)
+            for (int k = 0; k < 4; k++) codes[4 * j + k] = (uint8_t)((src[j] >> (2 * k)) & 3);
         rq_fp16_to_fp32_array(p + r * ng * np, params, ng * np);
         rq_w2_pack(type, 1, n_in, codes, params, data + r * rb);
     }
