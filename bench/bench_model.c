@@ -1,11 +1,21 @@
-/* Speed of the float forward pass on a model, beside its baselines measured in the same
- * run:
+/* Speed and memory of the forward pass on a model file, beside baselines measured in the
+ * same run:
  *   pp N   prefill of N tokens in one batch (tokens/s), compared with the throughput of
- *          plain BLAS GEMM on the model's MLP shape (the compute roofline we can reach);
+ *          plain BLAS GEMM on the model's MLP shape (the compute roofline of float);
  *   tg M   decoding M tokens one at a time from an empty cache (tokens/s), compared with
- *          streaming the float weights at memcpy bandwidth (the memory roofline).
- * usage: bench_model [MODEL] [-t threads] [-p N] [-n M] [-r repeats]
- * llama.cpp's figures for the same machine come from llama-bench (pp512/tg128). */
+ *          streaming the weights held in memory at memcpy bandwidth (the memory roofline);
+ *   RSS    resident memory after loading (total and anonymous, i.e. without file pages)
+ *          and the peak over the run; the weights' bytes as held.
+ * A rotquant 2-bit file runs on the packed kernels (kinds W2U/W2L + Q8_0 lm_head) unless
+ * --ref (the dequantized float reference path); --abits sets the blocks' activations.
+ * CPU load: the run also reports the process's CPU time over wall time during the timed
+ * parts (threads × 100% when it had the cores to itself; lower when shared).
+ *
+ * usage: bench_model [MODEL] [-t threads] [-p N] [-n M] [-r repeats] [--abits 16|8|4] [--ref]
+ *                    [--no-baseline] [--tsv LABEL]
+ * --tsv prints one tab-separated line at the end:
+ *   LABEL weights_MiB rss_load_MiB rss_anon_MiB peak_rss_MiB pp_tok_s tg_tok_s cpu_pct
+ * llama.cpp's figures for the same machine come from llama-bench (bench/bench_model.sh). */
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/status.h"
@@ -17,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static double best_of(double *t, int r) {
     double b = t[0];
@@ -24,16 +35,47 @@ static double best_of(double *t, int r) {
     return b;
 }
 
+/* A field of /proc/self/status in kB ("RssAnon:"), 0 if absent. */
+static double status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double v = 0;
+    size_t k = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, k)) {
+            v = atof(line + k);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
 int main(int argc, char **argv) {
-    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-    int threads = 0, reps = 3;
+    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf", *tsv = NULL;
+    int threads = 0, reps = 3, abits = 0;
+    bool ref = false, baseline = true;
     int64_t pp = 512, tg = 128;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) pp = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) tg = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
-        else path = argv[i];
+        else if (!strcmp(argv[i], "--abits") && i + 1 < argc) abits = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tsv") && i + 1 < argc) tsv = argv[++i];
+        else if (!strcmp(argv[i], "--ref")) ref = true;
+        else if (!strcmp(argv[i], "--no-baseline")) baseline = false;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "bench_model: unknown option %s\n", argv[i]);
+            return 1;
+        } else path = argv[i];
     }
     if (reps < 1 || reps > 100 || pp < 1 || tg < 1) {
         fprintf(stderr, "bad arguments\n");
@@ -42,15 +84,28 @@ int main(int argc, char **argv) {
     const char *core = rq_blas_select_kernels();
     rq_threads_set(threads);
     openblas_set_num_threads(rq_threads_get());
-    rq_model *m;
+    rq_model *m = NULL;
     double t = rq_time_now();
-    if (rq_model_load_file(path, &m) != RQ_OK) {
+    rq_gguf *g;
+    rq_model_load_opts lo = {.ref_linear = ref};
+    if (rq_gguf_open(path, &g) != RQ_OK || rq_model_load_ex(g, &lo, &m) != RQ_OK) {
+        fprintf(stderr, "bench_model: %s\n", rq_last_error());
+        return 1;
+    }
+    rq_gguf_close(g);
+    if (abits && rq_model_set_act_bits(m, abits) != RQ_OK) {
         fprintf(stderr, "bench_model: %s\n", rq_last_error());
         return 1;
     }
     const rq_model_config *c = &m->cfg;
-    printf("model %s: %lld params, load %.2f s, %d threads, OpenBLAS core %s\n", path,
-           (long long)rq_model_n_params(m), rq_time_now() - t, rq_threads_get(), core);
+    char desc[256];
+    const double rss_load = status_kb("VmRSS:") / 1024.0, rss_anon = status_kb("RssAnon:") / 1024.0;
+    const double wbytes = (double)rq_model_weight_bytes(m);
+    printf("model %s: %lld params, load %.2f s, %d threads, OpenBLAS core %s\n  %s\n", path,
+           (long long)rq_model_n_params(m), rq_time_now() - t, rq_threads_get(), core,
+           rq_model_describe(m, desc, sizeof desc));
+    printf("  memory after load: RSS %.1f MiB (anonymous %.1f MiB); weights %.1f MiB\n", rss_load, rss_anon,
+           wbytes / 1048576.0);
     rq_state *st;
     if (rq_state_new(m, pp > tg ? pp : tg, pp, false, &st) != RQ_OK) {
         fprintf(stderr, "bench_model: %s\n", rq_last_error());
@@ -60,58 +115,70 @@ int main(int argc, char **argv) {
     rq_rng r;
     rq_rng_seed(&r, 1);
     for (int64_t i = 0; i < pp; i++) tok[i] = (int32_t)rq_rng_below(&r, (uint64_t)c->n_vocab);
-    double ts[100];
+    double ts[100], cpu = 0, wall = 0;
 
     /* prefill */
     rq_model_forward(st, tok, pp, 0, RQ_LOGITS_LAST); /* warm-up */
     for (int k = 0; k < reps; k++) {
+        double c0 = cpu_seconds();
         t = rq_time_now();
         rq_model_forward(st, tok, pp, 0, RQ_LOGITS_LAST);
         ts[k] = rq_time_now() - t;
+        cpu += cpu_seconds() - c0;
+        wall += ts[k];
     }
     double t_pp = best_of(ts, reps);
+    const float *xn_pp = st->xn; /* normed activations of the prefill, input of the GEMM baseline */
     int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     double macs_tok = (double)c->n_layer * ((double)c->n_embd * (2 * q_dim + 2 * kv_dim) + 3.0 * c->n_embd * c->n_ff);
     double attn_macs = (double)c->n_layer * c->n_head * c->head_dim * 2.0 * (pp + 1) / 2.0; /* per token, average */
     double flops_pp = 2.0 * (macs_tok + attn_macs) * pp + 2.0 * c->n_embd * c->n_vocab; /* + last logits */
     printf("pp%lld: %.1f tokens/s (%.3f s), %.1f GFLOP/s\n", (long long)pp, pp / t_pp, t_pp, flops_pp / t_pp * 1e-9);
 
-    /* baseline: BLAS GEMM on the MLP up-projection shape, threads split over our pool as
-     * the model does (rq_linear_forward) */
-    {
-        rq_linear l = {.kind = RQ_LINEAR_F32, .n_out = c->n_ff, .n_in = c->n_embd, .owns_w = false,
-                       .w = m->layers[0].w_up.w};
-        float *y = rq_xalloc(pp * c->n_ff * (int64_t)sizeof(float));
-        rq_linear_forward(&l, st->xn, pp, y, c->n_ff, false);
-        for (int k = 0; k < reps; k++) {
-            t = rq_time_now();
-            for (int j = 0; j < 10; j++) rq_linear_forward(&l, st->xn, pp, y, c->n_ff, false);
-            ts[k] = (rq_time_now() - t) / 10;
-        }
-        double g = 2.0 * pp * c->n_ff * c->n_embd / best_of(ts, reps) * 1e-9;
-        printf("  baseline GEMM [%lld x %lld]·[%lld x %lld]ᵀ: %.1f GFLOP/s -> model at %.0f%% of it\n",
-               (long long)pp, (long long)c->n_embd, (long long)c->n_ff, (long long)c->n_embd, g,
-               100.0 * flops_pp / t_pp * 1e-9 / g);
-        rq_free(y);
-    }
-
     /* decode */
     for (int k = 0; k < reps; k++) {
         rq_state_reset(st);
         int32_t cur = tok[0];
+        double c0 = cpu_seconds();
         t = rq_time_now();
         for (int64_t i = 0; i < tg; i++) {
             rq_model_forward(st, &cur, 1, i, RQ_LOGITS_LAST);
             cur = tok[(i + 1) % pp];
         }
         ts[k] = rq_time_now() - t;
+        cpu += cpu_seconds() - c0;
+        wall += ts[k];
     }
     double t_tg = best_of(ts, reps);
-    double wbytes = (double)rq_model_n_params(m) * 4.0;
-    printf("tg%lld: %.1f tokens/s (%.2f ms/token), weights %.0f MiB float32\n", (long long)tg, tg / t_tg,
+    printf("tg%lld: %.1f tokens/s (%.2f ms/token), weights %.1f MiB as held\n", (long long)tg, tg / t_tg,
            t_tg / tg * 1e3, wbytes / 1048576.0);
-    {
-        /* baseline: memcpy bandwidth over 256 MiB, split over the pool */
+    const double peak = (double)rq_peak_rss_bytes() / 1048576.0, cpu_pct = 100.0 * cpu / wall;
+    printf("memory: peak RSS %.1f MiB; CPU time / wall time over the timed runs: %.0f%% (%d threads)\n", peak, cpu_pct,
+           rq_threads_get());
+    /* baselines last, so that their buffers do not count in the peak above */
+    if (baseline) {
+        /* BLAS GEMM on the MLP up-projection shape (random float weights), threads split
+         * over our pool as the float model does (rq_linear_forward) */
+        float *wbuf = rq_xalloc(c->n_ff * c->n_embd * (int64_t)sizeof(float));
+        for (int64_t i = 0; i < c->n_ff * c->n_embd; i++) wbuf[i] = (float)rq_rng_uniform(&r) - 0.5f;
+        rq_linear l = {.kind = RQ_LINEAR_F32, .n_out = c->n_ff, .n_in = c->n_embd, .owns_w = false, .w = wbuf};
+        float *y = rq_xalloc(pp * c->n_ff * (int64_t)sizeof(float));
+        rq_linear_forward(&l, xn_pp, pp, y, c->n_ff, false);
+        for (int k = 0; k < reps; k++) {
+            t = rq_time_now();
+            for (int j = 0; j < 10; j++) rq_linear_forward(&l, xn_pp, pp, y, c->n_ff, false);
+            ts[k] = (rq_time_now() - t) / 10;
+        }
+        double gf = 2.0 * pp * c->n_ff * c->n_embd / best_of(ts, reps) * 1e-9;
+        printf("  baseline float GEMM [%lld x %lld]·[%lld x %lld]ᵀ: %.1f GFLOP/s -> model at %.0f%% of it\n",
+               (long long)pp, (long long)c->n_embd, (long long)c->n_ff, (long long)c->n_embd, gf,
+               100.0 * flops_pp / t_pp * 1e-9 / gf);
+        rq_free(y);
+        rq_free(wbuf);
+    }
+
+    if (baseline) {
+        /* memcpy bandwidth over 256 MiB, one thread */
         int64_t nb = INT64_C(256) << 20;
         char *a = rq_xalloc(nb), *b = rq_xalloc(nb);
         memset(a, 1, (size_t)nb);
@@ -128,6 +195,10 @@ int main(int argc, char **argv) {
         rq_free(a);
         rq_free(b);
     }
+
+    if (tsv)
+        printf("%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\n", tsv, wbytes / 1048576.0, rss_load, rss_anon, peak,
+               pp / t_pp, tg / t_tg, cpu_pct);
     rq_free(tok);
     rq_state_free(st);
     rq_model_free(m);

@@ -70,8 +70,12 @@ static void round_trip(const char *path, rq_qparam_kind kind, int wbits, const c
     double expect_bpw = wbits + 16.0 * rq_qparam_count(kind) / 64.0;
     RQ_CHECK_NEAR(qi.bits_per_weight, expect_bpw, 1e-9);
 
-    rq_model *m2;
-    RQ_CHECK(rq_model_load_file(tmp, &m2) == RQ_OK);
+    rq_model *m2 = NULL;
+    rq_gguf *gr;
+    rq_model_load_opts ref = {.ref_linear = true}; /* dequantized to float (the reference path) */
+    RQ_CHECK(rq_gguf_open(tmp, &gr) == RQ_OK);
+    RQ_CHECK(rq_model_load_ex(gr, &ref, &m2) == RQ_OK);
+    rq_gguf_close(gr);
     if (m2) {
         int same = 1;
         for (int64_t l = 0; l < m->cfg.n_layer; l++) {

@@ -14,6 +14,7 @@ int cmd_ppl(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_detok(int argc, char **argv);
 
 /* Print "rotquant: error: <msg>" to stderr and return exit code 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -23,6 +24,8 @@ int cli_fail_status(void);
 bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
 
+/* --abits: 16, 8 or 4 (false with an error printed otherwise). */
+bool cli_parse_abits(const char *opt, const char *s, int64_t *out);
 /* Size the thread pool (0 = the cores present) and give OpenBLAS the same count; first
  * let OpenBLAS use its AVX-512 kernels where it would not (model/blas.h). */
 void cli_threads_set(int64_t n);

@@ -42,6 +42,15 @@ bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64
     return true;
 }
 
+bool cli_parse_abits(const char *opt, const char *s, int64_t *out) {
+    if (!cli_parse_int(opt, s, 1, 64, out)) return false;
+    if (*out != 16 && *out != 8 && *out != 4) {
+        cli_fail("%s: %lld bits: 16 (float), 8 or 4 expected", opt, (long long)*out);
+        return false;
+    }
+    return true;
+}
+
 bool cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out) {
     if (!s) {
         cli_fail("%s needs a value", opt);

@@ -14,7 +14,7 @@
 
 static void usage(void) {
     printf("usage: rotquant ppl -m MODEL (-f TEXT | --tokens-file IDS) [--protocol llamacpp|full] [--ctx N]\n"
-           "                    [--chunks N] [-t N] [--quiet]\n"
+           "                    [--chunks N] [--abits 16|8|4] [-t N] [--quiet]\n"
            "  -f TEXT            text file, tokenized with the model's tokenizer (llamacpp: one trailing\n"
            "                     newline dropped first, as llama-perplexity's -f does)\n"
            "  --tokens-file IDS  already tokenized ids (decimal, separated by blanks/commas/newlines)\n"
@@ -22,13 +22,16 @@ static void usage(void) {
            "                     full: non-overlapping windows, every token after the first scored\n"
            "  --ctx N            window length (default 512 for llamacpp, 2048 for full)\n"
            "  --chunks N         evaluate at most N windows\n"
+           "  --abits B          activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
+           "                     (int8/int4 per token; integer kernels for 2-bit weights)\n"
+           "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n"
            "  -t N               threads (default: the cores present)\n"
            "  --quiet            no progress lines\n");
 }
 
 int cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *ids_path = NULL;
-    int64_t ctx = 0, chunks = 0, threads = 0;
+    int64_t ctx = 0, chunks = 0, threads = 0, abits = 0;
     rq_ppl_protocol proto = RQ_PPL_LLAMACPP;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -54,6 +57,9 @@ int cmd_ppl(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "-t")) {
             if (!cli_parse_int(a, v, 0, 256, &threads)) return 1;
+            i++;
+        } else if (!strcmp(a, "--abits")) {
+            if (!cli_parse_abits(a, v, &abits)) return 1;
             i++;
         } else if (!strcmp(a, "--quiet")) {
             quiet = true;
@@ -82,6 +88,10 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     t_load = rq_time_now() - t_load;
+    if (abits && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
     bool add_bos = rq_tokenizer_add_bos_default(tok);
     int32_t bos = rq_tokenizer_bos(tok);
     if (text_path) {
@@ -101,9 +111,11 @@ int cmd_ppl(int argc, char **argv) {
     }
     rq_ppl_params p = {.protocol = proto, .ctx = ctx, .max_chunks = chunks,
                        .bos = proto == RQ_PPL_LLAMACPP && add_bos ? bos : -1, .progress = !quiet};
-    if (!quiet)
-        fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads\n", model_path,
-                (long long)rq_model_n_params(m), t_load, rq_threads_get());
+    if (!quiet) {
+        char desc[256];
+        fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads\n  %s\n", model_path,
+                (long long)rq_model_n_params(m), t_load, rq_threads_get(), rq_model_describe(m, desc, sizeof desc));
+    }
     rq_ppl_result r;
     if (rq_ppl_eval(m, ids, n_ids, &p, &r) != RQ_OK) {
         cli_fail_status();

@@ -19,7 +19,7 @@
 
 static void usage(void) {
     printf("usage: rotquant run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-           "                    [--seed S] [--chat] [--system TEXT] [--ctx N] [-t N]\n"
+           "                    [--seed S] [--chat] [--system TEXT] [--ctx N] [--abits 16|8|4] [-t N]\n"
            "  -p PROMPT      prompt text (special tokens such as <|im_start|> are recognised)\n"
            "  -f FILE        read the prompt from a file\n"
            "  -n N           tokens to generate (default 128)\n"
@@ -30,8 +30,11 @@ static void usage(void) {
            "  --chat         wrap the prompt in the model's chat template (user turn + assistant prompt)\n"
            "  --system TEXT  system message for --chat (default: the template's own, if any)\n"
            "  --ctx N        context size (default: prompt + N)\n"
+           "  --abits B      activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
+           "  -v             print how the weights are held and the memory used (stderr)\n"
            "  -t N           threads (default: the cores present)\n"
-           "The generated text goes to stdout; timings to stderr.\n");
+           "The generated text goes to stdout; timings to stderr.\n"
+           "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n");
 }
 
 typedef struct {
@@ -50,9 +53,9 @@ static bool print_token(void *user, int32_t id) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt_arg = NULL, *prompt_file = NULL, *system_msg = NULL;
-    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0;
+    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0, abits = 0;
     double temp = 0.8, top_p = 0.95;
-    bool chat = false;
+    bool chat = false, verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -83,6 +86,11 @@ int cmd_run(int argc, char **argv) {
         } else if (!strcmp(a, "-t")) {
             if (!cli_parse_int(a, v, 0, 256, &threads)) return 1;
             i++;
+        } else if (!strcmp(a, "--abits")) {
+            if (!cli_parse_abits(a, v, &abits)) return 1;
+            i++;
+        } else if (!strcmp(a, "-v")) {
+            verbose = true;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else {
@@ -107,6 +115,15 @@ int cmd_run(int argc, char **argv) {
         rq_tokenizer_load(g, &tok) != RQ_OK) {
         cli_fail_status();
         goto done;
+    }
+    if (abits && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
+    if (verbose) {
+        char desc[256];
+        fprintf(stderr, "model %s: %s; RSS after load %.1f MiB\n", model_path, rq_model_describe(m, desc, sizeof desc),
+                (double)rq_rss_bytes() / 1048576.0);
     }
     const char *prompt = prompt_arg;
     int64_t prompt_len = prompt_arg ? (int64_t)strlen(prompt_arg) : 0;
@@ -161,6 +178,9 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "generation: %lld tokens, %lld decode steps in %.3f s (%.1f tokens/s); %d threads\n",
             (long long)gs.n_generated, (long long)gs.n_decoded, gs.t_generate,
             gs.t_generate > 0 ? (double)gs.n_decoded / gs.t_generate : 0.0, rq_threads_get());
+    if (verbose)
+        fprintf(stderr, "memory: RSS %.1f MiB, peak RSS %.1f MiB\n", (double)rq_rss_bytes() / 1048576.0,
+                (double)rq_peak_rss_bytes() / 1048576.0);
     rc = 0;
 done:
     rq_sampler_free(smp);

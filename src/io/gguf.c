@@ -332,6 +332,22 @@ void rq_gguf_close(rq_gguf *g) {
     rq_free(g);
 }
 
+/* madvise(DONTNEED) on the whole pages of [begin, end) of the mapping */
+static void release_range(const rq_gguf *g, size_t begin, size_t end) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (!g->mapped || page <= 0) return;
+    size_t b = (begin + (size_t)page - 1) / (size_t)page * (size_t)page;
+    size_t e = end < g->size ? end / (size_t)page * (size_t)page : g->size;
+    if (e > b) madvise((void *)(g->base + b), e - b, MADV_DONTNEED);
+}
+
+void rq_gguf_release_pages(const rq_gguf *g) { release_range(g, (size_t)g->data_offset, g->size); }
+
+void rq_gguf_release_tensor(const rq_gguf *g, const rq_gguf_tensor *t) {
+    size_t b = (size_t)((const uint8_t *)t->data - g->base);
+    release_range(g, b, b + (size_t)t->n_bytes);
+}
+
 const char *rq_gguf_path(const rq_gguf *g) { return g->path; }
 uint32_t rq_gguf_version(const rq_gguf *g) { return g->version; }
 uint32_t rq_gguf_alignment(const rq_gguf *g) { return g->alignment; }

@@ -69,6 +69,13 @@ rq_status rq_gguf_open(const char *path, rq_gguf **out);
  * error messages. */
 rq_status rq_gguf_open_memory(const void *data, size_t size, const char *name, rq_gguf **out);
 void rq_gguf_close(rq_gguf *g);
+/* Drop the pages of the tensor data section from the process's resident set (a hint,
+ * madvise MADV_DONTNEED on the read-only private mapping: nothing is lost, pages touched
+ * again are read back from the file). For loaders that have copied what they need. A
+ * no-op for in-memory images. */
+void rq_gguf_release_pages(const rq_gguf *g);
+/* The same for the whole pages inside one tensor's data (a loader that has copied it). */
+void rq_gguf_release_tensor(const rq_gguf *g, const rq_gguf_tensor *t);
 
 const char *rq_gguf_path(const rq_gguf *g);
 uint32_t rq_gguf_version(const rq_gguf *g);

@@ -30,6 +30,17 @@ static const rq_w2_kernel_set *kernels(void) {
 
 const char *rq_w2_kernel_name(void) { return kernels()->name; }
 
+void rq_w2_dequant(int type, const void *src, float *y, int64_t n) {
+    const int64_t g = rq_w2_group(type);
+    RQ_ASSERT(g > 0 && n >= 0 && n % g == 0);
+    switch (rq_cpu_level_get()) {
+    case RQ_CPU_AVX512: rq_w2_dequant_avx512(type, src, y, n); return;
+    case RQ_CPU_AVX2: rq_w2_dequant_avx2(type, src, y, n); return;
+    case RQ_CPU_SCALAR: break;
+    }
+    rq_dequant_w2(type, src, y, n);
+}
+
 float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     RQ_ASSERT(n >= 0 && qmax > 0 && qmax <= 127);
     return kernels()->act_quant(x, n, qmax, q);
@@ -60,7 +71,9 @@ typedef struct {
     rq_w2_dot_fn fn;
     int tile;
     int64_t kc; /* groups per K block */
-    float *y;   /* [n_tok, out] */
+    float *y;   /* [n_tok, ldy] */
+    int64_t ldy;
+    bool accumulate;
 } gemm_job;
 
 static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
@@ -79,19 +92,23 @@ static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
                 }
             }
             for (int64_t r = rb; r < re; r++)
-                for (int t = 0; t < nt; t++)
-                    j->y[(t0 + t) * j->out + r] = j->scale ? acc[r - rb][t] * j->scale[t0 + t] : acc[r - rb][t];
+                for (int t = 0; t < nt; t++) {
+                    const float v = j->scale ? acc[r - rb][t] * j->scale[t0 + t] : acc[r - rb][t];
+                    float *dst = j->y + (t0 + t) * j->ldy + r;
+                    *dst = j->accumulate ? *dst + v : v;
+                }
         }
     }
 }
 
 /* Runs the row loop with activations already prepared. */
 static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, bool int_act,
-                float *y) {
+                float *y, int64_t ldy, bool accumulate) {
     const rq_w2_kernel_set *ks = kernels();
     const bool lut = rq_w2_is_lut(w->type);
     const int gi = rq_w2_gidx(a->group);
-    gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y};
+    gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y,
+                  .ldy = ldy, .accumulate = accumulate};
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
     const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
     j.fn = int_kernel ? ks->i8[lut][gi] : ks->f32[lut][gi];
@@ -106,7 +123,8 @@ static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, b
 
 /* Integer path from q [n_tok, in] and scales: group sums, the float copy when the LUT
  * float method needs it, then the row loop. */
-static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
+static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y,
+                    int64_t ldy, bool accumulate) {
     const int64_t in = w->in, g = rq_w2_group(w->type), ng = in / g;
     int32_t *qsum = rq_xalloc(n_tok * ng * (int64_t)sizeof(int32_t) + 64);
     for (int64_t t = 0; t < n_tok; t++)
@@ -121,21 +139,29 @@ static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, 
         for (int64_t i = 0; i < n_tok * in; i++) xf[i] = (float)q[i];
     }
     rq_w2_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum};
-    run(w, &a, scale, true, y);
+    run(w, &a, scale, true, y, ldy, accumulate);
     rq_free(xf);
     rq_free(qsum);
 }
 
-void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y) {
-    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0);
+/* y rows of a GEMM with an empty inner dimension: 0 (or unchanged when accumulating) */
+static void zero_rows(float *y, int64_t n_tok, int64_t out, int64_t ldy, bool accumulate) {
+    if (accumulate) return;
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < out; r++) y[t * ldy + r] = 0;
+}
+
+void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
+                   bool accumulate) {
+    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0 && ldy >= w->out);
     if (n_tok == 0 || w->out == 0) return;
     if (w->in == 0) {
-        for (int64_t i = 0; i < n_tok * w->out; i++) y[i] = 0;
+        zero_rows(y, n_tok, w->out, ldy, accumulate);
         return;
     }
     if (act == RQ_ACT_F32) {
         rq_w2_act a = {.n_tok = n_tok, .in = w->in, .group = rq_w2_group(w->type), .xf = x};
-        run(w, &a, NULL, false, y);
+        run(w, &a, NULL, false, y, ldy, accumulate);
         return;
     }
     RQ_ASSERT(act == RQ_ACT_Q8 || act == RQ_ACT_Q4);
@@ -144,17 +170,21 @@ void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t 
     int8_t *q = rq_xalloc(n_tok * w->in + 64);
     float *scale = rq_xalloc(n_tok * (int64_t)sizeof(float));
     for (int64_t t = 0; t < n_tok; t++) scale[t] = ks->act_quant(x + t * w->in, w->in, qmax, q + t * w->in);
-    run_int(w, q, scale, n_tok, y);
+    run_int(w, q, scale, n_tok, y, ldy, accumulate);
     rq_free(scale);
     rq_free(q);
+}
+
+void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y) {
+    rq_w2_gemm_ex(w, act, x, n_tok, y, w->out, false);
 }
 
 void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
     RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0);
     if (n_tok == 0 || w->out == 0) return;
     if (w->in == 0) {
-        for (int64_t i = 0; i < n_tok * w->out; i++) y[i] = 0;
+        zero_rows(y, n_tok, w->out, w->out, false);
         return;
     }
-    run_int(w, q, scale, n_tok, y);
+    run_int(w, q, scale, n_tok, y, w->out, false);
 }

@@ -50,6 +50,11 @@ rq_status rq_w2_matrix_check(const rq_w2_matrix *w);
  * overlapping; w must pass rq_w2_matrix_check (asserted). Allocates scratch for the
  * quantized activations (n_tok·in bytes and a little more) per call. */
 void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y);
+/* The same into rows of y that are ldy >= out floats apart (only the first out columns of
+ * each row are written), and with accumulate, y += x̃·Ŵᵀ instead of y =. The model's
+ * linear layers use this to write into wider buffers and to add into the residual. */
+void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
+                   bool accumulate);
 /* The decode case: y [out] = Ŵ · x̃ for one token x [in]. */
 static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const float *x, float *y) {
     rq_w2_gemm(w, act, x, 1, y);
@@ -58,6 +63,15 @@ static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const floa
  * [n_tok], e.g. from rq_act_quant_ref or rq_act_q4_unpack. y [n_tok, out]. */
 void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
                   float *y);
+
+/* Dequantization of n elements (n % group == 0, asserted) of W2 blocks to floats y [n],
+ * with the dispatched SIMD code; the values equal rq_dequant_w2's (format/w2.h) bit for
+ * bit. The model's prefill dequantizes tiles of weight rows with it and multiplies them
+ * with BLAS (model/linear.c). The AVX versions are callable directly (tests) where the
+ * CPU has the instructions. */
+void rq_w2_dequant(int type, const void *src, float *y, int64_t n);
+void rq_w2_dequant_avx2(int type, const void *src, float *y, int64_t n);
+void rq_w2_dequant_avx512(int type, const void *src, float *y, int64_t n);
 
 /* Per-token quantization with the dispatched SIMD code (same codes as rq_act_quant_ref):
  * q [n] and the returned scale. qmax = 127 (Q8) or 7 (Q4). */

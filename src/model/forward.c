@@ -345,8 +345,7 @@ static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t
     const rq_model *m = st->model;
     const rq_model_config *c = &m->cfg;
     int prev = rq_blas_single_begin();
-    for (int64_t i = 0; i < n; i++)
-        memcpy(st->x + i * c->n_embd, m->tok_embd + (int64_t)tokens[i] * c->n_embd, (size_t)c->n_embd * sizeof(float));
+    rq_model_embed(m, tokens, n, st->x);
     for (int64_t l = 0; l < c->n_layer; l++) layer_forward(st, l, n, pos);
     rmsnorm_all(st, st->x, m->output_norm, st->hidden, n);
     if (mode == RQ_LOGITS_LAST) rq_model_logits(m, st->hidden + (n - 1) * c->n_embd, 1, st->logits);

@@ -2,8 +2,13 @@
 #include "model/model.h"
 #include "model/qinfo.h"
 
+#include "format/format.h"
+#include "format/qpacked.h"
+#include "format/w2.h"
+
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Sanity bounds on sizes read from a file (far above any real model, low enough that
@@ -122,9 +127,9 @@ rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg) {
     return RQ_OK;
 }
 
-/* Find a tensor, check its shape [ne0, ne1] (ne1 = 1 for vectors), dequantize it into a
- * new float buffer. */
-static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, int64_t ne1, float **dst) {
+/* Find a tensor and check its shape [ne0, ne1] (ne1 = 1 for vectors). */
+static rq_status find_tensor(const rq_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                             const rq_gguf_tensor **out) {
     const rq_gguf_tensor *t = rq_gguf_find_tensor(g, name);
     if (!t) return rq_errorf(RQ_EFORMAT, "%s: missing tensor '%s'", rq_gguf_path(g), name);
     bool ok = t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1;
@@ -140,9 +145,18 @@ static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, in
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' has shape %s, expected [%lld, %lld]", rq_gguf_path(g), name,
                          have, (long long)ne0, (long long)ne1);
     }
+    *out = t;
+    return RQ_OK;
+}
+
+/* Find a tensor, check its shape, dequantize it into a new float buffer. */
+static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, int64_t ne1, float **dst) {
+    const rq_gguf_tensor *t;
+    RQ_TRY(find_tensor(g, name, ne0, ne1, &t));
     float *buf = rq_alloc(t->n_elements * (int64_t)sizeof(float));
     if (!buf) return rq_error_prefix(RQ_ENOMEM, name);
     rq_status s = rq_gguf_tensor_to_f32(t, buf);
+    rq_gguf_release_tensor(g, t);
     if (s != RQ_OK) {
         rq_free(buf);
         return rq_error_prefix(s, rq_gguf_path(g));
@@ -151,22 +165,98 @@ static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, in
     return RQ_OK;
 }
 
-/* A linear layer: a plain GGUF tensor, or a rotquant-quantized one (N.codes/N.params,
- * model/qinfo.h), dequantized to float (the reference path). */
-static rq_status load_linear(const rq_gguf *g, const char *name, int64_t n_out, int64_t n_in, rq_linear *l) {
-    l->kind = RQ_LINEAR_F32;
-    l->n_out = n_out;
-    l->n_in = n_in;
-    l->owns_w = true;
+/* What the loader does with a rotquant file's weights. */
+typedef struct {
     rq_qinfo qi;
-    RQ_TRY(rq_qinfo_read(g, &qi));
-    if (qi.present && !rq_gguf_find_tensor(g, name)) return rq_qinfo_load_linear(g, &qi, name, n_out, n_in, &l->w);
+    bool packed; /* the fast path: keep quantized weights packed (not the reference path) */
+} load_ctx;
+
+/* A matrix [n_out, n_in] kept in its stored GGUF type (kind GGUF): a copy of the rows. */
+static rq_status load_gguf_rows(const rq_gguf *g, const char *name, int64_t n_out, int64_t n_in, rq_linear *l) {
+    const rq_gguf_tensor *t;
+    RQ_TRY(find_tensor(g, name, n_in, n_out, &t));
+    const rq_type_traits *tr = rq_type_traits_get(t->type);
+    int64_t rb;
+    if (!tr || !tr->to_float || !rq_type_row_bytes(t->type, n_in, &rb) || rb * n_out != t->n_bytes)
+        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' of type %s cannot be read as rows of %lld", rq_gguf_path(g),
+                         name, rq_type_name(t->type), (long long)n_in);
+    void *data = rq_alloc(t->n_bytes);
+    if (!data) return rq_error_prefix(RQ_ENOMEM, name);
+    memcpy(data, t->data, (size_t)t->n_bytes);
+    rq_gguf_release_tensor(g, t);
+    *l = (rq_linear){.kind = RQ_LINEAR_GGUF, .n_out = n_out, .n_in = n_in, .owns_w = true, .type = t->type,
+                     .data = data, .row_bytes = rb};
+    return RQ_OK;
+}
+
+/* A 2-bit quantized linear repacked from N.codes / N.params into W2U/W2L blocks
+ * (format/w2.h). *done = false (and nothing allocated) when the layer has no W2 layout
+ * (another bit width, or a group other than 32/64/128): the caller dequantizes it. */
+static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name, int64_t n_out, int64_t n_in,
+                         rq_linear *l, bool *done) {
+    *done = false;
+    const rq_gguf_tensor *tc, *tp;
+    int64_t group;
+    RQ_TRY(rq_qinfo_linear_tensors(g, qi, name, n_out, n_in, &tc, &tp, &group));
+    const bool lut = qi->quantizer == RQ_QPARAM_LUT;
+    const int type = qi->wbits == 2 ? rq_w2_type(lut, group) : -1;
+    if (type < 0) return RQ_OK;
+    int64_t rb;
+    RQ_ASSERT(rq_type_row_bytes(type, n_in, &rb));
+    uint8_t *data = rq_alloc(n_out * rb);
+    if (!data) return rq_error_prefix(RQ_ENOMEM, name);
+    const int np = rq_qparam_count(qi->quantizer);
+    const int64_t ng = n_in / group, crb = rq_qpacked_row_bytes(2, n_in);
+    uint8_t *codes = rq_xalloc(n_in);
+    float *params = rq_xalloc(ng * np * (int64_t)sizeof(float));
+    const uint8_t *c = tc->data;
+    const rq_half *p = tp->data;
+    for (int64_t r = 0; r < n_out; r++) {
+        /* 2-bit codes, little-endian bit order (format/qpacked.h): 4 per byte (n_in % 4 == 0) */
+        const uint8_t *src = c + r * crb;
+        for (int64_t j = 0; j < crb; j++)
+            for (int k = 0; k < 4; k++) codes[4 * j + k] = (uint8_t)((src[j] >> (2 * k)) & 3);
+        rq_fp16_to_fp32_array(p + r * ng * np, params, ng * np);
+        rq_w2_pack(type, 1, n_in, codes, params, data + r * rb);
+    }
+    rq_free(params);
+    rq_free(codes);
+    rq_gguf_release_tensor(g, tc);
+    rq_gguf_release_tensor(g, tp);
+    *l = (rq_linear){.kind = lut ? RQ_LINEAR_W2L : RQ_LINEAR_W2U, .n_out = n_out, .n_in = n_in, .owns_w = true,
+                     .type = type, .data = data, .row_bytes = rb};
+    *done = true;
+    return RQ_OK;
+}
+
+/* A linear layer: a plain GGUF tensor (float; in a rotquant file on the fast path, kept in
+ * its stored type unless F32), or a rotquant-quantized one (N.codes/N.params,
+ * model/qinfo.h): packed W2 on the fast path, else dequantized to float. */
+static rq_status load_linear(const rq_gguf *g, const load_ctx *lc, const char *name, int64_t n_out, int64_t n_in,
+                             rq_linear *l) {
+    *l = (rq_linear){.kind = RQ_LINEAR_F32, .n_out = n_out, .n_in = n_in, .owns_w = true};
+    if (lc->qi.present && !rq_gguf_find_tensor(g, name)) {
+        if (lc->packed) {
+            bool done;
+            RQ_TRY(load_w2(g, &lc->qi, name, n_out, n_in, l, &done));
+            if (done) return RQ_OK;
+        }
+        return rq_qinfo_load_linear(g, &lc->qi, name, n_out, n_in, &l->w);
+    }
+    if (lc->packed) {
+        const rq_gguf_tensor *t = rq_gguf_find_tensor(g, name);
+        if (t && t->type != RQ_TYPE_F32) return load_gguf_rows(g, name, n_out, n_in, l);
+    }
     return load_tensor(g, name, n_in, n_out, &l->w);
 }
 
 static void free_linear(rq_linear *l) {
-    if (l->owns_w) rq_free(l->w);
+    if (l->owns_w) {
+        rq_free(l->w);
+        rq_free(l->data);
+    }
     l->w = NULL;
+    l->data = NULL;
 }
 
 void rq_model_free(rq_model *m) {
@@ -187,22 +277,29 @@ void rq_model_free(rq_model *m) {
         rq_free(m->layers);
     }
     free_linear(&m->output);
+    free_linear(&m->embd);
     rq_free(m->tok_embd);
     rq_free(m->output_norm);
     rq_free(m->rope_freqs);
     rq_free(m);
 }
 
-static rq_status load_weights(const rq_gguf *g, rq_model *m) {
+static rq_status load_weights(const rq_gguf *g, const load_ctx *lc, rq_model *m) {
     const rq_model_config *c = &m->cfg;
     int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
-    RQ_TRY(load_tensor(g, "token_embd.weight", c->n_embd, c->n_vocab, &m->tok_embd));
+    const rq_gguf_tensor *te = rq_gguf_find_tensor(g, "token_embd.weight");
+    if (lc->packed && te && te->type != RQ_TYPE_F32)
+        RQ_TRY(load_gguf_rows(g, "token_embd.weight", c->n_vocab, c->n_embd, &m->embd));
+    else
+        RQ_TRY(load_tensor(g, "token_embd.weight", c->n_embd, c->n_vocab, &m->tok_embd));
     RQ_TRY(load_tensor(g, "output_norm.weight", c->n_embd, 1, &m->output_norm));
     if (c->tied_embeddings) {
-        m->output = (rq_linear){.kind = RQ_LINEAR_F32, .n_out = c->n_vocab, .n_in = c->n_embd, .w = m->tok_embd,
-                                .owns_w = false};
+        m->output = m->tok_embd ? (rq_linear){.kind = RQ_LINEAR_F32, .n_out = c->n_vocab, .n_in = c->n_embd,
+                                              .w = m->tok_embd, .owns_w = false}
+                                : m->embd;
+        m->output.owns_w = false;
     } else {
-        RQ_TRY(load_linear(g, "output.weight", c->n_vocab, c->n_embd, &m->output));
+        RQ_TRY(load_linear(g, lc, "output.weight", c->n_vocab, c->n_embd, &m->output));
     }
     if (c->has_rope_freqs) {
         RQ_TRY(load_tensor(g, "rope_freqs.weight", c->rope_dim / 2, 1, &m->rope_freqs));
@@ -218,25 +315,34 @@ static rq_status load_weights(const rq_gguf *g, rq_model *m) {
     for (int64_t i = 0; i < c->n_layer; i++) {
         rq_layer *L = &m->layers[i];
         RQ_TRY(load_tensor(g, LAYER_NAME("attn_norm.weight"), c->n_embd, 1, &L->attn_norm));
-        RQ_TRY(load_linear(g, LAYER_NAME("attn_q.weight"), q_dim, c->n_embd, &L->wq));
-        RQ_TRY(load_linear(g, LAYER_NAME("attn_k.weight"), kv_dim, c->n_embd, &L->wk));
-        RQ_TRY(load_linear(g, LAYER_NAME("attn_v.weight"), kv_dim, c->n_embd, &L->wv));
-        RQ_TRY(load_linear(g, LAYER_NAME("attn_output.weight"), c->n_embd, q_dim, &L->wo));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("attn_q.weight"), q_dim, c->n_embd, &L->wq));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("attn_k.weight"), kv_dim, c->n_embd, &L->wk));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("attn_v.weight"), kv_dim, c->n_embd, &L->wv));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("attn_output.weight"), c->n_embd, q_dim, &L->wo));
         RQ_TRY(load_tensor(g, LAYER_NAME("ffn_norm.weight"), c->n_embd, 1, &L->ffn_norm));
-        RQ_TRY(load_linear(g, LAYER_NAME("ffn_gate.weight"), c->n_ff, c->n_embd, &L->w_gate));
-        RQ_TRY(load_linear(g, LAYER_NAME("ffn_up.weight"), c->n_ff, c->n_embd, &L->w_up));
-        RQ_TRY(load_linear(g, LAYER_NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->w_down));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_gate.weight"), c->n_ff, c->n_embd, &L->w_gate));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_up.weight"), c->n_ff, c->n_embd, &L->w_up));
+        RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->w_down));
     }
 #undef LAYER_NAME
     return RQ_OK;
 }
 
-rq_status rq_model_load(const rq_gguf *g, rq_model **out) {
+static bool env_ref_linear(void) {
+    const char *e = getenv("RQ_REF_LINEAR");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+rq_status rq_model_load_ex(const rq_gguf *g, const rq_model_load_opts *opts, rq_model **out) {
     *out = NULL;
+    load_ctx lc;
+    RQ_TRY(rq_qinfo_read(g, &lc.qi));
+    lc.packed = lc.qi.present && !(opts && opts->ref_linear) && !env_ref_linear();
     rq_model *m = rq_calloc(sizeof *m);
     if (!m) return RQ_ENOMEM;
     rq_status s = rq_model_config_read(g, &m->cfg);
-    if (s == RQ_OK) s = load_weights(g, m);
+    if (s == RQ_OK) s = load_weights(g, &lc, m);
+    rq_gguf_release_pages(g);
     if (s != RQ_OK) {
         rq_model_free(m);
         return s;
@@ -244,6 +350,8 @@ rq_status rq_model_load(const rq_gguf *g, rq_model **out) {
     *out = m;
     return RQ_OK;
 }
+
+rq_status rq_model_load(const rq_gguf *g, rq_model **out) { return rq_model_load_ex(g, NULL, out); }
 
 rq_status rq_model_load_file(const char *path, rq_model **out) {
     *out = NULL;
@@ -261,4 +369,81 @@ int64_t rq_model_n_params(const rq_model *m) {
     int64_t n = c->n_layer * per_layer + c->n_vocab * c->n_embd + c->n_embd;
     if (!c->tied_embeddings) n += c->n_vocab * c->n_embd;
     return n;
+}
+
+static int64_t linear_bytes(const rq_linear *l) {
+    if (l->kind == RQ_LINEAR_F32) return l->w ? l->n_out * l->n_in * (int64_t)sizeof(float) : 0;
+    return l->data ? l->n_out * l->row_bytes : 0;
+}
+
+int64_t rq_model_weight_bytes(const rq_model *m) {
+    const rq_model_config *c = &m->cfg;
+    int64_t n = linear_bytes(&m->embd) + c->n_embd * (int64_t)sizeof(float); /* + output_norm */
+    if (m->tok_embd) n += c->n_vocab * c->n_embd * (int64_t)sizeof(float);
+    if (m->output.owns_w) n += linear_bytes(&m->output);
+    if (m->rope_freqs) n += c->rope_dim / 2 * (int64_t)sizeof(float);
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        const rq_layer *L = &m->layers[i];
+        n += 2 * c->n_embd * (int64_t)sizeof(float);
+        n += linear_bytes(&L->wq) + linear_bytes(&L->wk) + linear_bytes(&L->wv) + linear_bytes(&L->wo);
+        n += linear_bytes(&L->w_gate) + linear_bytes(&L->w_up) + linear_bytes(&L->w_down);
+    }
+    return n;
+}
+
+rq_status rq_model_set_act_bits(rq_model *m, int act_bits) {
+    if (act_bits != 0 && act_bits != 16 && act_bits != 8 && act_bits != 4)
+        return rq_errorf(RQ_EINVAL, "activation bits %d: 16 (float), 8 or 4 expected", act_bits);
+    for (int64_t i = 0; i < m->cfg.n_layer; i++) {
+        rq_layer *L = &m->layers[i];
+        rq_linear *ls[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < 7; k++) ls[k]->act_bits = act_bits;
+    }
+    return RQ_OK;
+}
+
+void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x) {
+    const int64_t d = m->cfg.n_embd;
+    for (int64_t i = 0; i < n; i++) {
+        RQ_ASSERT(tokens[i] >= 0 && tokens[i] < m->cfg.n_vocab);
+        if (m->tok_embd) {
+            memcpy(x + i * d, m->tok_embd + (int64_t)tokens[i] * d, (size_t)d * sizeof(float));
+        } else {
+            const rq_type_traits *tr = rq_type_traits_get(m->embd.type);
+            tr->to_float((const uint8_t *)m->embd.data + (int64_t)tokens[i] * m->embd.row_bytes, x + i * d, d);
+        }
+    }
+}
+
+static const char *linear_type_name(const rq_linear *l) {
+    return l->kind == RQ_LINEAR_F32 ? "F32" : rq_type_name(l->type);
+}
+
+const char *rq_model_describe(const rq_model *m, char *buf, size_t n) {
+    /* count the block linears per storage type (at most a few distinct ones) */
+    const char *names[8];
+    int counts[8], nn = 0, abits = -1;
+    bool mixed_abits = false;
+    for (int64_t i = 0; i < m->cfg.n_layer; i++) {
+        const rq_layer *L = &m->layers[i];
+        const rq_linear *ls[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < 7; k++) {
+            const char *t = linear_type_name(ls[k]);
+            int j = 0;
+            while (j < nn && strcmp(names[j], t)) j++;
+            if (j == nn && nn < 8) names[nn] = t, counts[nn++] = 0;
+            if (j < nn) counts[j]++;
+            int a = ls[k]->act_bits == 0 ? 16 : ls[k]->act_bits;
+            if (abits >= 0 && a != abits) mixed_abits = true;
+            abits = a;
+        }
+    }
+    int p = snprintf(buf, n, "blocks:");
+    for (int j = 0; j < nn && p < (int)n; j++)
+        p += snprintf(buf + p, n - (size_t)p, "%s %d %s", j ? "," : "", counts[j], names[j]);
+    if (p < (int)n)
+        p += snprintf(buf + p, n - (size_t)p, "; lm_head %s; embedding %s; %.1f MiB of weights; activations %s%d",
+                      linear_type_name(&m->output), m->tok_embd ? "F32" : rq_type_name(m->embd.type),
+                      (double)rq_model_weight_bytes(m) / 1048576.0, mixed_abits ? "mixed, last A" : "A", abits);
+    return buf;
 }

@@ -52,17 +52,35 @@ typedef struct rq_model_config {
      * attention/post-MLP norms, q/k norms, sliding-window layers with their own theta. */
 } rq_model_config;
 
-/* A linear layer y = x·Wᵀ. Kind F32 holds a float matrix; packed quantized kinds will be
- * added behind the same rq_linear_forward. */
+/* A linear layer y = x·Wᵀ. Kind F32 holds a float matrix (float models, and the
+ * reference path for quantized files); the packed kinds hold the file's quantized rows and
+ * run the kernels of src/kernels on them, never materializing the float matrix:
+ *   W2U / W2L  2-bit uniform / LUT blocks (format/w2.h), repacked at load from a rotquant
+ *              file's N.codes/N.params (format/qpacked.h); rq_w2_gemm (kernels/gemv.h)
+ *   GGUF       rows in a GGUF block type as stored (Q8_0, F16, ...): the lm_head of
+ *              rotquant files; Q8_0 GEMV for one token (kernels/qgemv.h), otherwise
+ *              tiles of rows dequantized and multiplied with BLAS.
+ * Enums only grow at the end. */
 typedef enum rq_linear_kind {
     RQ_LINEAR_F32 = 0,
+    RQ_LINEAR_W2U = 1,
+    RQ_LINEAR_W2L = 2,
+    RQ_LINEAR_GGUF = 3,
 } rq_linear_kind;
 
 typedef struct rq_linear {
     rq_linear_kind kind;
     int64_t n_out, n_in;
     float *w;    /* [n_out, n_in] (kind F32) */
-    bool owns_w; /* false when shared (tied lm_head) */
+    bool owns_w; /* false when shared (tied lm_head): then neither w nor data is freed */
+    int type;          /* packed kinds: rq_type of the rows (RQ_TYPE_W2U_G64, RQ_TYPE_Q8_0, ...) */
+    void *data;        /* packed kinds: [n_out] rows of row_bytes each */
+    int64_t row_bytes;
+    /* Activations of this layer: 0 or 16 = float; 8 or 4 = quantized per token (symmetric,
+     * format/act.h). W2 kinds run the integer kernels; kind F32 quantizes and dequantizes
+     * each input row with the scalar reference (rq_act_quant_ref) before the float GEMM,
+     * the oracle of the integer path; kind GGUF ignores it (the lm_head stays float). */
+    int act_bits;
 } rq_linear;
 
 typedef struct rq_layer {
@@ -79,10 +97,13 @@ typedef struct rq_layer {
 
 typedef struct rq_model {
     rq_model_config cfg;
-    float *tok_embd;    /* [n_vocab, n_embd] */
+    float *tok_embd;    /* [n_vocab, n_embd]; NULL when embd holds the embedding packed */
+    rq_linear embd;     /* the token embedding kept as stored (kind GGUF, [n_vocab, n_embd]) when
+                         * tok_embd is NULL: quantized files on the fast path; rows are
+                         * dequantized on lookup (rq_model_embed) */
     rq_layer *layers;   /* [n_layer] */
     float *output_norm; /* [n_embd] */
-    rq_linear output;   /* [n_vocab, n_embd]; w == tok_embd when tied */
+    rq_linear output;   /* [n_vocab, n_embd]; w == tok_embd (or data == embd.data) when tied */
     float *rope_freqs;  /* [rope_dim/2] divisors of the frequencies, or NULL */
 } rq_model;
 
@@ -90,15 +111,39 @@ typedef struct rq_model {
  * architecture, missing/invalid keys (message names the key). */
 rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg);
 
-/* Load a model: config, then every weight dequantized to float32. Tensors are checked for
- * presence ("missing tensor 'blk.3.attn_q.weight'") and shape. *out is owned by the caller
- * (rq_model_free); it does not reference the rq_gguf afterwards. */
+/* Load a model: config, then the weights. Tensors are checked for presence ("missing
+ * tensor 'blk.3.attn_q.weight'") and shape. Plain GGUF files: every weight dequantized to
+ * float32. rotquant's quantized files (model/qinfo.h): the fast path by default (2-bit
+ * linears with groups of 32/64/128 kept packed as W2U/W2L kinds, the token embedding and
+ * lm_head kept in their stored type as kind GGUF; other widths and groups dequantized),
+ * or the reference path (everything dequantized to float32, as for plain files) when
+ * opts->ref_linear or the environment has RQ_REF_LINEAR=1. The tensor pages of the file
+ * mapping are released from the resident set afterwards (rq_gguf_release_pages).
+ * *out is owned by the caller (rq_model_free); it does not reference the rq_gguf
+ * afterwards. opts may be NULL (defaults: all false). */
+typedef struct rq_model_load_opts {
+    bool ref_linear; /* dequantize every quantized weight to float32 (the reference path) */
+} rq_model_load_opts;
+rq_status rq_model_load_ex(const rq_gguf *g, const rq_model_load_opts *opts, rq_model **out);
+/* rq_model_load_ex with default options. */
 rq_status rq_model_load(const rq_gguf *g, rq_model **out);
-/* Convenience: open the file, load, close. */
+/* Convenience: open the file, load (default options), close. */
 rq_status rq_model_load_file(const char *path, rq_model **out);
 void rq_model_free(rq_model *m);
 /* Number of weight parameters (tied embedding counted once). */
 int64_t rq_model_n_params(const rq_model *m);
+/* Bytes the model's weights occupy in memory (float, packed and norm vectors; a tied
+ * lm_head counted once). */
+int64_t rq_model_weight_bytes(const rq_model *m);
+/* One line on how the weights are held, e.g. "blocks: 210 W2U_G64; lm_head Q8_0; embedding
+ * Q8_0; 90.1 MiB of weights; activations A8". Writes into buf (n bytes), returns buf. */
+const char *rq_model_describe(const rq_model *m, char *buf, size_t n);
+/* Set act_bits (0/16 float, 8, 4) of every linear layer of the blocks (q, k, v, o, gate,
+ * up, down; not the lm_head). RQ_EINVAL for other values. */
+rq_status rq_model_set_act_bits(rq_model *m, int act_bits);
+/* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized), for
+ * i < n; x [n, n_embd]. Token ids must be in range (asserted). */
+void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x);
 
 /* ---- linear layers ------------------------------------------------------------------ */
 
@@ -113,6 +158,12 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
  * their epilogues) into one parallel region. */
 void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
                             int64_t ldy, bool accumulate);
+
+/* Batches of at least this many tokens run W2 layers as dequantized tiles + SGEMM, smaller
+ * ones on the W2 kernels (model/linear.c explains the measured choice; default 8, or
+ * RQ_W2_DEQUANT_MIN from the environment). Process-wide; not to be changed while a
+ * forward runs. 0 restores the default; INT64_MAX keeps the W2 kernels for every batch. */
+void rq_linear_set_w2_dequant_min(int64_t tokens);
 
 /* ---- run state ---------------------------------------------------------------------- */
 

@@ -113,8 +113,9 @@ const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
     return buf;
 }
 
-rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *q, const char *name, int64_t n_out, int64_t n_in,
-                               float **dst) {
+rq_status rq_qinfo_linear_tensors(const rq_gguf *g, const rq_qinfo *q, const char *name, int64_t n_out,
+                                  int64_t n_in, const rq_gguf_tensor **codes, const rq_gguf_tensor **params,
+                                  int64_t *group) {
     char cn[256], pn[256];
     snprintf(cn, sizeof cn, "%s.codes", name);
     snprintf(pn, sizeof pn, "%s.params", name);
@@ -131,7 +132,17 @@ rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *q, const char *
     if (tp->type != RQ_TYPE_F16 || tp->n_dims != 3 || tp->ne[0] != np || ng < 1 || n_in % ng || tp->ne[2] != n_out)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be F16 [%d, groups dividing %lld, %lld]", p, pn, np,
                          (long long)n_in, (long long)n_out);
-    int64_t group = n_in / ng;
+    *codes = tc;
+    *params = tp;
+    *group = n_in / ng;
+    return RQ_OK;
+}
+
+rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *q, const char *name, int64_t n_out, int64_t n_in,
+                               float **dst) {
+    const rq_gguf_tensor *tc, *tp;
+    int64_t group;
+    RQ_TRY(rq_qinfo_linear_tensors(g, q, name, n_out, n_in, &tc, &tp, &group));
     float *w = rq_alloc(n_out * n_in * (int64_t)sizeof(float));
     if (!w) return rq_error_prefix(RQ_ENOMEM, name);
     rq_qpacked_dequant(q->quantizer, (int)q->wbits, group, tc->data, tp->data, n_out, n_in, w);

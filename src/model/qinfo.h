@@ -37,6 +37,12 @@ void rq_qinfo_write(const rq_qinfo *info, rq_gguf_writer *w);
 /* One line: "W2 g64 gptq uniform, R1 gsr(n=576, block=64), R2 none, 2.250 bpw". */
 const char *rq_qinfo_describe(const rq_qinfo *info, char *buf, size_t n);
 
+/* The tensors of the quantized linear `name` ([n_out, n_in]): N.codes, N.params, checked
+ * against the shape and the metadata, and the layer's group size (n_in / groups of
+ * N.params). RQ_EFORMAT names the tensor on any mismatch. */
+rq_status rq_qinfo_linear_tensors(const rq_gguf *g, const rq_qinfo *info, const char *name, int64_t n_out,
+                                  int64_t n_in, const rq_gguf_tensor **codes, const rq_gguf_tensor **params,
+                                  int64_t *group);
 /* Dequantize the quantized linear `name` ([n_out, n_in]) of a rotquant file into a new
  * float buffer (*dst, rq_free). RQ_EFORMAT names the tensor on any size mismatch. */
 rq_status rq_qinfo_load_linear(const rq_gguf *g, const rq_qinfo *info, const char *name, int64_t n_out,

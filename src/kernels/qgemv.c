@@ -1,0 +1,16 @@
+/* Dispatch of the Q8_0 GEMV (qgemv.h). */
+#include "kernels/qgemv.h"
+
+#include "base/cpu.h"
+#include "base/status.h"
+#include "format/format.h"
+
+void rq_q8_0_gemv(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    RQ_ASSERT(out >= 0 && in >= 0 && in % RQ_QK8_0 == 0);
+    switch (rq_cpu_level_get()) {
+    case RQ_CPU_AVX512: rq_q8_0_gemv_avx512(w, out, in, x, y); return;
+    case RQ_CPU_AVX2: rq_q8_0_gemv_avx2(w, out, in, x, y); return;
+    case RQ_CPU_SCALAR: break;
+    }
+    rq_q8_0_gemv_ref(w, out, in, x, y);
+}

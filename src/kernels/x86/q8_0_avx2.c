@@ -1,0 +1,42 @@
+/* AVX2 Q8_0 GEMV (kernels/qgemv.h): per block, the 32 int8 weights widened to floats in
+ * four 8-lane vectors, multiplied with x (FMA into a block sum), and the block sum added
+ * to the row's accumulator scaled by d (one more FMA). One row at a time, in memory order
+ * (see x86/q8_0_avx512.c for why). */
+#include "kernels/qgemv.h"
+
+#include "format/format.h"
+
+#include <immintrin.h>
+
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 block_sum(const rq_block_q8_0 *b, const float *x) {
+    const __m128i q0 = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m128i q1 = _mm_loadu_si128((const __m128i *)(b->qs + 16));
+    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8))), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1)), _mm256_loadu_ps(x + 16), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8))), _mm256_loadu_ps(x + 24), s);
+    return s;
+}
+
+void rq_q8_0_gemv_avx2(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    const int64_t nb = in / RQ_QK8_0;
+    const rq_block_q8_0 *a = w;
+    for (int64_t r = 0; r < out; r++, a += nb) {
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d)), block_sum(a + b, x + b * RQ_QK8_0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b + 1].d)), block_sum(a + b + 1, x + (b + 1) * RQ_QK8_0),
+                                   acc1);
+        }
+        if (b < nb) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d)), block_sum(a + b, x + b * RQ_QK8_0), acc0);
+        y[r] = hsum256(_mm256_add_ps(acc0, acc1));
+    }
+}
