@@ -190,6 +190,7 @@ void rq_model_free(rq_model *m) {
     rq_free(m->tok_embd);
     rq_free(m->output_norm);
     rq_free(m->rope_freqs);
+    rq_online_free(&m->online);
     rq_free(m);
 }
 
@@ -237,6 +238,7 @@ rq_status rq_model_load(const rq_gguf *g, rq_model **out) {
     if (!m) return RQ_ENOMEM;
     rq_status s = rq_model_config_read(g, &m->cfg);
     if (s == RQ_OK) s = load_weights(g, m);
+    if (s == RQ_OK) s = rq_qinfo_apply_online(g, m); /* quantizers and online rotations of a rotquant file */
     if (s != RQ_OK) {
         rq_model_free(m);
         return s;
