@@ -288,6 +288,18 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     }
 }
 
+/* A packed cache's layout follows the model's KV configuration at state creation. */
+static rq_status check_kv_layout(const rq_state *st) {
+    const rq_model *m = st->model;
+    const rq_online_cfg *oc = &m->online.cfg;
+    if (!st->kq_cache) return RQ_OK;
+    int64_t kv_dim = m->cfg.n_head_kv * m->cfg.head_dim;
+    if (oc->kv_bits != 4 || rq_kv4_row_bytes(kv_dim, oc->kv_group) != st->kv_row_bytes)
+        return rq_errorf(RQ_EINVAL, "forward: the state's packed KV cache was made for another KV configuration "
+                         "of the model (create a new state after rq_model_set_online)");
+    return RQ_OK;
+}
+
 static rq_status ensure_scores(rq_state *st) {
     int nt = rq_threads_get();
     if (st->scores && st->n_threads_alloc >= nt) return RQ_OK;
@@ -385,6 +397,7 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
                              (long long)i, (long long)c->n_vocab);
+    RQ_TRY(check_kv_layout(st));
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
     int prev = rq_blas_single_begin();
@@ -406,6 +419,7 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
     if (n < 1 || n > st->n_batch || pos < 0 || pos + n > st->n_ctx)
         return rq_errorf(RQ_EINVAL, "forward: %lld rows at position %lld do not fit the state", (long long)n,
                          (long long)pos);
+    RQ_TRY(check_kv_layout(st));
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
     int prev = rq_blas_single_begin();
