@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on the default model (SmolLM2-135M-Instruct, Q4_1 GGUF):
-# install packages, fetch the model, build, measure WikiText-2 perplexity, answer a prompt.
+# install packages, fetch the model, build, measure WikiText-2 perplexity, quantize to
+# 2 bits with GSR + GPTQ and measure it, answer a prompt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,5 +13,9 @@ wiki=../shared/data/wikitext-2-raw/wiki.test.raw
 [ -f "$wiki" ] || { echo "quickstart: $wiki not found (the shared data folder sits beside the checkout)" >&2; exit 1; }
 echo "== perplexity, llama.cpp protocol, ctx 512, whole WikiText-2 test file"
 build/rotquant ppl -m "$model" -f "$wiki" --protocol llamacpp --ctx 512
-echo "== generation"
+echo "== 2-bit weights: GSR rotation (Walsh blocks of 64) + GPTQ, group 64, calibrated on 8 x 256 tokens the model generates itself"
+build/rotquant quantize -m "$model" -o models/smollm2-w2-gsr-gptq.gguf --rotate gsr --wbits 2 --group 64 \
+    --method gptq --calib generate --calib-n 8 --calib-len 256 --seed 0
+build/rotquant ppl -m models/smollm2-w2-gsr-gptq.gguf -f "$wiki" --protocol llamacpp --ctx 512 --chunks 40
+echo "== generation (float model)"
 build/rotquant run -m "$model" --chat -p "What is the capital of France? Answer in one sentence." -n 48
