@@ -42,6 +42,7 @@ row() {
     t1=$(date +%s)
     bpw=$(sed -n 's/.*, \([0-9.]*\) bits\/weight.*/\1/p' "$out/$name.log")
     p=$(ppl "$f")
+    [[ " $* " == *" --quantizer lut "* ]] && method="lut-$method"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$method" "$rot" "$seed" "$group" "$bpw" "$p" \
         "$((t1 - t0))" >> "$res"
     echo "$name: bpw $bpw, PPL $p, quantize $((t1 - t0)) s"
@@ -56,6 +57,10 @@ for wbits in 2 3; do
         for rot in none walsh gh gsr; do row "w${wbits}_${method}_${rot}" $wbits $method $rot 0 64; done
         for seed in 1 2 3; do row "w${wbits}_${method}_hadamard_s$seed" $wbits $method hadamard $seed 64; done
     done
+done
+# non-uniform 2-bit (4 Lloyd-Max levels per group), with and without GPTQ's error feedback
+for method in rtn gptq; do
+    for rot in none gsr; do row "w2_lut-${method}_$rot" 2 $method $rot 0 64 --quantizer lut; done
 done
 row w4_gptq_none 4 gptq none 0 64
 row w4_gptq_gsr 4 gptq gsr 0 64

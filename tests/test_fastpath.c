@@ -3,7 +3,7 @@
  *     shapes; W2 dequantization (rq_w2_dequant) equal to rq_dequant_w2 bit for bit;
  *   - rq_linear of the packed kinds (W2U, W2L, GGUF Q8_0/F16) against kind F32 holding the
  *     dequantized matrix (the reference path), for float and int8/int4 activations
- *     (act_bits; the F32 kind fake-quantizes), one token and batches below and above the
+ *     (act_bits; the F32 kind gets the rows fake-quantized by rq_act_quant_ref), one token and batches below and above the
  *     W2 kinds' switch to dequantized tiles + SGEMM, accumulating into a wider output,
  *     whole and by column ranges;
  *   - with the real model (skipped without it): W2 uniform and W2 LUT models made here with
@@ -207,13 +207,23 @@ static void test_linear_kinds(void) {
                 if (!w2 && abits[ai]) continue; /* the GGUF kind keeps float activations */
                 rq_linear lp, lr;
                 make_pair(&r, type, out, in, &lp, &lr);
-                lp.act_bits = lr.act_bits = abits[ai];
+                lp.act_bits = abits[ai]; /* the reference (kind F32) gets x̃ instead */
                 float *x = rq_xalloc(n * in * 4), *y0 = rq_xalloc(n * ldy * 4), *yp = rq_xalloc(n * ldy * 4);
                 float *yr = rq_xalloc(n * ldy * 4);
                 double *M = rq_xalloc(n * out * 8);
                 for (int64_t i = 0; i < n * in; i++) x[i] = (float)(rq_rng_normal(&r) * (i % 61 == 0 ? 6 : 1));
                 for (int64_t i = 0; i < n * ldy; i++) y0[i] = (float)rq_rng_normal(&r);
                 abs_sums(&lr, x, n, abits[ai], M);
+                float *xr = rq_xalloc(n * in * 4); /* x̃: the integer kernels' quantizer, scalar reference */
+                memcpy(xr, x, (size_t)(n * in) * 4);
+                if (abits[ai]) {
+                    int8_t *q = rq_xalloc(in);
+                    for (int64_t t = 0; t < n; t++) {
+                        float a = rq_act_quant_ref(x + t * in, in, abits[ai] == 8 ? 127 : 7, q);
+                        for (int64_t i = 0; i < in; i++) xr[t * in + i] = a * (float)q[i];
+                    }
+                    rq_free(q);
+                }
                 for (int mode = 0; mode < 3; mode++) {
                     /* 0: overwrite; 1: accumulate; 2: column ranges [0,13), [13,40), [40,out) accumulating */
                     const bool acc = mode > 0;
@@ -221,12 +231,12 @@ static void test_linear_kinds(void) {
                     memcpy(yr, y0, (size_t)(n * ldy) * 4);
                     if (mode < 2) {
                         rq_linear_forward(&lp, x, n, yp, ldy, acc);
-                        rq_linear_forward(&lr, x, n, yr, ldy, acc);
+                        rq_linear_forward(&lr, xr, n, yr, ldy, acc);
                     } else {
                         const int64_t cuts[4] = {0, 13, 40, out};
                         for (int k = 0; k < 3; k++) {
                             rq_linear_forward_cols(&lp, x, n, cuts[k], cuts[k + 1], yp, ldy, true);
-                            rq_linear_forward_cols(&lr, x, n, cuts[k], cuts[k + 1], yr, ldy, true);
+                            rq_linear_forward_cols(&lr, xr, n, cuts[k], cuts[k + 1], yr, ldy, true);
                         }
                     }
                     int bad = 0, untouched = 1;
@@ -241,7 +251,7 @@ static void test_linear_kinds(void) {
                                  rq_type_name(type), (long long)n, abits[ai] ? abits[ai] : 16, mode, bad,
                                  untouched ? "kept" : "written");
                 }
-                rq_free(x), rq_free(y0), rq_free(yp), rq_free(yr), rq_free(M);
+                rq_free(x), rq_free(xr), rq_free(y0), rq_free(yp), rq_free(yr), rq_free(M);
                 rq_free(lp.data), rq_free(lr.w);
             }
 }

@@ -3,6 +3,7 @@
 
 #include "format/format.h"
 #include "io/gguf.h"
+#include "model/qinfo.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,9 +65,22 @@ int cmd_info(int argc, char **argv) {
     rq_gguf *g;
     if (rq_gguf_open(path, &g) != RQ_OK) return cli_fail_status();
     printf("file: %s\nGGUF version %u, %" PRId64 " bytes, alignment %u, %" PRId64 " metadata keys, %" PRId64
-           " tensors\n\nmetadata:\n",
+           " tensors\n",
            path, rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
            rq_gguf_n_tensors(g));
+    rq_qinfo qi;
+    if (rq_qinfo_read(g, &qi) != RQ_OK) {
+        /* still show the raw metadata of a file whose rotquant keys are bad */
+        fprintf(stderr, "rotquant: warning: %s\n", rq_last_error());
+    } else {
+        char sh[64], desc[512];
+        if (qi.present)
+            printf("rotquant %s (format %u): %s\n", rq_qinfo_short(&qi, sh, sizeof sh), qi.version,
+                   rq_qinfo_describe(&qi, desc, sizeof desc));
+        else
+            printf("no rotquant metadata: weights as stored, activations and KV cache in float\n");
+    }
+    printf("\nmetadata:\n");
     for (int64_t i = 0; i < rq_gguf_n_kv(g); i++) {
         const rq_gguf_kv *kv = rq_gguf_kv_at(g, i);
         printf("  %-40s %-4s ", kv->key, rq_gguf_vtype_name(kv->type));

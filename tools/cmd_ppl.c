@@ -7,6 +7,7 @@
 #include "eval/ppl.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "model/qinfo.h"
 #include "text/tokenizer.h"
 
 #include <stdio.h>
@@ -111,19 +112,28 @@ int cmd_ppl(int argc, char **argv) {
     }
     rq_ppl_params p = {.protocol = proto, .ctx = ctx, .max_chunks = chunks,
                        .bos = proto == RQ_PPL_LLAMACPP && add_bos ? bos : -1, .progress = !quiet};
+    rq_qinfo qi;
+    if (rq_qinfo_read(g, &qi) != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
+    char wakv[64], desc[512];
     if (!quiet) {
-        char desc[256];
         fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads\n  %s\n", model_path,
                 (long long)rq_model_n_params(m), t_load, rq_threads_get(), rq_model_describe(m, desc, sizeof desc));
+        if (qi.present) fprintf(stderr, "quantization: %s\n", rq_qinfo_describe(&qi, desc, sizeof desc));
     }
+    /* the configuration in force (--abits may override the file's) */
+    qi.abits = (unsigned)m->online.cfg.act.bits;
+    qi.kvbits = (unsigned)m->online.cfg.kv_bits;
     rq_ppl_result r;
     if (rq_ppl_eval(m, ids, n_ids, &p, &r) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
-    printf("protocol %s, ctx %lld: %lld chunks, %lld tokens scored\n",
-           proto == RQ_PPL_LLAMACPP ? "llamacpp" : "full", (long long)ctx, (long long)r.n_chunks,
-           (long long)r.n_scored);
+    printf("protocol %s, ctx %lld, %s: %lld chunks, %lld tokens scored\n",
+           proto == RQ_PPL_LLAMACPP ? "llamacpp" : "full", (long long)ctx, rq_qinfo_short(&qi, wakv, sizeof wakv),
+           (long long)r.n_chunks, (long long)r.n_scored);
     printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
     printf("time %.2f s, %.1f tokens/s, peak RSS %.0f MiB\n", r.seconds, (double)r.n_evaluated / r.seconds,
            (double)rq_peak_rss_bytes() / (1024.0 * 1024.0));

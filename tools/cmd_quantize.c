@@ -1,5 +1,6 @@
 /* rotquant quantize: fold a rotation into the float model, quantize its linear layers
- * (RTN or GPTQ, uniform or LUT), write a rotquant GGUF. */
+ * (RTN or GPTQ, uniform or LUT) with the run-time quantizers (activations, KV cache) and
+ * online rotations (R3, R4) in place during calibration, write a rotquant GGUF. */
 #include "cli.h"
 
 #include "base/pool.h"
@@ -68,7 +69,20 @@ static void usage(void) {
            "  --block B          block size of gh/gsr (default: the group size)\n"
            "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"
            "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
-           "  --wbits B          2, 3, 4 or 8 (default 2)\n"
+           "  --wbits B          2, 3, 4, 8, or 16 = keep float weights (only A/KV quantizers and\n"
+           "                     rotations; default 2)\n"
+           "  --abits A          per-token quantizer of every linear's input: 4, 8 or 16 = off (default 16)\n"
+           "  --aclip C          activation clip ratio in (0, 1] (default 1.0; QuaRot uses 0.9)\n"
+           "  --asym             asymmetric activation quantizer (default symmetric)\n"
+           "  --kvbits K         KV cache: 4 (packed, asymmetric) or 16 = float (default 16)\n"
+           "  --kv-group G       KV channels per scale/zero (default head_dim: one per head per token)\n"
+           "  --kvclip C         KV clip ratio in (0, 1] (default 1.0)\n"
+           "  --rotate3 KIND     R3, online on q and k after RoPE: none|hadamard|walsh|gh|gsr (default:\n"
+           "                     the --rotate kind when --abits or --kvbits quantize, else none)\n"
+           "  --block3 B         block size of R3 when gh/gsr (default: head_dim)\n"
+           "  --rotate4 KIND     R4, online on down's input, folded into down (default as --rotate3)\n"
+           "  --block4 B         block size of R4 when gh/gsr (default: the group size, halved until it\n"
+           "                     divides the feed-forward size)\n"
            "  --group G          weights per group along the input (default 64)\n"
            "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
            "  --method M         rtn|gptq (default gptq)\n"
@@ -90,9 +104,11 @@ static void usage(void) {
 int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *calib = "generate", *calib_save = NULL, *calib_ids = NULL, *embd = "q8_0";
     const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
+    const char *rot3_name = NULL, *rot4_name = NULL;
     int64_t block = 0, block2 = 0, wbits = 2, group = 64, calib_n = 128, calib_len = 2048, seed = 0, threads = 0;
-    double damp = 0.01;
-    bool act_order = false, clip = false;
+    int64_t block3 = 0, block4 = 0, abits = 16, kvbits = 16, kv_group = 0;
+    double damp = 0.01, aclip = 1.0, kvclip = 1.0;
+    bool act_order = false, clip = false, asym = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
@@ -109,7 +125,17 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a value"); }
         else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block)) return 1; }
         else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block2)) return 1; }
-        else if (!strcmp(a, "--wbits")) { if (!cli_parse_int(a, VAL(), 2, 8, &wbits)) return 1; }
+        else if (!strcmp(a, "--rotate3")) { if (!(rot3_name = VAL())) return cli_fail("--rotate3 needs a kind"); }
+        else if (!strcmp(a, "--rotate4")) { if (!(rot4_name = VAL())) return cli_fail("--rotate4 needs a kind"); }
+        else if (!strcmp(a, "--block3")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block3)) return 1; }
+        else if (!strcmp(a, "--block4")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &block4)) return 1; }
+        else if (!strcmp(a, "--abits")) { if (!cli_parse_int(a, VAL(), 2, 16, &abits)) return 1; }
+        else if (!strcmp(a, "--kvbits")) { if (!cli_parse_int(a, VAL(), 2, 16, &kvbits)) return 1; }
+        else if (!strcmp(a, "--kv-group")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &kv_group)) return 1; }
+        else if (!strcmp(a, "--aclip")) { if (!cli_parse_float(a, VAL(), 1e-6, 1, &aclip)) return 1; }
+        else if (!strcmp(a, "--kvclip")) { if (!cli_parse_float(a, VAL(), 1e-6, 1, &kvclip)) return 1; }
+        else if (!strcmp(a, "--asym")) asym = true;
+        else if (!strcmp(a, "--wbits")) { if (!cli_parse_int(a, VAL(), 2, 16, &wbits)) return 1; }
         else if (!strcmp(a, "--group")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &group)) return 1; }
         else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &calib_n)) return 1; }
         else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &calib_len)) return 1; }
@@ -124,7 +150,13 @@ int cmd_quantize(int argc, char **argv) {
     if (!in || (!out && !calib_save))
         return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required (or --calib-save FILE alone: only "
                         "generate calibration data)");
-    if (!rq_qpacked_bits_ok((int)wbits)) return cli_fail("--wbits: %lld is not one of 2, 3, 4, 8", (long long)wbits);
+    if (!rq_qpacked_bits_ok((int)wbits) && wbits != 16)
+        return cli_fail("--wbits: %lld is not one of 2, 3, 4, 8, 16", (long long)wbits);
+    if (abits != 4 && abits != 8 && abits != 16) return cli_fail("--abits: %lld is not one of 4, 8, 16", (long long)abits);
+    if (kvbits != 4 && kvbits != 16) return cli_fail("--kvbits: %lld is not 4 or 16", (long long)kvbits);
+    if (kvbits == 16 && (kv_group || kvclip != 1.0)) return cli_fail("--kv-group/--kvclip need --kvbits 4");
+    if (abits == 16 && (asym || aclip != 1.0)) return cli_fail("--asym/--aclip need --abits 4 or 8");
+    bool w16 = wbits == 16;
     rq_ptq_opts po = rq_ptq_opts_default();
     po.wbits = (int)wbits;
     po.group = group;
@@ -140,8 +172,13 @@ int cmd_quantize(int argc, char **argv) {
     else return cli_fail("--method: '%s' is not rtn or gptq", method);
     if (strcmp(embd, "q8_0") && strcmp(embd, "f16") && strcmp(embd, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", embd);
-    rq_rot_kind k1, k2;
+    rq_rot_kind k1, k2, k3, k4;
     if (rq_rot_kind_parse(rot_name, &k1) != RQ_OK || rq_rot_kind_parse(rot2_name, &k2) != RQ_OK) return cli_fail_status();
+    /* R3/R4 default: the R1 kind when activations or the KV cache are quantized */
+    const char *dflt34 = abits < 16 || kvbits < 16 ? rot_name : "none";
+    if (!rot4_name) rot4_name = rot3_name ? rot3_name : dflt34;
+    if (!rot3_name) rot3_name = dflt34;
+    if (rq_rot_kind_parse(rot3_name, &k3) != RQ_OK || rq_rot_kind_parse(rot4_name, &k4) != RQ_OK) return cli_fail_status();
     cli_threads_set(threads);
 
     double t_start = rq_time_now();
@@ -161,17 +198,40 @@ int cmd_quantize(int argc, char **argv) {
     if (block2 == 0) block2 = c->head_dim;
     rq_rotation r1 = rq_rot_make(k1, c->n_embd, (k1 == RQ_ROT_GH || k1 == RQ_ROT_GSR) ? block : 0, (uint64_t)seed);
     rq_rotation r2 = rq_rot_make(k2, c->head_dim, (k2 == RQ_ROT_GH || k2 == RQ_ROT_GSR) ? block2 : 0, (uint64_t)seed + 1);
-    char d1[96], d2[96];
-    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%lld g%lld %s %s%s\n", in,
+    if (block3 == 0) block3 = c->head_dim;
+    if (block4 == 0) block4 = rq_ptq_group_for(group, c->n_ff);
+    if (block4 == 0) {
+        rc = cli_fail("--block4: no power-of-two fraction of the group %lld divides the feed-forward size %lld; give "
+                      "--block4", (long long)group, (long long)c->n_ff);
+        goto done;
+    }
+    rq_rotation r3 = rq_rot_make(k3, c->head_dim, (k3 == RQ_ROT_GH || k3 == RQ_ROT_GSR) ? block3 : 0, (uint64_t)seed + 2);
+    rq_rotation r4 = rq_rot_make(k4, c->n_ff, (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR) ? block4 : 0, (uint64_t)seed + 3);
+    rq_online_cfg oc = {.act = {.bits = abits < 16 ? (int)abits : 0, .asym = asym, .clip = (float)aclip},
+                        .kv_bits = kvbits < 16 ? (int)kvbits : 0, .kv_group = kv_group ? kv_group : c->head_dim,
+                        .kv_clip = (float)kvclip, .r3 = r3, .r4 = r4};
+    {
+        /* check the run-time configuration before any long work (e.g. a block that does
+         * not divide head_dim); it is switched on after the calibration data is sampled */
+        if (rq_model_set_online(m, &oc) != RQ_OK) { rc = cli_fail_status(); goto done; }
+        rq_online_cfg off = {0};
+        RQ_ASSERT(rq_model_set_online(m, &off) == RQ_OK);
+    }
+    char d1[96], d2[96], don[320];
+    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%lld g%lld %s %s%s; %s\n", in,
             (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&r1, d1, sizeof d1),
-            rq_rot_describe(&r2, d2, sizeof d2), (long long)wbits, (long long)group, method, quant_name,
-            act_order ? " act-order" : "");
+            rq_rot_describe(&r2, d2, sizeof d2), (long long)wbits, (long long)group, w16 ? "-" : method,
+            w16 ? "float" : quant_name, act_order ? " act-order" : "", rq_online_describe(&oc, don, sizeof don));
     double t0 = rq_time_now();
     if (rq_fold_model(m, &r1, &r2) != RQ_OK) { rc = cli_fail_status(); goto done; }
     double t_fold = rq_time_now() - t0;
 
     double t_calib = 0;
-    if (po.method == RQ_PTQ_GPTQ) {
+    if (w16 && calib_save) {
+        rc = cli_fail("--calib-save: --wbits 16 uses no calibration data");
+        goto done;
+    }
+    if (po.method == RQ_PTQ_GPTQ && !w16) {
         if (calib_len > c->n_ctx_train && c->n_ctx_train > 0) calib_len = c->n_ctx_train;
         if (calib_ids && (calib_n != 128 || calib_len != 2048)) {
             rc = cli_fail("--calib-ids sets the sequence count and length itself");
@@ -210,18 +270,33 @@ int cmd_quantize(int argc, char **argv) {
             goto done;
         }
     }
-    if (rq_ptq_run(m, &po, ids, calib_n, calib_len, &res) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    /* R4 folded into down, then the quantizers and online rotations switched on: GPTQ
+     * calibrates with them in place (each block sees the outputs of the fully quantized
+     * blocks before it; the calibration data above was sampled from the float model) */
+    t0 = rq_time_now();
+    if (rq_fold_r4(m, &r4) != RQ_OK || rq_model_set_online(m, &oc) != RQ_OK) { rc = cli_fail_status(); goto done; }
+    t_fold += rq_time_now() - t0;
+    if (!w16 && rq_ptq_run(m, &po, ids, calib_n, calib_len, &res) != RQ_OK) { rc = cli_fail_status(); goto done; }
     rq_qinfo qi;
     memset(&qi, 0, sizeof qi);
     qi.wbits = (uint32_t)wbits;
     qi.group = (uint32_t)group;
     qi.quantizer = po.quantizer;
-    snprintf(qi.method, sizeof qi.method, "%s", method);
+    snprintf(qi.method, sizeof qi.method, "%s", w16 ? "none" : method);
+    qi.r3 = r3;
+    qi.r4 = r4;
+    qi.abits = (uint32_t)abits;
+    qi.asym = asym;
+    qi.aclip = (float)aclip;
+    qi.kvbits = (uint32_t)kvbits;
+    qi.kv_group = kvbits < 16 ? (uint32_t)m->online.cfg.kv_group : 0;
+    qi.kv_clip = (float)kvclip;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", embd);
     const char *base = strrchr(calib, '/');
-    snprintf(qi.calib, sizeof qi.calib, "%s", po.method == RQ_PTQ_GPTQ ? (base ? base + 1 : calib) : "");
-    qi.calib_n = po.method == RQ_PTQ_GPTQ ? (uint32_t)calib_n : 0;
-    qi.calib_len = po.method == RQ_PTQ_GPTQ ? (uint32_t)calib_len : 0;
+    bool used_calib = po.method == RQ_PTQ_GPTQ && !w16;
+    snprintf(qi.calib, sizeof qi.calib, "%s", used_calib ? (base ? base + 1 : calib) : "");
+    qi.calib_n = used_calib ? (uint32_t)calib_n : 0;
+    qi.calib_len = used_calib ? (uint32_t)calib_len : 0;
     qi.r1 = r1;
     qi.r2 = r2;
     qi.seed = (uint64_t)seed;

@@ -165,6 +165,15 @@ int cmd_run(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
+    {
+        char don[320];
+        int64_t kvb = rq_state_kv_bytes_per_token(st);
+        const rq_model_config *mc = &m->cfg;
+        int64_t kv_f32 = 2 * mc->n_layer * mc->n_head_kv * mc->head_dim * (int64_t)sizeof(float);
+        fprintf(stderr, "run: %s; KV cache %lld bytes/token (float32: %lld), %.2f MiB for %lld positions\n",
+                rq_online_describe(&m->online.cfg, don, sizeof don), (long long)kvb, (long long)kv_f32,
+                (double)(kvb * ctx) / 1048576.0, (long long)ctx);
+    }
     print_ctx pc = {.tok = tok};
     rq_generate_stats gs;
     if (rq_generate(st, ids, n_ids, n_predict, smp, print_token, &pc, &gs) != RQ_OK) {

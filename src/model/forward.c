@@ -2,6 +2,8 @@
 #include "model/model.h"
 
 #include "base/pool.h"
+#include "format/kv.h"
+#include "kernels/actq.h"
 #include "model/blas_threads.h"
 #include "model/ops.h"
 
@@ -17,6 +19,12 @@ void rq_state_free(rq_state *st) {
     if (!st) return;
     rq_free(st->k_cache);
     rq_free(st->v_cache);
+    rq_free(st->kq_cache);
+    rq_free(st->vq_cache);
+    rq_free(st->k_new);
+    rq_free(st->v_new);
+    rq_free(st->k_deq);
+    rq_free(st->v_deq);
     rq_free(st->rope_cos);
     rq_free(st->rope_sin);
     rq_free(st->x);
@@ -59,8 +67,21 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
     st->n_batch = n_batch;
     int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     rq_status s = RQ_OK;
-    st->k_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
-    st->v_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
+    const rq_online *on = &m->online;
+    if (on->cfg.kv_bits == 4 && !on->kv_fake) {
+        /* packed cache; float only for the batch's new rows and one layer's read-back */
+        st->kv_row_bytes = rq_kv4_row_bytes(kv_dim, on->cfg.kv_group);
+        int64_t nb = 0;
+        if (!rq_mul_ok(c->n_layer * n_ctx, st->kv_row_bytes, &nb)) s = rq_errorf(RQ_ENOMEM, "KV cache size overflows");
+        if (s == RQ_OK && (!(st->kq_cache = rq_alloc(nb)) || !(st->vq_cache = rq_alloc(nb)))) s = RQ_ENOMEM;
+        st->k_new = alloc_f(n_batch, kv_dim, &s);
+        st->v_new = alloc_f(n_batch, kv_dim, &s);
+        st->k_deq = alloc_f(n_ctx, kv_dim, &s);
+        st->v_deq = alloc_f(n_ctx, kv_dim, &s);
+    } else {
+        st->k_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
+        st->v_cache = alloc_f(c->n_layer * n_ctx, kv_dim, &s);
+    }
     st->rope_cos = alloc_f(n_ctx, c->rope_dim / 2, &s);
     st->rope_sin = alloc_f(n_ctx, c->rope_dim / 2, &s);
     st->x = alloc_f(n_batch, c->n_embd, &s);
@@ -82,6 +103,12 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
 }
 
 void rq_state_reset(rq_state *st) { st->n_past = 0; }
+
+int64_t rq_state_kv_bytes_per_token(const rq_state *st) {
+    const rq_model_config *c = &st->model->cfg;
+    int64_t row = st->kq_cache ? st->kv_row_bytes : c->n_head_kv * c->head_dim * (int64_t)sizeof(float);
+    return 2 * c->n_layer * row;
+}
 
 /* ---- row-parallel helpers ------------------------------------------------------------ */
 
@@ -105,12 +132,72 @@ static void rmsnorm_all(rq_state *st, const float *src, const float *g, float *d
     rq_parallel_for(n, 16, rmsnorm_rows, &j);
 }
 
+/* Per-token activation quantizer over rows x [n, dim] (no-op when off). */
+typedef struct {
+    const rq_actq *q;
+    float *x;
+    int64_t dim;
+} actq_job;
+
+static void actq_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const actq_job *j = ctx;
+    for (int64_t i = b; i < e; i++) rq_actq_row(j->q, j->x + i * j->dim, j->dim);
+}
+
+/* The input x of linear l (and of the others sharing it) fake-quantized, unless l's
+ * integer kernels quantize it themselves (act_bits set by rq_model_set_online). */
+static void quant_input(rq_state *st, float *x, int64_t n, int64_t dim, const rq_linear *l) {
+    const rq_actq *q = &st->model->online.cfg.act;
+    if (q->bits == 0 || l->act_bits) return;
+    actq_job j = {.q = q, .x = x, .dim = dim};
+    rq_parallel_for(n, 8, actq_rows, &j);
+}
+
+/* The batch's K and V rows into the 4-bit cache: packed (from k_new/v_new) or, for a
+ * fake-quantized float cache, quantized and dequantized in place. */
+typedef struct {
+    rq_state *st;
+    int64_t layer, pos;
+    float *k, *v; /* [n, kv_dim] */
+} kvq_job;
+
+static void kv_store_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const kvq_job *j = ctx;
+    rq_state *st = j->st;
+    const rq_model_config *c = &st->model->cfg;
+    const rq_online_cfg *oc = &st->model->online.cfg;
+    int64_t kv_dim = c->n_head_kv * c->head_dim;
+    for (int64_t i = b; i < e; i++) {
+        if (st->kq_cache) {
+            int64_t at = (j->layer * st->n_ctx + j->pos + i) * st->kv_row_bytes;
+            rq_kv4_quant_row_ref(j->k + i * kv_dim, kv_dim, oc->kv_group, oc->kv_clip, st->kq_cache + at);
+            rq_kv4_quant_row_ref(j->v + i * kv_dim, kv_dim, oc->kv_group, oc->kv_clip, st->vq_cache + at);
+        } else {
+            rq_kv4_fake_row_ref(j->k + i * kv_dim, kv_dim, oc->kv_group, oc->kv_clip);
+            rq_kv4_fake_row_ref(j->v + i * kv_dim, kv_dim, oc->kv_group, oc->kv_clip);
+        }
+    }
+}
+
+/* Packed cache rows [b, e) of a layer → k_deq / v_deq (the attention's float view). */
+static void kv_load_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const kvq_job *j = ctx;
+    rq_state *st = j->st;
+    const rq_model_config *c = &st->model->cfg;
+    int64_t kv_dim = c->n_head_kv * c->head_dim, g = st->model->online.cfg.kv_group;
+    int64_t at = (j->layer * st->n_ctx + b) * st->kv_row_bytes;
+    rq_kv4_dequant_rows(st->kq_cache + at, e - b, kv_dim, g, st->k_deq + b * kv_dim, kv_dim);
+    rq_kv4_dequant_rows(st->vq_cache + at, e - b, kv_dim, g, st->v_deq + b * kv_dim, kv_dim);
+}
+
 /* q, k, v in one parallel region: work items are blocks of `hpi` heads of q, then of
  * k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs lie inside
- * its block). k and v are written straight into the cache. */
+ * its block). k and v are written straight into the float cache, or into k_new/v_new
+ * when the cache is packed. */
 typedef struct {
     rq_state *st;
     const rq_layer *L;
+    float *kdst, *vdst; /* [n, kv_dim] */
     int64_t layer, n, pos;
     int64_t hpi;    /* heads per work item */
     int64_t nq, nk; /* work items of q and of k (= of v) */
@@ -121,14 +208,13 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
     rq_state *st = j->st;
     const rq_model_config *c = &st->model->cfg;
     int64_t hd = c->head_dim, half = c->rope_dim / 2, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
-    int64_t off = (j->layer * st->n_ctx + j->pos) * kv_dim;
     for (int64_t it = b; it < e; it++) {
         const rq_linear *l;
         float *y;
         int64_t ld, h0, n_heads, k = it;
         if (k < j->nq) l = &j->L->wq, y = st->q, ld = q_dim, n_heads = c->n_head;
-        else if ((k -= j->nq) < j->nk) l = &j->L->wk, y = st->k_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
-        else k -= j->nk, l = &j->L->wv, y = st->v_cache + off, ld = kv_dim, n_heads = c->n_head_kv;
+        else if ((k -= j->nq) < j->nk) l = &j->L->wk, y = j->kdst, ld = kv_dim, n_heads = c->n_head_kv;
+        else k -= j->nk, l = &j->L->wv, y = j->vdst, ld = kv_dim, n_heads = c->n_head_kv;
         h0 = k * j->hpi;
         int64_t h1 = h0 + j->hpi < n_heads ? h0 + j->hpi : n_heads;
         rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
@@ -164,7 +250,8 @@ static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
 
 typedef struct {
     rq_state *st;
-    int64_t layer, n, pos, n_qblk;
+    const float *kc, *vc; /* [n_ctx, kv_dim] this layer's keys and values (float view) */
+    int64_t n, pos, n_qblk;
 } att_job;
 
 /* One work item: head h, query rows [i0, i1) of the batch, keys [0, pos + i1). */
@@ -174,8 +261,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     const rq_model_config *c = &st->model->cfg;
     int64_t hd = c->head_dim, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
     int64_t group = c->n_head / c->n_head_kv;
-    const float *kc = st->k_cache + j->layer * st->n_ctx * kv_dim;
-    const float *vc = st->v_cache + j->layer * st->n_ctx * kv_dim;
+    const float *kc = j->kc, *vc = j->vc;
     float *S = st->scores + (int64_t)thread * ATT_BLOCK * st->n_ctx;
     float scale = (float)(1.0 / sqrt((double)hd));
     for (int64_t item = b; item < e; item++) {
@@ -218,6 +304,18 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     }
 }
 
+/* A packed cache's layout follows the model's KV configuration at state creation. */
+static rq_status check_kv_layout(const rq_state *st) {
+    const rq_model *m = st->model;
+    const rq_online_cfg *oc = &m->online.cfg;
+    if (!st->kq_cache) return RQ_OK;
+    int64_t kv_dim = m->cfg.n_head_kv * m->cfg.head_dim;
+    if (oc->kv_bits != 4 || rq_kv4_row_bytes(kv_dim, oc->kv_group) != st->kv_row_bytes)
+        return rq_errorf(RQ_EINVAL, "forward: the state's packed KV cache was made for another KV configuration "
+                         "of the model (create a new state after rq_model_set_online)");
+    return RQ_OK;
+}
+
 static rq_status ensure_scores(rq_state *st) {
     int nt = rq_threads_get();
     if (st->scores && st->n_threads_alloc >= nt) return RQ_OK;
@@ -241,29 +339,56 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     const rq_layer *L = &m->layers[l];
     int64_t q_dim = c->n_head * c->head_dim;
 
+    const rq_online *on = &m->online;
+    int64_t kv_dim = c->n_head_kv * c->head_dim;
+
     /* attention block */
     rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
+    quant_input(st, st->xn, n, c->n_embd, &L->wq);
     hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
     /* about WORK_ITEMS_PER_THREAD items per thread: balance against the cost of packing
      * the activations once per GEMM call */
     int nt = rq_threads_get();
     int64_t hpi = (c->n_head + 2 * c->n_head_kv) / (WORK_ITEMS_PER_THREAD * nt);
     hpi = hpi < 1 ? 1 : hpi;
+    bool packed = st->kq_cache != NULL;
+    float *layer_k = packed ? NULL : st->k_cache + l * st->n_ctx * kv_dim;
+    float *layer_v = packed ? NULL : st->v_cache + l * st->n_ctx * kv_dim;
     qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos, .hpi = hpi,
+                  .kdst = packed ? st->k_new : layer_k + pos * kv_dim,
+                  .vdst = packed ? st->v_new : layer_v + pos * kv_dim,
                   .nq = (c->n_head + hpi - 1) / hpi, .nk = (c->n_head_kv + hpi - 1) / hpi};
     rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
-    att_job aj = {.st = st, .layer = l, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK};
+    if (on->p3) { /* R3 per head, after RoPE */
+        rq_rot_apply(on->p3, st->q, st->q, n * c->n_head);
+        rq_rot_apply(on->p3, qj.kdst, qj.kdst, n * c->n_head_kv);
+    }
+    att_job aj = {.st = st, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK,
+                  .kc = layer_k, .vc = layer_v};
+    if (on->cfg.kv_bits == 4) {
+        kvq_job kj = {.st = st, .layer = l, .pos = pos, .k = qj.kdst, .v = qj.vdst};
+        rq_parallel_for(n, 4, kv_store_rows, &kj);
+        if (packed) {
+            rq_parallel_for(pos + n, 16, kv_load_rows, &kj);
+            aj.kc = st->k_deq;
+            aj.vc = st->v_deq;
+        }
+    }
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
+    quant_input(st, st->att, n, q_dim, &L->wo);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
     rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
 
     /* MLP block */
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
+    quant_input(st, st->xn, n, c->n_embd, &L->w_gate);
     hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
     int64_t blk = (c->n_ff + WORK_ITEMS_PER_THREAD * nt - 1) / (WORK_ITEMS_PER_THREAD * nt);
     blk = (blk + 31) / 32 * 32;
     ffn_job fj = {.st = st, .L = L, .n = n, .blk = blk};
     rq_parallel_for((c->n_ff + blk - 1) / blk, 1, gate_up_items, &fj);
+    if (on->p4) rq_rot_apply(on->p4, st->gate, st->gate, n); /* R4 (its inverse is in W_down) */
+    quant_input(st, st->gate, n, c->n_ff, &L->w_down);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
     rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
     hook(st, l, RQ_SITE_RESIDUAL, st->x, n, c->n_embd);
@@ -284,7 +409,7 @@ static rq_status check_batch(const rq_state *st, const int32_t *tokens, int64_t 
         if (tokens[i] < 0 || tokens[i] >= n_vocab)
             return rq_errorf(RQ_EINVAL, "forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
                              (long long)i, (long long)n_vocab);
-    return RQ_OK;
+    return check_kv_layout(st);
 }
 
 static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode);
@@ -360,6 +485,7 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
     if (n < 1 || n > st->n_batch || pos < 0 || pos + n > st->n_ctx)
         return rq_errorf(RQ_EINVAL, "forward: %lld rows at position %lld do not fit the state", (long long)n,
                          (long long)pos);
+    RQ_TRY(check_kv_layout(st));
     RQ_TRY(ensure_scores(st));
     st->vm = rq_vmath_get();
     st->tree = false;

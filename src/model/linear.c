@@ -1,8 +1,8 @@
 /* Linear layers y = x·Wᵀ of every kind (model.h), split over the pool's threads.
  *
- *   F32    BLAS sgemv/sgemm on the float matrix; with act_bits 8/4 the input rows are
- *          first quantized and dequantized per token (rq_act_quant_ref): the reference
- *          ("fake quantized") path that the integer kernels must agree with.
+ *   F32    BLAS sgemv/sgemm on the float matrix (act_bits is always 0: quantized
+ *          activations reach it already fake-quantized by the forward pass, rq_actq_row,
+ *          the reference path that the integer kernels must agree with).
  *   W2U/L  up to w2_dequant_min_tokens() - 1 tokens (decode, short batches):
  *          rq_w2_gemm_ex (kernels/gemv.h) with float or per-token int8/int4 activations;
  *          longer batches (prefill): tiles of rows dequantized (rq_w2_dequant, SIMD) into
@@ -57,15 +57,15 @@ static rq_act_kind act_kind(int bits) {
 
 static bool act_quantized(const rq_linear *l) { return l->act_bits == 8 || l->act_bits == 4; }
 
-/* x̃ [n, in] = per-token quantize-dequantize of x (act_bits 8 or 4): a new buffer (rq_free).
- * ref: the scalar reference quantizer (kind F32, the oracle), else the dispatched SIMD one
- * (same codes and scale). */
-static float *fake_quant(const float *x, int64_t n, int64_t in, int bits, bool ref) {
+/* x̃ [n, in] = per-token quantize-dequantize of x (act_bits 8 or 4) with the integer
+ * kernels' quantizer (rq_act_quant, the codes the integer path uses): a new buffer
+ * (rq_free). */
+static float *fake_quant(const float *x, int64_t n, int64_t in, int bits) {
     const int qmax = bits == 8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX;
     float *xq = rq_xalloc(n * in * (int64_t)sizeof(float) + 64);
     int8_t *q = rq_xalloc(in + 64);
     for (int64_t t = 0; t < n; t++) {
-        const float a = ref ? rq_act_quant_ref(x + t * in, in, qmax, q) : rq_act_quant(x + t * in, in, qmax, q);
+        const float a = rq_act_quant(x + t * in, in, qmax, q);
         for (int64_t i = 0; i < in; i++) xq[t * in + i] = a * (float)q[i];
     }
     rq_free(q);
@@ -137,12 +137,11 @@ static bool w2_dequantizing(const rq_linear *l, int64_t n) {
     return (l->kind == RQ_LINEAR_W2U || l->kind == RQ_LINEAR_W2L) && n >= w2_dequant_min_tokens();
 }
 
-/* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): kind F32,
- * and W2 kinds on the dequantizing path; NULL when x itself serves. */
+/* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): W2 kinds
+ * on the dequantizing path; NULL when x itself serves. */
 static float *prepare_x(const rq_linear *l, const float *x, int64_t n) {
-    if (!act_quantized(l)) return NULL;
-    if (l->kind == RQ_LINEAR_F32) return fake_quant(x, n, l->n_in, l->act_bits, true);
-    if (w2_dequantizing(l, n)) return fake_quant(x, n, l->n_in, l->act_bits, false);
+    RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
+    if (act_quantized(l) && w2_dequantizing(l, n)) return fake_quant(x, n, l->n_in, l->act_bits);
     return NULL;
 }
 

@@ -281,6 +281,7 @@ void rq_model_free(rq_model *m) {
     rq_free(m->tok_embd);
     rq_free(m->output_norm);
     rq_free(m->rope_freqs);
+    rq_online_free(&m->online);
     rq_free(m);
 }
 
@@ -342,6 +343,7 @@ rq_status rq_model_load_ex(const rq_gguf *g, const rq_model_load_opts *opts, rq_
     if (!m) return RQ_ENOMEM;
     rq_status s = rq_model_config_read(g, &m->cfg);
     if (s == RQ_OK) s = load_weights(g, &lc, m);
+    if (s == RQ_OK) s = rq_qinfo_apply_online(g, m); /* quantizers and online rotations of a rotquant file */
     rq_gguf_release_pages(g);
     if (s != RQ_OK) {
         rq_model_free(m);
@@ -394,12 +396,9 @@ int64_t rq_model_weight_bytes(const rq_model *m) {
 rq_status rq_model_set_act_bits(rq_model *m, int act_bits) {
     if (act_bits != 0 && act_bits != 16 && act_bits != 8 && act_bits != 4)
         return rq_errorf(RQ_EINVAL, "activation bits %d: 16 (float), 8 or 4 expected", act_bits);
-    for (int64_t i = 0; i < m->cfg.n_layer; i++) {
-        rq_layer *L = &m->layers[i];
-        rq_linear *ls[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int k = 0; k < 7; k++) ls[k]->act_bits = act_bits;
-    }
-    return RQ_OK;
+    rq_online_cfg c = m->online.cfg;
+    c.act = (rq_actq){.bits = act_bits == 16 ? 0 : act_bits, .asym = false, .clip = 1.0f};
+    return rq_model_set_online(m, &c);
 }
 
 void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x) {
@@ -422,8 +421,7 @@ static const char *linear_type_name(const rq_linear *l) {
 const char *rq_model_describe(const rq_model *m, char *buf, size_t n) {
     /* count the block linears per storage type (at most a few distinct ones) */
     const char *names[8];
-    int counts[8], nn = 0, abits = -1;
-    bool mixed_abits = false;
+    int counts[8], nn = 0, int_kernels = 0;
     for (int64_t i = 0; i < m->cfg.n_layer; i++) {
         const rq_layer *L = &m->layers[i];
         const rq_linear *ls[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
@@ -433,17 +431,20 @@ const char *rq_model_describe(const rq_model *m, char *buf, size_t n) {
             while (j < nn && strcmp(names[j], t)) j++;
             if (j == nn && nn < 8) names[nn] = t, counts[nn++] = 0;
             if (j < nn) counts[j]++;
-            int a = ls[k]->act_bits == 0 ? 16 : ls[k]->act_bits;
-            if (abits >= 0 && a != abits) mixed_abits = true;
-            abits = a;
+            if (ls[k]->act_bits) int_kernels++;
         }
     }
     int p = snprintf(buf, n, "blocks:");
     for (int j = 0; j < nn && p < (int)n; j++)
         p += snprintf(buf + p, n - (size_t)p, "%s %d %s", j ? "," : "", counts[j], names[j]);
     if (p < (int)n)
-        p += snprintf(buf + p, n - (size_t)p, "; lm_head %s; embedding %s; %.1f MiB of weights; activations %s%d",
+        p += snprintf(buf + p, n - (size_t)p, "; lm_head %s; embedding %s; %.1f MiB of weights",
                       linear_type_name(&m->output), m->tok_embd ? "F32" : rq_type_name(m->embd.type),
-                      (double)rq_model_weight_bytes(m) / 1048576.0, mixed_abits ? "mixed, last A" : "A", abits);
+                      (double)rq_model_weight_bytes(m) / 1048576.0);
+    const rq_actq *aq = &m->online.cfg.act;
+    if (p < (int)n && aq->bits == 0) p += snprintf(buf + p, n - (size_t)p, "; activations float");
+    else if (p < (int)n)
+        p += snprintf(buf + p, n - (size_t)p, "; activations A%d %s clip %.2f (%d linears on integer kernels)",
+                      aq->bits, aq->asym ? "asym" : "sym", (double)aq->clip, int_kernels);
     return buf;
 }

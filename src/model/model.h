@@ -15,7 +15,9 @@
 
 #include "base/status.h"
 #include "io/gguf.h"
+#include "kernels/actq.h"
 #include "kernels/vmath.h"
+#include "rotate/rotation.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -76,10 +78,10 @@ typedef struct rq_linear {
     int type;          /* packed kinds: rq_type of the rows (RQ_TYPE_W2U_G64, RQ_TYPE_Q8_0, ...) */
     void *data;        /* packed kinds: [n_out] rows of row_bytes each */
     int64_t row_bytes;
-    /* Activations of this layer: 0 or 16 = float; 8 or 4 = quantized per token (symmetric,
-     * format/act.h). W2 kinds run the integer kernels; kind F32 quantizes and dequantizes
-     * each input row with the scalar reference (rq_act_quant_ref) before the float GEMM,
-     * the oracle of the integer path; kind GGUF ignores it (the lm_head stays float). */
+    /* 8 or 4: this (W2) layer quantizes its input rows itself, per token, symmetric, in
+     * the integer kernels (format/act.h); 0: its input arrives as it should be used (float,
+     * or already fake-quantized by the forward pass). Derived from the model's activation
+     * quantizer by rq_model_set_online; not to be set directly. */
     int act_bits;
 } rq_linear;
 
@@ -95,6 +97,33 @@ typedef struct rq_layer {
     rq_linear w_down; /* [n_embd, n_ff] */
 } rq_layer;
 
+/* Run-time quantizers and online rotations (QuaRot's W/A/KV set-up, METHODS.md steps 4
+ * and 5 of "Folding rotations"), applied by the forward pass:
+ *   - act: the input of every linear of a block (q, k, v, o, gate, up, down) is
+ *     fake-quantized per token (kernels/actq.h) just before the linear; lm_head is not;
+ *   - R3 [head_dim]: q and k of every head after RoPE: q ← q·R3, k ← k·R3 (q·kᵀ is
+ *     unchanged, so R3 only matters for the quantized keys);
+ *   - R4 [n_ff]: the input of down: h ← h·R4 (before its quantizer). R4 must ALSO be
+ *     folded into the weights (W_down ← W_down·R4, rq_fold_r4 in rotate/fold.h) — the
+ *     file loader assumes it was (rotquant files record R4 only once folded);
+ *   - KV cache: keys (after R3) and values stored 4-bit packed (format/kv.h), one scale
+ *     and zero point per token per group of kv_group channels (default head_dim).
+ * Rotations are applied with prepared fast transforms (rq_rot_apply), never dense. */
+typedef struct rq_online_cfg {
+    rq_actq act;          /* act.bits 0: float activations */
+    int kv_bits;          /* 0: float cache; 4: packed 4-bit */
+    int64_t kv_group;     /* channels per scale/zero (0: head_dim) */
+    float kv_clip;        /* clip ratio of the KV quantizer (0: 1.0) */
+    rq_rotation r3, r4;   /* kind none when absent; hadamard, walsh, gh or gsr otherwise */
+} rq_online_cfg;
+
+typedef struct rq_online {
+    rq_online_cfg cfg;     /* validated, kv_group/kv_clip resolved */
+    rq_rot_plan *p3, *p4;  /* NULL when the rotation is none; owned by the model */
+    bool kv_fake;          /* tests: keep a float cache holding the dequantized values
+                            * instead of the packed one (read when a state is created) */
+} rq_online;
+
 typedef struct rq_model {
     rq_model_config cfg;
     float *tok_embd;    /* [n_vocab, n_embd]; NULL when embd holds the embedding packed */
@@ -105,6 +134,7 @@ typedef struct rq_model {
     float *output_norm; /* [n_embd] */
     rq_linear output;   /* [n_vocab, n_embd]; w == tok_embd (or data == embd.data) when tied */
     float *rope_freqs;  /* [rope_dim/2] divisors of the frequencies, or NULL */
+    rq_online online;   /* run-time quantizers and online rotations (all off by default) */
 } rq_model;
 
 /* Read and validate the configuration from a GGUF's metadata. Errors: unsupported
@@ -138,12 +168,27 @@ int64_t rq_model_weight_bytes(const rq_model *m);
 /* One line on how the weights are held, e.g. "blocks: 210 W2U_G64; lm_head Q8_0; embedding
  * Q8_0; 90.1 MiB of weights; activations A8". Writes into buf (n bytes), returns buf. */
 const char *rq_model_describe(const rq_model *m, char *buf, size_t n);
-/* Set act_bits (0/16 float, 8, 4) of every linear layer of the blocks (q, k, v, o, gate,
- * up, down; not the lm_head). RQ_EINVAL for other values. */
+/* Per-token symmetric activation quantizer without clipping, `act_bits` (0/16 float, 8
+ * or 4), on the inputs of every linear of the blocks (q, k, v, o, gate, up, down; not the
+ * lm_head), keeping the rest of the online configuration: rq_model_set_online with
+ * act = {act_bits, symmetric, clip 1}. Packed 2-bit linears then run the integer kernels.
+ * RQ_EINVAL for other values. */
 rq_status rq_model_set_act_bits(rq_model *m, int act_bits);
 /* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized), for
  * i < n; x [n, n_embd]. Token ids must be in range (asserted). */
 void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x);
+
+/* Set the run-time quantizers and online rotations (replacing earlier ones; the plans
+ * are owned by the model). Checks (RQ_EINVAL / RQ_EUNSUPPORTED, message naming the
+ * value): act bits 0, 4 or 8 and clip in (0, 1]; kv bits 0 or 4, kv_group dividing
+ * head_dim and a multiple of 8, kv_clip in (0, 1]; r3.n == head_dim, r4.n == n_ff,
+ * kinds none/hadamard/walsh/gh/gsr with a block that divides n (rq_rot_validate). Does
+ * not touch the weights (see rq_fold_r4). States created before must not be used after. */
+rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg);
+/* "A4 asym clip 0.90, KV4 g64, R3 gsr(n=64, block=64), R4 none" (buf, always terminated). */
+const char *rq_online_describe(const rq_online_cfg *cfg, char *buf, size_t n);
+/* Release the plans (rq_model_free does this). */
+void rq_online_free(rq_online *o);
 
 /* ---- linear layers ------------------------------------------------------------------ */
 
@@ -167,7 +212,10 @@ void rq_linear_set_w2_dequant_min(int64_t tokens);
 
 /* ---- run state ---------------------------------------------------------------------- */
 
-/* Points of the forward pass a hook can observe (calibration capture, tests). */
+/* Points of the forward pass a hook can observe (calibration capture, tests). The four
+ * linear-input sites show exactly what the linears receive: after the online rotation
+ * (R4 for down) and the activation quantizer, when those are set (rq_model_set_online),
+ * so that GPTQ's Hessians are those of the deployed model's inputs. */
 typedef enum rq_site {
     RQ_SITE_ATTN_IN = 0, /* normed input of q/k/v   [n, n_embd] */
     RQ_SITE_ATTN_OUT,    /* input of o              [n, n_head·head_dim] */
@@ -190,8 +238,14 @@ typedef struct rq_state {
     int64_t n_batch; /* most tokens one forward call takes */
     int64_t n_past;  /* positions filled in the cache by the last forward */
     /* KV cache: K and V of layer l at position p start at [(l·n_ctx + p)·kv_dim]. */
-    float *k_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] */
-    float *v_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] */
+    float *k_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] (NULL when packed) */
+    float *v_cache; /* [n_layer, n_ctx, n_head_kv·head_dim] (NULL when packed) */
+    /* Packed 4-bit cache (model online.kv_bits == 4, not kv_fake): row (l, p) at byte
+     * (l·n_ctx + p)·kv_row_bytes, layout format/kv.h. */
+    uint8_t *kq_cache, *vq_cache; /* [n_layer, n_ctx, kv_row_bytes] */
+    int64_t kv_row_bytes;
+    float *k_new, *v_new; /* [n_batch, kv_dim] the batch's K/V before packing */
+    float *k_deq, *v_deq; /* [n_ctx, kv_dim] one layer's cache dequantized for attention */
     float *rope_cos, *rope_sin; /* [n_ctx, rope_dim/2] */
     /* activations */
     float *x;      /* [n_batch, n_embd] residual stream */
@@ -222,6 +276,8 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
 void rq_state_free(rq_state *st);
 /* Forget the cache (n_past = 0). */
 void rq_state_reset(rq_state *st);
+/* Bytes the KV cache of this state takes per position (all layers, K and V). */
+int64_t rq_state_kv_bytes_per_token(const rq_state *st);
 
 /* THE forward pass: tokens[0..n) at positions pos..pos+n-1 (the cache must already hold
  * positions 0..pos-1; those after are dropped). Writes st->hidden, and st->logits per

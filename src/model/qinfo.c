@@ -46,8 +46,8 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
                          q->version, RQ_QFORMAT_VERSION);
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.wbits", &q->wbits));
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.group", &q->group));
-    if (!rq_qpacked_bits_ok((int)q->wbits))
-        return rq_errorf(RQ_EFORMAT, "%s: rotquant.wbits = %u (2, 3, 4 or 8 expected)", p, q->wbits);
+    if (!rq_qpacked_bits_ok((int)q->wbits) && q->wbits != 16)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.wbits = %u (2, 3, 4, 8 or 16 expected)", p, q->wbits);
     if (q->group == 0 || q->group > (1u << 20))
         return rq_errorf(RQ_EFORMAT, "%s: rotquant.group = %u is out of range", p, q->group);
     char quant[16];
@@ -60,6 +60,28 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     copy_str(g, "rotquant.calib", q->calib, sizeof q->calib, "");
     RQ_TRY(read_rot(g, "r1", &q->r1));
     RQ_TRY(read_rot(g, "r2", &q->r2));
+    RQ_TRY(read_rot(g, "r3", &q->r3));
+    RQ_TRY(read_rot(g, "r4", &q->r4));
+    q->abits = q->kvbits = 16;
+    uint32_t u;
+    if (rq_gguf_find(g, "rotquant.abits")) {
+        RQ_TRY(rq_gguf_get_u32(g, "rotquant.abits", &u));
+        if (u != 16 && u != 8 && u != 4) return rq_errorf(RQ_EFORMAT, "%s: rotquant.abits = %u (16, 8 or 4 expected)", p, u);
+        q->abits = u;
+    }
+    if (rq_gguf_find(g, "rotquant.kvbits")) {
+        RQ_TRY(rq_gguf_get_u32(g, "rotquant.kvbits", &u));
+        if (u != 16 && u != 4) return rq_errorf(RQ_EFORMAT, "%s: rotquant.kvbits = %u (16 or 4 expected)", p, u);
+        q->kvbits = u;
+    }
+    if (rq_gguf_find(g, "rotquant.kv_group")) RQ_TRY(rq_gguf_get_u32(g, "rotquant.kv_group", &q->kv_group));
+    q->aclip = q->kv_clip = 1.0f;
+    if (rq_gguf_find(g, "rotquant.aclip")) RQ_TRY(rq_gguf_get_f32(g, "rotquant.aclip", &q->aclip));
+    if (rq_gguf_find(g, "rotquant.kv_clip")) RQ_TRY(rq_gguf_get_f32(g, "rotquant.kv_clip", &q->kv_clip));
+    if (!(q->aclip > 0 && q->aclip <= 1) || !(q->kv_clip > 0 && q->kv_clip <= 1))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.aclip / kv_clip must be in (0, 1]", p);
+    bool asym;
+    if (rq_gguf_get_bool(g, "rotquant.asym", &asym) == RQ_OK) q->asym = asym;
     int64_t v;
     if (rq_gguf_get_i64(g, "rotquant.calib_n", &v) == RQ_OK) q->calib_n = (uint32_t)v;
     if (rq_gguf_get_i64(g, "rotquant.calib_len", &v) == RQ_OK) q->calib_len = (uint32_t)v;
@@ -86,8 +108,14 @@ static void write_rot(rq_gguf_writer *w, const char *prefix, const rq_rotation *
     rq_gguf_writer_set_u64(w, key, r->seed);
 }
 
+static bool needs_v2(const rq_qinfo *q) {
+    return q->wbits == 16 || (q->abits && q->abits != 16) || (q->kvbits && q->kvbits != 16) ||
+           q->r3.kind != RQ_ROT_NONE || q->r4.kind != RQ_ROT_NONE;
+}
+
 void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
-    rq_gguf_writer_set_u32(w, "rotquant.format_version", RQ_QFORMAT_VERSION);
+    bool v2 = needs_v2(q);
+    rq_gguf_writer_set_u32(w, "rotquant.format_version", v2 ? 2 : 1);
     rq_gguf_writer_set_u32(w, "rotquant.wbits", q->wbits);
     rq_gguf_writer_set_u32(w, "rotquant.group", q->group);
     rq_gguf_writer_set_str(w, "rotquant.quantizer", q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");
@@ -95,6 +123,16 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     rq_gguf_writer_set_str(w, "rotquant.embd_type", q->embd_type);
     write_rot(w, "r1", &q->r1);
     write_rot(w, "r2", &q->r2);
+    if (v2) {
+        write_rot(w, "r3", &q->r3);
+        write_rot(w, "r4", &q->r4);
+        rq_gguf_writer_set_u32(w, "rotquant.abits", q->abits ? q->abits : 16);
+        rq_gguf_writer_set_bool(w, "rotquant.asym", q->asym);
+        rq_gguf_writer_set_f32(w, "rotquant.aclip", q->aclip > 0 ? q->aclip : 1.0f);
+        rq_gguf_writer_set_u32(w, "rotquant.kvbits", q->kvbits ? q->kvbits : 16);
+        rq_gguf_writer_set_u32(w, "rotquant.kv_group", q->kv_group);
+        rq_gguf_writer_set_f32(w, "rotquant.kv_clip", q->kv_clip > 0 ? q->kv_clip : 1.0f);
+    }
     rq_gguf_writer_set_str(w, "rotquant.calib", q->calib);
     rq_gguf_writer_set_u32(w, "rotquant.calib_n", q->calib_n);
     rq_gguf_writer_set_u32(w, "rotquant.calib_len", q->calib_len);
@@ -104,13 +142,45 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     rq_gguf_writer_set_f32(w, "rotquant.bits_per_weight", (float)q->bits_per_weight);
 }
 
+void rq_qinfo_online_cfg(const rq_qinfo *q, rq_online_cfg *c) {
+    memset(c, 0, sizeof *c);
+    if (q->abits && q->abits != 16) c->act = (rq_actq){.bits = (int)q->abits, .asym = q->asym, .clip = q->aclip};
+    if (q->kvbits && q->kvbits != 16) {
+        c->kv_bits = (int)q->kvbits;
+        c->kv_group = q->kv_group;
+        c->kv_clip = q->kv_clip;
+    }
+    c->r3 = q->r3;
+    c->r4 = q->r4;
+}
+
 const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
-    char a[96], b[96];
-    snprintf(buf, n, "W%u g%u %s %s, R1 %s, R2 %s, %.4f bits/weight (linear layers), embeddings %s", q->wbits,
-             q->group, q->method, q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform",
+    char w[64], a[96], b[96], on[320];
+    if (q->wbits == 16) snprintf(w, sizeof w, "W16 (float linears)");
+    else snprintf(w, sizeof w, "W%u g%u %s %s", q->wbits, q->group, q->method,
+                  q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");
+    rq_online_cfg oc;
+    rq_qinfo_online_cfg(q, &oc);
+    rq_online_describe(&oc, on, sizeof on);
+    snprintf(buf, n, "%s, %s, R1 %s, R2 %s, %.4f bits/weight (linear layers), embeddings %s", w, on,
              rq_rot_describe(&q->r1, a, sizeof a), rq_rot_describe(&q->r2, b, sizeof b), q->bits_per_weight,
              q->embd_type);
     return buf;
+}
+
+const char *rq_qinfo_short(const rq_qinfo *q, char *buf, size_t n) {
+    snprintf(buf, n, "W%uA%uKV%u", q->present ? q->wbits : 16, q->abits ? q->abits : 16, q->kvbits ? q->kvbits : 16);
+    return buf;
+}
+
+rq_status rq_qinfo_apply_online(const rq_gguf *g, rq_model *m) {
+    rq_qinfo q;
+    RQ_TRY(rq_qinfo_read(g, &q));
+    if (!q.present) return RQ_OK;
+    rq_online_cfg c;
+    rq_qinfo_online_cfg(&q, &c);
+    rq_status s = rq_model_set_online(m, &c);
+    return s == RQ_OK ? s : rq_error_prefix(s, rq_gguf_path(g));
 }
 
 rq_status rq_qinfo_linear_tensors(const rq_gguf *g, const rq_qinfo *q, const char *name, int64_t n_out,

@@ -1,25 +1,45 @@
 /* The rotquant.* metadata of a quantized model file: how its linear layers were
- * quantized and which rotations were folded into it. Written by quant/qmodel.c, read
- * by the model loader (which dequantizes the N.codes/N.params tensors of
- * format/qpacked.h) and shown by `rotquant info`. Readers check the format version. */
+ * quantized, which rotations were folded into it, and the run-time quantizers and online
+ * rotations the loaded model applies (activations, KV cache, R3, R4). Written by
+ * quant/qmodel.c, read by the model loader (which dequantizes the N.codes/N.params
+ * tensors of format/qpacked.h and sets rq_model.online) and shown by `rotquant info`.
+ * Readers check the format version.
+ *
+ * Versions: 1 = weights only (W2/3/4/8, R1, R2). 2 adds keys that change what the
+ * loaded model computes, so that a version-1 reader refuses such files instead of
+ * silently running them without:
+ *   rotquant.abits (u32: 16 = float, 8, 4), rotquant.asym (bool), rotquant.aclip (f32)
+ *   rotquant.kvbits (u32: 16 or 4), rotquant.kv_group (u32), rotquant.kv_clip (f32)
+ *   rotquant.r3.* / rotquant.r4.* (like r1/r2; R4 is folded into ffn_down)
+ *   rotquant.wbits = 16: the linears are plain float tensors (no quantized weights).
+ * The writer uses version 1 whenever none of these is in use. Absent keys read as
+ * "off". */
 #ifndef RQ_MODEL_QINFO_H
 #define RQ_MODEL_QINFO_H
 
 #include "base/status.h"
 #include "format/qpacked.h"
 #include "io/gguf.h"
+#include "model/model.h"
 #include "rotate/rotation.h"
 
-#define RQ_QFORMAT_VERSION 1
+#define RQ_QFORMAT_VERSION 2
 
 typedef struct rq_qinfo {
     bool present;           /* the file has rotquant.format_version */
     uint32_t version;
-    uint32_t wbits;         /* 2, 3, 4, 8 */
+    uint32_t wbits;         /* 2, 3, 4, 8; 16 = float linears (only A/KV quantizers, rotations) */
     uint32_t group;         /* weights per group along the input dimension */
     rq_qparam_kind quantizer;
     char method[16];        /* "rtn", "gptq" */
     rq_rotation r1, r2;     /* folded rotations (kind none when absent) */
+    rq_rotation r3, r4;     /* online rotations (kind none when absent; R4 folded into ffn_down) */
+    uint32_t abits;         /* 16 (float), 8 or 4: per-token quantizer of the linears' inputs */
+    bool asym;              /* activation quantizer asymmetric */
+    float aclip;            /* activation clip ratio */
+    uint32_t kvbits;        /* 16 (float) or 4 */
+    uint32_t kv_group;      /* KV channels per scale/zero */
+    float kv_clip;          /* KV clip ratio */
     char embd_type[16];     /* storage of token_embd/output: "f16", "q8_0", "f32" */
     uint32_t calib_n, calib_len;
     char calib[64];         /* "generate", or the calibration file's base name */
@@ -34,8 +54,17 @@ typedef struct rq_qinfo {
 rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *info);
 /* Write the keys of info into a writer. */
 void rq_qinfo_write(const rq_qinfo *info, rq_gguf_writer *w);
-/* One line: "W2 g64 gptq uniform, R1 gsr(n=576, block=64), R2 none, 2.250 bpw". */
+/* One line: "W2 g64 gptq uniform, A4 asym clip 0.90, KV4 asym g64 clip 1.00, R1 gsr(n=576,
+ * block=64), R2 none, R3 ..., R4 ..., 2.250 bits/weight ...". */
 const char *rq_qinfo_describe(const rq_qinfo *info, char *buf, size_t n);
+/* Short name of the configuration: "W2A4KV4", "W16A16KV4" (W16 without metadata). */
+const char *rq_qinfo_short(const rq_qinfo *info, char *buf, size_t n);
+/* The run-time part of info as a model's online configuration. */
+void rq_qinfo_online_cfg(const rq_qinfo *info, rq_online_cfg *cfg);
+/* Read the file's rotquant.* keys and set the model's quantizers and online rotations
+ * (rq_model_set_online); RQ_OK and nothing set for a file without them. Errors name the
+ * file. */
+rq_status rq_qinfo_apply_online(const rq_gguf *g, rq_model *m);
 
 /* The tensors of the quantized linear `name` ([n_out, n_in]): N.codes, N.params, checked
  * against the shape and the metadata, and the layer's group size (n_in / groups of

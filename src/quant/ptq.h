@@ -3,7 +3,13 @@
  * run through the model one block at a time: block l is calibrated on the outputs of the
  * already-quantized blocks 0..l-1 (METHODS.md "GPTQ"). The model's float weights are
  * replaced by their dequantized values as it goes, so afterwards `m` is the
- * fake-quantized model and can be evaluated directly. */
+ * fake-quantized model and can be evaluated directly.
+ *
+ * The model's run-time quantizers and online rotations (rq_model_set_online: per-token
+ * activations, 4-bit KV cache, R3, R4) are in force during calibration: the Hessians are
+ * built from the inputs the linears really receive (rotated and quantized, model.h
+ * "hooks"), and each block runs on the outputs of the earlier blocks with their weights,
+ * activations and KV cache all quantized. */
 #ifndef RQ_QUANT_PTQ_H
 #define RQ_QUANT_PTQ_H
 

@@ -67,6 +67,7 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
         weights += q->n_out * q->n_in;
     }
     info->bits_per_weight = weights ? 8.0 * (double)bytes / (double)weights : 0;
+    if (info->wbits == 16) info->bits_per_weight = 32; /* float32 linears */
     rq_qinfo_write(info, w);
 
 #define TRY(e) do { if ((s = (e)) != RQ_OK) goto done; } while (0)
@@ -81,6 +82,18 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
         TRY(add_f32(w, name, m->layers[l].attn_norm, c->n_embd));
         snprintf(name, sizeof name, "blk.%lld.ffn_norm.weight", (long long)l);
         TRY(add_f32(w, name, m->layers[l].ffn_norm, c->n_embd));
+    }
+    if (info->wbits == 16) { /* W16: the (rotated) float linears as plain F32 tensors */
+        static const char *sfx[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+        for (int64_t l = 0; l < c->n_layer; l++) {
+            const rq_layer *L = &m->layers[l];
+            const rq_linear *ls[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (int i = 0; i < 7; i++) {
+                char name[96];
+                snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, sfx[i]);
+                TRY(add_matrix(w, &k, name, ls[i]->w, ls[i]->n_out, ls[i]->n_in, "f32"));
+            }
+        }
     }
     for (int64_t i = 0; i < res->n_lin; i++) {
         const rq_qlinear *q = &res->lin[i];

@@ -9,8 +9,10 @@
 #include "model/qinfo.h"
 #include "quant/ptq.h"
 
-/* info: wbits/group/quantizer/method/rotations/calib settings/embd_type are taken from it;
- * bits_per_weight is computed here and written back into *info. */
+/* info: wbits/group/quantizer/method/rotations/calib settings/embd_type and the run-time
+ * quantizers are taken from it; bits_per_weight is computed here and written back into
+ * *info. info->wbits == 16: res holds no layers (may be empty) and the model's linears
+ * are written as F32 tensors under their usual names. */
 rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_result *res, rq_qinfo *info,
                           const char *path);
 

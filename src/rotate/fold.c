@@ -112,3 +112,21 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
     rq_rot_plan_free(p2);
     return RQ_OK;
 }
+
+rq_status rq_fold_r4(rq_model *m, const rq_rotation *r4) {
+    const rq_model_config *c = &m->cfg;
+    if (r4->kind == RQ_ROT_NONE) return RQ_OK;
+    if (r4->n != c->n_ff)
+        return rq_errorf(RQ_EINVAL, "R4 has size %lld but the model's feed-forward size is %lld", (long long)r4->n,
+                         (long long)c->n_ff);
+    RQ_TRY(rq_rot_validate(r4));
+    rq_rot_plan *p;
+    RQ_TRY(rq_rot_plan_build(r4, &p));
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        rq_linear *d = &m->layers[l].w_down;
+        RQ_ASSERT(d->kind == RQ_LINEAR_F32 && d->n_in == c->n_ff);
+        rotate_rows(p, d->w, d->n_out); /* W_down ← W_down·R4 */
+    }
+    rq_rot_plan_free(p);
+    return RQ_OK;
+}

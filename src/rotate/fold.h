@@ -7,7 +7,8 @@
  *   2. R1 [n_embd]: E ← E·Q; q, k, v, gate, up, lm_head: W ← W·Q; o, down: W ← Qᵀ·W;
  *   3. R2 [head_dim] (optional): v's output rows of each KV head: W_v[h] ← R2ᵀ·W_v[h];
  *      o's input columns of each query head: W_o[:, h] ← W_o[:, h]·R2.
- * R3/R4 (online rotations) are not folded here. */
+ * R3 (online, on q and k) needs no weights changed; R4's inverse is folded into down by
+ * rq_fold_r4, its forward half is applied online (rq_model_set_online). */
 #ifndef RQ_ROTATE_FOLD_H
 #define RQ_ROTATE_FOLD_H
 
@@ -17,6 +18,12 @@
 /* Fold norms and rotations into m in place. r1->n must equal n_embd; r2 (may be NULL or
  * kind none) ->n must equal head_dim. Errors (RQ_EINVAL) name the mismatch. */
 rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2);
+
+/* METHODS.md step 5, the offline half of R4 [n_ff]: W_down ← W_down·R4 in every layer.
+ * The model computes the same function only once R4 is also applied online to down's
+ * input (rq_model_set_online with the same r4). Kind none: nothing. RQ_EINVAL if
+ * r4->n != n_ff or the rotation is invalid. */
+rq_status rq_fold_r4(rq_model *m, const rq_rotation *r4);
 
 /* Step 1 alone (also used by the quantizer when no rotation is asked for, so that every
  * quantized model has unit norms and an untied lm_head). Idempotent. */

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# W/A/KV quantization table (QuaRot-style 4-bit activations and 4-bit KV cache) on
+# SmolLM2-135M: for each configuration `rotquant quantize` (GPTQ, group 64, activation
+# clip 0.9, R3/R4 of the same kind as R1) then `rotquant ppl --protocol full --ctx 2048`
+# on the shared WikiText-2 test file. Rows are appended to $OUT/results.tsv (an
+# interrupted run resumes; finished rows are skipped).
+# Environment: CHUNKS (default 16), CALIB (calibration ids, default out/ptq/calib_16x512.ids,
+#   made by bench/ptq_table.sh), T (threads), OUT (default out/a4kv4), ONLY (regex on row
+#   names), AQ (activation quantizer options, default "--aclip 0.9": symmetric).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rq=${RQ:-build/rotquant}
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+wiki=../shared/data/wikitext-2-raw/wiki.test.raw
+CHUNKS=${CHUNKS:-16}
+T=${T:-$(nproc)}
+out=${OUT:-out/a4kv4}
+calib=${CALIB:-out/ptq/calib_16x512.ids}
+AQ=${AQ:---aclip 0.9}
+mkdir -p "$out"
+res=$out/results.tsv
+[ -f "$calib" ] || { echo "missing $calib (run bench/ptq_table.sh first, or set CALIB)"; exit 1; }
+
+ppl() {
+    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T")
+    [ "$CHUNKS" = 0 ] || args+=(--chunks "$CHUNKS")
+    $rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p'
+}
+
+# row NAME WBITS ABITS KVBITS ROT
+row() {
+    local name=$1 wbits=$2 abits=$3 kvbits=$4 rot=$5 extra=()
+    [ -z "${ONLY:-}" ] || [[ $name =~ $ONLY ]] || return 0
+    grep -q "^$name	" "$res" 2>/dev/null && return 0
+    [ "$abits" = 16 ] || extra+=($AQ)
+    local f=$out/$name.gguf t0 t1 p
+    t0=$(date +%s)
+    $rq quantize -m $model -o "$f" --wbits "$wbits" --abits "$abits" --kvbits "$kvbits" --method gptq \
+        --group 64 --rotate "$rot" --rotate3 "$rot" --rotate4 "$rot" --seed 0 --calib-ids "$calib" -t "$T" \
+        "${extra[@]}" 2> "$out/$name.log"
+    t1=$(date +%s)
+    p=$(ppl "$f")
+    printf '%s\tW%sA%sKV%s\t%s\t%s\t%s\n' "$name" "$wbits" "$abits" "$kvbits" "$rot" "$p" "$((t1 - t0))" >> "$res"
+    echo "$name: W${wbits}A${abits}KV${kvbits} $rot: PPL $p, quantize $((t1 - t0)) s"
+    rm -f "$f"
+}
+
+if ! grep -q "^float	" "$res" 2>/dev/null; then
+    printf 'float\tW16A16KV16\tnone\t%s\t0\n' "$(ppl $model)" >> "$res"
+fi
+for rot in none gsr hadamard; do
+    row "w16a4kv4_$rot" 16 4 4 $rot
+    row "w4a4kv4_$rot" 4 4 4 $rot
+    row "w2a4kv4_$rot" 2 4 4 $rot
+    row "w16a16kv4_$rot" 16 16 4 $rot
+    row "w2a16kv4_$rot" 2 16 4 $rot
+done
+printf '\n| config | rotation | PPL (full, ctx 2048, %s chunks) |\n|---|---|---|\n' "$CHUNKS"
+awk -F'\t' '{printf "| %s | %s | %s ± %s |\n", $2, $3, $4, $5}' "$res"
