@@ -27,20 +27,21 @@ ppl() {
     $rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p'
 }
 
-# row NAME WBITS ABITS KVBITS ROT
+# row NAME WBITS ABITS KVBITS ROT [SEED]
 row() {
-    local name=$1 wbits=$2 abits=$3 kvbits=$4 rot=$5 extra=()
+    local name=$1 wbits=$2 abits=$3 kvbits=$4 rot=$5 seed=${6:-0} extra=()
     [ -z "${ONLY:-}" ] || [[ $name =~ $ONLY ]] || return 0
     grep -q "^$name	" "$res" 2>/dev/null && return 0
     [ "$abits" = 16 ] || extra+=($AQ)
     local f=$out/$name.gguf t0 t1 p
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --wbits "$wbits" --abits "$abits" --kvbits "$kvbits" --method gptq \
-        --group 64 --rotate "$rot" --rotate3 "$rot" --rotate4 "$rot" --seed 0 --calib-ids "$calib" -t "$T" \
+        --group 64 --rotate "$rot" --rotate3 "$rot" --rotate4 "$rot" --seed "$seed" --calib-ids "$calib" -t "$T" \
         "${extra[@]}" 2> "$out/$name.log"
     t1=$(date +%s)
     p=$(ppl "$f")
-    printf '%s\tW%sA%sKV%s\t%s\t%s\t%s\n' "$name" "$wbits" "$abits" "$kvbits" "$rot" "$p" "$((t1 - t0))" >> "$res"
+    printf '%s\tW%sA%sKV%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$abits" "$kvbits" "$rot" "$p" "$((t1 - t0))" "$seed" \
+        >> "$res"
     echo "$name: W${wbits}A${abits}KV${kvbits} $rot: PPL $p, quantize $((t1 - t0)) s"
     rm -f "$f"
 }
@@ -48,12 +49,17 @@ row() {
 if ! grep -q "^float	" "$res" 2>/dev/null; then
     printf 'float\tW16A16KV16\tnone\t%s\t0\n' "$(ppl $model)" >> "$res"
 fi
-for rot in none gsr hadamard; do
-    row "w16a4kv4_$rot" 16 4 4 $rot
-    row "w4a4kv4_$rot" 4 4 4 $rot
-    row "w2a4kv4_$rot" 2 4 4 $rot
-    row "w16a16kv4_$rot" 16 16 4 $rot
-    row "w2a16kv4_$rot" 2 16 4 $rot
-done
-printf '\n| config | rotation | PPL (full, ctx 2048, %s chunks) |\n|---|---|---|\n' "$CHUNKS"
-awk -F'\t' '{printf "| %s | %s | %s ± %s |\n", $2, $3, $4, $5}' "$res"
+# one configuration for every rotation: none, Walsh, GH, GSR (block 64), random Hadamard x 3 seeds
+config() {
+    local tag=$1
+    shift
+    for rot in none walsh gh gsr; do row "${tag}_$rot" "$@" $rot; done
+    for seed in 1 2 3; do row "${tag}_hadamard_s$seed" "$@" hadamard $seed; done
+}
+config w16a16kv4 16 16 4
+config w16a4kv4 16 4 4
+config w4a4kv4 4 4 4
+config w3a4kv4 3 4 4
+config w2a4kv4 2 4 4
+config w2a16kv4 2 16 4
+python3 bench/a4kv4_table.py "$res" "$CHUNKS"
