@@ -37,6 +37,8 @@ void rq_state_free(rq_state *st) {
     rq_free(st->logits);
     rq_free(st->scores);
     rq_free(st->tree_pos); /* one allocation holds tree_end and tree_root too */
+    rq_free(st->seg_fill); /* and seg_next */
+    rq_free(st->seg_pos);  /* and seg_slot, seg_blk */
     rq_free(st);
 }
 
@@ -102,7 +104,43 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
     return RQ_OK;
 }
 
-void rq_state_reset(rq_state *st) { st->n_past = 0; }
+/* A plain or tree forward writes from slot 0 as one sequence: no segment holds anything. */
+static void segments_forget(rq_state *st) {
+    if (st->seg_fill) memset(st->seg_fill, 0, (size_t)st->n_seg * sizeof(int64_t));
+}
+
+void rq_state_reset(rq_state *st) {
+    st->n_past = 0;
+    segments_forget(st);
+}
+
+rq_status rq_state_set_segments(rq_state *st, int64_t seg_len) {
+    if (seg_len < 1 || seg_len > st->n_ctx)
+        return rq_errorf(RQ_EINVAL, "segments: segment length %lld out of range [1, %lld]", (long long)seg_len,
+                         (long long)st->n_ctx);
+    const rq_model_config *c = &st->model->cfg;
+    int64_t n_seg = st->n_ctx / seg_len, kv_dim = c->n_head_kv * c->head_dim;
+    int64_t *fill = rq_alloc(2 * n_seg * (int64_t)sizeof(int64_t));
+    if (!fill) return RQ_ENOMEM;
+    rq_status s = RQ_OK;
+    if (!st->seg_pos && !(st->seg_pos = rq_alloc((3 * st->n_batch + 1) * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
+    /* the batch's K/V rows before they are scattered to their slots */
+    if (!st->k_new) st->k_new = alloc_f(st->n_batch, kv_dim, &s);
+    if (!st->v_new) st->v_new = alloc_f(st->n_batch, kv_dim, &s);
+    if (s != RQ_OK) {
+        rq_free(fill);
+        return s;
+    }
+    rq_free(st->seg_fill);
+    st->seg_fill = fill;
+    st->seg_next = fill + n_seg;
+    st->seg_slot = st->seg_pos + st->n_batch;
+    st->seg_blk = st->seg_pos + 2 * st->n_batch;
+    st->seg_len = seg_len;
+    st->n_seg = n_seg;
+    for (int64_t i = 0; i < n_seg; i++) fill[i] = 0, st->seg_next[i] = -1;
+    return RQ_OK;
+}
 
 int64_t rq_state_kv_bytes_per_token(const rq_state *st) {
     const rq_model_config *c = &st->model->cfg;
@@ -220,7 +258,7 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
         rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
         if (l == &j->L->wv) continue;
         for (int64_t i = 0; i < j->n; i++) {
-            int64_t p = st->tree ? st->tree_pos[i] : j->pos + i;
+            int64_t p = st->tree ? st->tree_pos[i] : st->segments ? st->seg_pos[i] : j->pos + i;
             const float *cs = st->rope_cos + p * half, *sn = st->rope_sin + p * half;
             for (int64_t h = h0; h < h1; h++) rq_rope_apply(y + i * ld + h * hd, cs, sn, c->rope_dim);
         }
@@ -254,7 +292,14 @@ typedef struct {
     int64_t n, pos, n_qblk;
 } att_job;
 
-/* One work item: head h, query rows [i0, i1) of the batch, keys [0, pos + i1). */
+/* Cache slot of batch row i: pos + i (plain; a tree batch has pos 0), or the row's own
+ * slot in a segmented batch. Slots increase along the rows of an attention block. */
+static inline int64_t row_slot(const att_job *j, int64_t i) {
+    return j->st->segments ? j->st->seg_slot[i] : j->pos + i;
+}
+
+/* One work item: head h, query rows [i0, i1) of the batch, keys [lo, slot(i1−1)]; row i
+ * sees keys lo..slot(i) (causal), a tree row only its ancestors among them. */
 static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     const att_job *j = ctx;
     rq_state *st = j->st;
@@ -262,15 +307,21 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     int64_t hd = c->head_dim, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
     int64_t group = c->n_head / c->n_head_kv;
     const float *kc = j->kc, *vc = j->vc;
-    float *S = st->scores + (int64_t)thread * ATT_BLOCK * st->n_ctx;
+    float *S = st->scores + (int64_t)thread * ATT_BLOCK * st->scores_keys;
     float scale = (float)(1.0 / sqrt((double)hd));
     for (int64_t item = b; item < e; item++) {
-        int64_t h = item / j->n_qblk, blk = item % j->n_qblk;
-        int64_t i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < j->n ? i0 + ATT_BLOCK : j->n, m = i1 - i0;
-        /* keys [lo, pos + i1): in a tree batch no row of the block sees a slot before the
-         * root of its first row's sequence (sequences are contiguous, in order) */
-        int64_t lo = st->tree ? st->tree_root[i0] : 0;
-        int64_t n_keys = j->pos + i1 - lo;
+        int64_t h = item / j->n_qblk, blk = item % j->n_qblk, i0, i1, lo;
+        if (st->segments) {
+            /* a block is a run of rows of one segment; its keys start at the segment's slot 0 */
+            i0 = st->seg_blk[blk], i1 = st->seg_blk[blk + 1];
+            lo = st->seg_slot[i0] - st->seg_pos[i0];
+        } else {
+            i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < j->n ? i0 + ATT_BLOCK : j->n;
+            /* in a tree batch no row of the block sees a slot before the root of its first
+             * row's sequence (sequences are contiguous, in order) */
+            lo = st->tree ? st->tree_root[i0] : 0;
+        }
+        int64_t m = i1 - i0, n_keys = row_slot(j, i1 - 1) + 1 - lo;
         const float *Q = st->q + i0 * q_dim + h * hd;
         const float *K = kc + lo * kv_dim + (h / group) * hd;
         const float *V = vc + lo * kv_dim + (h / group) * hd;
@@ -282,7 +333,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
                         K, (int)kv_dim, 0.0f, S, (int)n_keys);
         for (int64_t r = 0; r < m; r++) {
             float *row = S + r * n_keys;
-            int64_t valid = j->pos + i0 + r + 1 - lo; /* causal: keys lo..slot */
+            int64_t valid = row_slot(j, i0 + r) + 1 - lo; /* causal: keys lo..slot */
             if (st->tree) {
                 /* ancestors of slot s are the slots t <= s whose subtree contains s */
                 int64_t s = i0 + r;
@@ -316,14 +367,17 @@ static rq_status check_kv_layout(const rq_state *st) {
     return RQ_OK;
 }
 
-static rq_status ensure_scores(rq_state *st) {
+/* Attention scratch for score rows of up to `keys` keys (grows only). */
+static rq_status ensure_scores(rq_state *st, int64_t keys) {
     int nt = rq_threads_get();
-    if (st->scores && st->n_threads_alloc >= nt) return RQ_OK;
+    if (st->scores && st->n_threads_alloc >= nt && st->scores_keys >= keys) return RQ_OK;
+    if (keys < st->scores_keys) keys = st->scores_keys;
     rq_free(st->scores);
     st->scores = NULL;
     rq_status s = RQ_OK;
-    st->scores = alloc_f((int64_t)nt * ATT_BLOCK, st->n_ctx, &s);
+    st->scores = alloc_f((int64_t)nt * ATT_BLOCK, keys, &s);
     st->n_threads_alloc = st->scores ? nt : 0;
+    st->scores_keys = st->scores ? keys : 0;
     return s;
 }
 
@@ -354,9 +408,12 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     bool packed = st->kq_cache != NULL;
     float *layer_k = packed ? NULL : st->k_cache + l * st->n_ctx * kv_dim;
     float *layer_v = packed ? NULL : st->v_cache + l * st->n_ctx * kv_dim;
+    /* rows go straight to the float cache when their slots are contiguous; else (packed,
+     * segmented) to k_new/v_new first */
+    bool staged = packed || st->segments;
     qkv_job qj = {.st = st, .L = L, .layer = l, .n = n, .pos = pos, .hpi = hpi,
-                  .kdst = packed ? st->k_new : layer_k + pos * kv_dim,
-                  .vdst = packed ? st->v_new : layer_v + pos * kv_dim,
+                  .kdst = staged ? st->k_new : layer_k + pos * kv_dim,
+                  .vdst = staged ? st->v_new : layer_v + pos * kv_dim,
                   .nq = (c->n_head + hpi - 1) / hpi, .nk = (c->n_head_kv + hpi - 1) / hpi};
     rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
     if (on->p3) { /* R3 per head, after RoPE */
@@ -373,6 +430,13 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
             aj.kc = st->k_deq;
             aj.vc = st->v_deq;
         }
+    }
+    if (st->segments) { /* float cache (packed is refused): each row to its segment's slot */
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(layer_k + st->seg_slot[i] * kv_dim, st->k_new + i * kv_dim, (size_t)kv_dim * sizeof(float));
+            memcpy(layer_v + st->seg_slot[i] * kv_dim, st->v_new + i * kv_dim, (size_t)kv_dim * sizeof(float));
+        }
+        aj.n_qblk = st->n_seg_blk;
     }
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
     quant_input(st, st->att, n, q_dim, &L->wo);
@@ -419,9 +483,11 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
     if (pos < 0 || pos > st->n_past || pos + n > st->n_ctx)
         return rq_errorf(RQ_EINVAL, "forward: positions %lld..%lld do not fit (cache holds %lld, context %lld)",
                          (long long)pos, (long long)(pos + n - 1), (long long)st->n_past, (long long)st->n_ctx);
-    RQ_TRY(ensure_scores(st));
+    RQ_TRY(ensure_scores(st, st->n_ctx));
     st->vm = rq_vmath_get();
     st->tree = false;
+    st->segments = false;
+    segments_forget(st);
     forward_body(st, tokens, n, pos, mode);
     st->n_past = pos + n;
     return RQ_OK;
@@ -430,7 +496,7 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
 rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32_t *parent, int64_t n,
                                 rq_logits_mode mode) {
     RQ_TRY(check_batch(st, tokens, n, mode));
-    RQ_TRY(ensure_scores(st));
+    RQ_TRY(ensure_scores(st, st->n_ctx));
     if (!st->tree_pos) {
         /* pos, end, root, and the path stack of the walk below */
         int32_t *a = rq_alloc(st->n_batch * (int64_t)sizeof(int32_t) * 4);
@@ -460,10 +526,70 @@ rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32
     while (depth > 0) st->tree_end[path[--depth]] = (int32_t)n;
     st->vm = rq_vmath_get();
     st->tree = true;
+    st->segments = false;
+    segments_forget(st);
     forward_body(st, tokens, n, 0, mode);
     st->tree = false;
     st->n_past = 0;
     return RQ_OK;
+}
+
+rq_status rq_model_forward_segments(rq_state *st, const int32_t *tokens, const int64_t *seg, const int64_t *pos,
+                                    int64_t n, rq_logits_mode mode) {
+    if (st->seg_len < 1)
+        return rq_errorf(RQ_EINVAL, "forward_segments: the state has no segments (rq_state_set_segments)");
+    if (st->kq_cache)
+        return rq_errorf(RQ_EUNSUPPORTED, "forward_segments: the packed 4-bit KV cache is not supported "
+                         "(use a float cache)");
+    RQ_TRY(check_batch(st, tokens, n, mode));
+    /* seg_next[s]: the position segment s's next row must have (−1: none of its rows yet) */
+    rq_status s = RQ_OK;
+    for (int64_t i = 0; i < n && s == RQ_OK; i++) {
+        int64_t g = seg[i], p = pos[i];
+        if (g < 0 || g >= st->n_seg) {
+            s = rq_errorf(RQ_EINVAL, "forward_segments: row %lld has segment %lld, not in [0, %lld)", (long long)i,
+                          (long long)g, (long long)st->n_seg);
+        } else if (p < 0 || p >= st->seg_len) {
+            s = rq_errorf(RQ_EINVAL, "forward_segments: row %lld has position %lld, not in [0, %lld)", (long long)i,
+                          (long long)p, (long long)st->seg_len);
+        } else if (st->seg_next[g] < 0 && p > st->seg_fill[g]) {
+            s = rq_errorf(RQ_EINVAL, "forward_segments: row %lld is at position %lld of segment %lld, which holds "
+                          "only %lld", (long long)i, (long long)p, (long long)g, (long long)st->seg_fill[g]);
+        } else if (st->seg_next[g] >= 0 && p != st->seg_next[g]) {
+            s = rq_errorf(RQ_EINVAL, "forward_segments: row %lld is at position %lld of segment %lld, whose previous "
+                          "row in the batch was at %lld (positions of a segment must be consecutive)",
+                          (long long)i, (long long)p, (long long)g, (long long)(st->seg_next[g] - 1));
+        } else {
+            st->seg_next[g] = p + 1;
+        }
+    }
+    if (s == RQ_OK) s = ensure_scores(st, st->seg_len);
+    if (s == RQ_OK) {
+        /* rows → slots, and attention blocks: runs of adjacent rows of one segment, at most
+         * ATT_BLOCK rows each */
+        st->n_seg_blk = 0;
+        for (int64_t i = 0; i < n; i++) {
+            st->seg_pos[i] = pos[i];
+            st->seg_slot[i] = seg[i] * st->seg_len + pos[i];
+            if (i == 0 || seg[i] != seg[i - 1] || i - st->seg_blk[st->n_seg_blk - 1] == ATT_BLOCK)
+                st->seg_blk[st->n_seg_blk++] = i;
+        }
+        st->seg_blk[st->n_seg_blk] = n;
+        st->vm = rq_vmath_get();
+        st->tree = false;
+        st->segments = true;
+        forward_body(st, tokens, n, 0, mode);
+        st->segments = false;
+        st->n_past = 0;
+    }
+    /* the segments in the batch now hold up to their last row; seg_next back to −1 */
+    for (int64_t i = 0; i < n; i++) {
+        int64_t g = seg[i];
+        if (g < 0 || g >= st->n_seg || st->seg_next[g] < 0) continue;
+        if (s == RQ_OK) st->seg_fill[g] = st->seg_next[g];
+        st->seg_next[g] = -1;
+    }
+    return s;
 }
 
 static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t pos, rq_logits_mode mode) {
@@ -486,9 +612,11 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
         return rq_errorf(RQ_EINVAL, "forward: %lld rows at position %lld do not fit the state", (long long)n,
                          (long long)pos);
     RQ_TRY(check_kv_layout(st));
-    RQ_TRY(ensure_scores(st));
+    RQ_TRY(ensure_scores(st, st->n_ctx));
     st->vm = rq_vmath_get();
     st->tree = false;
+    st->segments = false;
+    segments_forget(st);
     int prev = rq_blas_single_begin();
     for (int64_t l = l0; l < l1; l++) layer_forward(st, l, n, pos);
     rq_blas_single_end(prev);

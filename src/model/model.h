@@ -257,8 +257,9 @@ typedef struct rq_state {
     float *hidden; /* [n_batch, n_embd] after the final norm */
     float *logits; /* [n_logits_rows, n_vocab] */
     int64_t n_logits_rows; /* capacity of logits in rows */
-    float *scores; /* [n_threads, ATT_BLOCK, n_ctx] attention scratch */
+    float *scores; /* [n_threads, ATT_BLOCK, scores_keys] attention scratch */
     int n_threads_alloc;
+    int64_t scores_keys; /* keys per score row the scratch has room for */
     const rq_vmath *vm; /* vector kernels of the current forward call */
     rq_forward_hook hook;
     void *hook_user;
@@ -267,6 +268,16 @@ typedef struct rq_state {
     int32_t *tree_pos;    /* [n_batch] RoPE position of each slot (its depth) */
     int32_t *tree_end;    /* [n_batch] one past the last slot of each slot's subtree */
     int32_t *tree_root;   /* [n_batch] slot of the root of each slot's sequence */
+    /* segmented cache (rq_state_set_segments, rq_model_forward_segments) */
+    int64_t seg_len;      /* positions per segment; 0: the state is not segmented */
+    int64_t n_seg;        /* segments: n_ctx / seg_len */
+    int64_t *seg_fill;    /* [n_seg] positions each segment holds (0..seg_fill−1) */
+    int64_t *seg_next;    /* [n_seg] scratch of the argument check (−1 between calls) */
+    bool segments;        /* the forward in progress is a segmented batch */
+    int64_t *seg_pos;     /* [n_batch] RoPE position of each row */
+    int64_t *seg_slot;    /* [n_batch] cache slot of each row: seg·seg_len + pos */
+    int64_t *seg_blk;     /* [n_batch + 1] first row of each attention block (runs of one segment) */
+    int64_t n_seg_blk;    /* attention blocks of the batch */
 } rq_state;
 
 /* Allocate a run state for up to n_ctx positions and n_batch tokens per forward call.
@@ -274,7 +285,7 @@ typedef struct rq_state {
  * Owned by the caller (rq_state_free). The model must outlive it. */
 rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool all_logits, rq_state **out);
 void rq_state_free(rq_state *st);
-/* Forget the cache (n_past = 0). */
+/* Forget the cache (n_past = 0, and every segment empty). */
 void rq_state_reset(rq_state *st);
 /* Bytes the KV cache of this state takes per position (all layers, K and V). */
 int64_t rq_state_kv_bytes_per_token(const rq_state *st);
@@ -301,6 +312,35 @@ rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t 
  * token i−1 (not pre-order). */
 rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32_t *parent, int64_t n,
                                 rq_logits_mode mode);
+
+/* Split the state's KV cache into n_seg = n_ctx / seg_len segments of seg_len positions
+ * (slots [s·seg_len, (s+1)·seg_len) are segment s; slots past n_seg·seg_len stay unused),
+ * each holding one independent sequence, all empty. Called again, it re-splits (all
+ * empty). rq_model_forward, rq_model_forward_tree and rq_model_forward_layers on the
+ * state write from slot 0 as one sequence: they empty every segment (the split stays).
+ * Errors: seg_len outside [1, n_ctx] (RQ_EINVAL). */
+rq_status rq_state_set_segments(rq_state *st, int64_t seg_len);
+
+/* Segmented forward: n tokens of several independent sequences in one call, so that the
+ * linears run as one GEMM over the n rows (batched sampling: one token of each of B
+ * sequences per call; or several tokens of a segment, a prefill). tokens, seg, pos [n]:
+ * token i belongs to segment seg[i] and sits at position pos[i] (its RoPE position; cache
+ * slot seg[i]·seg_len + pos[i]); it attends to positions 0..pos[i] of its own segment
+ * only, the earlier ones held in the cache or coming earlier in this batch. Rows of one
+ * segment need not be adjacent, but taken in batch order their positions must be
+ * consecutive, p0, p0+1, ..., with p0 <= the positions the segment holds (like pos of
+ * rq_model_forward: positions after the batch's last are dropped); each row of a
+ * segment computes what rq_model_forward computes for that sequence alone. Afterwards
+ * segment s holds positions 0..(its last position in the batch), the segments absent
+ * from the batch are unchanged, and n_past is 0 (a plain forward cannot continue a
+ * segment). Writes st->hidden [n, n_embd] and st->logits per mode (LAST: row n−1; ALL:
+ * every row, [n, n_vocab], needs a state with all_logits). The packed 4-bit KV cache is
+ * not supported (the float cache, and the fake-quantized one of kv_fake, are).
+ * Errors (RQ_EINVAL unless said): no segments set, n outside [1, n_batch], a token id, a
+ * segment or a position out of range, a position past what its segment holds, a
+ * segment's positions not consecutive in batch order; RQ_EUNSUPPORTED: packed KV cache. */
+rq_status rq_model_forward_segments(rq_state *st, const int32_t *tokens, const int64_t *seg, const int64_t *pos,
+                                    int64_t n, rq_logits_mode mode);
 
 /* Logits of rows of normed hidden states: out[n, n_vocab] = hidden[n, n_embd]·Wᵀ_out. */
 void rq_model_logits(const rq_model *m, const float *hidden, int64_t n, float *out);
