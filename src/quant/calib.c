@@ -1,10 +1,42 @@
 #include "quant/calib.h"
 
+#include "base/pool.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "model/sampler.h"
 
 #include <string.h>
+
+/* Sequences sampled together: each forward call advances every sequence of a batch by one
+ * token (rq_model_forward_segments, one cache segment of seq_len positions per sequence),
+ * so that the linears run as GEMMs over the batch's rows instead of GEMVs. A batch has at
+ * most CALIB_MAX_BATCH sequences and at most CALIB_KV_BUDGET bytes of KV cache; the
+ * sequences are spread evenly over the fewest batches that fit. */
+#define CALIB_MAX_BATCH 64
+#define CALIB_KV_BUDGET (INT64_C(2) << 30)
+
+/* Sequences per batch for n_seq sequences of seq_len positions at kv_bytes per position. */
+static int64_t calib_batch(int64_t n_seq, int64_t seq_len, int64_t kv_bytes) {
+    int64_t per_seq = kv_bytes > 0 && seq_len <= CALIB_KV_BUDGET / kv_bytes ? seq_len * kv_bytes : CALIB_KV_BUDGET;
+    int64_t b = CALIB_KV_BUDGET / per_seq;
+    if (b > CALIB_MAX_BATCH) b = CALIB_MAX_BATCH;
+    if (b > (INT64_C(1) << 24) / seq_len) b = (INT64_C(1) << 24) / seq_len; /* rq_state_new's context limit */
+    if (b < 1) b = 1;
+    int64_t n_batches = (n_seq + b - 1) / b;
+    return (n_seq + n_batches - 1) / n_batches;
+}
+
+typedef struct {
+    rq_sampler **smp; /* [b] */
+    const float *logits; /* [b, n_vocab] */
+    int64_t n_vocab;
+    int32_t *next;    /* [b] */
+} sample_job;
+
+static void sample_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const sample_job *j = ctx;
+    for (int64_t i = b; i < e; i++) j->next[i] = rq_sampler_sample(j->smp[i], j->logits + i * j->n_vocab);
+}
 
 rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
                             float temperature, uint64_t seed, bool progress, int32_t **out) {
@@ -15,34 +47,53 @@ rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t 
     if (bos < 0) return rq_errorf(RQ_EUNSUPPORTED, "calibration: the model has neither BOS nor EOS to start from");
     int64_t total;
     if (!rq_mul_ok(n_seq, seq_len, &total)) return rq_errorf(RQ_EINVAL, "calibration: size overflows");
+    const rq_model_config *c = &m->cfg;
+    int64_t kv_bytes = 2 * c->n_layer * c->n_head_kv * c->head_dim * (int64_t)sizeof(float);
+    int64_t B = calib_batch(n_seq, seq_len, kv_bytes);
     int32_t *ids = rq_alloc(total * (int64_t)sizeof(int32_t));
-    if (!ids) return RQ_ENOMEM;
-    rq_state *st;
-    rq_status s = rq_state_new(m, seq_len, 1, false, &st);
-    if (s != RQ_OK) {
-        rq_free(ids);
-        return s;
-    }
+    /* per row of a batch: its token, segment and position; the samplers; the sampled ids */
+    int32_t *toks = rq_alloc(B * (int64_t)sizeof(int32_t)), *next = rq_alloc(B * (int64_t)sizeof(int32_t));
+    int64_t *seg = rq_alloc(B * (int64_t)sizeof(int64_t)), *pos = rq_alloc(B * (int64_t)sizeof(int64_t));
+    rq_sampler **smp = rq_calloc(B * (int64_t)sizeof(rq_sampler *));
+    rq_state *st = NULL;
+    rq_status s = RQ_OK;
+    if (!ids || !toks || !next || !seg || !pos || !smp) s = RQ_ENOMEM;
+    if (s == RQ_OK) s = rq_state_new(m, B * seq_len, B, true, &st);
+    if (s == RQ_OK) s = rq_state_set_segments(st, seq_len);
     rq_progress prog;
     rq_progress_start(&prog, "calibration text", total, progress);
-    for (int64_t q = 0; q < n_seq && s == RQ_OK; q++) {
-        rq_sampler_params sp = {.temperature = temperature, .top_k = 0, .top_p = 1.0f, .seed = seed + (uint64_t)q};
-        rq_sampler *smp;
-        if ((s = rq_sampler_new(&sp, m->cfg.n_vocab, &smp)) != RQ_OK) break;
-        int32_t *seq = ids + q * seq_len;
-        seq[0] = bos;
-        rq_state_reset(st);
-        for (int64_t t = 0; t + 1 < seq_len; t++) {
-            if ((s = rq_model_forward(st, &seq[t], 1, t, RQ_LOGITS_LAST)) != RQ_OK) break;
-            int32_t next = rq_sampler_sample(smp, st->logits);
-            seq[t + 1] = rq_tokenizer_is_eog(tok, next) ? bos : next;
-            rq_progress_step(&prog, 1, NULL);
+    for (int64_t q0 = 0; q0 < n_seq && s == RQ_OK; q0 += B) {
+        int64_t nb = n_seq - q0 < B ? n_seq - q0 : B;
+        for (int64_t b = 0; b < nb && s == RQ_OK; b++) {
+            rq_sampler_params sp = {.temperature = temperature, .top_k = 0, .top_p = 1.0f,
+                                    .seed = seed + (uint64_t)(q0 + b)};
+            s = rq_sampler_new(&sp, c->n_vocab, &smp[b]);
+            ids[(q0 + b) * seq_len] = bos;
+            seg[b] = b;
         }
-        rq_progress_step(&prog, 1, NULL);
-        rq_sampler_free(smp);
+        rq_state_reset(st);
+        for (int64_t t = 0; t + 1 < seq_len && s == RQ_OK; t++) {
+            for (int64_t b = 0; b < nb; b++) toks[b] = ids[(q0 + b) * seq_len + t], pos[b] = t;
+            if ((s = rq_model_forward_segments(st, toks, seg, pos, nb, RQ_LOGITS_ALL)) != RQ_OK) break;
+            sample_job sj = {.smp = smp, .logits = st->logits, .n_vocab = c->n_vocab, .next = next};
+            rq_parallel_for(nb, 1, sample_rows, &sj);
+            for (int64_t b = 0; b < nb; b++)
+                ids[(q0 + b) * seq_len + t + 1] = rq_tokenizer_is_eog(tok, next[b]) ? bos : next[b];
+            rq_progress_step(&prog, nb, NULL);
+        }
+        rq_progress_step(&prog, nb, NULL);
+        for (int64_t b = 0; b < nb; b++) {
+            rq_sampler_free(smp[b]);
+            smp[b] = NULL;
+        }
     }
     rq_progress_finish(&prog);
     rq_state_free(st);
+    rq_free(toks);
+    rq_free(next);
+    rq_free(seg);
+    rq_free(pos);
+    rq_free(smp);
     if (s != RQ_OK) {
         rq_free(ids);
         return s;

@@ -8,9 +8,21 @@
 #include "text/tokenizer.h"
 
 /* Sample n_seq sequences of seq_len tokens: token 0 is bos, then the model samples at
- * `temperature` (top-p 1), seeded by seed + sequence index. An end-of-generation token
- * restarts the sequence's text with BOS (so every sequence is exactly seq_len tokens).
- * *out [n_seq, seq_len] is owned by the caller (rq_free). Progress on stderr if asked. */
+ * `temperature` (0: greedy; top-p 1), each sequence with its own sampler seeded by seed +
+ * sequence index. An end-of-generation token restarts the sequence's text with BOS (so
+ * every sequence is exactly seq_len tokens). *out [n_seq, seq_len] is owned by the caller
+ * (rq_free). Progress on stderr if asked.
+ * Batched: sequences are generated B at a time, one token of each per forward call
+ * (rq_model_forward_segments over B cache segments of seq_len), B = min(n_seq, 64, what
+ * 2 GiB of float KV cache holds: 2·n_layer·n_head_kv·head_dim·4 bytes per position), the
+ * sequences spread evenly over the batches; the state also takes [B, ·] activation rows,
+ * B rows of logits and B samplers (8·n_vocab bytes each). Each sequence's sampling stream
+ * is that of generating it alone, so the ids equal those of the one-sequence-at-a-time
+ * loop (rq_model_forward, one token per call) except where the different float rounding
+ * of the GEMM over B rows vs the GEMV of one row flips a sampled token: at a near tie of
+ * the cumulative probability (temperature > 0) or of the two largest logits (greedy);
+ * from such a token on, that sequence differs. Not supported: a model with the packed
+ * 4-bit KV cache (RQ_EUNSUPPORTED from the segmented forward). */
 rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
                             float temperature, uint64_t seed, bool progress, int32_t **out);
 
