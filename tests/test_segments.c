@@ -71,8 +71,9 @@ static void seqs_free(seqs *q) {
 /* Feed all sequences through a segmented state (segment s = sequence s) in calls planned
  * by a seeded RNG: call 0 gives sequence 0 a chunk of first_chunk tokens; after that each
  * unfinished sequence gets 1 token, sometimes a chunk of up to 6, sometimes none. Each
- * call lists the first half of every chunk, then the second halves (so a segment's rows
- * need not be adjacent), in reversed sequence order on odd calls. Returns the worst
+ * call lists the first half of every chunk of up to 8 tokens, then the second halves and
+ * the longer chunks whole (so a segment's rows need not be adjacent, and a chunk of more
+ * than 64 rows spans two attention blocks), in reversed sequence order on odd calls. Returns the worst
  * relative L2 of a row's logits against its sequence's own forward. */
 static double run_schedule(rq_model *m, rq_state *st, const seqs *q, int first_chunk, uint64_t seed) {
     int64_t nv = m->cfg.n_vocab;
@@ -102,7 +103,8 @@ static double run_schedule(rq_model *m, rq_state *st, const seqs *q, int first_c
         for (int pass = 0; pass < 2; pass++)
             for (int idx = 0; idx < q->ns; idx++) {
                 int s = call % 2 ? q->ns - 1 - idx : idx;
-                int k0 = pass == 0 ? 0 : take[s] / 2, k1 = pass == 0 ? take[s] / 2 : take[s];
+                int half = take[s] > 8 ? 0 : take[s] / 2; /* a long chunk stays whole: blocks of ATT_BLOCK */
+                int k0 = pass == 0 ? 0 : half, k1 = pass == 0 ? half : take[s];
                 for (int k = k0; k < k1; k++, n++) {
                     seg[n] = s;
                     pos[n] = done[s] + k;

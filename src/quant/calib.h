@@ -19,10 +19,15 @@
  * B rows of logits and B samplers (8·n_vocab bytes each). Each sequence's sampling stream
  * is that of generating it alone, so the ids equal those of the one-sequence-at-a-time
  * loop (rq_model_forward, one token per call) except where the different float rounding
- * of the GEMM over B rows vs the GEMV of one row flips a sampled token: at a near tie of
- * the cumulative probability (temperature > 0) or of the two largest logits (greedy);
- * from such a token on, that sequence differs. Not supported: a model with the packed
- * 4-bit KV cache (RQ_EUNSUPPORTED from the segmented forward). */
+ * of the GEMM over B rows vs the GEMV of one row flips a sampled token; from there on
+ * that sequence differs. Greedy: only at a near tie of the two largest logits. At
+ * temperature 1 over the full vocabulary, flips are not rare: the draw is compared with
+ * the cumulative probability in id order, and where it lands among tail tokens of
+ * probability ~1e-7 a rounding change of ~1e-6 in that sum moves it to a neighbouring id
+ * (SmolLM2-135M, 16 × 512: 11 of 16 sequences diverged, first flips at positions 12..382,
+ * every one between ids 1..3 apart of probability < 2e-4 — equally valid samples).
+ * Not supported: a model with the packed 4-bit KV cache (RQ_EUNSUPPORTED from the
+ * segmented forward). */
 rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
                             float temperature, uint64_t seed, bool progress, int32_t **out);
 
