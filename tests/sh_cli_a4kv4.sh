@@ -6,24 +6,7 @@
 # the float model's perplexity exactly (online rotations are invariant).
 set -uo pipefail
 
-if [[ -z "${RQ_CLI:-}" || ! -x "$RQ_CLI" ]]; then echo "RQ_CLI not set"; exit 1; fi
-MODEL=${RQ_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-
-expect_error() {
-    local want=$1
-    shift
-    "$@" > "$TMP/out" 2> "$TMP/err"
-    local rc=$?
-    if [[ $rc -eq 0 ]] || ! grep -q "rotquant: error: .*$want" "$TMP/err"; then
-        echo "FAIL: '$*' -> rc $rc, stderr: $(head -c 300 "$TMP/err")"
-        fail=1
-    else
-        echo "ok   $* -> $(grep 'rotquant: error' "$TMP/err" | head -n 1)"
-    fi
-}
+source "$(dirname "$0")/cli_common.sh"
 check() { # check "label" command... (succeeds)
     local label=$1
     shift

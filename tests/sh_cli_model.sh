@@ -5,25 +5,7 @@
 # tests/test_eval.c, tests/sh_reference.sh).
 set -uo pipefail
 
-if [[ -z "${RQ_CLI:-}" || ! -x "$RQ_CLI" ]]; then echo "RQ_CLI not set"; exit 1; fi
-MODEL=${RQ_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-
-# expect_error "substring" command...: non-zero exit and the message on stderr
-expect_error() {
-    local want=$1
-    shift
-    "$@" > "$TMP/out" 2> "$TMP/err"
-    local rc=$?
-    if [[ $rc -eq 0 ]] || ! grep -q "rotquant: error: .*$want" "$TMP/err"; then
-        echo "FAIL: '$*' -> rc $rc, stderr: $(head -c 300 "$TMP/err")"
-        fail=1
-    else
-        echo "ok   $* -> $(head -n 1 "$TMP/err")"
-    fi
-}
+source "$(dirname "$0")/cli_common.sh"
 
 expect_error "-m MODEL is required" "$RQ_CLI" ppl -f x.txt
 expect_error "exactly one of -f TEXT and --tokens-file" "$RQ_CLI" ppl -m "$MODEL"

@@ -17,24 +17,13 @@
 static const int32_t tokens[N_TOK] = {1,    504,  3458, 282,  253,  1690, 28,   378,  260,  2382, 30,  216,
                                       1206, 1361, 4162, 5250, 314,  260,  1646, 282,  9046, 33,   42, 2};
 
-static float *run_logits(const rq_model *m) {
-    rq_state *st;
-    RQ_ASSERT(rq_state_new(m, N_TOK, N_TOK, true, &st) == RQ_OK);
-    RQ_ASSERT(rq_model_forward(st, tokens, N_TOK, 0, RQ_LOGITS_ALL) == RQ_OK);
-    int64_t n = N_TOK * m->cfg.n_vocab;
-    float *out = malloc((size_t)n * sizeof(float));
-    memcpy(out, st->logits, (size_t)n * sizeof(float));
-    rq_state_free(st);
-    return out;
-}
-
 int main(void) {
     const char *path = rq_test_model_path();
     if (!path) RQ_SKIP("default model not present (scripts/fetch-model.sh)");
     rq_threads_set(0);
     rq_model *m;
     RQ_CHECK(rq_model_load_file(path, &m) == RQ_OK);
-    float *ref = run_logits(m);
+    float *ref = rq_test_logits(m, tokens, N_TOK);
 
     /* the layer-by-layer entry point (calibration) computes what the full forward does */
     {
@@ -74,7 +63,7 @@ int main(void) {
             unit &= m->output_norm[j] == 1.0f && m->layers[0].attn_norm[j] == 1.0f && m->layers[7].ffn_norm[j] == 1.0f;
         RQ_CHECK(unit);
         RQ_CHECK(!m->cfg.tied_embeddings && m->output.w != m->tok_embd);
-        float *got = run_logits(m);
+        float *got = rq_test_logits(m, tokens, N_TOK);
         char d1[96], d2[96];
         double err = rq_rel_l2(got, ref, n_log);
         printf("R1 %-28s R2 %-28s rel L2 %.2e\n", rq_rot_describe(&r1, d1, sizeof d1), rq_rot_describe(&r2, d2, sizeof d2),

@@ -37,17 +37,6 @@ static const int32_t tiny_tokens[N_TOK] = {1, 5, 9, 33, 2, 64, 17, 8, 40, 41, 3,
 static const int32_t real_tokens[N_TOK] = {1,    504, 3458, 282,  253, 1690, 28,   378, 260,  2382,
                                            30,   216, 1206, 1361, 4162, 5250, 314,  260, 1646, 282};
 
-static float *logits_of(const rq_model *m, const int32_t *tok, int64_t n) {
-    rq_state *st;
-    RQ_ASSERT(rq_state_new(m, n, n, true, &st) == RQ_OK);
-    RQ_ASSERT(rq_model_forward(st, tok, n, 0, RQ_LOGITS_ALL) == RQ_OK);
-    int64_t k = n * m->cfg.n_vocab;
-    float *out = malloc((size_t)k * sizeof(float));
-    memcpy(out, st->logits, (size_t)k * sizeof(float));
-    rq_state_free(st);
-    return out;
-}
-
 static rq_model *load(const char *path) {
     rq_model *m = NULL;
     RQ_ASSERT(rq_model_load_file(path, &m) == RQ_OK);
@@ -61,14 +50,14 @@ static void invariance(const char *path, const char *label, const int32_t *tok, 
     const rq_model_config *c = &m->cfg;
     rq_rotation r1 = rq_rot_make(RQ_ROT_GSR, c->n_embd, b1, 0), r2 = rq_rot_make(RQ_ROT_NONE, c->head_dim, 0, 0);
     RQ_CHECK(rq_fold_model(m, &r1, &r2) == RQ_OK);
-    float *ref = logits_of(m, tok, N_TOK);
+    float *ref = rq_test_logits(m, tok, N_TOK);
     bool blocked = k == RQ_ROT_GH || k == RQ_ROT_GSR;
     rq_online_cfg oc = {.r3 = rq_rot_make(k, c->head_dim, blocked ? b3 : 0, 5),
                         .r4 = rq_rot_make(k, c->n_ff, blocked ? b4 : 0, 6)};
     RQ_CHECK(rq_fold_r4(m, &oc.r4) == RQ_OK);
     RQ_CHECK(rq_model_set_online(m, &oc) == RQ_OK);
     RQ_CHECK(m->online.p3 && m->online.p4);
-    float *got = logits_of(m, tok, N_TOK);
+    float *got = rq_test_logits(m, tok, N_TOK);
     double err = rq_rel_l2(got, ref, N_TOK * c->n_vocab);
     char d3[96], d4[96];
     printf("%s: R3 %-26s R4 %-30s rel L2 %.2e\n", label, rq_rot_describe(&oc.r3, d3, sizeof d3),
@@ -77,7 +66,7 @@ static void invariance(const char *path, const char *label, const int32_t *tok, 
     if (teeth) { /* R4 applied online without its folded inverse is not invariant */
         rq_model *m2 = load(path);
         RQ_CHECK(rq_fold_model(m2, &r1, &r2) == RQ_OK && rq_model_set_online(m2, &oc) == RQ_OK);
-        float *bad = logits_of(m2, tok, N_TOK);
+        float *bad = rq_test_logits(m2, tok, N_TOK);
         RQ_CHECK(rq_rel_l2(bad, ref, N_TOK * c->n_vocab) > 1e-2);
         free(bad);
         rq_model_free(m2);
@@ -213,7 +202,7 @@ static void hooks_see_quantized(const char *path) {
     RQ_CHECK(rq_ptq_run(m, &o, calib, 4, 16, &res) == RQ_OK);
     RQ_CHECK(res.n_lin == NL * 7);
     rq_ptq_result_free(&res);
-    float *lg = logits_of(m, tiny_tokens, N_TOK);
+    float *lg = rq_test_logits(m, tiny_tokens, N_TOK);
     int finite = 1;
     for (int64_t i = 0; i < N_TOK * V; i++) finite &= isfinite(lg[i]);
     RQ_CHECK(finite);
@@ -267,7 +256,7 @@ static void file_round_trip(const char *path) {
     rq_model *m2 = load(file);
     RQ_CHECK(m2->online.cfg.act.bits == 8 && m2->online.cfg.kv_bits == 4 && m2->online.cfg.kv_group == 8 &&
              m2->online.p3 && m2->online.p4);
-    float *a = logits_of(m, tiny_tokens, N_TOK), *b = logits_of(m2, tiny_tokens, N_TOK);
+    float *a = rq_test_logits(m, tiny_tokens, N_TOK), *b = rq_test_logits(m2, tiny_tokens, N_TOK);
     RQ_CHECK_MSG(memcmp(a, b, (size_t)(N_TOK * V) * sizeof(float)) == 0, "loaded W16A8KV4 model computes other logits");
     free(a), free(b);
     rq_model_free(m);

@@ -1,5 +1,9 @@
 #include "testing.h"
 
+#include "model/model.h"
+
+#include <string.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <unistd.h>
@@ -48,4 +52,16 @@ const char *rq_test_model_path(void) {
     const char *env = getenv("RQ_TEST_MODEL");
     if (env && rq_test_file_exists(env)) return env;
     return rq_test_file_exists(p) ? p : NULL;
+}
+
+float *rq_test_logits(const rq_model *m, const int32_t *tokens, int64_t n) {
+    rq_state *st;
+    RQ_ASSERT(rq_state_new(m, n, n, true, &st) == RQ_OK);
+    RQ_ASSERT(rq_model_forward(st, tokens, n, 0, RQ_LOGITS_ALL) == RQ_OK);
+    int64_t k = n * m->cfg.n_vocab;
+    float *out = malloc((size_t)k * sizeof(float));
+    RQ_ASSERT(out);
+    memcpy(out, st->logits, (size_t)k * sizeof(float));
+    rq_state_free(st);
+    return out;
 }

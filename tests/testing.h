@@ -23,6 +23,10 @@ double rq_max_abs_diff(const float *a, const float *b, int64_t n);
 int rq_test_file_exists(const char *path);
 /* Path of the default model (models/SmolLM2-135M-Instruct.Q4_1.gguf) or NULL if absent. */
 const char *rq_test_model_path(void);
+/* Logits of every one of n tokens run from position 0 through a fresh state of model m:
+ * [n, n_vocab], malloc'ed (free). Asserts success. */
+struct rq_model;
+float *rq_test_logits(const struct rq_model *m, const int32_t *tokens, int64_t n);
 
 #define RQ_CHECK(cond)                                                         \
     do {                                                                       \
