@@ -59,12 +59,13 @@ static double sum_tol(double M, int64_t n) { return 2.0 * 3.0 * (double)(n + 8) 
 /* int activations, the whole first block: the q/k/v inputs get the same codes on both
  * paths, but every later quantization point (o, gate/up, down inputs) sees inputs that
  * differ in the last bits, and a value within a few ulps of a rounding boundary takes
- * the neighbouring code. Measured (W2U, 64 tokens): exactly one of the 98304 down-proj
- * input codes differs at A8 (x·127/max = −18.49999), which alone gives 3.2e-4, on every
- * CPU level including the scalar reference; the integer kernels themselves agree with
- * the reference to 2.4e-7 on the same codes (LINEAR_TOL_AINT below). One flip costs
- * about 3e-4 at A8 and, its step being 127/7 times larger, about 5e-3 at A4 (none
- * occurred here). The bounds allow ~10 flips at A8 and ~2 at A4; a wrong scale, code
+ * the neighbouring code. Measured (W2U, these 64 tokens): exactly one of the 98304
+ * down-proj input codes differs at A8 (token 58, channel 929: x·127/max = 0.5000001 on
+ * the fast path, the two maxima 1 ulp apart), which alone gives the 3.2e-4 printed, on
+ * every CPU level including the scalar reference; the integer kernels themselves agree
+ * with the reference to 2.4e-7 on the same codes (LINEAR_TOL_AINT below). One flip
+ * costs 1.5-3e-4 at A8 and, its step being 127/7 times larger, presumably ~5e-3 at A4
+ * (none occurred here). The bounds allow ~10 flips at A8 and ~2 at A4; a wrong scale, code
  * or group gives O(1). */
 #define LAYER_TOL_A8 3e-3
 #define LAYER_TOL_A4 1e-2
