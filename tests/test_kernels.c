@@ -410,6 +410,91 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
     rq_free(yfirst);
 }
 
+/* Accuracy on long rows with model-like activations. kernel_tol above is a worst-case
+ * bound (n·ε·M with M from the largest value each group can dequantize to); it holds
+ * for any summation order, so it cannot tell a kernel that sums well from one that
+ * loses digits to cancellation. Here the whole result is compared with the oracle in
+ * relative L2: a kernel whose every float partial sum is bounded by the magnitudes of
+ * the products it sums (Σ|ŵ_i·x̃_i| over a group or a lane) is accurate to about the
+ * final float rounding of y, ε/√3 ≈ 7e-8 relative: measured 2.5e-8 .. 1.3e-7 on every
+ * path, group, activation kind and input here. The integer SIMD kernels used to sum
+ * Σ d·D and Σ d·z·Q (W2U; Σ v0·Q for the W2L bit planes) separately over the whole row
+ * and subtract at the end; once the activations have a mean offset both sums grow with
+ * the row length while their difference does not, and the result lost 1-2 digits:
+ * 1.3-3.7e-6 at A8, 6e-7 at A4 (where most of the offset rounds to 0), up to 6.4e-6 for
+ * the bit planes, against 2.5-5e-8 for the scalar reference on the same data. Without
+ * the offset the error stayed at 3e-8, which is why the odd-shape cases missed it. The
+ * tolerance sits 3x above the worst accurate path and 2x below the smallest failure. */
+#define INT_ACC_REL_TOL 3e-7
+
+static void test_int_accuracy(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 16);
+    rq_threads_set(2);
+    const int64_t out = 48, in = 4096, n_tok = 5; /* a full token tile and a GEMV-sized rest */
+    kpath paths[16];
+    const int np = kernel_paths(paths);
+    float *x = rq_xalloc(n_tok * in * 4), *y = rq_xalloc(n_tok * out * 4);
+    double *yo = rq_xalloc(n_tok * out * 8), *M = rq_xalloc(n_tok * out * 8);
+    uint8_t *codes = rq_xalloc(out * in);
+    float *params = rq_xalloc(out * in / 32 * 16);
+    void *blocks = rq_xalloc(out * in);
+    double worst = 0;
+    char where[128] = "";
+    for (int gi = 0; gi < 3; gi++)
+        for (int lut = 0; lut < 2; lut++) {
+            const int type = rq_w2_type(lut, GROUPS[gi]);
+            const int64_t g = GROUPS[gi], ng = in / g;
+            for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
+            for (int64_t b = 0; b < out * ng; b++) {
+                float *p = params + b * rq_w2_n_param(type);
+                if (lut) {
+                    for (int k = 0; k < 4; k++) p[k] = rand_fp16(&r, -0.06, -0.03) + 0.03f * (float)k;
+                } else {
+                    p[0] = rand_fp16(&r, 0.005, 0.05); /* RTN of a centred group: z = 1 or 2 */
+                    p[1] = rq_rng_below(&r, 8) ? (float)(1 + rq_rng_below(&r, 2)) : 1.5f; /* any z is accepted */
+                }
+            }
+            rq_w2_pack(type, out, in, codes, params, blocks);
+            rq_w2_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
+            for (int offset = 0; offset < 2; offset++) {
+                /* normal, every 61st element ×8 (outlier channels), and with a mean offset */
+                for (int64_t i = 0; i < n_tok * in; i++)
+                    x[i] = (float)(rq_rng_normal(&r) * (i % 61 == 0 ? 8 : 1) + (offset ? 1.0 : 0.0));
+                for (int act = RQ_ACT_Q8; act <= RQ_ACT_Q4; act++) {
+                    oracle(type, out, in, blocks, (rq_act_kind)act, x, n_tok, yo, M);
+                    double ny = 0;
+                    for (int64_t i = 0; i < n_tok * out; i++) ny += yo[i] * yo[i];
+                    for (int pi = 0; pi < np; pi++) {
+                        rq_cpu_set_level(paths[pi].level);
+                        rq_w2_tuning_set(&paths[pi].tuning);
+                        rq_w2_gemm(&w, (rq_act_kind)act, x, n_tok, y);
+                        double e2 = 0;
+                        for (int64_t i = 0; i < n_tok * out; i++) e2 += (y[i] - yo[i]) * (y[i] - yo[i]);
+                        const double rel = sqrt(e2 / ny);
+                        RQ_CHECK_MSG(rel <= INT_ACC_REL_TOL,
+                                     "%s %s %s (lut_int %d tile %d novnni %d), in %lld%s: relative L2 error %.3g",
+                                     rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                                     (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile,
+                                     (int)paths[pi].tuning.no_vnni, (long long)in, offset ? ", offset" : "", rel);
+                        if (rel > worst) {
+                            worst = rel;
+                            snprintf(where, sizeof where, "%s %s %s lut_int %d tile %d%s", rq_type_name(type),
+                                     rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                                     (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile,
+                                     offset ? " offset" : "");
+                        }
+                    }
+                    rq_w2_tuning_set(NULL);
+                    rq_cpu_set_level(rq_cpu_max_level());
+                }
+            }
+        }
+    printf("integer activations, rows of %lld: largest relative L2 error %.3g (%s), tolerance %g\n", (long long)in,
+           worst, where, INT_ACC_REL_TOL);
+    rq_free(x), rq_free(y), rq_free(yo), rq_free(M), rq_free(codes), rq_free(params), rq_free(blocks);
+}
+
 static void test_kernels(void) {
     rq_rng r;
     rq_rng_seed(&r, 15);
@@ -445,5 +530,6 @@ int main(void) {
     test_quantizer_roundtrip();
     test_act_quant();
     test_kernels();
+    test_int_accuracy();
     return rq_test_finish();
 }

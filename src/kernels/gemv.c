@@ -113,7 +113,13 @@ static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, b
     const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
     j.fn = int_kernel ? ks->i8[lut][gi] : ks->f32[lut][gi];
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
-    j.kc = RQ_W2_ACT_BLOCK_BYTES / (tile * a->group * (int_kernel ? 1 : 4));
+    /* activation bytes per group and token: int8 values or floats. The integer kernels
+     * also read the lane sums (w2_impl.h, 4·lanes bytes per group: as many as the values
+     * for AVX-512 at g = 64), left out here: the 48 KiB L1 of the dev VM holds both, and
+     * counting them halved the K block, which cost 10% on the 4-token GEMM (4096², 160
+     * vs 144 us per token) and nothing on the GEMV. */
+    const int64_t gbytes = int_kernel ? a->group : a->group * 4;
+    j.kc = RQ_W2_ACT_BLOCK_BYTES / (tile * gbytes);
     if (j.kc < 1) j.kc = 1;
     /* grain: about 64 KiB of weights per chunk, so that small matrices stay on one thread */
     int64_t grain = (64 * 1024) / (j.row_bytes > 0 ? j.row_bytes : 1);
@@ -121,26 +127,38 @@ static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, b
     rq_parallel_for(w->out, grain, gemm_rows, &j);
 }
 
-/* Integer path from q [n_tok, in] and scales: group sums, the float copy when the LUT
- * float method needs it, then the row loop. */
+/* Integer path from q [n_tok, in] and scales: group sums (and their split by SIMD lanes
+ * for the integer kernels, w2_impl.h), the float copy when the LUT float method needs
+ * it, then the row loop. */
 static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y,
                     int64_t ldy, bool accumulate) {
     const int64_t in = w->in, g = rq_w2_group(w->type), ng = in / g;
+    const bool lut_float = rq_w2_is_lut(w->type) && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT;
+    const rq_w2_kernel_set *ks = kernels();
+    const int lanes = lut_float || ks->lanes == 0 ? 0 : (int)(g / 4 < ks->lanes ? g / 4 : ks->lanes);
+    RQ_ASSERT(lanes <= 16);
     int32_t *qsum = rq_xalloc(n_tok * ng * (int64_t)sizeof(int32_t) + 64);
+    float *qlane = lanes ? rq_xalloc(n_tok * ng * lanes * (int64_t)sizeof(float) + 64) : NULL;
     for (int64_t t = 0; t < n_tok; t++)
         for (int64_t b = 0; b < ng; b++) {
-            int32_t s = 0;
-            for (int64_t i = 0; i < g; i++) s += q[t * in + b * g + i];
+            const int8_t *qg = q + t * in + b * g;
+            int32_t s = 0, sl[16] = {0};
+            for (int64_t i = 0; i < g; i++) s += qg[i];
             qsum[t * ng + b] = s;
+            if (!lanes) continue;
+            for (int64_t i = 0; i < g; i++) sl[(i / 4) % lanes] += qg[i];
+            for (int l = 0; l < lanes; l++) qlane[(t * ng + b) * lanes + l] = (float)sl[l];
         }
     float *xf = NULL;
-    if (rq_w2_is_lut(w->type) && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT) {
+    if (lut_float) {
         xf = rq_xalloc(n_tok * in * (int64_t)sizeof(float) + 64);
         for (int64_t i = 0; i < n_tok * in; i++) xf[i] = (float)q[i];
     }
-    rq_w2_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum};
+    rq_w2_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum, .qlane = qlane,
+                   .lanes = lanes};
     run(w, &a, scale, true, y, ldy, accumulate);
     rq_free(xf);
+    rq_free(qlane);
     rq_free(qsum);
 }
 

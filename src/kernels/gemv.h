@@ -13,8 +13,10 @@
  *
  * Float activations use the same kernel for W2U and W2L: a group's 4 dequantized values
  * form a table and the codes index it (vpermps), then FMA. Integer activations compute
- * exact integer dot products per group (vpdpbusd / vpmaddubsw) and apply the weight
- * scales per group and the token's scale at the end.
+ * exact integer dot products per group (vpdpbusd / vpmaddubsw), take the zero point (or
+ * the lowest LUT level) per vector lane with the lane sums of the activations, so that
+ * no float sum grows beyond the products it adds (kernels/w2_impl.h), and apply the
+ * weight scales per group and the token's scale at the end.
  *
  * Measured (bench/bench_kernels.c, one thread of the AMD EPYC Zen 5 dev VM, AVX-512+VNNI,
  * group 64, weights cold; the machine was shared with other jobs): the kernels are

@@ -15,10 +15,13 @@
 #include <stdint.h>
 
 #define RQ_W2_TILE 4 /* most tokens one kernel call handles */
-/* Bytes ahead of the current block that the float kernels prefetch within the row. The
+/* Bytes ahead of the current block that the kernels prefetch within the row. The
  * driver walks a block of 16 rows in K blocks (gemv.c), so a row is read in segments
  * of ~1 KiB that the hardware stream prefetcher follows poorly; measured on 4096×11008
- * with cold weights: 2.85 -> 2.13 ms (W2U) and 3.13 -> 1.80 ms (W2L), no change elsewhere. */
+ * with cold weights: 2.85 -> 2.13 ms (W2U) and 3.13 -> 1.80 ms (W2L), no change elsewhere.
+ * The integer kernels prefetch too since they also read the lane sums of the
+ * activations (qlane below): 4-token W2U A8 GEMM on 4096², cold, 156-161 -> 142-144 us
+ * per token, the same as before the lane sums; the GEMV unchanged. */
 #define RQ_W2_PREFETCH 1024
 
 typedef struct rq_w2_act {
@@ -27,6 +30,21 @@ typedef struct rq_w2_act {
                           * integer values q as floats (int activations, LUT "float" method) */
     const int8_t *q;     /* [n_tok, in] integer activations (Q8/Q4), NULL for F32 */
     const int32_t *qsum; /* [n_tok, in/group] Σ q over each weight group, NULL for F32 */
+    /* [n_tok, in/group, lanes] the group sums split by the SIMD kernels' 32-bit lanes:
+     * lane l of group b holds Σ q_i over the elements i of the group with
+     * (i/4) mod lanes = l, the elements whose products vpdpbusd / vpmaddubsw+vpmaddwd
+     * add into lane l (4 adjacent bytes per lane, lanes repeating every 4·lanes
+     * elements). The integer kernels take the zero point (W2U: d·(D_l − z·Q_l)) or the
+     * lowest level (W2L bit planes: v0·Q_l + ...) per lane, before the lanes are
+     * accumulated over the groups, so that every float partial sum stays within the
+     * magnitude of the products it sums (Σ|ŵ_i·q_i| over a lane). Summing Σ d·D and
+     * Σ d·z·Q separately over the row and subtracting at the end lost up to 2 decimal
+     * digits at A8 once the activations have a mean offset: both sums then grow with
+     * the row length while their difference does not (tests/test_kernels.c,
+     * INT_ACC_REL_TOL). NULL (lanes = 0) for the scalar kernels, which use qsum, and
+     * for the LUT float-table method. */
+    const float *qlane;
+    int lanes;
 } rq_w2_act;
 
 /* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
@@ -48,6 +66,8 @@ typedef struct rq_w2_kernel_set {
     rq_w2_dot_fn f32[2][3];      /* [lut][group index]: float activations */
     rq_w2_dot_fn i8[2][3];       /* [lut][group index]: integer activations */
     rq_act_quant_fn act_quant;
+    int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_w2_act.qlane has
+                * min(lanes, group/4) per group), 0 if they use qsum instead */
 } rq_w2_kernel_set;
 
 extern const rq_w2_kernel_set rq_w2_kernels_ref;

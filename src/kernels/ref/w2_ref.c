@@ -2,9 +2,10 @@
  * on CPUs without AVX2. Plain loops in element order:
  *   float activations:  Σ_g Σ_i lv_g[code_i]·x_i, lv_g the group's 4 dequantized
  *                       values (W2U: d·(k − z), W2L: v_k), a float sum per group;
- *   int activations:    W2U: Σ_g d_g·D_g − d_g·z_g·Q_g,  D_g = Σ code_i·q_i (int32)
+ *   int activations:    W2U: Σ_g d_g·(D_g − z_g·Q_g),  D_g = Σ code_i·q_i (int32)
  *                       W2L: Σ_g Σ_k v_gk·S_gk,           S_gk = Σ_{code_i = k} q_i
- * with exact integer sums. */
+ * with exact integer sums; D_g − z_g·Q_g is exact in float for an integer z (|.| < 2^24),
+ * so each group adds one rounded product, no larger than Σ|ŵ_i·q_i|, to the sum. */
 #include "kernels/w2_impl.h"
 
 #include "base/status.h"
@@ -62,7 +63,7 @@ static void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt, i
             } else {
                 const int32_t D = S[1] + 2 * S[2] + 3 * S[3], Q = S[0] + S[1] + S[2] + S[3];
                 const float d = rq_fp16_to_fp32(h[0]), z = rq_fp16_to_fp32(h[1]);
-                sum += d * (float)D - d * z * (float)Q;
+                sum += d * ((float)D - z * (float)Q);
             }
         }
         out[t] = sum;

@@ -8,11 +8,11 @@
  *
  * Integer activations, W2U: codes unpacked to bytes (broadcast, vpsrlvd by 2k, and 3),
  * vpmaddubsw(codes, q) then vpmaddwd(·, 1) give exact int32 partial sums of Σ code·q;
- * per group: convert, FMA with the scale; the zero point enters once per group as
- * d·z·Σq (Σq precomputed per token).
+ * per group: convert, subtract z·Q_l per lane (Q_l: the lane's Σq, precomputed per
+ * token, w2_impl.h), FMA with the scale, so that no lane sums the uncentred d·D.
  * Integer activations, W2L (bit-plane method): three dot products per group with the
  * planes code, code & 2 and (code + 1) & 4 (= 4·[code == 3]); see dot_i8 below for how
- * they give Σ_k v_k·S_k. */
+ * they give Σ_k v_k·S_k, combined per lane with v0·Q_l before the accumulation. */
 #include "kernels/w2_impl.h"
 
 #include <immintrin.h>
@@ -107,33 +107,32 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
     const int64_t in = a->in, ng = in / G;
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *q[RQ_W2_TILE];
-    const int32_t *qsum[RQ_W2_TILE];
+    const float *ql[RQ_W2_TILE]; /* lane sums of q, 8 per group (w2_impl.h) */
     __m256 acc[RQ_W2_TILE];
-    float corr[RQ_W2_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
-        qsum[t] = a->qsum + (t0 + t) * ng;
+        ql[t] = a->qlane + (t0 + t) * ng * 8;
         acc[t] = _mm256_setzero_ps();
-        corr[t] = 0;
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         __m256i c[4];
 #pragma GCC unroll 4
         for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
         if (!LUT) {
             const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk)));
-            const __m256 d = _mm256_broadcastss_ps(h);
-            const float dz = _mm_cvtss_f32(h) * _mm_cvtss_f32(_mm_movehdup_ps(h));
+            const __m256 d = _mm256_broadcastss_ps(h), z = _mm256_broadcastss_ps(_mm_movehdup_ps(h));
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m256i s16 = _mm256_setzero_si256();
 #pragma GCC unroll 4
                 for (int p = 0; p < NV; p++) /* |s16| <= 4·2·3·127 */
                     s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[p], _mm256_loadu_si256((const __m256i *)(q[t] + b * G + 32 * p))));
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)), d, acc[t]);
-                corr[t] += dz * (float)qsum[t][b];
+                /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
+                const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + b * 8), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
+                acc[t] = _mm256_fmadd_ps(D, d, acc[t]);
             }
         } else {
             /* With D1 = Σ code·q, D2 = Σ (code & 2)·q = 2(S2 + S3), D3 = Σ 4[code = 3]·q = 4·S3
@@ -143,6 +142,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
             const __m128 lv = levels(blk, true);
             float v[4];
             _mm_storeu_ps(v, lv);
+            const __m256 v0 = _mm256_set1_ps(v[0]);
             const __m256 c1 = _mm256_set1_ps(v[1] - v[0]);
             const __m256 c2 = _mm256_set1_ps(0.5f * (v[2] - 2 * v[1] + v[0]));
             const __m256 c3 = _mm256_set1_ps(0.25f * (v[3] - v[2] - v[1] + v[0]));
@@ -163,15 +163,17 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
                     s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(p2[p], qv));
                     s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(p3[p], qv));
                 }
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s1, ones)), c1, acc[t]);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s2, ones)), c2, acc[t]);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s3, ones)), c3, acc[t]);
-                corr[t] -= v[0] * (float)qsum[t][b];
+                /* the group's value per lane, Σ_lane v_code·q, then into the accumulator */
+                __m256 s = _mm256_mul_ps(v0, _mm256_loadu_ps(ql[t] + b * 8));
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s1, ones)), c1, s);
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s2, ones)), c2, s);
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s3, ones)), c3, s);
+                acc[t] = _mm256_add_ps(acc[t], s);
             }
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) - corr[t];
+    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
 }
 
 /* ------------------------------------------------------------ instantiations */
@@ -236,4 +238,5 @@ const rq_w2_kernel_set rq_w2_kernels_avx2 = {
     .f32 = {{dot_f32_false_32, dot_f32_false_64, dot_f32_false_128}, {dot_f32_true_32, dot_f32_true_64, dot_f32_true_128}},
     .i8 = {{dot_i8_false_32, dot_i8_false_64, dot_i8_false_128}, {dot_i8_true_32, dot_i8_true_64, dot_i8_true_128}},
     .act_quant = act_quant,
+    .lanes = 8,
 };

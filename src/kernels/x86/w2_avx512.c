@@ -6,7 +6,9 @@
  * shift + one permute + one FMA per 16 weights.
  * Integer activations: the g/4 code bytes broadcast to the 128-bit lanes and shifted by
  * 2k per lane (vpsrlvd) give 64 consecutive codes in one register (g = 64: one register
- * per group; g = 128: two; g = 32: one 256-bit register), then vpdpbusd(codes, q). */
+ * per group; g = 128: two; g = 32: one 256-bit register), then vpdpbusd(codes, q);
+ * the zero point (W2U) or the lowest level (W2L bit planes) enters per lane through the
+ * lane sums of q (w2_impl.h), before the lanes are accumulated over the groups. */
 #include "kernels/w2_impl.h"
 
 #include <immintrin.h>
@@ -152,35 +154,39 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
                    const int NT, const int G, const bool LUT, const bool VNNI) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
     const int64_t in = a->in, ng = in / G;
+    const int W = G == 32 ? 8 : 16; /* lanes per group, as the driver computes them */
     const int8_t *q[RQ_W2_TILE];
-    const int32_t *qsum[RQ_W2_TILE];
+    const float *ql[RQ_W2_TILE]; /* lane sums of q (w2_impl.h) */
     __m512 acc[RQ_W2_TILE];
-    float corr[RQ_W2_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
-        qsum[t] = a->qsum + (t0 + t) * ng;
+        ql[t] = a->qlane + (t0 + t) * ng * W;
         acc[t] = _mm512_setzero_ps();
-        corr[t] = 0;
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         if (!LUT) {
             const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk)));
-            const __m512 d = _mm512_broadcastss_ps(h);
-            const float dz = _mm_cvtss_f32(h) * _mm_cvtss_f32(_mm_movehdup_ps(h));
+            const __m512 d = _mm512_broadcastss_ps(h), z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512 D1, D2, D3;
                 group_dots(qs, q[t] + b * G, G, false, VNNI, &D1, &D2, &D3);
-                acc[t] = G == 32 ? _mm512_castps256_ps512(_mm256_fmadd_ps(_mm512_castps512_ps256(D1), _mm512_castps512_ps256(d), _mm512_castps512_ps256(acc[t])))
-                                 : _mm512_fmadd_ps(D1, d, acc[t]);
-                corr[t] += dz * (float)qsum[t][b];
+                /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
+                if (G == 32) {
+                    const __m256 D = _mm256_fnmadd_ps(_mm512_castps512_ps256(z), _mm256_loadu_ps(ql[t] + b * W), _mm512_castps512_ps256(D1));
+                    acc[t] = _mm512_castps256_ps512(_mm256_fmadd_ps(D, _mm512_castps512_ps256(d), _mm512_castps512_ps256(acc[t])));
+                } else {
+                    acc[t] = _mm512_fmadd_ps(_mm512_fnmadd_ps(z, _mm512_loadu_ps(ql[t] + b * W), D1), d, acc[t]);
+                }
             }
         } else {
             /* bit planes, as in w2_avx2.c: Σ_k v_k S_k = v0·Q + c1·D1 + c2·D2 + c3·D3 */
             float v[4];
             _mm_storeu_ps(v, levels(blk, true));
+            const __m512 v0 = _mm512_set1_ps(v[0]);
             const __m512 c1 = _mm512_set1_ps(v[1] - v[0]);
             const __m512 c2 = _mm512_set1_ps(0.5f * (v[2] - 2 * v[1] + v[0]));
             const __m512 c3 = _mm512_set1_ps(0.25f * (v[3] - v[2] - v[1] + v[0]));
@@ -188,18 +194,20 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
             for (int t = 0; t < NT; t++) {
                 __m512 D1, D2, D3;
                 group_dots(qs, q[t] + b * G, G, true, VNNI, &D1, &D2, &D3);
+                /* the group's value per lane, Σ_lane v_code·q, then into the accumulator */
                 if (G == 32) {
-                    __m256 s = _mm512_castps512_ps256(acc[t]);
+                    __m256 s = _mm256_mul_ps(_mm512_castps512_ps256(v0), _mm256_loadu_ps(ql[t] + b * W));
                     s = _mm256_fmadd_ps(_mm512_castps512_ps256(D1), _mm512_castps512_ps256(c1), s);
                     s = _mm256_fmadd_ps(_mm512_castps512_ps256(D2), _mm512_castps512_ps256(c2), s);
                     s = _mm256_fmadd_ps(_mm512_castps512_ps256(D3), _mm512_castps512_ps256(c3), s);
-                    acc[t] = _mm512_castps256_ps512(s);
+                    acc[t] = _mm512_castps256_ps512(_mm256_add_ps(_mm512_castps512_ps256(acc[t]), s));
                 } else {
-                    acc[t] = _mm512_fmadd_ps(D1, c1, acc[t]);
-                    acc[t] = _mm512_fmadd_ps(D2, c2, acc[t]);
-                    acc[t] = _mm512_fmadd_ps(D3, c3, acc[t]);
+                    __m512 s = _mm512_mul_ps(v0, _mm512_loadu_ps(ql[t] + b * W));
+                    s = _mm512_fmadd_ps(D1, c1, s);
+                    s = _mm512_fmadd_ps(D2, c2, s);
+                    s = _mm512_fmadd_ps(D3, c3, s);
+                    acc[t] = _mm512_add_ps(acc[t], s);
                 }
-                corr[t] -= v[0] * (float)qsum[t][b];
             }
         }
     }
@@ -211,9 +219,9 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
             h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            out[t] = _mm_cvtss_f32(h) - corr[t];
+            out[t] = _mm_cvtss_f32(h);
         } else {
-            out[t] = _mm512_reduce_add_ps(acc[t]) - corr[t];
+            out[t] = _mm512_reduce_add_ps(acc[t]);
         }
     }
 }
@@ -278,6 +286,7 @@ const rq_w2_kernel_set rq_w2_kernels_avx512 = {
     .f32 = {{f32_false_32, f32_false_64, f32_false_128}, {f32_true_32, f32_true_64, f32_true_128}},
     .i8 = {{i8_false_32_true, i8_false_64_true, i8_false_128_true}, {i8_true_32_true, i8_true_64_true, i8_true_128_true}},
     .act_quant = act_quant,
+    .lanes = 16,
 };
 
 const rq_w2_kernel_set rq_w2_kernels_avx512_novnni = {
@@ -285,4 +294,5 @@ const rq_w2_kernel_set rq_w2_kernels_avx512_novnni = {
     .f32 = {{f32_false_32, f32_false_64, f32_false_128}, {f32_true_32, f32_true_64, f32_true_128}},
     .i8 = {{i8_false_32_false, i8_false_64_false, i8_false_128_false}, {i8_true_32_false, i8_true_64_false, i8_true_128_false}},
     .act_quant = act_quant,
+    .lanes = 16,
 };
