@@ -42,6 +42,8 @@ quantized() {
 }
 
 evaluate float $model "$FLOAT_LIMIT"
+# the float model on the quantized rows' items too, when those are limited
+[ "$LIMIT" = 0 ] || [ "$LIMIT" = "$FLOAT_LIMIT" ] || evaluate "float_limit$LIMIT" $model "$LIMIT"
 quantized w2a16_gptq_none --wbits 2 --rotate none
 quantized w2a16_gptq_hadamard_s1 --wbits 2 --rotate hadamard --seed 1
 quantized w2a16_gptq_gsr --wbits 2 --rotate gsr
