@@ -18,7 +18,6 @@ echo "   (--quantizer lut; uniform 2-bit destroys this 135M model: see README), 
 echo "   tokens the model generates itself"
 build/rotquant quantize -m "$model" -o models/smollm2-w2-gsr-gptq.gguf --rotate gsr --wbits 2 --group 64 \
     --quantizer lut --method gptq --calib generate --calib-n 16 --calib-len 512 --seed 0
-build/rotquant info models/smollm2-w2-gsr-gptq.gguf | head -n 3
 build/rotquant ppl -m models/smollm2-w2-gsr-gptq.gguf -f "$wiki" --protocol llamacpp --ctx 512 --chunks 40
 echo "== generation (float model)"
 build/rotquant run -m "$model" --chat -p "What is the capital of France? Answer in one sentence." -n 48
