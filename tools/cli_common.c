@@ -3,6 +3,7 @@
 #include "base/cpu.h"
 #include "base/pool.h"
 #include "base/status.h"
+#include "io/file.h"
 #include "model/blas.h"
 
 #include <cblas.h>
@@ -121,36 +122,7 @@ bool cli_parse_ids(const char *opt, const char *s, int32_t **ids, int64_t *n) {
 }
 
 bool cli_read_file(const char *path, char **data, int64_t *len) {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_fail("cannot open '%s': %s", path, strerror(errno));
-        return false;
-    }
-    int64_t cap = 1 << 16, n = 0;
-    char *buf = rq_xalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            char *b2 = rq_xalloc(2 * cap + 1);
-            memcpy(b2, buf, (size_t)n);
-            rq_free(buf);
-            buf = b2;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, (size_t)(cap - n), f);
-        if (r == 0) break;
-        n += (int64_t)r;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        rq_free(buf);
-        cli_fail("cannot read '%s'", path);
-        return false;
-    }
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
-    return true;
+    if (rq_file_read(path, data, len) == RQ_OK) return true;
+    cli_fail_status();
+    return false;
 }

@@ -1,6 +1,7 @@
 /* Task files -> requests (the harness's prompt templates), and the scoring arithmetic. */
 #include "eval/tasks.h"
 
+#include "io/file.h"
 #include "io/json.h"
 
 #include <errno.h>
@@ -446,37 +447,6 @@ rq_status rq_task_parse(rq_task_id id, const char *text, int64_t len, const char
     return RQ_OK;
 }
 
-static rq_status read_file(const char *path, char **data, int64_t *len) {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return rq_errorf(RQ_EIO, "cannot open '%s': %s", path, strerror(errno));
-    int64_t cap = 1 << 16, n = 0;
-    char *buf = rq_xalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            char *b2 = rq_xalloc(2 * cap + 1);
-            memcpy(b2, buf, (size_t)n);
-            rq_free(buf);
-            buf = b2;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, (size_t)(cap - n), f);
-        if (r == 0) break;
-        n += (int64_t)r;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        rq_free(buf);
-        return rq_errorf(RQ_EIO, "cannot read '%s'", path);
-    }
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
-    return RQ_OK;
-}
-
 rq_status rq_task_load(rq_task_id id, const char *data_dir, int64_t limit, rq_task **out) {
     *out = NULL;
     if (id < 0 || id >= RQ_TASK_COUNT) return rq_errorf(RQ_EINVAL, "task id %d out of range", (int)id);
@@ -484,10 +454,10 @@ rq_status rq_task_load(rq_task_id id, const char *data_dir, int64_t limit, rq_ta
     snprintf(path, sizeof path, "%s/%s", data_dir, task_table[id].items);
     char *text = NULL, *lab = NULL;
     int64_t len = 0, lab_len = 0;
-    RQ_TRY(read_file(path, &text, &len));
+    RQ_TRY(rq_file_read(path, &text, &len));
     if (task_table[id].labels) {
         snprintf(lpath, sizeof lpath, "%s/%s", data_dir, task_table[id].labels);
-        rq_status s = read_file(lpath, &lab, &lab_len);
+        rq_status s = rq_file_read(lpath, &lab, &lab_len);
         if (s != RQ_OK) {
             rq_free(text);
             return s;
