@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The CUDA kernels are compiled whenever nvcc is there (test_cuda then skips without a GPU;
+# bench/cuda/device_check.sh runs them on a machine that has one).
+cuda=OFF
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
+if command -v nvcc >/dev/null; then cuda=ON; else echo "test.sh: nvcc not found, CUDA kernels not built"; fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRQ_CUDA=$cuda >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 

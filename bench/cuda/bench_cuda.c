@@ -43,12 +43,18 @@ int main(int argc, char **argv) {
     }
     char name[256];
     CHECK(rq_cuda_device_name(name, sizeof name));
-    printf("bench_cuda: %s, group %lld, %d launches per figure\n", name, (long long)group, iters);
-    printf("%-12s %-10s %10s %9s %9s %9s %6s\n", "shape", "kernel", "weights", "us/call", "GB/s", "copy", "ratio");
+    const double peak = rq_cuda_peak_gbs();
+    printf("bench_cuda: %s, group %lld, %d launches per figure; peak memory bandwidth %.0f GB/s (memory clock x bus width)\n",
+           name, (long long)group, iters, peak);
+    printf("split: rows per block (0 = one warp per row, 4/8 = split-K over the block); ratio = GB/s / copy GB/s\n");
+    printf("%-12s %-10s %5s %10s %9s %9s %9s %6s %6s\n", "shape", "kernel", "split", "weights", "us/call", "GB/s", "copy",
+           "ratio", "/peak");
     const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t out = shapes[s][0], in = shapes[s][1];
-        for (int lut = 0; lut < 2; lut++) {
+        for (int vi = 0; vi < 6; vi++) {
+            const int lut = vi / 3, split = (vi % 3) * 4;
+            CHECK(rq_cuda_gemv_split_set(split));
             const int type = rq_w2_type(lut, group);
             int64_t rb = 0;
             if (type < 0) {
@@ -96,8 +102,8 @@ int main(int argc, char **argv) {
             const double gbs = (double)bytes / t_k / 1e9, copy = 2.0 * (double)bytes / t_c / 1e9;
             char shape[32];
             snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
-            printf("%-12s %-10s %8.2f MiB %9.2f %9.1f %9.1f %6.2f\n", lut ? "" : shape, lut ? "W2L A4" : "W2U A16",
-                   (double)bytes / (1 << 20), t_k * 1e6, gbs, copy, gbs / copy);
+            printf("%-12s %-10s %5d %6.2f MiB %9.2f %9.1f %9.1f %6.2f %6.2f\n", vi ? "" : shape, lut ? "W2L A4" : "W2U A16",
+                   split, (double)bytes / (1 << 20), t_k * 1e6, gbs, copy, gbs / copy, peak > 0 ? gbs / peak : 0.0);
             rq_cuda_free(big);
             rq_cuda_free(dst);
             rq_cuda_free(x);

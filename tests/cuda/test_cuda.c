@@ -2,8 +2,8 @@
  * references: W2U GEMV with float activations against rq_w2_gemm (RQ_ACT_F32, scalar
  * level), W2L GEMV with packed int4 activations against rq_w2_gemm_q on the unpacked
  * values (scalar level), and the FWHT against a float64 transform written here, on odd
- * shapes (out = 37 and 1, in = 1 / 5 / 9 groups; out = 1037 and 4099, which leave
- * partial warps of 2 and 4 rows) and the model shapes.
+ * shapes (out = 37 and 1, in = 1 / 5 / 9 groups; out = 1037, 4097 and 4099, which leave
+ * partial warps / blocks) and the model shapes, for each work split of the GEMVs.
  * Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77. */
 #include "testing.h"
 
@@ -39,6 +39,15 @@ static double fwht_tol(double sum_abs, int64_t n) {
         if (s_ != RQ_OK) {                                                               \
             rq_test_fail(__FILE__, __LINE__, "%s: %s", #call, rq_last_error());           \
             return;                                                                      \
+        }                                                                                \
+    } while (0)
+
+#define CUDA_OK_MAIN(call)                                                               \
+    do {                                                                                 \
+        rq_status s_ = (call);                                                           \
+        if (s_ != RQ_OK) {                                                               \
+            rq_test_fail(__FILE__, __LINE__, "%s: %s", #call, rq_last_error());           \
+            return rq_test_finish();                                                     \
         }                                                                                \
     } while (0)
 
@@ -180,22 +189,30 @@ int main(void) {
     rq_rng r;
     rq_rng_seed(&r, 21);
     static const int64_t groups[] = {32, 64, 128};
-    for (int gi = 0; gi < 3; gi++)
-        for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, groups[gi]);
-            test_gemv(&r, type, 37, groups[gi] * 5);
-            test_gemv(&r, type, 1, groups[gi]);
-            test_gemv(&r, type, 37, groups[gi] * 9);
-            test_gemv(&r, type, 576, 576 % groups[gi] == 0 ? 576 : 512);
-        }
-    /* 2 and 4 rows per warp, with rows left over in the last warp */
-    test_gemv(&r, RQ_TYPE_W2U_G32, 1037, 160);
-    test_gemv(&r, RQ_TYPE_W2L_G128, 1037, 384);
-    test_gemv(&r, RQ_TYPE_W2U_G128, 4099, 256);
-    test_gemv(&r, RQ_TYPE_W2L_G64, 4099, 192);
-    test_gemv(&r, RQ_TYPE_W2U_G64, 4096, 4096);
-    test_gemv(&r, RQ_TYPE_W2L_G64, 4096, 11008);
-    test_gemv(&r, RQ_TYPE_W2L_G128, 11008, 4096);
+    /* every work split (one warp per row; 4 or 8 rows per block, split-K) */
+    static const int splits[] = {0, 4, 8};
+    for (int si = 0; si < 3; si++) {
+        CUDA_OK_MAIN(rq_cuda_gemv_split_set(splits[si]));
+        for (int gi = 0; gi < 3; gi++)
+            for (int lut = 0; lut < 2; lut++) {
+                const int type = rq_w2_type(lut, groups[gi]);
+                test_gemv(&r, type, 37, groups[gi] * 5);
+                test_gemv(&r, type, 1, groups[gi]);
+                test_gemv(&r, type, 37, groups[gi] * 9);
+                test_gemv(&r, type, 576, 576 % groups[gi] == 0 ? 576 : 512);
+            }
+        /* rows left over in the last warp / block; units not a multiple of the threads */
+        test_gemv(&r, RQ_TYPE_W2U_G32, 1037, 160);
+        test_gemv(&r, RQ_TYPE_W2L_G128, 1037, 384);
+        test_gemv(&r, RQ_TYPE_W2U_G128, 4099, 256);
+        test_gemv(&r, RQ_TYPE_W2L_G64, 4099, 192);
+        test_gemv(&r, RQ_TYPE_W2U_G64, 4096, 4096);
+        test_gemv(&r, RQ_TYPE_W2U_G32, 4097, 11008);
+        test_gemv(&r, RQ_TYPE_W2L_G64, 4096, 11008);
+        test_gemv(&r, RQ_TYPE_W2L_G128, 11008, 4096);
+    }
+    RQ_CHECK(rq_cuda_gemv_split_set(3) == RQ_EINVAL);
+    CUDA_OK_MAIN(rq_cuda_gemv_split_set(-1));
     static const int64_t ns[] = {1, 2, 8, 64, 512, 4096, 16384, 32768};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) test_fwht(&r, i % 2 ? 3 : 5, ns[i]);
     /* argument checks */

@@ -46,6 +46,15 @@ rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, const void *w_
  * values, scale = the token's scale a; y_dev [out]. in % 32 == 0 by the group. */
 rq_status rq_cuda_w2l_gemv_a4(int type, int64_t out, int64_t in, const void *w_dev,
                               const rq_block_a4 *xq_dev, float scale, float *y_dev);
+/* How the GEMVs split the work (process-wide; for bench_cuda and tests):
+ * 0 = one warp per output row, 4 or 8 = that many rows per block with the row's units
+ * split over the block's threads (w2_gemv.cu), -1 = each kernel's measured best (the
+ * default). RQ_EINVAL otherwise. */
+rq_status rq_cuda_gemv_split_set(int rows_per_block);
+int rq_cuda_gemv_split_get(void);
+/* Peak memory bandwidth from the device's memory clock and bus width (GB/s, double data
+ * rate), 0 when the driver does not report them. */
+double rq_cuda_peak_gbs(void);
 /* In place, x_dev [rows, n], n a power of two in [1, 32768]. */
 rq_status rq_cuda_fwht(float *x_dev, int64_t rows, int64_t n, float scale);
 

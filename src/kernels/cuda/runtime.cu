@@ -21,6 +21,16 @@ extern "C" rq_status rq_cuda_device_name(char *buf, int64_t size) {
     return RQ_OK;
 }
 
+extern "C" double rq_cuda_peak_gbs(void) {
+    int dev = 0, khz = 0, bits = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return 2.0 * (double)khz * 1e3 * (double)bits / 8.0 / 1e9;
+}
+
 extern "C" rq_status rq_cuda_malloc(void **p_dev, int64_t bytes) {
     if (bytes < 0) return rq_errorf(RQ_EINVAL, "rq_cuda_malloc: negative size");
     RQ_CUDA_TRY(cudaMalloc(p_dev, (size_t)(bytes > 0 ? bytes : 1)));

@@ -16,7 +16,15 @@
  * bytes) and the 4 matching int8 activations as one int32, four dp4a give
  *   D1 = Σ c·q, D2 = Σ (c >> 1)·q = S2 + S3, D3 = Σ [c = 3]·q = S3, Q = Σ q,
  * hence the exact per-code sums S3 = D3, S2 = D2 − D3, S1 = D1 − 2S2 − 3S3,
- * S0 = Q − S1 − S2 − S3, and the unit adds Σ_k v_k·S_k (float). */
+ * S0 = Q − S1 − S2 − S3, and the unit adds Σ_k v_k·S_k (float).
+ *
+ * Second work split ("rows" kernels, R = 4 or 8 rows per block): the block's threads
+ * split the units of a row among themselves (split-K) and each thread does its unit for
+ * all R rows, so that the activations it loads (64 bytes of floats, or 4 int8 words from
+ * shared memory) serve R rows instead of one; the R per-thread sums are reduced by warp
+ * shuffles and then across warps in shared memory. Each thread keeps 2R weight loads in
+ * flight. rq_cuda_gemv_split_set chooses between the splits (bench_cuda measures all); the
+ * default takes the faster per kernel (below). */
 #include "kernels/cuda/rq_cuda_impl.h"
 
 #include <cuda_fp16.h>
@@ -147,6 +155,155 @@ __global__ void rq_w2l_gemv_a4_kernel(const uint8_t *__restrict__ w, const uint8
     if (lane == 0) y[row] = acc * scale;
 }
 
+/* ---- the "rows" kernels: R rows per block, the units of a row split over the block */
+
+/* Sums acc[0..R-1] over the block; thread r < R gets the total of row r in *total. */
+template <int R>
+static __device__ __forceinline__ bool rq_block_sums(float (&acc)[R], float *total) {
+    __shared__ float part[R][32]; /* [row][warp], at most 32 warps */
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = (blockDim.x + 31) / 32;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float v = rq_warp_sum(acc[r]);
+        if (lane == 0) part[r][warp] = v;
+    }
+    __syncthreads();
+    if ((int)threadIdx.x >= R) return false;
+    float t = 0;
+    for (int k = 0; k < nw; k++) t += part[threadIdx.x][k];
+    *total = t;
+    return true;
+}
+
+template <int G, int R>
+__global__ void rq_w2u_gemv_f32_rows(const uint8_t *__restrict__ w, const float *__restrict__ x,
+                                     float *__restrict__ y, int64_t out, int64_t in) {
+    constexpr int L = G / 4, WPG = L / 4, BB = RQ_W2U_HEAD + L;
+    const int64_t r0 = (int64_t)blockIdx.x * R, ng = in / G, units = ng * WPG, rb = ng * BB;
+    const int nr = out - r0 < R ? (int)(out - r0) : R;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0;
+    for (int64_t u = threadIdx.x; u < units; u += blockDim.x) {
+        const int64_t b = u / WPG;
+        const int wi = (int)(u % WPG);
+        const uint8_t *base = w + r0 * rb + b * BB;
+        uint32_t head[R], cw[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) { /* the weight loads first, all rows */
+            if (r < nr) {
+                head[r] = __ldg((const unsigned int *)(base + r * rb)); /* d | z << 16 */
+                cw[r] = __ldg((const unsigned int *)(base + r * rb + RQ_W2U_HEAD + 4 * wi));
+            } else {
+                head[r] = 0; /* d = z = 0: adds nothing */
+                cw[r] = 0;
+            }
+        }
+        const float *xb = x + b * G + 4 * wi;
+        float4 xv[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) xv[k] = __ldg((const float4 *)(xb + k * L));
+        float sx = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) sx += (xv[k].x + xv[k].y) + (xv[k].z + xv[k].w);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float d = rq_h2f(head[r]), z = rq_h2f(head[r] >> 16);
+            float sc = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const uint32_t c = cw[r] >> (2 * k);
+                sc += (float)(c & 3) * xv[k].x + (float)((c >> 8) & 3) * xv[k].y + (float)((c >> 16) & 3) * xv[k].z +
+                      (float)((c >> 24) & 3) * xv[k].w;
+            }
+            acc[r] += d * sc - d * z * sx;
+        }
+    }
+    float t;
+    if (rq_block_sums<R>(acc, &t) && (int)threadIdx.x < nr) y[r0 + threadIdx.x] = t;
+}
+
+template <int G, int R>
+__global__ void rq_w2l_gemv_a4_rows(const uint8_t *__restrict__ w, const uint8_t *__restrict__ xq, float scale,
+                                    float *__restrict__ y, int64_t out, int64_t in) {
+    extern __shared__ int sq_words[]; /* [in / 4]: the token's values as int8 */
+    int8_t *sq = (int8_t *)sq_words;
+    for (int64_t i = threadIdx.x; i < in / 2; i += blockDim.x) {
+        const uint8_t v = xq[i];
+        const int64_t c = i >> 4, j = i & 15;
+        sq[32 * c + j] = (int8_t)((v & 15) - 8);
+        sq[32 * c + 16 + j] = (int8_t)((v >> 4) - 8);
+    }
+    __syncthreads();
+    constexpr int L = G / 4, WPG = L / 4, BB = RQ_W2L_HEAD + L;
+    const int64_t r0 = (int64_t)blockIdx.x * R, ng = in / G, units = ng * WPG, rb = ng * BB;
+    const int nr = out - r0 < R ? (int)(out - r0) : R;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0;
+    for (int64_t u = threadIdx.x; u < units; u += blockDim.x) {
+        const int64_t b = u / WPG;
+        const int wi = (int)(u % WPG);
+        const uint8_t *base = w + r0 * rb + b * BB;
+        uint2 lv[R];
+        uint32_t cw[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if (r < nr) {
+                lv[r] = __ldg((const uint2 *)(base + r * rb)); /* v0 | v1 << 16, v2 | v3 << 16 */
+                cw[r] = __ldg((const unsigned int *)(base + r * rb + RQ_W2L_HEAD + 4 * wi));
+            } else {
+                lv[r] = make_uint2(0, 0);
+                cw[r] = 0;
+            }
+        }
+        const int8_t *qb = sq + b * G + 4 * wi;
+        int qv[4], Q = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            qv[k] = *(const int *)(qb + k * L);
+            Q = __dp4a(0x01010101, qv[k], Q);
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            int D1 = 0, D2 = 0, D3 = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const uint32_t c = (cw[r] >> (2 * k)) & 0x03030303u;
+                D1 = __dp4a((int)c, qv[k], D1);
+                D2 = __dp4a((int)((c >> 1) & 0x01010101u), qv[k], D2);
+                D3 = __dp4a((int)(c & (c >> 1) & 0x01010101u), qv[k], D3);
+            }
+            const int S3 = D3, S2 = D2 - D3, S1 = D1 - 2 * S2 - 3 * S3, S0 = Q - S1 - S2 - S3;
+            acc[r] += rq_h2f(lv[r].x) * (float)S0 + rq_h2f(lv[r].x >> 16) * (float)S1 + rq_h2f(lv[r].y) * (float)S2 +
+                      rq_h2f(lv[r].y >> 16) * (float)S3;
+        }
+    }
+    float t;
+    if (rq_block_sums<R>(acc, &t) && (int)threadIdx.x < nr) y[r0 + threadIdx.x] = t * scale;
+}
+
+/* rq_cuda_gemv_split_set; -1: each kernel's measured best (H100, bench_cuda, g 64 and
+ * 128, 4096x4096 .. 11008x4096): W2U A16 8 rows per block (16.9 vs 23.4 us on 11008x4096,
+ * 9.2 vs 11.0 on 4096x4096; the same on the 576-wide shapes), W2L A4 one warp per row
+ * (15.9 vs 16.4-18.2 us on 11008x4096: its activations already come from shared memory) */
+static int g_split = -1;
+
+extern "C" rq_status rq_cuda_gemv_split_set(int rows_per_block) {
+    if (rows_per_block != -1 && rows_per_block != 0 && rows_per_block != 4 && rows_per_block != 8)
+        return rq_errorf(RQ_EINVAL, "CUDA GEMV split: rows per block must be -1, 0, 4 or 8, not %d", rows_per_block);
+    g_split = rows_per_block;
+    return RQ_OK;
+}
+
+extern "C" int rq_cuda_gemv_split_get(void) { return g_split; }
+
+/* Threads per block of the rows kernels: enough for a row's units, 32 .. 256. */
+static unsigned rows_threads(int64_t units) {
+    const int64_t t = (units + 31) / 32 * 32;
+    return (unsigned)(t < 32 ? 32 : t > 256 ? 256 : t);
+}
+
 static rq_status check_shape(int type, bool lut, int64_t out, int64_t in, const void *w, const void *x,
                              const void *y) {
     const int64_t g = rq_w2_group(type);
@@ -170,12 +327,26 @@ static unsigned blocks_for(int64_t out) {
 
 template <int G>
 static void launch_w2u(const uint8_t *w, const float *x, float *y, int64_t out, int64_t in) {
-    rq_w2u_gemv_f32_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS>>>(w, x, y, out, in);
+    const unsigned th = rows_threads(in / 16);
+    const int split = g_split < 0 ? 8 : g_split;
+    if (split == 4)
+        rq_w2u_gemv_f32_rows<G, 4><<<(unsigned)((out + 3) / 4), th>>>(w, x, y, out, in);
+    else if (split == 8)
+        rq_w2u_gemv_f32_rows<G, 8><<<(unsigned)((out + 7) / 8), th>>>(w, x, y, out, in);
+    else
+        rq_w2u_gemv_f32_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS>>>(w, x, y, out, in);
 }
 
 template <int G>
 static void launch_w2l(const uint8_t *w, const uint8_t *xq, float scale, float *y, int64_t out, int64_t in) {
-    rq_w2l_gemv_a4_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS, (size_t)in>>>(w, xq, scale, y, out, in);
+    const unsigned th = rows_threads(in / 16);
+    const int split = g_split < 0 ? 0 : g_split;
+    if (split == 4)
+        rq_w2l_gemv_a4_rows<G, 4><<<(unsigned)((out + 3) / 4), th, (size_t)in>>>(w, xq, scale, y, out, in);
+    else if (split == 8)
+        rq_w2l_gemv_a4_rows<G, 8><<<(unsigned)((out + 7) / 8), th, (size_t)in>>>(w, xq, scale, y, out, in);
+    else
+        rq_w2l_gemv_a4_kernel<G><<<blocks_for(out), 32 * RQ_CUDA_WARPS, (size_t)in>>>(w, xq, scale, y, out, in);
 }
 
 extern "C" rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev,
