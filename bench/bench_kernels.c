@@ -1,10 +1,12 @@
-/* W2 GEMV / GEMM timings beside the memory-bandwidth roofline, measured in the same run.
+/* W2U / W2L / W4U GEMV / GEMM timings beside the memory-bandwidth roofline, measured in
+ * the same run.
  *
  *   bench_kernels [-t threads] [-g group] [-s seconds per figure] [-b batch] [-hot]
  *
  * For each shape (out × in) it times one GEMV (decode) of: float32 cblas_sgemv
- * (OpenBLAS, same thread count), and W2U / W2L with float, int8 and int4 activations
- * (W2L int8 also with the bit-plane method). GB/s counts the weight bytes read per call.
+ * (OpenBLAS, same thread count), W2U / W2L with float, int8 and int4 activations
+ * (W2L int8 also with the bit-plane method), and W4U (4-bit uniform) with float, int8 and
+ * int4 activations. GB/s counts the weight bytes read per call.
  * Beside each: a plain multithreaded memcpy of the same number of bytes (GB/s = bytes
  * read + written per second, as STREAM counts a copy) and a read-only pass over them
  * (the ceiling a GEMV could reach), and the kernel's ratio to each.
@@ -193,11 +195,12 @@ static void **make_weights(rq_rng *r, int type, int64_t out, int64_t in, int k, 
     const int64_t g = rq_w2_group(type), ng = in / g;
     uint8_t *codes = rq_xalloc(out * in);
     float *params = rq_xalloc(out * ng * 16);
-    for (int64_t j = 0; j < out * in; j++) codes[j] = (uint8_t)rq_rng_below(r, 4);
+    const uint64_t nc = 1u << rq_w2_bits(type);
+    for (int64_t j = 0; j < out * in; j++) codes[j] = (uint8_t)rq_rng_below(r, nc);
     for (int64_t j = 0; j < out * ng; j++) {
         float *p = params + j * rq_w2_n_param(type);
         if (rq_w2_is_lut(type)) { p[0] = -0.03f; p[1] = -0.01f; p[2] = 0.01f; p[3] = 0.03f; }
-        else { p[0] = 0.01f + 0.01f * (float)rq_rng_uniform(r); p[1] = (float)rq_rng_below(r, 4); }
+        else { p[0] = 0.01f + 0.01f * (float)rq_rng_uniform(r); p[1] = (float)rq_rng_below(r, nc); }
     }
     w[0] = rq_xalloc(*bytes);
     rq_w2_pack(type, out, in, codes, params, w[0]);
@@ -260,6 +263,7 @@ int main(int argc, char **argv) {
            rq_w2_kernel_name(), g_hot ? "hot (one copy, cache-resident when small)" : "cold (cycling over > 256 MiB of copies)");
     const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
     const int wu = rq_w2_type(false, group), wl = rq_w2_type(true, group);
+    const int w4 = rq_w2_kind_type(RQ_W2_KIND_W4U, group);
     const struct { const char *name; int type; rq_act_kind act; rq_w2_lut_int_method m; } ks[] = {
         {"f32 sgemv", -1, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
         {"W2U A16", wu, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
@@ -270,6 +274,9 @@ int main(int argc, char **argv) {
         {"W2L A8 bitplane", wl, RQ_ACT_Q8, RQ_W2_LUT_INT_BITPLANE},
         {"W2L A4", wl, RQ_ACT_Q4, RQ_W2_LUT_INT_FLOAT},
         {"W2L A4 bitplane", wl, RQ_ACT_Q4, RQ_W2_LUT_INT_BITPLANE},
+        {"W4U A16", w4, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
+        {"W4U A8", w4, RQ_ACT_Q8, RQ_W2_LUT_INT_FLOAT},
+        {"W4U A4", w4, RQ_ACT_Q4, RQ_W2_LUT_INT_FLOAT},
     };
     const int nk = (int)(sizeof ks / sizeof ks[0]);
     rq_rng r;

@@ -1,13 +1,13 @@
 /* The model's fast path against its reference path.
  *   - Q8_0 GEMV (kernels/qgemv.h): every level the CPU has against a float64 oracle, odd
- *     shapes; W2 dequantization (rq_w2_dequant) equal to rq_dequant_w2 bit for bit;
- *   - rq_linear of the packed kinds (W2U, W2L, GGUF Q8_0/F16) against kind F32 holding the
+ *     shapes; W2U/W2L/W4U dequantization (rq_w2_dequant) equal to rq_dequant_w2 bit for bit;
+ *   - rq_linear of the packed kinds (W2U, W2L, W4U, GGUF Q8_0/F16) against kind F32 holding the
  *     dequantized matrix (the reference path), for float and int8/int4 activations
  *     (act_bits; the F32 kind gets the rows fake-quantized by rq_act_quant_ref), one token and batches below and above the
  *     W2 kinds' switch to dequantized tiles + SGEMM, accumulating into a wider output,
  *     whole and by column ranges;
- *   - with the real model (skipped without it): W2 uniform and W2 LUT models made here with
- *     RTN (GSR rotation, group 64), loaded packed and loaded with the reference path:
+ *   - with the real model (skipped without it): W2 uniform, W2 LUT and W4 uniform models made
+ *     here with RTN (GSR rotation, group 64), loaded packed and loaded with the reference path:
  *     weights in memory are the packed size, perplexity agrees to 4 significant digits
  *     over 8 chunks, the first block's output agrees (A16/A8/A4, W2 kernels and
  *     dequantized tiles), layer 0's linears agree on the same activation codes (A8/A4),
@@ -71,7 +71,7 @@ static double sum_tol(double M, int64_t n) { return 2.0 * 3.0 * (double)(n + 8) 
 #define LAYER_TOL_A4 1e-2
 /* int activations, layer 0's seven linears one at a time on the model's own inputs,
  * both paths on the same codes (worst_linear_error): float summation order only.
- * Measured 2.4e-7 (W2U) and 3.6e-7 (W2L) at A8 and A4; a kernel losing digits to
+ * Measured 2.4e-7 (W2U), 3.6e-7 (W2L) and 3.6e-7 (W4U) at A8 and A4; a kernel losing digits to
  * cancellation (1-4e-6 on offset activations before the integer kernels centred their
  * lanes, tests/test_kernels.c) or a 3e-4 error like one flipped code would fail. */
 #define LINEAR_TOL_AINT 2e-6
@@ -119,18 +119,18 @@ static void test_q8_0_gemv(void) {
 static void test_w2_dequant(void) {
     rq_rng r;
     rq_rng_seed(&r, 13);
-    const int types[6] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128,
-                          RQ_TYPE_W2L_G32, RQ_TYPE_W2L_G64, RQ_TYPE_W2L_G128};
-    for (int ti = 0; ti < 6; ti++) {
+    const int types[9] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128, RQ_TYPE_W2L_G32, RQ_TYPE_W2L_G64,
+                          RQ_TYPE_W2L_G128, RQ_TYPE_W4U_G32, RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128};
+    for (int ti = 0; ti < 9; ti++) {
         const int type = types[ti];
         const int64_t n = 5 * 128, g = rq_w2_group(type);
-        const int np = rq_w2_n_param(type);
+        const int np = rq_w2_n_param(type), nc = 1 << rq_w2_bits(type);
         uint8_t *codes = rq_xalloc(n), *data = rq_xalloc(n);
         float *params = rq_xalloc(n / g * np * 4), *want = rq_xalloc(n * 4), *got = rq_xalloc(n * 4);
-        for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
+        for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)rq_rng_below(&r, (uint64_t)nc);
         for (int64_t i = 0; i < n / g * np; i++) params[i] = (float)rq_rng_normal(&r);
         if (!rq_w2_is_lut(type))
-            for (int64_t b = 0; b < n / g; b++) params[b * 2 + 1] = (float)rq_rng_below(&r, 4) + (b % 3 ? 0.f : 0.5f);
+            for (int64_t b = 0; b < n / g; b++) params[b * 2 + 1] = (float)rq_rng_below(&r, (uint64_t)nc) + (b % 3 ? 0.f : 0.5f);
         rq_w2_pack(type, 1, n, codes, params, data);
         rq_dequant_w2(type, data, want, n);
         for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
@@ -155,21 +155,24 @@ static void make_pair(rq_rng *r, int type, int64_t out, int64_t in, rq_linear *p
     float *w = rq_xalloc(out * in * 4);
     int64_t g = rq_w2_group(type);
     if (g) {
-        const int np = rq_w2_n_param(type);
+        const int np = rq_w2_n_param(type), nc = 1 << rq_w2_bits(type);
         uint8_t *codes = rq_xalloc(out * in);
         float *params = rq_xalloc(out * (in / g) * np * 4);
-        for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, 4);
+        for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)nc);
         for (int64_t b = 0; b < out * (in / g); b++) {
             float *p = params + b * np;
             if (rq_w2_is_lut(type))
                 for (int k = 0; k < 4; k++) p[k] = (float)(rq_rng_normal(r) * 0.05);
             else
-                p[0] = (float)(0.01 + 0.05 * rq_rng_uniform(r)), p[1] = (float)rq_rng_below(r, 4);
+                p[0] = (float)(0.01 + 0.05 * rq_rng_uniform(r)), p[1] = (float)rq_rng_below(r, (uint64_t)nc);
         }
         rq_w2_pack(type, out, in, codes, params, data);
         rq_free(codes);
         rq_free(params);
-        *packed = (rq_linear){.kind = rq_w2_is_lut(type) ? RQ_LINEAR_W2L : RQ_LINEAR_W2U};
+        const int kind = rq_w2_kind_of(type);
+        *packed = (rq_linear){.kind = kind == RQ_W2_KIND_W4U   ? RQ_LINEAR_W4U
+                                      : kind == RQ_W2_KIND_W2L ? RQ_LINEAR_W2L
+                                                               : RQ_LINEAR_W2U};
     } else {
         float *wf = rq_xalloc(out * in * 4);
         for (int64_t i = 0; i < out * in; i++) wf[i] = (float)(rq_rng_normal(r) * 0.05);
@@ -212,12 +215,12 @@ static void abs_sums(const rq_linear *ref, const float *x, int64_t n, int act_bi
 static void test_linear_kinds(void) {
     rq_rng r;
     rq_rng_seed(&r, 12);
-    const int types[6] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128, RQ_TYPE_W2L_G64, RQ_TYPE_Q8_0,
-                          RQ_TYPE_F16};
+    const int types[9] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128, RQ_TYPE_W2L_G64, RQ_TYPE_W4U_G32,
+                          RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128, RQ_TYPE_Q8_0, RQ_TYPE_F16};
     const int64_t out = 77, in = 384, ldy = out + 5;
     const int64_t ns[3] = {1, 6, 12}; /* 12: the W2 kinds' dequantize-and-SGEMM path */
     const int abits[3] = {0, 8, 4};
-    for (int ti = 0; ti < 6; ti++)
+    for (int ti = 0; ti < 9; ti++)
         for (int ni = 0; ni < 3; ni++)
             for (int ai = 0; ai < 3; ai++) {
                 const int type = types[ti];
@@ -277,7 +280,7 @@ static void test_linear_kinds(void) {
 
 /* ------------------------------------------------------------------ models */
 
-static rq_status make_model(const char *src, rq_qparam_kind kind, const char *path) {
+static rq_status make_model(const char *src, int wbits, rq_qparam_kind kind, const char *path) {
     rq_gguf *g;
     RQ_TRY(rq_gguf_open(src, &g));
     rq_model *m = NULL;
@@ -291,14 +294,14 @@ static rq_status make_model(const char *src, rq_qparam_kind kind, const char *pa
     }
     rq_ptq_opts o = rq_ptq_opts_default();
     o.method = RQ_PTQ_RTN;
-    o.wbits = 2;
+    o.wbits = wbits;
     o.group = 64;
     o.quantizer = kind;
     if (s == RQ_OK) s = rq_ptq_run(m, &o, NULL, 0, 0, &res);
     if (s == RQ_OK) {
         rq_qinfo qi;
         memset(&qi, 0, sizeof qi);
-        qi.wbits = 2;
+        qi.wbits = (uint32_t)wbits;
         qi.group = 64;
         qi.quantizer = kind;
         strcpy(qi.method, "rtn");
@@ -409,8 +412,8 @@ static void greedy(const rq_model *m, const int32_t *prompt, int64_t np, int64_t
 
 #define N_GEN 16
 
-static void compare_paths(const char *path, const char *label, const int32_t *ids, int64_t n_ids, int64_t ctx,
-                          int32_t **prompts, const int64_t *prompt_len, int n_prompts) {
+static void compare_paths(const char *path, const char *label, int wbits, const int32_t *ids, int64_t n_ids,
+                          int64_t ctx, int32_t **prompts, const int64_t *prompt_len, int n_prompts) {
     rq_gguf *g;
     RQ_CHECK(rq_gguf_open(path, &g) == RQ_OK);
     rq_model *fast = NULL, *ref = NULL;
@@ -419,18 +422,25 @@ static void compare_paths(const char *path, const char *label, const int32_t *id
     RQ_CHECK(rq_model_load_ex(g, &ro, &ref) == RQ_OK);
     rq_gguf_close(g);
     if (!fast || !ref) return;
-    /* packed: the blocks' linears are W2, lm_head and embedding Q8_0; no float copies */
+    /* packed: the blocks' linears are W2U/W2L/W4U, lm_head and embedding Q8_0; no float copies */
     const rq_layer *L = &fast->layers[0];
-    RQ_CHECK(L->wq.kind == (strstr(label, "lut") ? RQ_LINEAR_W2L : RQ_LINEAR_W2U) && L->wq.w == NULL);
+    const rq_linear_kind kind = wbits == 4 ? RQ_LINEAR_W4U : strstr(label, "lut") ? RQ_LINEAR_W2L : RQ_LINEAR_W2U;
+    RQ_CHECK(L->wq.kind == kind && L->wq.w == NULL && L->w_down.kind == kind);
+    /* the weight-holding line names the packed type of every block linear */
+    char desc[512], want[64];
+    snprintf(want, sizeof want, "blocks: %lld %s;", (long long)(7 * fast->cfg.n_layer),
+             wbits == 4 ? "W4U_G64" : strstr(label, "lut") ? "W2L_G64" : "W2U_G64");
+    rq_model_describe(fast, desc, sizeof desc);
+    RQ_CHECK_MSG(strstr(desc, want) != NULL, "%s: describe gives '%s', expected '%s'", label, desc, want);
     RQ_CHECK(fast->output.kind == RQ_LINEAR_GGUF && fast->output.type == RQ_TYPE_Q8_0 && fast->tok_embd == NULL);
     RQ_CHECK(ref->layers[0].wq.kind == RQ_LINEAR_F32 && ref->tok_embd != NULL);
-    /* weights in memory: 2-bit codes + fp16 params of the linears, Q8_0 embedding and
+    /* weights in memory: 2/4-bit codes + fp16 params of the linears, Q8_0 embedding and
      * lm_head (untied after folding), norms */
     const rq_model_config *c = &fast->cfg;
     int64_t lin = c->n_layer * (c->n_embd * (2 * c->n_head * c->head_dim + 2 * c->n_head_kv * c->head_dim) +
                                 3 * c->n_embd * c->n_ff);
     int np = strstr(label, "lut") ? 4 : 2;
-    int64_t expect = lin / 4 + lin / 64 * np * 2 + 2 * c->n_vocab * c->n_embd / 32 * 34 +
+    int64_t expect = lin * wbits / 8 + lin / 64 * np * 2 + 2 * c->n_vocab * c->n_embd / 32 * 34 +
                      (2 * c->n_layer + 1) * c->n_embd * 4;
     RQ_CHECK_MSG(rq_model_weight_bytes(fast) == expect, "%s: %lld bytes of weights, expected %lld", label,
                  (long long)rq_model_weight_bytes(fast), (long long)expect);
@@ -521,13 +531,14 @@ static void test_models(void) {
                                      &plen[p]) == RQ_OK);
     char tmp[128];
     snprintf(tmp, sizeof tmp, "/tmp/rq_test_fastpath_%d.gguf", (int)getpid());
-    const rq_qparam_kind kinds[2] = {RQ_QPARAM_UNIFORM, RQ_QPARAM_LUT};
-    const char *labels[2] = {"W2 uniform g64 rtn", "W2 lut g64 rtn"};
-    for (int k = 0; k < 2; k++) {
+    const rq_qparam_kind kinds[3] = {RQ_QPARAM_UNIFORM, RQ_QPARAM_LUT, RQ_QPARAM_UNIFORM};
+    const int wbits[3] = {2, 2, 4};
+    const char *labels[3] = {"W2 uniform g64 rtn", "W2 lut g64 rtn", "W4 uniform g64 rtn"};
+    for (int k = 0; k < 3; k++) {
         double t0 = rq_time_now();
-        RQ_CHECK(make_model(src, kinds[k], tmp) == RQ_OK);
+        RQ_CHECK(make_model(src, wbits[k], kinds[k], tmp) == RQ_OK);
         printf("%s: model made in %.1f s\n", labels[k], rq_time_now() - t0);
-        compare_paths(tmp, labels[k], ids, n_ids, ctx, prompts, plen, 3);
+        compare_paths(tmp, labels[k], wbits[k], ids, n_ids, ctx, prompts, plen, 3);
         unlink(tmp);
     }
     for (int p = 0; p < 3; p++) rq_free(prompts[p]);

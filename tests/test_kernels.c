@@ -1,8 +1,9 @@
-/* Tests of the 2-bit formats (format/w2.h, format/act.h) and the W2 GEMV/GEMM kernels
- * (kernels/gemv.h):
- *   - traits, block sizes, the code layout against the diagram in w2.h;
+/* Tests of the packed weight formats (format/w2.h: 2-bit W2U, W2L and 4-bit W4U;
+ * format/act.h) and the W2 GEMV/GEMM kernels (kernels/gemv.h):
+ *   - traits, block sizes, the code layouts against the diagrams in w2.h;
  *   - pack/unpack round trips; dequantization equals what src/quant computed (uniform RTN
- *     and Lloyd-Max LUT) bit for bit;
+ *     at 2 and 4 bits, Lloyd-Max LUT) bit for bit, and W4U equals rq_qpacked_dequant of
+ *     the same codes and parameters in the file layout (format/qpacked.h) bit for bit;
  *   - per-token activation quantization: properties of the reference, every SIMD level
  *     equal to it bit for bit, Q4 packing round trip;
  *   - every kernel path the CPU has (scalar, AVX2, AVX-512 with and without VNNI, both
@@ -18,6 +19,7 @@
 #include "base/status.h"
 #include "format/act.h"
 #include "format/format.h"
+#include "format/qpacked.h"
 #include "format/w2.h"
 #include "kernels/gemv.h"
 #include "quant/lut.h"
@@ -36,6 +38,10 @@
 static double kernel_tol(double M, int64_t in) { return 2.0 * 3.0 * (double)(in + 8) * FLT_EPSILON * M; }
 
 static const int64_t GROUPS[3] = {32, 64, 128};
+static const rq_w2_kind KINDS[RQ_W2_N_KINDS] = {RQ_W2_KIND_W2U, RQ_W2_KIND_W2L, RQ_W2_KIND_W4U};
+
+/* Largest code of a type: 3 (2-bit), 15 (4-bit). */
+static int code_max(int type) { return (1 << rq_w2_bits(type)) - 1; }
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -49,7 +55,8 @@ static void random_weights(rq_rng *r, int type, int64_t out, int64_t in, bool dy
                            uint8_t *codes, float *params) {
     const int64_t g = rq_w2_group(type), ng = in / g;
     const int np = rq_w2_n_param(type);
-    for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, 4);
+    const int nc = code_max(type) + 1;
+    for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)nc);
     for (int64_t b = 0; b < out * ng; b++) {
         float *p = params + b * np;
         if (rq_w2_is_lut(type)) {
@@ -58,7 +65,7 @@ static void random_weights(rq_rng *r, int type, int64_t out, int64_t in, bool dy
         } else {
             p[0] = dyadic ? (float)(1 + rq_rng_below(r, 4)) / 4.0f : rand_fp16(r, 0.005, 0.1);
             /* integer zero points as the quantizers make them, sometimes a fractional one */
-            p[1] = (float)rq_rng_below(r, 4);
+            p[1] = (float)rq_rng_below(r, (uint64_t)nc);
             if (!dyadic && rq_rng_below(r, 8) == 0) p[1] = 1.5f;
         }
     }
@@ -102,7 +109,7 @@ static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_
                 const float *p = params + (o * ng + i / g) * rq_w2_n_param(type);
                 double mi;
                 if (rq_w2_is_lut(type)) mi = fmax(fmax(fabs(p[0]), fabs(p[1])), fmax(fabs(p[2]), fabs(p[3])));
-                else mi = fabs(p[0]) * (3 + fabs(p[1]));
+                else mi = fabs(p[0]) * (code_max(type) + fabs(p[1]));
                 m += mi * fabs(xt[i]);
             }
             y[t * out + o] = s;
@@ -119,10 +126,12 @@ static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_
 /* ------------------------------------------------------------------ formats */
 
 static void test_traits(void) {
-    static const struct { int id; const char *name; int64_t g, bytes; bool lut; } want[] = {
-        {RQ_TYPE_W2U_G32, "W2U_G32", 32, 12, false},   {RQ_TYPE_W2U_G64, "W2U_G64", 64, 20, false},
-        {RQ_TYPE_W2U_G128, "W2U_G128", 128, 36, false}, {RQ_TYPE_W2L_G32, "W2L_G32", 32, 16, true},
-        {RQ_TYPE_W2L_G64, "W2L_G64", 64, 24, true},    {RQ_TYPE_W2L_G128, "W2L_G128", 128, 40, true},
+    static const struct { int id; const char *name; int64_t g, bytes; rq_w2_kind kind; int bits; } want[] = {
+        {RQ_TYPE_W2U_G32, "W2U_G32", 32, 12, RQ_W2_KIND_W2U, 2},   {RQ_TYPE_W2U_G64, "W2U_G64", 64, 20, RQ_W2_KIND_W2U, 2},
+        {RQ_TYPE_W2U_G128, "W2U_G128", 128, 36, RQ_W2_KIND_W2U, 2}, {RQ_TYPE_W2L_G32, "W2L_G32", 32, 16, RQ_W2_KIND_W2L, 2},
+        {RQ_TYPE_W2L_G64, "W2L_G64", 64, 24, RQ_W2_KIND_W2L, 2},    {RQ_TYPE_W2L_G128, "W2L_G128", 128, 40, RQ_W2_KIND_W2L, 2},
+        {RQ_TYPE_W4U_G32, "W4U_G32", 32, 20, RQ_W2_KIND_W4U, 4},   {RQ_TYPE_W4U_G64, "W4U_G64", 64, 36, RQ_W2_KIND_W4U, 4},
+        {RQ_TYPE_W4U_G128, "W4U_G128", 128, 68, RQ_W2_KIND_W4U, 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const rq_type_traits *t = rq_type_traits_get(want[i].id);
@@ -131,13 +140,19 @@ static void test_traits(void) {
         RQ_CHECK(strcmp(t->name, want[i].name) == 0);
         RQ_CHECK(strcmp(rq_type_name(want[i].id), want[i].name) == 0);
         RQ_CHECK(t->block_size == want[i].g && t->type_size == want[i].bytes && t->quantized && t->to_float);
-        RQ_CHECK(rq_w2_group(want[i].id) == want[i].g && rq_w2_is_lut(want[i].id) == want[i].lut);
-        RQ_CHECK(rq_w2_type(want[i].lut, want[i].g) == want[i].id);
+        const bool lut = want[i].kind == RQ_W2_KIND_W2L;
+        RQ_CHECK(rq_w2_group(want[i].id) == want[i].g && rq_w2_is_lut(want[i].id) == lut);
+        RQ_CHECK(rq_w2_kind_of(want[i].id) == (int)want[i].kind && rq_w2_bits(want[i].id) == want[i].bits);
+        RQ_CHECK(rq_w2_kind_type(want[i].kind, want[i].g) == want[i].id);
+        if (want[i].bits == 2) RQ_CHECK(rq_w2_type(lut, want[i].g) == want[i].id);
+        RQ_CHECK(rq_w2_n_param(want[i].id) == (lut ? 4 : 2));
         int64_t rb = 0;
         RQ_CHECK(rq_type_row_bytes(want[i].id, 4096, &rb) && rb == 4096 / want[i].g * want[i].bytes);
         RQ_CHECK(!rq_type_row_bytes(want[i].id, want[i].g + 1, &rb));
     }
     RQ_CHECK(rq_w2_group(RQ_TYPE_Q4_0) == 0 && rq_w2_type(false, 48) == -1);
+    RQ_CHECK(rq_w2_kind_of(RQ_TYPE_Q4_0) == -1 && rq_w2_bits(RQ_TYPE_Q4_0) == 0);
+    RQ_CHECK(rq_w2_kind_type(RQ_W2_KIND_W4U, 48) == -1 && rq_w2_kind_type((rq_w2_kind)3, 64) == -1);
     RQ_CHECK(sizeof(rq_block_a4) == 16);
 }
 
@@ -165,6 +180,21 @@ static void test_layout(void) {
             memcpy(h, blk, (size_t)head);
             for (int k = 0; k < head / 2; k++) RQ_CHECK(rq_fp16_to_fp32(h[k]) == params[k]);
         }
+        /* W4U: element j in the low nibble of qs[j], element L4 + j in the high one */
+        const int64_t L4 = g / 2;
+        const int type = rq_w2_kind_type(RQ_W2_KIND_W4U, g);
+        uint8_t codes[128], blk[128];
+        const float params[2] = {0.25f, 7};
+        for (int64_t i = 0; i < g; i++) codes[i] = (uint8_t)rq_rng_below(&r, 16);
+        rq_w2_pack(type, 1, g, codes, params, blk);
+        int bad = 0;
+        for (int64_t j = 0; j < L4; j++) bad += blk[RQ_W4U_HEAD + j] != (codes[j] | codes[L4 + j] << 4);
+        RQ_CHECK_MSG(bad == 0, "W4U g %lld: %d code bytes differ from the diagram", (long long)g, bad);
+        rq_half h[2];
+        memcpy(h, blk, 4);
+        RQ_CHECK(rq_fp16_to_fp32(h[0]) == params[0] && rq_fp16_to_fp32(h[1]) == params[1]);
+        int64_t rb = 0;
+        RQ_CHECK(rq_type_row_bytes(type, g, &rb) && rb == RQ_W4U_HEAD + L4);
     }
 }
 
@@ -172,8 +202,9 @@ static void test_pack_roundtrip(void) {
     rq_rng r;
     rq_rng_seed(&r, 12);
     for (int gi = 0; gi < 3; gi++)
-        for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, GROUPS[gi]);
+        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
+            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
+            const bool lut = KINDS[ki] == RQ_W2_KIND_W2L;
             const int64_t out = 5, in = GROUPS[gi] * 3, ng = in / GROUPS[gi];
             int64_t rb = 0;
             RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
@@ -219,13 +250,14 @@ static void test_quantizer_roundtrip(void) {
         const int64_t g = GROUPS[gi], ng = in / g;
         float *params = rq_xalloc(out * ng * 16), *scales = rq_xalloc(out * ng * 4);
         uint8_t *zeros = rq_xalloc(out * ng);
-        for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, g);
-            if (lut) {
+        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
+            const int type = rq_w2_kind_type(KINDS[ki], g);
+            const int bits = rq_w2_bits(type);
+            if (KINDS[ki] == RQ_W2_KIND_W2L) {
                 rq_lut_cfg cfg = {.iters = RQ_LUT_ITERS_DEFAULT};
                 RQ_CHECK(rq_lut_quantize(&cfg, w, out, in, g, NULL, codes, params, deq) == RQ_OK);
             } else {
-                rq_uniform_cfg cfg = {.bits = 2, .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N};
+                rq_uniform_cfg cfg = {.bits = bits, .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N};
                 RQ_CHECK(rq_uniform_quantize(&cfg, w, out, in, g, NULL, codes, scales, zeros, deq) == RQ_OK);
                 for (int64_t b = 0; b < out * ng; b++) {
                     params[2 * b] = scales[b];
@@ -239,6 +271,28 @@ static void test_quantizer_roundtrip(void) {
             for (int64_t o = 0; o < out; o++)
                 rq_type_traits_get(type)->to_float((const uint8_t *)blocks + o * rb, y + o * in, in);
             RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: dequantized file differs from the quantizer's ŵ", rq_type_name(type));
+            /* the file layout (format/qpacked.h: bit-packed codes, fp16 params) dequantized
+             * by rq_qpacked_dequant equals the packed blocks' dequantization, scalar and
+             * SIMD (rq_w2_dequant) on every level */
+            const int np = rq_w2_n_param(type);
+            const int64_t crb = rq_qpacked_row_bytes(bits, in);
+            uint8_t *file_codes = rq_xalloc(out * crb);
+            uint16_t *file_params = rq_xalloc(out * ng * np * 2);
+            for (int64_t o = 0; o < out; o++) rq_qpacked_pack_row(bits, codes + o * in, in, file_codes + o * crb);
+            rq_fp32_to_fp16_array(params, file_params, out * ng * np);
+            rq_qpacked_dequant(KINDS[ki] == RQ_W2_KIND_W2L ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM, bits, g, file_codes,
+                               file_params, out, in, deq);
+            RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: differs from rq_qpacked_dequant", rq_type_name(type));
+            for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+                rq_cpu_set_level((rq_cpu_level)lvl);
+                memset(y, 0xff, (size_t)(out * in * 4));
+                rq_w2_dequant(type, blocks, y, out * in);
+                RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: rq_w2_dequant (%s) differs from rq_qpacked_dequant",
+                             rq_type_name(type), rq_cpu_level_name((rq_cpu_level)lvl));
+            }
+            rq_cpu_set_level(rq_cpu_max_level());
+            rq_free(file_codes);
+            rq_free(file_params);
             rq_free(blocks);
         }
         rq_free(params);
@@ -442,14 +496,17 @@ static void test_int_accuracy(void) {
     double worst = 0;
     char where[128] = "";
     for (int gi = 0; gi < 3; gi++)
-        for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, GROUPS[gi]);
+        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
+            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
             const int64_t g = GROUPS[gi], ng = in / g;
-            for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
+            for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(&r, (uint64_t)code_max(type) + 1);
             for (int64_t b = 0; b < out * ng; b++) {
                 float *p = params + b * rq_w2_n_param(type);
-                if (lut) {
+                if (KINDS[ki] == RQ_W2_KIND_W2L) {
                     for (int k = 0; k < 4; k++) p[k] = rand_fp16(&r, -0.06, -0.03) + 0.03f * (float)k;
+                } else if (KINDS[ki] == RQ_W2_KIND_W4U) {
+                    p[0] = rand_fp16(&r, 0.001, 0.01); /* RTN of a centred group: z = 7 or 8 */
+                    p[1] = rq_rng_below(&r, 8) ? (float)(7 + rq_rng_below(&r, 2)) : 7.5f;
                 } else {
                     p[0] = rand_fp16(&r, 0.005, 0.05); /* RTN of a centred group: z = 1 or 2 */
                     p[1] = rq_rng_below(&r, 8) ? (float)(1 + rq_rng_below(&r, 2)) : 1.5f; /* any z is accepted */
@@ -500,8 +557,8 @@ static void test_kernels(void) {
     rq_rng_seed(&r, 15);
     rq_threads_set(2);
     for (int gi = 0; gi < 3; gi++)
-        for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, GROUPS[gi]);
+        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
+            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
             const int64_t g = GROUPS[gi];
             /* odd shapes: out not a multiple of any tile, in = 1 / 3 / 5 groups, batches
              * 1 (GEMV), 3 (one partial tile) and 6 (a full tile and a partial one) */
@@ -520,6 +577,10 @@ static void test_kernels(void) {
     RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
     bad.type = RQ_TYPE_W2L_G128;
     RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    bad.type = RQ_TYPE_W4U_G128;
+    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    bad.type = RQ_TYPE_W4U_G64;
+    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_OK);
 }
 
 int main(void) {

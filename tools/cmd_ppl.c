@@ -24,7 +24,7 @@ static void usage(void) {
            "  --ctx N            window length (default 512 for llamacpp, 2048 for full)\n"
            "  --chunks N         evaluate at most N windows\n"
            "  --abits B          activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
-           "                     (int8/int4 per token; integer kernels for 2-bit weights)\n"
+           "                     (int8/int4 per token; integer kernels for packed W2U/W2L/W4U weights)\n"
            "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n"
            "  -t N               threads (default: the cores present)\n"
            "  --quiet            no progress lines\n");

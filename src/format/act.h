@@ -1,12 +1,12 @@
 /* Activations quantized on the fly, per token (one row of n values), for the integer
- * paths of the 2-bit GEMV/GEMM kernels (src/kernels/gemv.h), with scalar references.
+ * paths of the W2U/W2L/W4U GEMV/GEMM kernels (src/kernels/gemv.h), with scalar references.
  *
  * Decision: one fp32 scale per token (METHODS.md: "Activations: per token (one row)"),
  * symmetric (QuaRot's and RCP's choice for activations; no zero point, so the integer dot
  * product needs no per-row weight sums). Not per group: the weight groups already force a
  * float multiply per group (the weight scale), so the kernel computes for each weight
  * group the exact integer dot product D_g = Σ_i code_i·q_i and combines
- *     y = a · Σ_g d_g·(D_g − z_g·Q_g)        (W2U, Q_g = Σ_{i in g} q_i)
+ *     y = a · Σ_g d_g·(D_g − z_g·Q_g)        (W2U, W4U; Q_g = Σ_{i in g} q_i)
  *     y = a · Σ_g Σ_k v_gk·S_gk               (W2L, S_gk = Σ_{i in g, code_i = k} q_i)
  * in float. Per-group activation scales would cost one more multiply per group and are
  * not needed after a rotation has spread the outliers.

@@ -61,6 +61,9 @@ RQ_W2_ADAPTER(w2u_g128, RQ_TYPE_W2U_G128)
 RQ_W2_ADAPTER(w2l_g32, RQ_TYPE_W2L_G32)
 RQ_W2_ADAPTER(w2l_g64, RQ_TYPE_W2L_G64)
 RQ_W2_ADAPTER(w2l_g128, RQ_TYPE_W2L_G128)
+RQ_W2_ADAPTER(w4u_g32, RQ_TYPE_W4U_G32)
+RQ_W2_ADAPTER(w4u_g64, RQ_TYPE_W4U_G64)
+RQ_W2_ADAPTER(w4u_g128, RQ_TYPE_W4U_G128)
 
 /* ---------------------------------------------------------------- the table */
 
@@ -101,6 +104,9 @@ static const rq_type_traits rq_own_traits[RQ_N_OWN_IDS] = {
     OWN(RQ_TYPE_W2L_G32, "W2L_G32", 32, rq_block_w2l_g32, w2l_g32_to_float),
     OWN(RQ_TYPE_W2L_G64, "W2L_G64", 64, rq_block_w2l_g64, w2l_g64_to_float),
     OWN(RQ_TYPE_W2L_G128, "W2L_G128", 128, rq_block_w2l_g128, w2l_g128_to_float),
+    OWN(RQ_TYPE_W4U_G32, "W4U_G32", 32, rq_block_w4u_g32, w4u_g32_to_float),
+    OWN(RQ_TYPE_W4U_G64, "W4U_G64", 64, rq_block_w4u_g64, w4u_g64_to_float),
+    OWN(RQ_TYPE_W4U_G128, "W4U_G128", 128, rq_block_w4u_g128, w4u_g128_to_float),
 };
 
 /* Names of every id ggml defines, supported or not (for messages). */

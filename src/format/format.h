@@ -83,6 +83,10 @@ typedef enum rq_type {
     RQ_TYPE_W2L_G32 = 1027,
     RQ_TYPE_W2L_G64 = 1028,
     RQ_TYPE_W2L_G128 = 1029,
+    /* 4-bit uniform weights (scale + zero point per group), layout in format/w2.h */
+    RQ_TYPE_W4U_G32 = 1030,
+    RQ_TYPE_W4U_G64 = 1031,
+    RQ_TYPE_W4U_G128 = 1032,
     RQ_TYPE_OWN_END /* one past the last own id; new ids go just above */
 } rq_type;
 

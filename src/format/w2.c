@@ -1,41 +1,68 @@
-/* Packing, unpacking and scalar dequantization of the 2-bit weight layouts (w2.h). */
+/* Packing, unpacking and scalar dequantization of the packed weight layouts (w2.h):
+ * 2-bit W2U / W2L and 4-bit W4U. */
 #include "format/w2.h"
 
 #include "base/status.h"
 
 int64_t rq_w2_group(int type) {
     switch (type) {
-    case RQ_TYPE_W2U_G32: case RQ_TYPE_W2L_G32: return 32;
-    case RQ_TYPE_W2U_G64: case RQ_TYPE_W2L_G64: return 64;
-    case RQ_TYPE_W2U_G128: case RQ_TYPE_W2L_G128: return 128;
+    case RQ_TYPE_W2U_G32: case RQ_TYPE_W2L_G32: case RQ_TYPE_W4U_G32: return 32;
+    case RQ_TYPE_W2U_G64: case RQ_TYPE_W2L_G64: case RQ_TYPE_W4U_G64: return 64;
+    case RQ_TYPE_W2U_G128: case RQ_TYPE_W2L_G128: case RQ_TYPE_W4U_G128: return 128;
     default: return 0;
     }
 }
 
-bool rq_w2_is_lut(int type) {
-    return type == RQ_TYPE_W2L_G32 || type == RQ_TYPE_W2L_G64 || type == RQ_TYPE_W2L_G128;
-}
-
-int rq_w2_type(bool lut, int64_t group) {
-    switch (group) {
-    case 32: return lut ? RQ_TYPE_W2L_G32 : RQ_TYPE_W2U_G32;
-    case 64: return lut ? RQ_TYPE_W2L_G64 : RQ_TYPE_W2U_G64;
-    case 128: return lut ? RQ_TYPE_W2L_G128 : RQ_TYPE_W2U_G128;
+int rq_w2_kind_of(int type) {
+    switch (type) {
+    case RQ_TYPE_W2U_G32: case RQ_TYPE_W2U_G64: case RQ_TYPE_W2U_G128: return RQ_W2_KIND_W2U;
+    case RQ_TYPE_W2L_G32: case RQ_TYPE_W2L_G64: case RQ_TYPE_W2L_G128: return RQ_W2_KIND_W2L;
+    case RQ_TYPE_W4U_G32: case RQ_TYPE_W4U_G64: case RQ_TYPE_W4U_G128: return RQ_W2_KIND_W4U;
     default: return -1;
     }
 }
 
-/* Bytes of one block: the head (fp16 parameters) and g/4 code bytes. */
-static int64_t block_bytes(int type, int64_t g) {
-    return (rq_w2_is_lut(type) ? RQ_W2L_HEAD : RQ_W2U_HEAD) + g / 4;
+int rq_w2_bits(int type) {
+    const int k = rq_w2_kind_of(type);
+    return k < 0 ? 0 : k == RQ_W2_KIND_W4U ? 4 : 2;
+}
+
+bool rq_w2_is_lut(int type) { return rq_w2_kind_of(type) == RQ_W2_KIND_W2L; }
+
+int rq_w2_kind_type(rq_w2_kind kind, int64_t group) {
+    static const int ids[RQ_W2_N_KINDS][3] = {
+        {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128},
+        {RQ_TYPE_W2L_G32, RQ_TYPE_W2L_G64, RQ_TYPE_W2L_G128},
+        {RQ_TYPE_W4U_G32, RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128},
+    };
+    if ((int)kind < 0 || (int)kind >= RQ_W2_N_KINDS) return -1;
+    switch (group) {
+    case 32: return ids[kind][0];
+    case 64: return ids[kind][1];
+    case 128: return ids[kind][2];
+    default: return -1;
+    }
+}
+
+int rq_w2_type(bool lut, int64_t group) {
+    return rq_w2_kind_type(lut ? RQ_W2_KIND_W2L : RQ_W2_KIND_W2U, group);
+}
+
+/* Bytes of one block: the head (fp16 parameters) and g·bits/8 code bytes. */
+static int64_t block_bytes(int type, int64_t g) { return rq_w2_head(type) + g * rq_w2_bits(type) / 8; }
+
+/* Code of element i of a group (L code bytes) of a type with `bits`-bit codes. */
+static int code_at(int bits, const uint8_t *qs, int64_t L, int64_t i) {
+    return bits == 4 ? rq_w4_code(qs, L, i) : rq_w2_code(qs, L, i);
 }
 
 void rq_w2_pack(int type, int64_t out, int64_t in, const uint8_t *codes, const float *params,
                 void *dst) {
     const int64_t g = rq_w2_group(type);
     RQ_ASSERT(g > 0 && out >= 0 && in >= 0 && in % g == 0);
-    const int np = rq_w2_n_param(type);
-    const int64_t L = g / 4, bb = block_bytes(type, g), head = bb - L, ng = in / g;
+    const int np = rq_w2_n_param(type), bits = rq_w2_bits(type), per = 8 / bits;
+    const int64_t L = g / per, bb = block_bytes(type, g), head = bb - L, ng = in / g;
+    const unsigned cmax = (1u << bits) - 1;
     uint8_t *p = dst;
     for (int64_t r = 0; r < out; r++) {
         for (int64_t b = 0; b < ng; b++, p += bb) {
@@ -48,9 +75,9 @@ void rq_w2_pack(int type, int64_t out, int64_t in, const uint8_t *codes, const f
             uint8_t *qs = p + head;
             for (int64_t j = 0; j < L; j++) {
                 uint8_t byte = 0;
-                for (int k = 0; k < 4; k++) {
-                    RQ_ASSERT(c[k * L + j] <= 3);
-                    byte |= (uint8_t)(c[k * L + j] << (2 * k));
+                for (int k = 0; k < per; k++) {
+                    RQ_ASSERT(c[k * L + j] <= cmax);
+                    byte |= (uint8_t)(c[k * L + j] << (bits * k));
                 }
                 qs[j] = byte;
             }
@@ -62,8 +89,8 @@ void rq_w2_unpack(int type, int64_t out, int64_t in, const void *src, uint8_t *c
                   float *params) {
     const int64_t g = rq_w2_group(type);
     RQ_ASSERT(g > 0 && out >= 0 && in >= 0 && in % g == 0);
-    const int np = rq_w2_n_param(type);
-    const int64_t L = g / 4, bb = block_bytes(type, g), head = bb - L, ng = in / g;
+    const int np = rq_w2_n_param(type), bits = rq_w2_bits(type);
+    const int64_t L = g * bits / 8, bb = block_bytes(type, g), head = bb - L, ng = in / g;
     const uint8_t *p = src;
     for (int64_t r = 0; r < out; r++) {
         for (int64_t b = 0; b < ng; b++, p += bb) {
@@ -74,7 +101,7 @@ void rq_w2_unpack(int type, int64_t out, int64_t in, const void *src, uint8_t *c
                 pr[k] = rq_fp16_to_fp32(h);
             }
             uint8_t *c = codes + r * in + b * g;
-            for (int64_t i = 0; i < g; i++) c[i] = (uint8_t)rq_w2_code(p + head, L, i);
+            for (int64_t i = 0; i < g; i++) c[i] = (uint8_t)code_at(bits, p + head, L, i);
         }
     }
 }
@@ -82,21 +109,22 @@ void rq_w2_unpack(int type, int64_t out, int64_t in, const void *src, uint8_t *c
 void rq_dequant_w2(int type, const void *src, float *y, int64_t n) {
     const int64_t g = rq_w2_group(type);
     RQ_ASSERT(g > 0 && n >= 0 && n % g == 0);
-    const int64_t L = g / 4, bb = block_bytes(type, g), head = bb - L;
+    const int bits = rq_w2_bits(type), per = 8 / bits, nlv = 1 << bits;
+    const int64_t L = g / per, bb = block_bytes(type, g), head = bb - L;
     const bool lut = rq_w2_is_lut(type);
     const uint8_t *p = src;
     for (int64_t b = 0; b < n / g; b++, p += bb, y += g) {
         rq_half h[4];
         memcpy(h, p, (size_t)(head));
-        float lv[4];
+        float lv[RQ_W4_LEVELS];
         if (lut) {
             for (int k = 0; k < 4; k++) lv[k] = rq_fp16_to_fp32(h[k]);
         } else {
             const float d = rq_fp16_to_fp32(h[0]), z = rq_fp16_to_fp32(h[1]);
-            for (int k = 0; k < 4; k++) lv[k] = d * ((float)k - z);
+            for (int k = 0; k < nlv; k++) lv[k] = d * ((float)k - z);
         }
         const uint8_t *qs = p + head;
-        for (int k = 0; k < 4; k++)
-            for (int64_t j = 0; j < L; j++) y[k * L + j] = lv[(qs[j] >> (2 * k)) & 3];
+        for (int k = 0; k < per; k++)
+            for (int64_t j = 0; j < L; j++) y[k * L + j] = lv[(qs[j] >> (bits * k)) & (nlv - 1)];
     }
 }

@@ -48,7 +48,8 @@ float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
 
 rq_status rq_w2_matrix_check(const rq_w2_matrix *w) {
     const int64_t g = rq_w2_group(w->type);
-    if (g == 0) return rq_errorf(RQ_EINVAL, "W2 matrix: type %s (%d) is not a 2-bit type", rq_type_name(w->type), w->type);
+    if (g == 0)
+        return rq_errorf(RQ_EINVAL, "W2 matrix: type %s (%d) is not a W2U, W2L or W4U type", rq_type_name(w->type), w->type);
     if (w->out < 0 || w->in < 0) return rq_errorf(RQ_EINVAL, "W2 matrix: negative shape [%lld, %lld]", (long long)w->out, (long long)w->in);
     if (w->in % g != 0)
         return rq_errorf(RQ_EINVAL, "W2 matrix: in = %lld is not a multiple of the group size %lld", (long long)w->in, (long long)g);
@@ -113,13 +114,14 @@ static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
 static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, bool int_act,
                 float *y, int64_t ldy, bool accumulate) {
     const rq_w2_kernel_set *ks = kernels();
-    const bool lut = rq_w2_is_lut(w->type);
+    const int kind = rq_w2_kind_of(w->type);
+    const bool lut = kind == RQ_W2_KIND_W2L;
     const int gi = rq_w2_gidx(a->group);
     gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y,
                   .ldy = ldy, .accumulate = accumulate};
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
     const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
-    j.fn = int_kernel ? ks->i8[lut][gi] : ks->f32[lut][gi];
+    j.fn = int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
     /* activation bytes per group and token: int8 values or floats. The integer kernels
      * also read the lane sums (w2_impl.h, 4·lanes bytes per group: as many as the values

@@ -1,5 +1,6 @@
-/* GEMV / small GEMM over the 2-bit weight layouts (format/w2.h), with float or per-token
- * quantized activations (format/act.h), multithreaded over output rows on the pool.
+/* GEMV / small GEMM over the packed weight layouts of format/w2.h (2-bit W2U and W2L,
+ * 4-bit W4U), with float or per-token quantized activations (format/act.h),
+ * multithreaded over output rows on the pool.
  *
  *   y [n_tok, out] = x̃ [n_tok, in] · Ŵᵀ,   Ŵ [out, in] the dequantized weights,
  *   x̃ = x (RQ_ACT_F32) or x quantized per token and dequantized (RQ_ACT_Q8 / RQ_ACT_Q4).
@@ -17,6 +18,9 @@
  * the lowest LUT level) per vector lane with the lane sums of the activations, so that
  * no float sum grows beyond the products it adds (kernels/w2_impl.h), and apply the
  * weight scales per group and the token's scale at the end.
+ * W4U works the same way with 16 table entries d·(c − z) (AVX-512: one vpermps per 16
+ * weights; AVX2: codes converted to float, d·(c − z)) and unsigned 4-bit codes in the
+ * integer dot products (x86/w4_avx512.c, x86/w4_avx2.c).
  *
  * Measured (bench/bench_kernels.c, one thread of the AMD EPYC Zen 5 dev VM, AVX-512+VNNI,
  * group 64, weights cold; the machine was shared with other jobs): the kernels are
@@ -38,13 +42,13 @@
 #include <stdint.h>
 
 typedef struct rq_w2_matrix {
-    int type;         /* RQ_TYPE_W2U_G* or RQ_TYPE_W2L_G* */
+    int type;         /* RQ_TYPE_W2U_G*, RQ_TYPE_W2L_G* or RQ_TYPE_W4U_G* */
     int64_t out, in;  /* in % group == 0 */
     const void *data; /* [out, in/group] blocks; row r starts at r·rq_type_row_bytes(type, in);
                        * borrowed, at least 2-byte aligned */
 } rq_w2_matrix;
 
-/* RQ_EINVAL with a message if the type is not a W2 type, a size is negative, in is not a
+/* RQ_EINVAL with a message if the type is not a W2U/W2L/W4U type, a size is negative, in is not a
  * multiple of the group, or data is NULL with out·in > 0. */
 rq_status rq_w2_matrix_check(const rq_w2_matrix *w);
 
@@ -66,7 +70,7 @@ static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const floa
 void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
                   float *y);
 
-/* Dequantization of n elements (n % group == 0, asserted) of W2 blocks to floats y [n],
+/* Dequantization of n elements (n % group == 0, asserted) of W2U/W2L/W4U blocks to floats y [n],
  * with the dispatched SIMD code; the values equal rq_dequant_w2's (format/w2.h) bit for
  * bit. The model's prefill dequantizes tiles of weight rows with it and multiplies them
  * with BLAS (model/linear.c). The AVX versions are callable directly (tests) where the

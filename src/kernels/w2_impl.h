@@ -1,5 +1,6 @@
 /* Internal interface between the W2 GEMV/GEMM driver (gemv.c) and the per-CPU-level
- * kernels (ref/w2_ref.c, x86/w2_avx2.c, x86/w2_avx512.c). Not part of the public API.
+ * kernels (ref/w2_ref.c, x86/w2_avx2.c, x86/w2_avx512.c, and for the 4-bit W4U layout
+ * x86/w4_avx2.c, x86/w4_avx512.c). Not part of the public API.
  *
  * The driver quantizes the activations once per call into an rq_w2_act, then for every
  * output row and every tile of up to RQ_W2_TILE tokens calls one "dot" kernel, which
@@ -34,7 +35,7 @@ typedef struct rq_w2_act {
      * lane l of group b holds Σ q_i over the elements i of the group with
      * (i/4) mod lanes = l, the elements whose products vpdpbusd / vpmaddubsw+vpmaddwd
      * add into lane l (4 adjacent bytes per lane, lanes repeating every 4·lanes
-     * elements). The integer kernels take the zero point (W2U: d·(D_l − z·Q_l)) or the
+     * elements). The integer kernels take the zero point (W2U, W4U: d·(D_l − z·Q_l)) or the
      * lowest level (W2L bit planes: v0·Q_l + ...) per lane, before the lanes are
      * accumulated over the groups, so that every float partial sum stays within the
      * magnitude of the products it sums (Σ|ŵ_i·q_i| over a lane). Summing Σ d·D and
@@ -63,8 +64,10 @@ static inline int rq_w2_gidx(int64_t g) { return g == 32 ? 0 : g == 64 ? 1 : 2; 
 
 typedef struct rq_w2_kernel_set {
     const char *name;
-    rq_w2_dot_fn f32[2][3];      /* [lut][group index]: float activations */
-    rq_w2_dot_fn i8[2][3];       /* [lut][group index]: integer activations */
+    /* [rq_w2_kind] -> an array [group index] of kernels (pointers, so that a set can
+     * take a kind's kernels from another file) */
+    const rq_w2_dot_fn *f32[RQ_W2_N_KINDS]; /* float activations */
+    const rq_w2_dot_fn *i8[RQ_W2_N_KINDS];  /* integer activations */
     rq_act_quant_fn act_quant;
     int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_w2_act.qlane has
                 * min(lanes, group/4) per group), 0 if they use qsum instead */
@@ -74,5 +77,10 @@ extern const rq_w2_kernel_set rq_w2_kernels_ref;
 extern const rq_w2_kernel_set rq_w2_kernels_avx2;
 extern const rq_w2_kernel_set rq_w2_kernels_avx512;      /* VNNI dot products */
 extern const rq_w2_kernel_set rq_w2_kernels_avx512_novnni;
+
+/* The W4U kernels of the x86 levels, [group index] (x86/w4_avx2.c, x86/w4_avx512.c);
+ * the kernel sets above use them as their RQ_W2_KIND_W4U entries. */
+extern const rq_w2_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
+extern const rq_w2_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
 
 #endif

@@ -3,7 +3,7 @@
  *   F32    BLAS sgemv/sgemm on the float matrix (act_bits is always 0: quantized
  *          activations reach it already fake-quantized by the forward pass, rq_actq_row,
  *          the reference path that the integer kernels must agree with).
- *   W2U/L  up to w2_dequant_min_tokens() - 1 tokens (decode, short batches):
+ *   W2U/L, W4U  up to w2_dequant_min_tokens() - 1 tokens (decode, short batches):
  *          rq_w2_gemm_ex (kernels/gemv.h) with float or per-token int8/int4 activations;
  *          longer batches (prefill): tiles of rows dequantized (rq_w2_dequant, SIMD) into
  *          a scratch buffer and multiplied with BLAS SGEMM, the activations quantized and
@@ -89,7 +89,7 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
                        bool accumulate) {
     const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
     const int64_t in = l->n_in;
-    const bool w2 = l->kind != RQ_LINEAR_GGUF;
+    const bool w2 = rq_linear_kind_w2(l->kind);
     const rq_type_traits *tr = rq_type_traits_get(l->type);
     RQ_ASSERT(w2 || (tr && tr->to_float));
     int64_t tile = GGUF_TILE_BYTES / (in * (int64_t)sizeof(float));
@@ -134,7 +134,7 @@ static rq_w2_matrix w2_view(const rq_linear *l, int64_t c0, int64_t c1) {
 }
 
 static bool w2_dequantizing(const rq_linear *l, int64_t n) {
-    return (l->kind == RQ_LINEAR_W2U || l->kind == RQ_LINEAR_W2L) && n >= w2_dequant_min_tokens();
+    return rq_linear_kind_w2(l->kind) && n >= w2_dequant_min_tokens();
 }
 
 /* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): W2 kinds
@@ -151,7 +151,8 @@ static void cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int6
     switch (l->kind) {
     case RQ_LINEAR_F32: f32_cols(l, x, n, c0, c1, y, ldy, accumulate); return;
     case RQ_LINEAR_W2U:
-    case RQ_LINEAR_W2L: {
+    case RQ_LINEAR_W2L:
+    case RQ_LINEAR_W4U: {
         if (w2_dequantizing(l, n)) {
             tiled_cols(l, x, n, c0, c1, y, ldy, accumulate);
             return;
@@ -194,7 +195,7 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
     RQ_ASSERT(n >= 1 && ldy >= l->n_out);
     RQ_ASSERT(l->kind == RQ_LINEAR_F32 ? l->w != NULL : l->data != NULL);
     int prev = rq_blas_single_begin();
-    if ((l->kind == RQ_LINEAR_W2U || l->kind == RQ_LINEAR_W2L) && !w2_dequantizing(l, n)) {
+    if (rq_linear_kind_w2(l->kind) && !w2_dequantizing(l, n)) {
         /* the W2 driver splits the rows over the pool itself, after quantizing the
          * activations once */
         rq_w2_matrix v = w2_view(l, 0, l->n_out);

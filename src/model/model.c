@@ -189,9 +189,10 @@ static rq_status load_gguf_rows(const rq_gguf *g, const char *name, int64_t n_ou
     return RQ_OK;
 }
 
-/* A 2-bit quantized linear repacked from N.codes / N.params into W2U/W2L blocks
- * (format/w2.h). *done = false (and nothing allocated) when the layer has no W2 layout
- * (another bit width, or a group other than 32/64/128): the caller dequantizes it. */
+/* A 2-bit or 4-bit uniform quantized linear repacked from N.codes / N.params into
+ * W2U/W2L/W4U blocks (format/w2.h). *done = false (and nothing allocated) when the layer
+ * has no such layout (3 or 8 bits, or a group other than 32/64/128): the caller
+ * dequantizes it. */
 static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name, int64_t n_out, int64_t n_in,
                          rq_linear *l, bool *done) {
     *done = false;
@@ -199,23 +200,28 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     int64_t group;
     RQ_TRY(rq_qinfo_linear_tensors(g, qi, name, n_out, n_in, &tc, &tp, &group));
     const bool lut = qi->quantizer == RQ_QPARAM_LUT;
-    const int type = qi->wbits == 2 ? rq_w2_type(lut, group) : -1;
+    const int bits = (int)qi->wbits;
+    const int type = bits == 2 ? rq_w2_type(lut, group)
+                     : bits == 4 && !lut ? rq_w2_kind_type(RQ_W2_KIND_W4U, group)
+                                         : -1;
     if (type < 0) return RQ_OK;
     int64_t rb;
     RQ_ASSERT(rq_type_row_bytes(type, n_in, &rb));
     uint8_t *data = rq_alloc(n_out * rb);
     if (!data) return rq_error_prefix(RQ_ENOMEM, name);
     const int np = rq_qparam_count(qi->quantizer);
-    const int64_t ng = n_in / group, crb = rq_qpacked_row_bytes(2, n_in);
+    const int64_t ng = n_in / group, crb = rq_qpacked_row_bytes(bits, n_in);
     uint8_t *codes = rq_xalloc(n_in);
     float *params = rq_xalloc(ng * np * (int64_t)sizeof(float));
     const uint8_t *c = tc->data;
     const rq_half *p = tp->data;
     for (int64_t r = 0; r < n_out; r++) {
-        /* 2-bit codes, little-endian bit order (format/qpacked.h): 4 per byte (n_in % 4 == 0) */
+        /* codes in little-endian bit order (format/qpacked.h): 8/bits per byte (n_in is a
+         * multiple of the group, so of 4) */
         const uint8_t *src = c + r * crb;
+        const int per = 8 / bits, mask = (1 << bits) - 1;
         for (int64_t j = 0; j < crb; j++)
-            for (int k = 0; k < 4; k++) codes[4 * j + k] = (uint8_t)((src[j] >> (2 * k)) & 3);
+            for (int k = 0; k < per; k++) codes[per * j + k] = (uint8_t)((src[j] >> (bits * k)) & mask);
         rq_fp16_to_fp32_array(p + r * ng * np, params, ng * np);
         rq_w2_pack(type, 1, n_in, codes, params, data + r * rb);
     }
@@ -223,7 +229,8 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     rq_free(codes);
     rq_gguf_release_tensor(g, tc);
     rq_gguf_release_tensor(g, tp);
-    *l = (rq_linear){.kind = lut ? RQ_LINEAR_W2L : RQ_LINEAR_W2U, .n_out = n_out, .n_in = n_in, .owns_w = true,
+    const rq_linear_kind kind = bits == 4 ? RQ_LINEAR_W4U : lut ? RQ_LINEAR_W2L : RQ_LINEAR_W2U;
+    *l = (rq_linear){.kind = kind, .n_out = n_out, .n_in = n_in, .owns_w = true,
                      .type = type, .data = data, .row_bytes = rb};
     *done = true;
     return RQ_OK;

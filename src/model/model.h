@@ -59,6 +59,7 @@ typedef struct rq_model_config {
  * run the kernels of src/kernels on them, never materializing the float matrix:
  *   W2U / W2L  2-bit uniform / LUT blocks (format/w2.h), repacked at load from a rotquant
  *              file's N.codes/N.params (format/qpacked.h); rq_w2_gemm (kernels/gemv.h)
+ *   W4U        4-bit uniform blocks (format/w2.h), the same way
  *   GGUF       rows in a GGUF block type as stored (Q8_0, F16, ...): the lm_head of
  *              rotquant files; Q8_0 GEMV for one token (kernels/qgemv.h), otherwise
  *              tiles of rows dequantized and multiplied with BLAS.
@@ -68,17 +69,23 @@ typedef enum rq_linear_kind {
     RQ_LINEAR_W2U = 1,
     RQ_LINEAR_W2L = 2,
     RQ_LINEAR_GGUF = 3,
+    RQ_LINEAR_W4U = 4,
 } rq_linear_kind;
+
+/* True for the kinds that run the packed-weight kernels of kernels/gemv.h (W2U, W2L, W4U). */
+static inline bool rq_linear_kind_w2(rq_linear_kind k) {
+    return k == RQ_LINEAR_W2U || k == RQ_LINEAR_W2L || k == RQ_LINEAR_W4U;
+}
 
 typedef struct rq_linear {
     rq_linear_kind kind;
     int64_t n_out, n_in;
     float *w;    /* [n_out, n_in] (kind F32) */
     bool owns_w; /* false when shared (tied lm_head): then neither w nor data is freed */
-    int type;          /* packed kinds: rq_type of the rows (RQ_TYPE_W2U_G64, RQ_TYPE_Q8_0, ...) */
+    int type;          /* packed kinds: rq_type of the rows (RQ_TYPE_W2U_G64, RQ_TYPE_W4U_G128, RQ_TYPE_Q8_0, ...) */
     void *data;        /* packed kinds: [n_out] rows of row_bytes each */
     int64_t row_bytes;
-    /* 8 or 4: this (W2) layer quantizes its input rows itself, per token, symmetric, in
+    /* 8 or 4: this (W2U/W2L/W4U) layer quantizes its input rows itself, per token, symmetric, in
      * the integer kernels (format/act.h); 0: its input arrives as it should be used (float,
      * or already fake-quantized by the forward pass). Derived from the model's activation
      * quantizer by rq_model_set_online; not to be set directly. */
@@ -144,8 +151,9 @@ rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg);
 /* Load a model: config, then the weights. Tensors are checked for presence ("missing
  * tensor 'blk.3.attn_q.weight'") and shape. Plain GGUF files: every weight dequantized to
  * float32. rotquant's quantized files (model/qinfo.h): the fast path by default (2-bit
- * linears with groups of 32/64/128 kept packed as W2U/W2L kinds, the token embedding and
- * lm_head kept in their stored type as kind GGUF; other widths and groups dequantized),
+ * linears and 4-bit uniform ones with groups of 32/64/128 kept packed as W2U/W2L/W4U
+ * kinds, the token embedding and lm_head kept in their stored type as kind GGUF; other
+ * widths (3, 8 bits) and groups dequantized),
  * or the reference path (everything dequantized to float32, as for plain files) when
  * opts->ref_linear or the environment has RQ_REF_LINEAR=1. The tensor pages of the file
  * mapping are released from the resident set afterwards (rq_gguf_release_pages).
@@ -171,7 +179,7 @@ const char *rq_model_describe(const rq_model *m, char *buf, size_t n);
 /* Per-token symmetric activation quantizer without clipping, `act_bits` (0/16 float, 8
  * or 4), on the inputs of every linear of the blocks (q, k, v, o, gate, up, down; not the
  * lm_head), keeping the rest of the online configuration: rq_model_set_online with
- * act = {act_bits, symmetric, clip 1}. Packed 2-bit linears then run the integer kernels.
+ * act = {act_bits, symmetric, clip 1}. Packed W2U/W2L/W4U linears then run the integer kernels.
  * RQ_EINVAL for other values. */
 rq_status rq_model_set_act_bits(rq_model *m, int act_bits);
 /* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized), for
@@ -204,7 +212,7 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
 void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
                             int64_t ldy, bool accumulate);
 
-/* Batches of at least this many tokens run W2 layers as dequantized tiles + SGEMM, smaller
+/* Batches of at least this many tokens run W2U/W2L/W4U layers as dequantized tiles + SGEMM, smaller
  * ones on the W2 kernels (model/linear.c explains the measured choice; default 8, or
  * RQ_W2_DEQUANT_MIN from the environment). Process-wide; not to be changed while a
  * forward runs. 0 restores the default; INT64_MAX keeps the W2 kernels for every batch. */

@@ -63,7 +63,7 @@ rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
     m->online.cfg = cfg;
     m->online.p3 = p3;
     m->online.p4 = p4;
-    /* Packed 2-bit linears quantize their own inputs in the integer kernels (format/act.h)
+    /* Packed W2U/W2L/W4U linears quantize their own inputs in the integer kernels (format/act.h)
      * when the quantizer is theirs: symmetric, no clipping. The forward pass then skips its
      * fake quantization of those inputs; every other case (float weights, asymmetric or
      * clipped activations) is fake-quantized by the forward pass with rq_actq_row. */
@@ -75,7 +75,7 @@ rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
         for (int s = 0; s < 4; s++) {
             bool all = kern;
             for (int k = 0; k < 3 && sets[s][k]; k++)
-                all = all && (sets[s][k]->kind == RQ_LINEAR_W2U || sets[s][k]->kind == RQ_LINEAR_W2L);
+                all = all && rq_linear_kind_w2(sets[s][k]->kind);
             for (int k = 0; k < 3 && sets[s][k]; k++) sets[s][k]->act_bits = all ? cfg.act.bits : 0;
         }
     }

@@ -307,7 +307,7 @@ static unsigned rows_threads(int64_t units) {
 static rq_status check_shape(int type, bool lut, int64_t out, int64_t in, const void *w, const void *x,
                              const void *y) {
     const int64_t g = rq_w2_group(type);
-    if (g == 0 || rq_w2_is_lut(type) != lut)
+    if (g == 0 || rq_w2_kind_of(type) != (lut ? RQ_W2_KIND_W2L : RQ_W2_KIND_W2U))
         return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: type %s (%d) is not a %s type", rq_type_name(type), type,
                          lut ? "W2L" : "W2U");
     if (out < 0 || in < 0 || in % g != 0 || in > (1LL << 30))

@@ -233,10 +233,15 @@ static float act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return amax / (float)qmax;
 }
 
+static const rq_w2_dot_fn f32_tab[2][3] = {{dot_f32_false_32, dot_f32_false_64, dot_f32_false_128},
+                                            {dot_f32_true_32, dot_f32_true_64, dot_f32_true_128}};
+static const rq_w2_dot_fn i8_tab[2][3] = {{dot_i8_false_32, dot_i8_false_64, dot_i8_false_128},
+                                           {dot_i8_true_32, dot_i8_true_64, dot_i8_true_128}};
+
 const rq_w2_kernel_set rq_w2_kernels_avx2 = {
     .name = "avx2",
-    .f32 = {{dot_f32_false_32, dot_f32_false_64, dot_f32_false_128}, {dot_f32_true_32, dot_f32_true_64, dot_f32_true_128}},
-    .i8 = {{dot_i8_false_32, dot_i8_false_64, dot_i8_false_128}, {dot_i8_true_32, dot_i8_true_64, dot_i8_true_128}},
+    .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx2},
+    .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx2},
     .act_quant = act_quant,
     .lanes = 8,
 };

@@ -281,18 +281,25 @@ static float act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return amax / (float)qmax;
 }
 
+static const rq_w2_dot_fn f32_tab[2][3] = {{f32_false_32, f32_false_64, f32_false_128},
+                                            {f32_true_32, f32_true_64, f32_true_128}};
+static const rq_w2_dot_fn i8_vnni_tab[2][3] = {{i8_false_32_true, i8_false_64_true, i8_false_128_true},
+                                               {i8_true_32_true, i8_true_64_true, i8_true_128_true}};
+static const rq_w2_dot_fn i8_tab[2][3] = {{i8_false_32_false, i8_false_64_false, i8_false_128_false},
+                                          {i8_true_32_false, i8_true_64_false, i8_true_128_false}};
+
 const rq_w2_kernel_set rq_w2_kernels_avx512 = {
     .name = "avx512-vnni",
-    .f32 = {{f32_false_32, f32_false_64, f32_false_128}, {f32_true_32, f32_true_64, f32_true_128}},
-    .i8 = {{i8_false_32_true, i8_false_64_true, i8_false_128_true}, {i8_true_32_true, i8_true_64_true, i8_true_128_true}},
+    .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx512},
+    .i8 = {i8_vnni_tab[0], i8_vnni_tab[1], rq_w4_i8_avx512_vnni},
     .act_quant = act_quant,
     .lanes = 16,
 };
 
 const rq_w2_kernel_set rq_w2_kernels_avx512_novnni = {
     .name = "avx512",
-    .f32 = {{f32_false_32, f32_false_64, f32_false_128}, {f32_true_32, f32_true_64, f32_true_128}},
-    .i8 = {{i8_false_32_false, i8_false_64_false, i8_false_128_false}, {i8_true_32_false, i8_true_64_false, i8_true_128_false}},
+    .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx512},
+    .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx512},
     .act_quant = act_quant,
     .lanes = 16,
 };

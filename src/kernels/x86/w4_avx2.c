@@ -1,0 +1,150 @@
+/* AVX2 (+FMA, F16C) W4U dot kernels (4-bit uniform, format/w2.h), used by the AVX2 kernel
+ * set of x86/w2_avx2.c; the baseline flags (x86-64-v3) compile this file.
+ *
+ * Float activations: AVX2's vpermps has only 8 table entries, so the codes are converted
+ * instead: 8 code bytes widened to 32-bit lanes (masked with 15 for the low nibbles,
+ * shifted by 4 for the high ones), converted to float, and ŵ = d·(c − z) computed as the
+ * reference does (exact), then one FMA per token.
+ * Integer activations: 32 consecutive codes per register (g = 32: the 16 code bytes in
+ * both 128-bit lanes, the upper shifted by 4; g = 64, 128: 32 code bytes masked, or
+ * shifted by 4 and masked), vpmaddubsw(codes, q) then vpmaddwd(·, 1) give exact int32
+ * partial sums of Σ code·q (per int16: at most 4 parts · 2 · 15 · 127 = 15240, no
+ * saturation); per group: convert, subtract z·Q_l per lane (the lane sums of q,
+ * kernels/w2_impl.h), FMA with the scale, as for W2U in x86/w2_avx2.c. */
+#include "kernels/w2_impl.h"
+
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* d and z of a block, each broadcast */
+INLINE void scale_zero(const uint8_t *blk, __m256 *d, __m256 *z) {
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
+    *d = _mm256_broadcastss_ps(h);
+    *z = _mm256_broadcastss_ps(_mm_movehdup_ps(h));
+}
+
+/* ------------------------------------------------------------ float activations */
+
+INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                    const int NT, const int G) {
+    const int L = G / 2, bb = RQ_W4U_HEAD + L, NC = L / 8;
+    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
+    const int64_t in = a->in;
+    const __m256i m15 = _mm256_set1_epi32(15);
+    const float *x[RQ_W2_TILE];
+    __m256 acc[RQ_W2_TILE][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        x[t] = a->xf + (t0 + t) * in;
+#pragma GCC unroll 4
+        for (int s = 0; s < NA; s++) acc[t][s] = _mm256_setzero_ps();
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        __m256 d, z;
+        scale_zero(blk, &d, &z);
+        int s = 0;
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) {
+            const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)load_u64(qs + 8 * c)));
+#pragma GCC unroll 2
+            for (int k = 0; k < 2; k++, s++) {
+                const __m256i code = k ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
+                const __m256 w = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_cvtepi32_ps(code), z));
+                const int64_t off = b * G + k * L + 8 * c;
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++)
+                    acc[t][s % NA] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + off), acc[t][s % NA]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        __m256 v = acc[t][0];
+#pragma GCC unroll 4
+        for (int s = 1; s < NA; s++) v = _mm256_add_ps(v, acc[t][s]);
+        out[t] = hsum(v);
+    }
+}
+
+/* ------------------------------------------------------------ integer activations */
+
+/* Codes of 32 consecutive elements, part p (elements 32p .. 32p+31) of a group of G. */
+INLINE __m256i codes32(const uint8_t *qs, const int G, const int p) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    if (G == 32) { /* 16 bytes in both lanes; the upper lane shifted by 4 */
+        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+        return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), m15);
+    }
+    /* G = 64: part p is nibble p of the 32 bytes; G = 128: part p is nibble p / 2 of
+     * bytes 32·(p % 2) .. +31 */
+    const int half = G == 64 ? 0 : p % 2, nib = G == 64 ? p : p / 2;
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * half));
+    return _mm256_and_si256(nib ? _mm256_srli_epi32(v, 4) : v, m15);
+}
+
+INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                   const int NT, const int G) {
+    const int L = G / 2, bb = RQ_W4U_HEAD + L, NV = G / 32;
+    const int64_t in = a->in, ng = in / G;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int8_t *q[RQ_W2_TILE];
+    const float *ql[RQ_W2_TILE]; /* lane sums of q, 8 per group (w2_impl.h) */
+    __m256 acc[RQ_W2_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        q[t] = a->q + (t0 + t) * in;
+        ql[t] = a->qlane + (t0 + t) * ng * 8;
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        __m256i c[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
+        __m256 d, z;
+        scale_zero(blk, &d, &z);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int p = 0; p < NV; p++) /* |s16| <= 4·2·15·127 */
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[p], _mm256_loadu_si256((const __m256i *)(q[t] + b * G + 32 * p))));
+            /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
+            const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + b * 8), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
+            acc[t] = _mm256_fmadd_ps(D, d, acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+}
+
+/* ------------------------------------------------------------ instantiations */
+
+#define RQ_DOT_NT(fn, G)                                                                         \
+    static void fn##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+        switch (nt) {                                                                            \
+        case 1: fn(r, a, t0, b0, b1, o, 1, G); break;                                            \
+        case 2: fn(r, a, t0, b0, b1, o, 2, G); break;                                            \
+        case 3: fn(r, a, t0, b0, b1, o, 3, G); break;                                            \
+        default: fn(r, a, t0, b0, b1, o, 4, G); break;                                           \
+        }                                                                                        \
+    }
+RQ_DOT_NT(dot_f32, 32) RQ_DOT_NT(dot_f32, 64) RQ_DOT_NT(dot_f32, 128)
+RQ_DOT_NT(dot_i8, 32) RQ_DOT_NT(dot_i8, 64) RQ_DOT_NT(dot_i8, 128)
+
+const rq_w2_dot_fn rq_w4_f32_avx2[3] = {dot_f32_32, dot_f32_64, dot_f32_128};
+const rq_w2_dot_fn rq_w4_i8_avx2[3] = {dot_i8_32, dot_i8_64, dot_i8_128};

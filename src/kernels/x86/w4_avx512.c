@@ -1,0 +1,193 @@
+/* AVX-512 (F/BW/VL/DQ) W4U dot kernels (4-bit uniform, format/w2.h), used by both AVX-512
+ * kernel sets of x86/w2_avx512.c: float activations, and integer activations with
+ * AVX512-VNNI (vpdpbusd) and without (vpmaddubsw + vpmaddwd).
+ *
+ * Float activations: the group's 16 dequantized values d·(c − z) (computed as the
+ * reference does, so each ŵ is exact) fill one 512-bit table; vpermps reads the low 4
+ * bits of each 32-bit lane, so 16 code bytes widened to lanes index it directly for the
+ * low nibbles (elements 0 .. L-1 of the group) and after one shift by 4 for the high
+ * nibbles (elements L .. 2L-1): one permute and one FMA per 16 weights.
+ * Integer activations: 64 consecutive codes per 512-bit register (g = 64: the 32 code
+ * bytes broadcast to both 256-bit halves, the upper half shifted by 4, masked with 15;
+ * g = 128: the 64 bytes masked, then shifted by 4 and masked; g = 32: 32 codes in a
+ * 256-bit register the same way), then vpdpbusd(codes, q) gives exact int32 sums per lane
+ * (codes <= 15: 4·15·127 per lane and step, and vpmaddubsw's pairs, 2·15·127, stay far
+ * from int16 saturation). The zero point enters per lane with the lane sums of q,
+ * d·(D_l − z·Q_l), before the lanes are accumulated over the groups (kernels/w2_impl.h),
+ * exactly as for W2U. */
+#include "kernels/w2_impl.h"
+
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/* d and z of a block, each broadcast */
+INLINE void scale_zero(const uint8_t *blk, __m512 *d, __m512 *z) {
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
+    *d = _mm512_broadcastss_ps(h);
+    *z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
+}
+
+/* ------------------------------------------------------------ float activations */
+
+INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                    const int NT, const int G) {
+    const int L = G / 2, bb = RQ_W4U_HEAD + L, NW = G / 16, NH = NW / 2;
+    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
+    const int64_t in = a->in;
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const float *x[RQ_W2_TILE];
+    __m512 acc[RQ_W2_TILE][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        x[t] = a->xf + (t0 + t) * in;
+#pragma GCC unroll 4
+        for (int s = 0; s < NA; s++) acc[t][s] = _mm512_setzero_ps();
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        __m512 d, z;
+        scale_zero(blk, &d, &z);
+        const __m512 T = _mm512_mul_ps(d, _mm512_sub_ps(iota, z)); /* T[c] = d·(c − z) */
+        /* idx[s]: elements 16s .. 16s+15 of the group (low nibbles first, then high) */
+        __m512i idx[8];
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; h++) {
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * h)));
+            idx[h] = v;
+            idx[NH + h] = _mm512_srli_epi32(v, 4);
+        }
+#pragma GCC unroll 8
+        for (int s = 0; s < NW; s++) {
+            const __m512 w = _mm512_permutexvar_ps(idx[s], T);
+            const int64_t off = b * G + 16 * s;
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+                acc[t][s % NA] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + off), acc[t][s % NA]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        __m512 v = acc[t][0];
+#pragma GCC unroll 4
+        for (int s = 1; s < NA; s++) v = _mm512_add_ps(v, acc[t][s]);
+        out[t] = _mm512_reduce_add_ps(v);
+    }
+}
+
+/* ------------------------------------------------------------ integer activations */
+
+/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane */
+INLINE __m512i dp512(__m512i acc, __m512i u, __m512i s, const bool VNNI) {
+    if (VNNI) return _mm512_dpbusd_epi32(acc, u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
+    if (VNNI) return _mm256_dpbusd_epi32(acc, u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+/* Codes of the 64 consecutive elements 64p .. 64p+63 of a group of G = 64 or 128. */
+INLINE __m512i codes64(const uint8_t *qs, const int G, const int p) {
+    const __m512i m15 = _mm512_set1_epi8(15);
+    if (G == 64) {
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+        return _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4)), m15);
+    }
+    const __m512i v = _mm512_loadu_si512(qs);
+    return _mm512_and_si512(p ? _mm512_srli_epi32(v, 4) : v, m15);
+}
+/* Codes of the 32 elements of a G = 32 group. */
+INLINE __m256i codes32(const uint8_t *qs) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(15));
+}
+
+INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                   const int NT, const int G, const bool VNNI) {
+    const int L = G / 2, bb = RQ_W4U_HEAD + L, NV = G / 64;
+    const int64_t in = a->in, ng = in / G;
+    const int W = G == 32 ? 8 : 16; /* lanes per group, as the driver computes them */
+    const int8_t *q[RQ_W2_TILE];
+    const float *ql[RQ_W2_TILE]; /* lane sums of q (w2_impl.h) */
+    __m512 acc[RQ_W2_TILE];
+    __m256 acc8[RQ_W2_TILE]; /* G = 32: 8 lanes */
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        q[t] = a->q + (t0 + t) * in;
+        ql[t] = a->qlane + (t0 + t) * ng * W;
+        acc[t] = _mm512_setzero_ps();
+        acc8[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
+        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        __m512 d, z;
+        scale_zero(blk, &d, &z);
+        if (G == 32) {
+            const __m256i c = codes32(qs);
+            const __m256 d8 = _mm512_castps512_ps256(d), z8 = _mm512_castps512_ps256(z);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const __m256i s = dp256(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(q[t] + b * G)), VNNI);
+                /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
+                const __m256 D = _mm256_fnmadd_ps(z8, _mm256_loadu_ps(ql[t] + b * W), _mm256_cvtepi32_ps(s));
+                acc8[t] = _mm256_fmadd_ps(D, d8, acc8[t]);
+            }
+        } else {
+            __m512i c[2];
+#pragma GCC unroll 2
+            for (int p = 0; p < NV; p++) c[p] = codes64(qs, G, p);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                __m512i s = _mm512_setzero_si512();
+#pragma GCC unroll 2
+                for (int p = 0; p < NV; p++) s = dp512(s, c[p], _mm512_loadu_si512(q[t] + b * G + 64 * p), VNNI);
+                const __m512 D = _mm512_fnmadd_ps(z, _mm512_loadu_ps(ql[t] + b * W), _mm512_cvtepi32_ps(s));
+                acc[t] = _mm512_fmadd_ps(D, d, acc[t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        if (G == 32) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc8[t]), _mm256_extractf128_ps(acc8[t], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            out[t] = _mm_cvtss_f32(h);
+        } else {
+            out[t] = _mm512_reduce_add_ps(acc[t]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ instantiations */
+
+#define RQ_F32_INST(G)                                                                           \
+    static void f32_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+        switch (nt) {                                                                            \
+        case 1: dot_f32(r, a, t0, b0, b1, o, 1, G); break;                                       \
+        case 2: dot_f32(r, a, t0, b0, b1, o, 2, G); break;                                       \
+        case 3: dot_f32(r, a, t0, b0, b1, o, 3, G); break;                                       \
+        default: dot_f32(r, a, t0, b0, b1, o, 4, G); break;                                      \
+        }                                                                                        \
+    }
+#define RQ_I8_INST(G, VNNI)                                                                      \
+    static void i8_##G##_##VNNI(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+        switch (nt) {                                                                            \
+        case 1: dot_i8(r, a, t0, b0, b1, o, 1, G, VNNI); break;                                  \
+        case 2: dot_i8(r, a, t0, b0, b1, o, 2, G, VNNI); break;                                  \
+        case 3: dot_i8(r, a, t0, b0, b1, o, 3, G, VNNI); break;                                  \
+        default: dot_i8(r, a, t0, b0, b1, o, 4, G, VNNI); break;                                 \
+        }                                                                                        \
+    }
+RQ_F32_INST(32) RQ_F32_INST(64) RQ_F32_INST(128)
+RQ_I8_INST(32, true) RQ_I8_INST(64, true) RQ_I8_INST(128, true)
+RQ_I8_INST(32, false) RQ_I8_INST(64, false) RQ_I8_INST(128, false)
+
+const rq_w2_dot_fn rq_w4_f32_avx512[3] = {f32_32, f32_64, f32_128};
+const rq_w2_dot_fn rq_w4_i8_avx512_vnni[3] = {i8_32_true, i8_64_true, i8_128_true};
+const rq_w2_dot_fn rq_w4_i8_avx512[3] = {i8_32_false, i8_64_false, i8_128_false};
