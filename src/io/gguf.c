@@ -213,10 +213,10 @@ static rq_status read_tensor_info(cursor *c, rq_gguf_tensor *t) {
                          c->name, t->name, type, rq_type_name((int)type));
     if (!tr) return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': unknown tensor type %u", c->name, t->name, type);
     int64_t row_bytes, nb;
-    if (!rq_type_row_bytes((int)type, t->ne[0], &row_bytes))
+    if (t->ne[0] % tr->block_size != 0)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': row length %lld is not a multiple of %s's block size %lld",
                          c->name, t->name, (long long)t->ne[0], tr->name, (long long)tr->block_size);
-    if (!rq_mul_ok(row_bytes, nel / t->ne[0], &nb))
+    if (!rq_type_row_bytes((int)type, t->ne[0], &row_bytes) || !rq_mul_ok(row_bytes, nel / t->ne[0], &nb))
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': size overflows", c->name, t->name);
     t->n_bytes = nb;
     RQ_TRY(rd_u64(c, &t->offset, t->name));
