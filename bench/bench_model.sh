@@ -55,10 +55,16 @@ printf 'config\tengine\tthreads\tfile_MiB\tlinear_bpw\tmodel_bpw\tweights_MiB\tr
 read -r LIN_W ALL_W < <($rq info "$model" | awk '
     /^  blk\.[0-9]+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight / { gsub(/[\[\],]/, " "); lin += $3 * $4 }
     / weights in / { all = $1 } END { print lin, all }')
-bpw() { # FILE -> "linear_bpw model_bpw"
-    $rq info "$1" | awk -v lw="$LIN_W" -v aw="$ALL_W" '
+bpw() { # FILE -> "linear_bpw model_bpw" ("- -" and a note if rotquant cannot list FILE)
+    local listing
+    if ! listing=$($rq info "$1" 2>> "$log"); then
+        echo "# bpw: rotquant info $1 failed (see $log)" | tee -a "$log" >&2 # not on stdout: it is captured
+        echo "- -"
+        return
+    fi
+    awk -v lw="$LIN_W" -v aw="$ALL_W" '
         /^  blk\.[0-9]+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight/ { lin += $NF }
-        / weights in / { all = $4 } END { printf "%.3f %.3f", 8 * lin / lw, 8 * all / aw }'
+        / weights in / { all = $4 } END { printf "%.3f %.3f", 8 * lin / lw, 8 * all / aw }' <<< "$listing"
 }
 mib() { echo "scale=1; $(stat -c %s "$1") / 1048576" | bc; }
 

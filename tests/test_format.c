@@ -53,15 +53,49 @@ static void test_traits(void) {
         RQ_CHECK_MSG(strcmp(rq_type_name(want[i].id), want[i].name) == 0, "rq_type_name(%d)", want[i].id);
         RQ_CHECK_MSG(t->block_size == want[i].bs && t->type_size == want[i].ts && t->quantized == want[i].q,
                      "type %s: block %lld bytes %lld", t->name, (long long)t->block_size, (long long)t->type_size);
-        RQ_CHECK(t->to_float != NULL);
+        RQ_CHECK(t->to_float != NULL && rq_type_can_dequantize(want[i].id));
     }
-    /* unsupported or unknown ids: no traits, but a name where ggml has one */
-    static const int unsupported[] = {-1, 4, 5, 9, 15, 16, 20, 23, 29, 31, 34, 35, 39, 41, 42, 1000, RQ_TYPE_OWN_END, 1 << 30};
-    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
+    /* the types known by size only, from ggml's ggml-common.h block structs (and
+     * gguf-py's GGML_QUANT_SIZES, which agrees): listed and sized, no dequantizer */
+    static const struct { int id; const char *name; int64_t bs, ts; } sized[] = {
+        {15, "Q8_K", 256, 292},    {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74}, {18, "IQ3_XXS", 256, 98},
+        {19, "IQ1_S", 256, 50},    {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110}, {22, "IQ2_S", 256, 82},
+        {23, "IQ4_XS", 256, 136},  {29, "IQ1_M", 256, 56},   {34, "TQ1_0", 256, 54},  {35, "TQ2_0", 256, 66},
+        {39, "MXFP4", 32, 17},     {40, "NVFP4", 64, 36},    {41, "Q1_0", 128, 18},
+    };
+    for (size_t i = 0; i < sizeof(sized) / sizeof(sized[0]); i++) {
+        const rq_type_traits *t = rq_type_traits_get(sized[i].id);
+        RQ_CHECK_MSG(t != NULL, "no traits for type %d", sized[i].id);
+        if (!t) continue;
+        RQ_CHECK_MSG(strcmp(t->name, sized[i].name) == 0 && strcmp(rq_type_name(sized[i].id), sized[i].name) == 0,
+                     "type %d name %s", sized[i].id, t->name);
+        RQ_CHECK_MSG(t->block_size == sized[i].bs && t->type_size == sized[i].ts && t->quantized,
+                     "type %s: block %lld bytes %lld", t->name, (long long)t->block_size, (long long)t->type_size);
+        RQ_CHECK_MSG(t->to_float == NULL && !rq_type_can_dequantize(sized[i].id), "type %s has a dequantizer",
+                     t->name);
+        int64_t rb = -1;
+        RQ_CHECK_MSG(rq_type_row_bytes(sized[i].id, 3 * sized[i].bs, &rb) && rb == 3 * sized[i].ts, "%s row bytes",
+                     t->name);
+        RQ_CHECK_MSG(!rq_type_row_bytes(sized[i].id, sized[i].bs + 1, &rb) && rb == 3 * sized[i].ts,
+                     "%s: a partial block accepted", t->name);
+        /* the largest whole number of blocks: its bytes fit in int64_t when a block
+         * has fewer bytes than elements; Q8_K (292 bytes for 256) must overflow, refused */
+        const int64_t nmax = INT64_MAX / sized[i].bs * sized[i].bs;
+        if (sized[i].ts <= sized[i].bs)
+            RQ_CHECK_MSG(rq_type_row_bytes(sized[i].id, nmax, &rb) && rb == nmax / sized[i].bs * sized[i].ts,
+                         "%s: largest row", t->name);
+        else
+            RQ_CHECK_MSG(!rq_type_row_bytes(sized[i].id, nmax, &rb) && rb == 3 * sized[i].ts,
+                         "%s: an overflowing row accepted", t->name);
+    }
+    /* Q8_1 (size in doubt, see format.h) and ids that name nothing: no traits */
+    static const int unsupported[] = {-1, 4, 5, 9, 31, 32, 33, 36, 37, 38, 42, 1000, RQ_TYPE_OWN_END, 1 << 30};
+    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
         RQ_CHECK_MSG(rq_type_traits_get(unsupported[i]) == NULL, "type %d has traits", unsupported[i]);
-    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_Q8_K), "Q8_K") == 0);
-    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_IQ2_XXS), "IQ2_XXS") == 0);
-    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_TQ2_0), "TQ2_0") == 0);
+        RQ_CHECK_MSG(!rq_type_can_dequantize(unsupported[i]), "type %d can be dequantized", unsupported[i]);
+    }
+    RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_Q8_1), "Q8_1") == 0);
+    RQ_CHECK(strcmp(rq_type_name(42), "unknown") == 0);
     RQ_CHECK(strcmp(rq_type_name(4), "unknown") == 0);
     RQ_CHECK(strcmp(rq_type_name(-7), "unknown") == 0);
     RQ_CHECK(strcmp(rq_type_name(RQ_TYPE_OWN_END), "unknown") == 0);
@@ -75,7 +109,7 @@ static void test_traits(void) {
     RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_Q4_K, 4095, &b) && b == 123);     /* not a multiple */
     RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_Q8_0, 48, &b) && b == 123);
     RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_F32, -4, &b) && b == 123);
-    RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_Q8_K, 256, &b) && b == 123);      /* unsupported */
+    RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_Q8_1, 32, &b) && b == 123);       /* no traits */
     RQ_CHECK(!rq_type_row_bytes(99, 256, &b) && b == 123);
     RQ_CHECK(!rq_type_row_bytes(RQ_TYPE_F64, INT64_MAX / 4, &b) && b == 123); /* overflow */
     /* block types take fewer bytes than elements, so every valid n fits */

@@ -1,6 +1,8 @@
 /* Tests of src/io/gguf: writer → reader round trip of every value type, the real model's
- * header, and malformed files (each gives a clear error, checked through the library and
- * through the CLI's exit code and message). */
+ * header, a file of the ggml types rotquant can list but not dequantize (sizes and
+ * offsets against ggml's published block sizes, `rotquant info`'s listing, a clean error
+ * when values are asked for), and malformed files (each gives a clear error, checked
+ * through the library and through the CLI's exit code and message). */
 #include "testing.h"
 
 #include "format/format.h"
@@ -194,6 +196,159 @@ static void test_real_model(void) {
     rq_gguf_close(g);
 }
 
+/* ---- types rotquant lists but cannot dequantize ---------------------------------- */
+
+/* ggml's published block sizes (ggml/src/ggml-common.h; gguf-py's GGML_QUANT_SIZES):
+ * elements per block and bytes per block, written down here as the oracle. */
+static const struct sized_tensor {
+    const char *name;
+    int type;
+    const char *type_name;
+    int64_t block, bytes; /* published constants */
+    int n_dims;
+    int64_t ne[3];
+} sized_tensors[] = {
+    {"w.iq2_xxs", RQ_TYPE_IQ2_XXS, "IQ2_XXS", 256, 66, 2, {512, 3, 1}},
+    {"w.iq2_xs", RQ_TYPE_IQ2_XS, "IQ2_XS", 256, 74, 2, {256, 2, 1}},
+    {"w.iq3_xxs", RQ_TYPE_IQ3_XXS, "IQ3_XXS", 256, 98, 1, {256, 1, 1}},
+    {"w.iq1_s", RQ_TYPE_IQ1_S, "IQ1_S", 256, 50, 2, {256, 1, 1}},
+    {"w.iq4_nl", RQ_TYPE_IQ4_NL, "IQ4_NL", 32, 18, 2, {96, 5, 1}},
+    {"w.iq3_s", RQ_TYPE_IQ3_S, "IQ3_S", 256, 110, 2, {768, 1, 1}},
+    {"w.iq2_s", RQ_TYPE_IQ2_S, "IQ2_S", 256, 82, 2, {256, 2, 1}},
+    {"w.iq4_xs", RQ_TYPE_IQ4_XS, "IQ4_XS", 256, 136, 2, {256, 3, 1}},
+    {"w.iq1_m", RQ_TYPE_IQ1_M, "IQ1_M", 256, 56, 2, {512, 1, 1}},
+    {"w.tq1_0", RQ_TYPE_TQ1_0, "TQ1_0", 256, 54, 2, {256, 1, 1}},
+    {"w.tq2_0", RQ_TYPE_TQ2_0, "TQ2_0", 256, 66, 2, {256, 1, 1}},
+    {"w.mxfp4", RQ_TYPE_MXFP4, "MXFP4", 32, 17, 2, {32, 3, 1}}, /* 51 bytes: odd */
+    {"w.nvfp4", RQ_TYPE_NVFP4, "NVFP4", 64, 36, 2, {128, 1, 1}},
+    {"w.q1_0", RQ_TYPE_Q1_0, "Q1_0", 128, 18, 2, {128, 2, 1}},
+    {"w.q8_k", RQ_TYPE_Q8_K, "Q8_K", 256, 292, 1, {256, 1, 1}},
+    {"w.iq4_nl_3d", RQ_TYPE_IQ4_NL, "IQ4_NL", 32, 18, 3, {32, 2, 3}},
+    {"w.f32", RQ_TYPE_F32, "F32", 1, 4, 1, {4, 1, 1}}, /* readable, after the odd sizes */
+};
+#define N_SIZED (sizeof sized_tensors / sizeof sized_tensors[0])
+static const float sized_f32[4] = {1.0f, -2.5f, 3.0f, 0.25f};
+
+static int64_t sized_bytes(const struct sized_tensor *t) {
+    return t->ne[0] / t->block * t->bytes * t->ne[1] * t->ne[2];
+}
+
+/* Offset of tensor i in the data section (i = N_SIZED: the section's size): the
+ * tensors lie in order, each start aligned to 32 (the writer's default). */
+static int64_t sized_offset(size_t i) {
+    int64_t off = 0;
+    for (size_t k = 0; k < i; k++) off = (off + sized_bytes(&sized_tensors[k]) + 31) / 32 * 32;
+    return off;
+}
+
+/* Run `rotquant info FILE`, stdout into out; returns the exit code (-1: no CLI). */
+static int cli_info_stdout(const char *file, char *out, size_t outn) {
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) return -1;
+    char cmd[2048], outpath[600];
+    snprintf(outpath, sizeof outpath, "%s/stdout.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' info '%s' >'%s' 2>/dev/null", cli, file, outpath);
+    int rc = system(cmd);
+    size_t n = 0;
+    uint8_t *b = read_file(outpath, &n);
+    if (n >= outn) n = outn - 1;
+    if (b) memcpy(out, b, n);
+    out[n] = 0;
+    free(b);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static const char *make_sized(void) {
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", "llama");
+    static uint8_t data[N_SIZED][1024];
+    for (size_t i = 0; i < N_SIZED; i++) {
+        const struct sized_tensor *t = &sized_tensors[i];
+        RQ_ASSERT(sized_bytes(t) <= (int64_t)sizeof data[i]);
+        for (int64_t k = 0; k < sized_bytes(t); k++) data[i][k] = (uint8_t)(k * 7 + i * 31 + 1);
+        if (t->type == RQ_TYPE_F32) memcpy(data[i], sized_f32, sizeof sized_f32);
+        RQ_CHECK_MSG(rq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data[i], sized_bytes(t)) == RQ_OK,
+                     "writer refuses %s", t->name);
+    }
+    /* the writer checks sizes of these types too: a byte short, a partial block */
+    int64_t ne[2] = {256, 1};
+    RQ_CHECK(rq_gguf_writer_add_tensor(w, "short", RQ_TYPE_IQ2_XXS, 2, ne, data[0], 65) == RQ_EINVAL);
+    ne[0] = 255;
+    RQ_CHECK(rq_gguf_writer_add_tensor(w, "partial", RQ_TYPE_IQ2_XXS, 2, ne, data[0], 66) == RQ_EINVAL);
+    const char *path = tmp_path("sized.gguf");
+    RQ_CHECK(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    /* the data read back below is compared with the pattern regenerated there */
+    return path;
+}
+
+static void test_sized_types(const char *path) {
+    rq_gguf *g;
+    RQ_CHECK(rq_gguf_open(path, &g) == RQ_OK);
+    if (!g) return;
+    RQ_CHECK(rq_gguf_n_tensors(g) == (int64_t)N_SIZED);
+    const uint8_t *data0 = rq_gguf_tensor_at(g, 0)->data;
+    /* the data section ends the file */
+    RQ_CHECK(rq_gguf_file_size(g) == rq_gguf_data_offset(g) + sized_offset(N_SIZED));
+    int64_t total_bytes = 0, total_el = 0;
+    for (size_t i = 0; i < N_SIZED; i++) {
+        const struct sized_tensor *w = &sized_tensors[i];
+        const rq_gguf_tensor *t = rq_gguf_find_tensor(g, w->name);
+        RQ_CHECK_MSG(t != NULL, "%s missing", w->name);
+        if (!t) continue;
+        const int64_t nb = sized_bytes(w);
+        const uint64_t want_off = (uint64_t)sized_offset(i);
+        RQ_CHECK_MSG(t->type == w->type && t->n_dims == w->n_dims && t->ne[0] == w->ne[0] && t->ne[1] == w->ne[1] &&
+                         t->ne[2] == w->ne[2] && t->n_elements == w->ne[0] * w->ne[1] * w->ne[2],
+                     "%s: type/shape", w->name);
+        RQ_CHECK_MSG(t->n_bytes == nb, "%s: %lld bytes, want %lld", w->name, (long long)t->n_bytes, (long long)nb);
+        RQ_CHECK_MSG(t->offset == want_off, "%s: offset %llu, want %llu", w->name, (unsigned long long)t->offset,
+                     (unsigned long long)want_off);
+        RQ_CHECK_MSG((const uint8_t *)t->data - data0 == (ptrdiff_t)want_off, "%s: data pointer", w->name);
+        int bad = 0;
+        for (int64_t k = 0; k < nb && w->type != RQ_TYPE_F32; k++)
+            bad += ((const uint8_t *)t->data)[k] != (uint8_t)(k * 7 + i * 31 + 1);
+        RQ_CHECK_MSG(bad == 0, "%s: %d data bytes differ", w->name, bad);
+        total_bytes += nb;
+        total_el += t->n_elements;
+
+        float out[2048];
+        RQ_ASSERT(t->n_elements <= 2048);
+        if (w->type == RQ_TYPE_F32) {
+            RQ_CHECK(rq_gguf_tensor_to_f32(t, out) == RQ_OK && memcmp(out, sized_f32, sizeof sized_f32) == 0);
+            continue;
+        }
+        /* asking for values: a clear error naming the tensor and the type */
+        RQ_CHECK_MSG(rq_gguf_tensor_to_f32(t, out) == RQ_EUNSUPPORTED, "%s: values given", w->name);
+        const char *e = rq_last_error();
+        RQ_CHECK_MSG(strstr(e, w->name) && strstr(e, w->type_name) && strstr(e, "cannot be dequantized"),
+                     "%s: message '%s'", w->name, e);
+    }
+    rq_gguf_close(g);
+
+    /* rotquant info lists every tensor with its type, shape and bytes, and the totals */
+    static char out[65536];
+    int rc = cli_info_stdout(path, out, sizeof out);
+    if (rc == -1) return;
+    RQ_CHECK_MSG(rc == 0, "rotquant info exit code %d", rc);
+    for (size_t i = 0; i < N_SIZED; i++) {
+        const struct sized_tensor *w = &sized_tensors[i];
+        char shape[64], want[160];
+        if (w->n_dims == 1) snprintf(shape, sizeof shape, "[%lld]", (long long)w->ne[0]);
+        else if (w->n_dims == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)w->ne[1], (long long)w->ne[0]);
+        else
+            snprintf(shape, sizeof shape, "[%lld, %lld, %lld]", (long long)w->ne[2], (long long)w->ne[1],
+                     (long long)w->ne[0]);
+        snprintf(want, sizeof want, "  %-36s %-8s %-22s %12lld\n", w->name, w->type_name, shape,
+                 (long long)sized_bytes(w));
+        RQ_CHECK_MSG(strstr(out, want) != NULL, "rotquant info lacks the line '%s'", want);
+    }
+    char totals[160];
+    snprintf(totals, sizeof totals, "%lld weights in %lld bytes: %.4f bits per weight", (long long)total_el,
+             (long long)total_bytes, 8.0 * (double)total_bytes / (double)total_el);
+    RQ_CHECK_MSG(strstr(out, totals) != NULL, "rotquant info lacks '%s'", totals);
+}
+
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
@@ -235,6 +390,14 @@ static void test_malformed(const char *sample) {
     expect_bad("bad_type.gguf", b, n, "unknown tensor type 77");
 
     memcpy(b, orig, n);
+    put_u32(b + type_off, RQ_TYPE_Q8_1); /* named by ggml, but no size known here */
+    expect_bad("q8_1.gguf", b, n, "tensor type 9 (Q8_1) has no size known to rotquant");
+
+    memcpy(b, orig, n);
+    put_u32(b + type_off, 42); /* the first id past RQ_TYPE_Q1_0 */
+    expect_bad("type_42.gguf", b, n, "unknown tensor type 42");
+
+    memcpy(b, orig, n);
     put_u64(b + type_off + 4, 1u << 20); /* offset far beyond the end */
     expect_bad("outside.gguf", b, n, "lies outside the file");
 
@@ -260,6 +423,38 @@ static void test_malformed(const char *sample) {
     free(b);
 }
 
+/* Malformed files with a type known by size only. */
+static void test_malformed_sized(const char *sized) {
+    size_t n;
+    uint8_t *orig = read_file(sized, &n);
+    uint8_t *b = malloc(n);
+    RQ_ASSERT(orig && b);
+    /* tensor info of w.iq2_xxs: u64 name length 9, name, u32 n_dims, ne0, ne1 (u64), type */
+    size_t info = find_bytes(orig, n, "\x09\0\0\0\0\0\0\0w.iq2_xxs", 17);
+    size_t ne0 = info + 8 + 9 + 4;
+    memcpy(b, orig, n);
+    put_u64(b + ne0, 300);
+    expect_bad("iq2_partial.gguf", b, n, "row length 300 is not a multiple of IQ2_XXS's block size 256");
+    /* a huge but whole number of blocks: the size is checked against the file */
+    memcpy(b, orig, n);
+    put_u64(b + ne0, 1ull << 62);
+    put_u64(b + ne0 + 8, 1);
+    expect_bad("iq2_huge.gguf", b, n, "tensor 'w.iq2_xxs': data");
+    /* Q8_K has more bytes (292) than elements (256) a block: the largest whole number of
+     * blocks in a row has a byte count past int64_t, which must be caught */
+    info = find_bytes(orig, n, "\x06\0\0\0\0\0\0\0w.q8_k", 14);
+    memcpy(b, orig, n);
+    put_u64(b + info + 8 + 6 + 4, (uint64_t)(INT64_MAX / 256 * 256));
+    expect_bad("q8_k_overflow.gguf", b, n, "tensor 'w.q8_k': size overflows");
+    /* a file cut one byte short of the end of the last IQ tensor: its size is checked */
+    const size_t last = N_SIZED - 2; /* w.iq4_nl_3d */
+    const size_t data = n - (size_t)sized_offset(N_SIZED);
+    expect_bad("sized_trunc.gguf", orig, data + (size_t)(sized_offset(last) + sized_bytes(&sized_tensors[last])) - 1,
+               "tensor 'w.iq4_nl_3d': data");
+    free(orig);
+    free(b);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_gguf_%d", (int)getpid());
     char cmd[300];
@@ -269,6 +464,9 @@ int main(void) {
     test_round_trip(sample);
     test_real_model();
     test_malformed(sample);
+    const char *sized = make_sized();
+    test_sized_types(sized);
+    test_malformed_sized(sized);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     RQ_ASSERT(system(cmd) == 0);
     return rq_test_finish();

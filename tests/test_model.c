@@ -4,7 +4,8 @@
  * uneven batches give the logits of one batched prefill); tree batches (each slot as
  * its root-to-slot path alone); thread-count independence;
  * the sampler; and the errors for a wrong architecture, a missing tensor, a wrong shape,
- * bad forward arguments. The real model is compared with the numpy reference in
+ * a weight in a type rotquant cannot dequantize (library and `rotquant quantize`), bad
+ * forward arguments. The real model is compared with the numpy reference in
  * tests/sh_reference.sh. */
 #include "testing.h"
 
@@ -321,6 +322,94 @@ static void test_errors(void) {
                  rq_last_error());
 }
 
+/* A small LLaMA whose widths are multiples of 64, all float but one tensor written in
+ * a type rotquant lists but cannot dequantize (`type` < 0: all float). */
+static const char *write_sized_model(const char *file, const char *which, int type) {
+    enum { SE = 64, SH = 2, SHK = 1, SHD = 32, SFF = 64, SV = 16 };
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 512, "%s/%s", tmpdir, file);
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", "llama");
+    rq_gguf_writer_set_u32(w, "llama.block_count", 1);
+    rq_gguf_writer_set_u32(w, "llama.context_length", 64);
+    rq_gguf_writer_set_u32(w, "llama.embedding_length", SE);
+    rq_gguf_writer_set_u32(w, "llama.feed_forward_length", SFF);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count", SH);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count_kv", SHK);
+    rq_gguf_writer_set_u32(w, "llama.attention.key_length", SHD);
+    rq_gguf_writer_set_f32(w, "llama.rope.freq_base", THETA);
+    rq_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", EPS);
+    static const struct { const char *name; int64_t ne0, ne1; } ts[] = {
+        {"token_embd.weight", SE, SV},           {"output_norm.weight", SE, 1},
+        {"blk.0.attn_norm.weight", SE, 1},       {"blk.0.attn_q.weight", SE, SH * SHD},
+        {"blk.0.attn_k.weight", SE, SHK * SHD},  {"blk.0.attn_v.weight", SE, SHK * SHD},
+        {"blk.0.attn_output.weight", SH * SHD, SE}, {"blk.0.ffn_norm.weight", SE, 1},
+        {"blk.0.ffn_gate.weight", SE, SFF},      {"blk.0.ffn_up.weight", SE, SFF},
+        {"blk.0.ffn_down.weight", SFF, SE},
+    };
+    static float zeros[SFF * SE]; /* bytes for any tensor (the largest: a 64 × 64 linear in F32) */
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        const int64_t ne[2] = {ts[i].ne0, ts[i].ne1};
+        const int t = type >= 0 && !strcmp(ts[i].name, which) ? type : RQ_TYPE_F32;
+        int64_t rb;
+        RQ_ASSERT(rq_type_row_bytes(t, ne[0], &rb) && rb * ne[1] <= (int64_t)sizeof zeros);
+        RQ_ASSERT(rq_gguf_writer_add_tensor(w, ts[i].name, t, ne[1] == 1 ? 1 : 2, ne, zeros, rb * ne[1]) == RQ_OK);
+    }
+    RQ_ASSERT(rq_gguf_writer_write(w, p) == RQ_OK);
+    rq_gguf_writer_free(w);
+    return p;
+}
+
+/* Loading a model (and `rotquant quantize` from it) whose weights include a type
+ * rotquant cannot dequantize fails cleanly, naming the tensor and its type. */
+static void test_sized_type_errors(void) {
+    rq_model *m = NULL;
+    RQ_CHECK_MSG(rq_model_load_file(write_sized_model("sized_f32.gguf", "", -1), &m) == RQ_OK, "control: %s",
+                 rq_last_error());
+    rq_model_free(m);
+    static const struct { const char *tensor; int type; } cases[] = {
+        {"blk.0.ffn_up.weight", RQ_TYPE_IQ4_NL},   /* a linear */
+        {"blk.0.attn_norm.weight", RQ_TYPE_MXFP4}, /* a norm vector */
+        {"token_embd.weight", RQ_TYPE_NVFP4},      /* the embedding */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char file[64];
+        snprintf(file, sizeof file, "sized_%zu.gguf", i);
+        const char *path = write_sized_model(file, cases[i].tensor, cases[i].type);
+        m = NULL;
+        rq_status s = rq_model_load_file(path, &m);
+        const char *e = rq_last_error();
+        RQ_CHECK_MSG(s == RQ_EUNSUPPORTED && m == NULL, "%s: status %d", file, (int)s);
+        RQ_CHECK_MSG(strstr(e, cases[i].tensor) && strstr(e, rq_type_name(cases[i].type)) && strstr(e, path),
+                     "%s: message '%s'", file, e);
+        rq_model_free(m);
+    }
+    /* the CLI: rotquant quantize from such a file exits 1 with the message */
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) return;
+    char cmd[2048], errpath[600];
+    snprintf(errpath, sizeof errpath, "%s/quantize.err", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' quantize -m '%s/sized_0.gguf' -o '%s/never.gguf' --method rtn --rotate none "
+             ">/dev/null 2>'%s'", cli, tmpdir, tmpdir, errpath);
+    int rc = system(cmd);
+    char err[2048] = {0};
+    FILE *f = fopen(errpath, "r");
+    if (f) {
+        size_t n = fread(err, 1, sizeof err - 1, f);
+        err[n] = 0;
+        fclose(f);
+    }
+    RQ_CHECK_MSG(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "rotquant quantize: exit status %d", rc);
+    RQ_CHECK_MSG(strstr(err, "rotquant: error: ") == err && strstr(err, "blk.0.ffn_up.weight") &&
+                     strstr(err, "IQ4_NL"),
+                 "rotquant quantize: stderr '%s'", err);
+    char never[600];
+    snprintf(never, sizeof never, "%s/never.gguf", tmpdir);
+    RQ_CHECK_MSG(access(never, F_OK) != 0, "rotquant quantize wrote an output file");
+}
+
 static void test_sampler(void) {
     enum { NV = 10 };
     float lg[NV] = {0.5f, 2.0f, -1.0f, 3.0f, 3.0f, 0.0f, 1.0f, -2.0f, 2.5f, 0.1f};
@@ -375,6 +464,7 @@ int main(void) {
     test_forward_tree();
     test_hook_and_scaling();
     test_errors();
+    test_sized_type_errors();
     test_sampler();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

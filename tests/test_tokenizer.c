@@ -5,11 +5,14 @@
  * tricky inputs (invalid UTF-8, Unicode whitespace and new code points, special tokens)
  * for SmolLM2 and Gemma 3; hand-derived results on tiny synthetic vocabularies; Jinja
  * renderings of the chat templates. Malformed tokenizer metadata is written with the
- * GGUF writer and must give a clear error. */
+ * GGUF writer and must give a clear error. The merge queue (text/heap.h) is checked
+ * against sorting. */
 #include "testing.h"
 
+#include "base/rng.h"
 #include "io/gguf.h"
 #include "text/chat.h"
+#include "text/heap.h"
 #include "text/tokenizer.h"
 
 #include <stdlib.h>
@@ -646,7 +649,60 @@ static void test_gemma3(const char *path) {
     rq_gguf_close(g);
 }
 
+/* ---- the merge queue (text/heap.h) against a sort ------------------------------------ */
+
+typedef struct heap_item {
+    int32_t key, seq; /* ordered by key, then seq (unique): a total order */
+    int32_t payload[3];
+} heap_item;
+
+static bool heap_item_before(const void *pa, const void *pb) {
+    const heap_item *a = pa, *b = pb;
+    return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
+static int heap_item_cmp(const void *pa, const void *pb) {
+    return heap_item_before(pa, pb) ? -1 : heap_item_before(pb, pa) ? 1 : 0;
+}
+
+/* Random pushes and pops interleaved (keys with many ties, past the first growth): every
+ * pop returns the least item present, found by sorting a plain copy of the contents. */
+static void test_heap(void) {
+    enum { N_OPS = 5000 };
+    rq_heap h = {0};
+    static heap_item shadow[N_OPS];
+    int64_t n_shadow = 0;
+    rq_rng r;
+    rq_rng_seed(&r, 7);
+    int bad = 0;
+    for (int op = 0; op < N_OPS; op++) {
+        if (n_shadow == 0 || rq_rng_below(&r, 3) != 0) {
+            heap_item it = {(int32_t)rq_rng_below(&r, 50), op, {op, -op, 2 * op}};
+            RQ_ASSERT(rq_heap_push(&h, &it, sizeof it, heap_item_before) == RQ_OK);
+            shadow[n_shadow++] = it;
+        } else {
+            heap_item got;
+            rq_heap_pop(&h, &got, sizeof got, heap_item_before);
+            qsort(shadow, (size_t)n_shadow, sizeof shadow[0], heap_item_cmp);
+            bad += memcmp(&got, &shadow[0], sizeof got) != 0;
+            memmove(shadow, shadow + 1, (size_t)(--n_shadow) * sizeof shadow[0]);
+        }
+        bad += h.n != n_shadow;
+    }
+    /* drain: sorted order */
+    qsort(shadow, (size_t)n_shadow, sizeof shadow[0], heap_item_cmp);
+    for (int64_t i = 0; i < n_shadow; i++) {
+        heap_item got;
+        rq_heap_pop(&h, &got, sizeof got, heap_item_before);
+        bad += memcmp(&got, &shadow[i], sizeof got) != 0;
+    }
+    RQ_CHECK_MSG(bad == 0 && h.n == 0 && h.cap >= 256, "heap: %d mismatches", bad);
+    rq_heap_clear(&h);
+    rq_heap_free(&h);
+    RQ_CHECK(h.items == NULL && h.n == 0 && h.cap == 0);
+}
+
 int main(void) {
+    test_heap();
     test_synthetic_bpe();
     test_synthetic_bpe_errors();
     test_synthetic_spm();

@@ -1,6 +1,7 @@
 /* rotquant info FILE: what a model file holds — metadata, tensors, sizes, bits per weight. */
 #include "cli.h"
 
+#include "base/status.h"
 #include "format/format.h"
 #include "io/gguf.h"
 #include "model/qinfo.h"
@@ -91,8 +92,12 @@ int cmd_info(int argc, char **argv) {
     if (tensors) printf("\ntensors:\n  %-36s %-8s %-22s %12s\n", "name", "type", "shape", "bytes");
     for (int64_t i = 0; i < rq_gguf_n_tensors(g); i++) {
         const rq_gguf_tensor *t = rq_gguf_tensor_at(g, i);
-        total_bytes += t->n_bytes;
-        total_el += t->n_elements;
+        /* each size is checked against the file, but tensors may overlap, so the sums
+         * of a crafted file can still overflow */
+        if (!rq_add_ok(total_bytes, t->n_bytes, &total_bytes) || !rq_add_ok(total_el, t->n_elements, &total_el)) {
+            rq_gguf_close(g);
+            return cli_fail("%s: the tensors' total size overflows", path);
+        }
         if (!tensors) continue;
         char shape[64];
         int n = snprintf(shape, sizeof shape, "[");

@@ -69,10 +69,13 @@ RQ_W2_ADAPTER(w4u_g128, RQ_TYPE_W4U_G128)
 
 #define RQ_N_GGML_IDS 42 /* ids 0..41 are ggml's */
 
+/* A ggml layout known by size only: listed and sized, no values (to_float NULL) */
+#define SIZED(id, nm, qk, B) [id] = { .name = nm, .block_size = qk, .type_size = sizeof(B), .quantized = true, .to_float = NULL }
 #define PLAIN(id, nm, T, fn) [id] = { .name = nm, .block_size = 1, .type_size = sizeof(T), .quantized = false, .to_float = fn }
 #define BLOCK(id, nm, qk, B, fn) [id] = { .name = nm, .block_size = qk, .type_size = sizeof(B), .quantized = true, .to_float = fn }
 
-/* Supported types; an entry with name == NULL is unsupported. */
+/* Known types; an entry with name == NULL is an id that names nothing (removed from
+ * ggml: 4, 5, 31..33, 36..38) or Q8_1, whose size is in doubt (format.h). */
 static const rq_type_traits rq_traits[RQ_N_GGML_IDS] = {
     PLAIN(RQ_TYPE_F32, "F32", float, f32_to_float),
     PLAIN(RQ_TYPE_F16, "F16", rq_half, f16_to_float),
@@ -92,6 +95,21 @@ static const rq_type_traits rq_traits[RQ_N_GGML_IDS] = {
     BLOCK(RQ_TYPE_Q4_K, "Q4_K", RQ_QK_K, rq_block_q4_K, q4_K_to_float),
     BLOCK(RQ_TYPE_Q5_K, "Q5_K", RQ_QK_K, rq_block_q5_K, q5_K_to_float),
     BLOCK(RQ_TYPE_Q6_K, "Q6_K", RQ_QK_K, rq_block_q6_K, q6_K_to_float),
+    SIZED(RQ_TYPE_Q8_K, "Q8_K", RQ_QK_K, rq_block_q8_K),
+    SIZED(RQ_TYPE_IQ2_XXS, "IQ2_XXS", RQ_QK_K, rq_block_iq2_xxs),
+    SIZED(RQ_TYPE_IQ2_XS, "IQ2_XS", RQ_QK_K, rq_block_iq2_xs),
+    SIZED(RQ_TYPE_IQ3_XXS, "IQ3_XXS", RQ_QK_K, rq_block_iq3_xxs),
+    SIZED(RQ_TYPE_IQ1_S, "IQ1_S", RQ_QK_K, rq_block_iq1_s),
+    SIZED(RQ_TYPE_IQ4_NL, "IQ4_NL", RQ_QK4_NL, rq_block_iq4_nl),
+    SIZED(RQ_TYPE_IQ3_S, "IQ3_S", RQ_QK_K, rq_block_iq3_s),
+    SIZED(RQ_TYPE_IQ2_S, "IQ2_S", RQ_QK_K, rq_block_iq2_s),
+    SIZED(RQ_TYPE_IQ4_XS, "IQ4_XS", RQ_QK_K, rq_block_iq4_xs),
+    SIZED(RQ_TYPE_IQ1_M, "IQ1_M", RQ_QK_K, rq_block_iq1_m),
+    SIZED(RQ_TYPE_TQ1_0, "TQ1_0", RQ_QK_K, rq_block_tq1_0),
+    SIZED(RQ_TYPE_TQ2_0, "TQ2_0", RQ_QK_K, rq_block_tq2_0),
+    SIZED(RQ_TYPE_MXFP4, "MXFP4", RQ_QK_MXFP4, rq_block_mxfp4),
+    SIZED(RQ_TYPE_NVFP4, "NVFP4", RQ_QK_NVFP4, rq_block_nvfp4),
+    SIZED(RQ_TYPE_Q1_0, "Q1_0", RQ_QK1_0, rq_block_q1_0),
 };
 
 /* rotquant's own types, indexed by id - RQ_TYPE_OWN_FIRST. */
@@ -109,22 +127,6 @@ static const rq_type_traits rq_own_traits[RQ_N_OWN_IDS] = {
     OWN(RQ_TYPE_W4U_G128, "W4U_G128", 128, rq_block_w4u_g128, w4u_g128_to_float),
 };
 
-/* Names of every id ggml defines, supported or not (for messages). */
-static const char *const rq_names[RQ_N_GGML_IDS] = {
-    [RQ_TYPE_F32] = "F32",         [RQ_TYPE_F16] = "F16",         [RQ_TYPE_Q4_0] = "Q4_0",
-    [RQ_TYPE_Q4_1] = "Q4_1",       [RQ_TYPE_Q5_0] = "Q5_0",       [RQ_TYPE_Q5_1] = "Q5_1",
-    [RQ_TYPE_Q8_0] = "Q8_0",       [RQ_TYPE_Q8_1] = "Q8_1",       [RQ_TYPE_Q2_K] = "Q2_K",
-    [RQ_TYPE_Q3_K] = "Q3_K",       [RQ_TYPE_Q4_K] = "Q4_K",       [RQ_TYPE_Q5_K] = "Q5_K",
-    [RQ_TYPE_Q6_K] = "Q6_K",       [RQ_TYPE_Q8_K] = "Q8_K",       [RQ_TYPE_IQ2_XXS] = "IQ2_XXS",
-    [RQ_TYPE_IQ2_XS] = "IQ2_XS",   [RQ_TYPE_IQ3_XXS] = "IQ3_XXS", [RQ_TYPE_IQ1_S] = "IQ1_S",
-    [RQ_TYPE_IQ4_NL] = "IQ4_NL",   [RQ_TYPE_IQ3_S] = "IQ3_S",     [RQ_TYPE_IQ2_S] = "IQ2_S",
-    [RQ_TYPE_IQ4_XS] = "IQ4_XS",   [RQ_TYPE_I8] = "I8",           [RQ_TYPE_I16] = "I16",
-    [RQ_TYPE_I32] = "I32",         [RQ_TYPE_I64] = "I64",         [RQ_TYPE_F64] = "F64",
-    [RQ_TYPE_IQ1_M] = "IQ1_M",     [RQ_TYPE_BF16] = "BF16",       [RQ_TYPE_TQ1_0] = "TQ1_0",
-    [RQ_TYPE_TQ2_0] = "TQ2_0",     [RQ_TYPE_MXFP4] = "MXFP4",     [RQ_TYPE_NVFP4] = "NVFP4",
-    [RQ_TYPE_Q1_0] = "Q1_0",
-};
-
 const rq_type_traits *rq_type_traits_get(int type) {
     if (type >= RQ_TYPE_OWN_FIRST && type < RQ_TYPE_OWN_END) {
         const rq_type_traits *t = &rq_own_traits[type - RQ_TYPE_OWN_FIRST];
@@ -136,10 +138,14 @@ const rq_type_traits *rq_type_traits_get(int type) {
 }
 
 const char *rq_type_name(int type) {
-    if (type >= RQ_TYPE_OWN_FIRST && type < RQ_TYPE_OWN_END && rq_own_traits[type - RQ_TYPE_OWN_FIRST].name)
-        return rq_own_traits[type - RQ_TYPE_OWN_FIRST].name;
-    if (type < 0 || type >= RQ_N_GGML_IDS || !rq_names[type]) return "unknown";
-    return rq_names[type];
+    if (type == RQ_TYPE_Q8_1) return "Q8_1"; /* named, but no traits (format.h) */
+    const rq_type_traits *t = rq_type_traits_get(type);
+    return t ? t->name : "unknown";
+}
+
+bool rq_type_can_dequantize(int type) {
+    const rq_type_traits *t = rq_type_traits_get(type);
+    return t && t->to_float;
 }
 
 bool rq_type_row_bytes(int type, int64_t n, int64_t *out) {

@@ -13,8 +13,10 @@
  *     only; see the #error below), fp16 fields are IEEE binary16 bit patterns;
  *   - a tensor row of n elements is n / block_size consecutive blocks, so a row of
  *     type T occupies (n / block_size) * type_size bytes (rq_type_row_bytes);
- *   - every struct has alignment 2 and no padding, so a block may sit at any even
- *     address (GGUF tensor data is 32-byte aligned and all type sizes are even).
+ *   - the layouts rotquant dequantizes have alignment 2 and no padding, so such a
+ *     block may sit at any even address (GGUF tensor data is 32-byte aligned and their
+ *     sizes are even). The layouts known by size only (see "Layouts known by size
+ *     only" below) include odd sizes (MXFP4: 17 bytes) and a 4-byte field (Q8_K).
  *
  * Notation in the diagrams: "d" is a scale, "m"/"dmin" a min (offset), "q" a quant,
  * "x[i]" the i-th element of the block, "lo(b)" / "hi(b)" the low / high nibble of a
@@ -44,13 +46,14 @@ typedef enum rq_type {
     RQ_TYPE_Q5_0 = 6,
     RQ_TYPE_Q5_1 = 7,
     RQ_TYPE_Q8_0 = 8,
-    RQ_TYPE_Q8_1 = 9,   /* ggml dot-product intermediate; not supported here */
+    RQ_TYPE_Q8_1 = 9,   /* ggml dot-product intermediate, never stored; no traits: ggml
+                         * (fp16 d, s: 36 bytes) and gguf-py (40 bytes) disagree on its size */
     RQ_TYPE_Q2_K = 10,
     RQ_TYPE_Q3_K = 11,
     RQ_TYPE_Q4_K = 12,
     RQ_TYPE_Q5_K = 13,
     RQ_TYPE_Q6_K = 14,
-    RQ_TYPE_Q8_K = 15,  /* ggml dot-product intermediate; not supported here */
+    RQ_TYPE_Q8_K = 15,  /* ggml dot-product intermediate; known by size only */
     RQ_TYPE_IQ2_XXS = 16,
     RQ_TYPE_IQ2_XS = 17,
     RQ_TYPE_IQ3_XXS = 18,
@@ -245,6 +248,142 @@ typedef struct rq_block_q6_K {
 static_assert(sizeof(rq_block_q6_K) == RQ_QK_K / 2 + RQ_QK_K / 4 + RQ_QK_K / 16 + 2, "rq_block_q6_K size");
 
 /* ---------------------------------------------------------------------------------
+ * Layouts known by size only
+ *
+ * ggml's other block types, as published in ggml/src/ggml-common.h (llama.cpp master at
+ * 01243c58; the sizes agree with gguf-py 0.19's GGML_QUANT_SIZES). rotquant has no
+ * dequantizer for them: a file holding them can be opened and listed (names, shapes,
+ * bytes, bits per weight), but asking for their values fails with an error naming the
+ * type. The fields are given so that the sizes are checked against a layout rather
+ * than typed in as bare numbers; their meaning is ggml's.
+ * ------------------------------------------------------------------------------- */
+
+#define RQ_QK4_NL 32
+#define RQ_QK_MXFP4 32
+#define RQ_QK_NVFP4 64
+#define RQ_QK1_0 128
+
+/* Q8_K (ggml's k-quant dot-product intermediate): 256 elements, 292 bytes */
+typedef struct rq_block_q8_K {
+    float d;
+    int8_t qs[RQ_QK_K];
+    int16_t bsums[RQ_QK_K / 16];
+} rq_block_q8_K;
+static_assert(sizeof(rq_block_q8_K) == 4 + RQ_QK_K + RQ_QK_K / 16 * 2, "rq_block_q8_K size");
+
+/* IQ2_XXS: 256 elements, 66 bytes (2.0625 bits/weight) */
+typedef struct rq_block_iq2_xxs {
+    rq_half d;
+    uint16_t qs[RQ_QK_K / 8];
+} rq_block_iq2_xxs;
+static_assert(sizeof(rq_block_iq2_xxs) == 2 + RQ_QK_K / 8 * 2, "rq_block_iq2_xxs size");
+
+/* IQ2_XS: 256 elements, 74 bytes (2.3125 bits/weight) */
+typedef struct rq_block_iq2_xs {
+    rq_half d;
+    uint16_t qs[RQ_QK_K / 8];
+    uint8_t scales[RQ_QK_K / 32];
+} rq_block_iq2_xs;
+static_assert(sizeof(rq_block_iq2_xs) == 2 + RQ_QK_K / 8 * 2 + RQ_QK_K / 32, "rq_block_iq2_xs size");
+
+/* IQ2_S: 256 elements, 82 bytes (2.5625 bits/weight) */
+typedef struct rq_block_iq2_s {
+    rq_half d;
+    uint8_t qs[RQ_QK_K / 4];
+    uint8_t qh[RQ_QK_K / 32];
+    uint8_t scales[RQ_QK_K / 32];
+} rq_block_iq2_s;
+static_assert(sizeof(rq_block_iq2_s) == 2 + RQ_QK_K / 4 + RQ_QK_K / 16, "rq_block_iq2_s size");
+
+/* IQ3_XXS: 256 elements, 98 bytes (3.0625 bits/weight) */
+typedef struct rq_block_iq3_xxs {
+    rq_half d;
+    uint8_t qs[3 * RQ_QK_K / 8];
+} rq_block_iq3_xxs;
+static_assert(sizeof(rq_block_iq3_xxs) == 2 + 3 * RQ_QK_K / 8, "rq_block_iq3_xxs size");
+
+/* IQ3_S: 256 elements, 110 bytes (3.4375 bits/weight) */
+typedef struct rq_block_iq3_s {
+    rq_half d;
+    uint8_t qs[RQ_QK_K / 4];
+    uint8_t qh[RQ_QK_K / 32];
+    uint8_t signs[RQ_QK_K / 8];
+    uint8_t scales[RQ_QK_K / 64];
+} rq_block_iq3_s;
+static_assert(sizeof(rq_block_iq3_s) == 2 + 13 * RQ_QK_K / 32 + RQ_QK_K / 64, "rq_block_iq3_s size");
+
+/* IQ1_S: 256 elements, 50 bytes (1.5625 bits/weight) */
+typedef struct rq_block_iq1_s {
+    rq_half d;
+    uint8_t qs[RQ_QK_K / 8];
+    uint16_t qh[RQ_QK_K / 32];
+} rq_block_iq1_s;
+static_assert(sizeof(rq_block_iq1_s) == 2 + RQ_QK_K / 8 + RQ_QK_K / 16, "rq_block_iq1_s size");
+
+/* IQ1_M: 256 elements, 56 bytes (1.75 bits/weight; the fp16 scale is spread over the
+ * high nibbles of scales[]) */
+typedef struct rq_block_iq1_m {
+    uint8_t qs[RQ_QK_K / 8];
+    uint8_t qh[RQ_QK_K / 16];
+    uint8_t scales[RQ_QK_K / 32];
+} rq_block_iq1_m;
+static_assert(sizeof(rq_block_iq1_m) == RQ_QK_K / 8 + RQ_QK_K / 16 + RQ_QK_K / 32, "rq_block_iq1_m size");
+
+/* IQ4_NL: 32 elements, 18 bytes (4.5 bits/weight; non-uniform 16-entry grid) */
+typedef struct rq_block_iq4_nl {
+    rq_half d;
+    uint8_t qs[RQ_QK4_NL / 2];
+} rq_block_iq4_nl;
+static_assert(sizeof(rq_block_iq4_nl) == 2 + RQ_QK4_NL / 2, "rq_block_iq4_nl size");
+
+/* IQ4_XS: 256 elements, 136 bytes (4.25 bits/weight) */
+typedef struct rq_block_iq4_xs {
+    rq_half d;
+    uint16_t scales_h;
+    uint8_t scales_l[RQ_QK_K / 64];
+    uint8_t qs[RQ_QK_K / 2];
+} rq_block_iq4_xs;
+static_assert(sizeof(rq_block_iq4_xs) == 4 + RQ_QK_K / 64 + RQ_QK_K / 2, "rq_block_iq4_xs size");
+
+/* TQ1_0 (ternary): 256 elements, 54 bytes (1.6875 bits/weight) */
+typedef struct rq_block_tq1_0 {
+    uint8_t qs[(RQ_QK_K - 4 * RQ_QK_K / 64) / 5]; /* 5 trits a byte */
+    uint8_t qh[RQ_QK_K / 64];                    /* 4 trits a byte */
+    rq_half d;
+} rq_block_tq1_0;
+static_assert(sizeof(rq_block_tq1_0) == 48 + 4 + 2, "rq_block_tq1_0 size");
+
+/* TQ2_0 (ternary): 256 elements, 66 bytes (2.0625 bits/weight) */
+typedef struct rq_block_tq2_0 {
+    uint8_t qs[RQ_QK_K / 4];
+    rq_half d;
+} rq_block_tq2_0;
+static_assert(sizeof(rq_block_tq2_0) == RQ_QK_K / 4 + 2, "rq_block_tq2_0 size");
+
+/* MXFP4: 32 elements, 17 bytes (4.25 bits/weight): an E8M0 exponent, 4-bit E2M1 values */
+typedef struct rq_block_mxfp4 {
+    uint8_t e;
+    uint8_t qs[RQ_QK_MXFP4 / 2];
+} rq_block_mxfp4;
+static_assert(sizeof(rq_block_mxfp4) == 1 + RQ_QK_MXFP4 / 2, "rq_block_mxfp4 size");
+
+/* NVFP4: 64 elements, 36 bytes (4.5 bits/weight): four UE4M3 scales (one per 16),
+ * 4-bit E2M1 values */
+typedef struct rq_block_nvfp4 {
+    uint8_t d[RQ_QK_NVFP4 / 16];
+    uint8_t qs[RQ_QK_NVFP4 / 2];
+} rq_block_nvfp4;
+static_assert(sizeof(rq_block_nvfp4) == RQ_QK_NVFP4 / 16 + RQ_QK_NVFP4 / 2, "rq_block_nvfp4 size");
+
+/* Q1_0: 128 elements, 18 bytes (1.125 bits/weight): a scale and one sign bit per
+ * element. (Forks before ggml adopted id 41 used 32-element blocks; ggml's is 128.) */
+typedef struct rq_block_q1_0 {
+    rq_half d;
+    uint8_t qs[RQ_QK1_0 / 8];
+} rq_block_q1_0;
+static_assert(sizeof(rq_block_q1_0) == 2 + RQ_QK1_0 / 8, "rq_block_q1_0 size");
+
+/* ---------------------------------------------------------------------------------
  * Traits
  * ------------------------------------------------------------------------------- */
 
@@ -258,20 +397,27 @@ typedef struct rq_type_traits {
     int64_t block_size;    /* elements per block (1 for plain types) */
     int64_t type_size;     /* bytes per block */
     bool quantized;        /* true for block-quantized types */
-    rq_to_float_fn to_float; /* for the integer types: the numeric value as a float */
+    rq_to_float_fn to_float; /* for the integer types: the numeric value as a float.
+                              * NULL for a type known by size only (no dequantizer here):
+                              * its tensors can be listed and sized but not read as values */
 } rq_type_traits;
 
-/* Traits of a supported type, NULL for an unknown or unsupported id (any int accepted,
- * so that ids read from a file can be passed straight in). Points into a static table. */
+/* Traits of a known type: every id ggml defines (its layout published) but Q8_1, and
+ * rotquant's own; NULL for Q8_1 and for an id that names nothing (any int accepted, so that ids read from a file
+ * can be passed straight in). Check to_float before asking for values. Points into a
+ * static table. */
 const rq_type_traits *rq_type_traits_get(int type);
 
-/* Name of any id ggml defines ("IQ2_XXS" even though unsupported); "unknown" for ids
- * that name nothing. Never NULL; static storage. */
+/* Name of a known type ("IQ2_XXS"), or of Q8_1; "unknown" for ids that name nothing.
+ * Never NULL; static storage. */
 const char *rq_type_name(int type);
 
+/* True if rotquant can dequantize the type (known, with a to_float). */
+bool rq_type_can_dequantize(int type);
+
 /* Bytes taken by a row of n elements of `type` into *out. False (and *out untouched)
- * if the type is unsupported, n < 0, n is not a multiple of the block size, or the
- * size overflows int64_t. */
+ * if the type is unknown, n < 0, n is not a multiple of the block size, or the size
+ * overflows int64_t. Works for the types known by size only, too. */
 bool rq_type_row_bytes(int type, int64_t n, int64_t *out);
 
 /* ---------------------------------------------------------------------------------

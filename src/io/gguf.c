@@ -208,12 +208,15 @@ static rq_status read_tensor_info(cursor *c, rq_gguf_tensor *t) {
     RQ_TRY(rd_u32(c, &type, t->name));
     t->type = (int)type;
     const rq_type_traits *tr = rq_type_traits_get((int)type);
+    if (!tr && strcmp(rq_type_name((int)type), "unknown") != 0)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: tensor '%s': tensor type %u (%s) has no size known to rotquant",
+                         c->name, t->name, type, rq_type_name((int)type));
     if (!tr) return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': unknown tensor type %u", c->name, t->name, type);
     int64_t row_bytes, nb;
-    if (!rq_type_row_bytes((int)type, t->ne[0], &row_bytes))
+    if (t->ne[0] % tr->block_size != 0)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': row length %lld is not a multiple of %s's block size %lld",
                          c->name, t->name, (long long)t->ne[0], tr->name, (long long)tr->block_size);
-    if (!rq_mul_ok(row_bytes, nel / t->ne[0], &nb))
+    if (!rq_type_row_bytes((int)type, t->ne[0], &row_bytes) || !rq_mul_ok(row_bytes, nel / t->ne[0], &nb))
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s': size overflows", c->name, t->name);
     t->n_bytes = nb;
     RQ_TRY(rd_u64(c, &t->offset, t->name));
@@ -493,7 +496,8 @@ const rq_gguf_tensor *rq_gguf_find_tensor(const rq_gguf *g, const char *name) {
 rq_status rq_gguf_tensor_to_f32(const rq_gguf_tensor *t, float *dst) {
     const rq_type_traits *tr = rq_type_traits_get(t->type);
     if (!tr || !tr->to_float)
-        return rq_errorf(RQ_EUNSUPPORTED, "tensor '%s': cannot dequantize type %s", t->name, rq_type_name(t->type));
+        return rq_errorf(RQ_EUNSUPPORTED, "tensor '%s': type %s cannot be dequantized by rotquant", t->name,
+                         rq_type_name(t->type));
     tr->to_float(t->data, dst, t->n_elements);
     return RQ_OK;
 }

@@ -107,7 +107,8 @@ const char *rq_gguf_vtype_name(rq_gguf_vtype t);
 int64_t rq_gguf_n_tensors(const rq_gguf *g);
 const rq_gguf_tensor *rq_gguf_tensor_at(const rq_gguf *g, int64_t i);
 const rq_gguf_tensor *rq_gguf_find_tensor(const rq_gguf *g, const char *name); /* NULL if absent */
-/* Dequantize a whole tensor to float32: dst [n_elements]. */
+/* Dequantize a whole tensor to float32: dst [n_elements]. RQ_EUNSUPPORTED (the message
+ * names the tensor and its type) for a type rotquant lists but cannot dequantize. */
 rq_status rq_gguf_tensor_to_f32(const rq_gguf_tensor *t, float *dst);
 
 /* ---- writer ---------------------------------------------------------------------- */

@@ -175,9 +175,11 @@ typedef struct {
 static rq_status load_gguf_rows(const rq_gguf *g, const char *name, int64_t n_out, int64_t n_in, rq_linear *l) {
     const rq_gguf_tensor *t;
     RQ_TRY(find_tensor(g, name, n_in, n_out, &t));
-    const rq_type_traits *tr = rq_type_traits_get(t->type);
+    if (!rq_type_can_dequantize(t->type))
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: tensor '%s': type %s cannot be dequantized by rotquant",
+                         rq_gguf_path(g), name, rq_type_name(t->type));
     int64_t rb;
-    if (!tr || !tr->to_float || !rq_type_row_bytes(t->type, n_in, &rb) || rb * n_out != t->n_bytes)
+    if (!rq_type_row_bytes(t->type, n_in, &rb) || rb * n_out != t->n_bytes)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' of type %s cannot be read as rows of %lld", rq_gguf_path(g),
                          name, rq_type_name(t->type), (long long)n_in);
     void *data = rq_alloc(t->n_bytes);

@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "text/heap.h"
 #include "text/tokenizer_impl.h"
 
 #include <stdlib.h>
@@ -189,49 +190,19 @@ typedef struct bigram {
 typedef struct bpe_scratch {
     sym *syms;
     int64_t syms_cap;
-    bigram *heap;
-    int64_t heap_n, heap_cap;
+    rq_heap heap; /* of bigram, lowest rank first, then leftmost */
 } bpe_scratch;
 
-static bool bigram_before(const bigram *a, const bigram *b) {
+static bool bigram_before(const void *pa, const void *pb) {
+    const bigram *a = pa, *b = pb;
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static rq_status heap_push(bpe_scratch *w, bigram g) {
-    if (w->heap_n == w->heap_cap) {
-        int64_t nc = w->heap_cap ? w->heap_cap * 2 : 256;
-        bigram *nh = (bigram *)rq_alloc(nc * (int64_t)sizeof(bigram));
-        if (!nh) return RQ_ENOMEM;
-        if (w->heap_n) memcpy(nh, w->heap, (size_t)w->heap_n * sizeof(bigram));
-        rq_free(w->heap);
-        w->heap = nh;
-        w->heap_cap = nc;
-    }
-    int64_t i = w->heap_n++;
-    while (i > 0) {
-        int64_t p = (i - 1) / 2;
-        if (!bigram_before(&g, &w->heap[p])) break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = g;
-    return RQ_OK;
-}
-
-static bigram heap_pop(bpe_scratch *w) {
-    bigram top = w->heap[0];
-    bigram last = w->heap[--w->heap_n];
-    int64_t i = 0, n = w->heap_n;
-    for (;;) {
-        int64_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && bigram_before(&w->heap[c + 1], &w->heap[c])) c++;
-        if (!bigram_before(&w->heap[c], &last)) break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n > 0) w->heap[i] = last;
-    return top;
+static rq_status bigram_push(rq_heap *h, const bigram *g) { return rq_heap_push(h, g, sizeof *g, bigram_before); }
+static bigram bigram_pop(rq_heap *h) {
+    bigram g;
+    rq_heap_pop(h, &g, sizeof g, bigram_before);
+    return g;
 }
 
 static rq_status try_bigram(const rq_tokenizer *t, bpe_scratch *w, int32_t left, int32_t right) {
@@ -241,7 +212,7 @@ static rq_status try_bigram(const rq_tokenizer *t, bpe_scratch *w, int32_t left,
     const rq_bpe_merge *m = merge_slot(t, ((uint64_t)(uint32_t)a << 32) | (uint32_t)b);
     if (m->rank < 0) return RQ_OK;
     bigram g = {m->rank, left, right, a, b, m->result};
-    return heap_push(w, g);
+    return bigram_push(&w->heap, &g);
 }
 
 /* A symbol that is not a token: llama.cpp looks up each byte of its byte-level text as a
@@ -281,10 +252,10 @@ static rq_status bpe_word(const rq_tokenizer *t, bpe_scratch *w, const uint8_t *
         s[i].prev = i - 1;
         s[i].next = i + 1 < n ? i + 1 : -1;
     }
-    w->heap_n = 0;
+    rq_heap_clear(&w->heap);
     for (int32_t i = 1; i < n; i++) RQ_TRY(try_bigram(t, w, i - 1, i));
-    while (w->heap_n > 0) {
-        bigram g = heap_pop(w);
+    while (w->heap.n > 0) {
+        bigram g = bigram_pop(&w->heap);
         sym *l = &s[g.left], *r = &s[g.right];
         /* stale: a side was merged away or has changed since the pair was queued */
         if (l->len == 0 || r->len == 0 || l->id != g.id_left || r->id != g.id_right) continue;
@@ -399,7 +370,7 @@ rq_status rq_bpe_encode_fragment(const rq_tokenizer *t, const char *text, int64_
     }
     if (md) pcre2_match_data_free(md);
     rq_free(w.syms);
-    rq_free(w.heap);
+    rq_heap_free(&w.heap);
     if (match_buf != word_buf) rq_free(match_buf);
     rq_free(word_buf);
     return s;

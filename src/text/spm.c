@@ -8,6 +8,7 @@
  * the same text (rev_merge); that never applies: merged symbols are tokens by
  * construction, and an unmerged symbol (one lead-byte-delimited character) is shorter
  * than any pair of symbols, so no merge ever had its text. */
+#include "text/heap.h"
 #include "text/tokenizer_impl.h"
 
 #include <stdio.h>
@@ -43,49 +44,19 @@ typedef struct spm_work {
     const rq_tokenizer *t;
     const char *buf;
     ssym *syms;
-    sbigram *heap;
-    int64_t heap_n, heap_cap;
+    rq_heap heap; /* of sbigram, highest score first, then leftmost */
 } spm_work;
 
-static bool sbigram_before(const sbigram *a, const sbigram *b) {
+static bool sbigram_before(const void *pa, const void *pb) {
+    const sbigram *a = pa, *b = pb;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static rq_status sheap_push(spm_work *w, sbigram g) {
-    if (w->heap_n == w->heap_cap) {
-        int64_t nc = w->heap_cap ? w->heap_cap * 2 : 256;
-        sbigram *nh = (sbigram *)rq_alloc(nc * (int64_t)sizeof(sbigram));
-        if (!nh) return RQ_ENOMEM;
-        if (w->heap_n) memcpy(nh, w->heap, (size_t)w->heap_n * sizeof(sbigram));
-        rq_free(w->heap);
-        w->heap = nh;
-        w->heap_cap = nc;
-    }
-    int64_t i = w->heap_n++;
-    while (i > 0) {
-        int64_t p = (i - 1) / 2;
-        if (!sbigram_before(&g, &w->heap[p])) break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = g;
-    return RQ_OK;
-}
-
-static sbigram sheap_pop(spm_work *w) {
-    sbigram top = w->heap[0];
-    sbigram last = w->heap[--w->heap_n];
-    int64_t i = 0, n = w->heap_n;
-    for (;;) {
-        int64_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && sbigram_before(&w->heap[c + 1], &w->heap[c])) c++;
-        if (!sbigram_before(&w->heap[c], &last)) break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n > 0) w->heap[i] = last;
-    return top;
+static rq_status sbigram_push(rq_heap *h, const sbigram *g) { return rq_heap_push(h, g, sizeof *g, sbigram_before); }
+static sbigram sbigram_pop(rq_heap *h) {
+    sbigram g;
+    rq_heap_pop(h, &g, sizeof g, sbigram_before);
+    return g;
 }
 
 static rq_status try_bigram(spm_work *w, int64_t left, int64_t right) {
@@ -95,7 +66,7 @@ static rq_status try_bigram(spm_work *w, int64_t left, int64_t right) {
     int32_t id = rq_tok_lookup(w->t, w->buf + l->start, size);
     if (id < 0) return RQ_OK;
     sbigram g = {w->t->scores[id], left, right, size};
-    return sheap_push(w, g);
+    return sbigram_push(&w->heap, &g);
 }
 
 static rq_status emit_symbol(spm_work *w, int64_t start, int64_t len, rq_ivec *out) {
@@ -160,8 +131,8 @@ rq_status rq_spm_encode_fragment(const rq_tokenizer *t, const char *text, int64_
         n_sym++;
     }
     for (int64_t i = 1; i < n_sym && s == RQ_OK; i++) s = try_bigram(&w, i - 1, i);
-    while (s == RQ_OK && w.heap_n > 0) {
-        sbigram g = sheap_pop(&w);
+    while (s == RQ_OK && w.heap.n > 0) {
+        sbigram g = sbigram_pop(&w.heap);
         ssym *l = &w.syms[g.left], *r = &w.syms[g.right];
         if (l->len == 0 || r->len == 0 || l->len + r->len != g.size) continue;
         l->len += r->len;
@@ -174,7 +145,7 @@ rq_status rq_spm_encode_fragment(const rq_tokenizer *t, const char *text, int64_
     for (int64_t i = 0; s == RQ_OK && i >= 0; i = w.syms[i].next) s = emit_symbol(&w, w.syms[i].start, w.syms[i].len, out);
 done:
     rq_free(w.syms);
-    rq_free(w.heap);
+    rq_heap_free(&w.heap);
     rq_free(buf);
     return s;
 }
