@@ -3,7 +3,8 @@
 #   - our float32 path (the Q4_1 GGUF dequantized to float),
 #   - our 2-bit models on the packed kernels: W2 uniform and W2 LUT made with
 #     `rotquant quantize --method rtn --rotate gsr` (g64), and with GPTQ when calibration
-#     ids are at hand, each run with float, int8 and int4 activations (--abits 16/8/4),
+#     ids are at hand, run with float, int8 and int4 activations (--abits 16/8/4); GPTQ
+#     4-bit models on the packed W4U kernels; a 3-bit one for its perplexity,
 #   - and, when LLAMA_CPP_BIN names a llama.cpp build (bin directory), llama.cpp on the
 #     original Q4_1 file and on Q2_K and IQ2_XXS files requantized from it
 #     (llama-quantize --allow-requantize; IQ2_XXS with an importance matrix from
@@ -85,10 +86,16 @@ if [ "$GPTQ" = 1 ] || [ -n "$LB" ]; then
 fi
 if [ "$GPTQ" = 1 ]; then
     q w2u_gptq_gsr --method gptq --rotate gsr --group 64 --quantizer uniform --calib-ids "$calib_ids"
-    # near llama.cpp's bits per weight (its 2-bit types fit only ffn_down here): 3 and 4 bits,
-    # perplexity only (no packed kernels for them: they run dequantized to float)
+    q w2l_gptq_gsr --method gptq --rotate gsr --group 64 --quantizer lut --calib-ids "$calib_ids"
+    # near llama.cpp's bits per weight (its 2-bit types fit few of SmolLM2's 576-wide
+    # matrices, so its "Q2_K" file is 4.23 bits/weight on the linears and IQ2_XXS 3.90):
+    # 4 bits on the packed W4U kernels (g64: 4.5 bits; g128 where the input width allows,
+    # ffn_down, else 64: 4.44), and 3 bits for perplexity only (no packed 3-bit kernels:
+    # it runs dequantized to float)
     q w3u_gptq_gsr --wbits 3 --method gptq --rotate gsr --group 64 --quantizer uniform --calib-ids "$calib_ids"
     q w4u_gptq_gsr --wbits 4 --method gptq --rotate gsr --group 64 --quantizer uniform --calib-ids "$calib_ids"
+    q w4u_gptq_gsr_g128 --wbits 4 --method gptq --rotate gsr --block 64 --group 128 --quantizer uniform \
+        --calib-ids "$calib_ids"
 fi
 
 ours() { # CONFIG FILE ABITS
@@ -119,8 +126,11 @@ ours w2l_rtn_gsr_a16 "$out/w2l_rtn_gsr.gguf" 16
 ours w2l_rtn_gsr_a4 "$out/w2l_rtn_gsr.gguf" 4
 if [ "$GPTQ" = 1 ]; then
     for ab in 16 8 4; do ours "w2u_gptq_gsr_a$ab" "$out/w2u_gptq_gsr.gguf" "$ab"; done
+    ours w2l_gptq_gsr_a16 "$out/w2l_gptq_gsr.gguf" 16
+    ours w2l_gptq_gsr_a4 "$out/w2l_gptq_gsr.gguf" 4
     ours_ppl w3u_gptq_gsr_a16 "$out/w3u_gptq_gsr.gguf"
-    ours_ppl w4u_gptq_gsr_a16 "$out/w4u_gptq_gsr.gguf"
+    for ab in 16 8 4; do ours "w4u_gptq_gsr_a$ab" "$out/w4u_gptq_gsr.gguf" "$ab"; done
+    for ab in 16 8; do ours "w4u_gptq_gsr_g128_a$ab" "$out/w4u_gptq_gsr_g128.gguf" "$ab"; done
 fi
 
 # ---- llama.cpp
