@@ -13,22 +13,9 @@
  * Integer activations, W2L (bit-plane method): three dot products per group with the
  * planes code, code & 2 and (code + 1) & 4 (= 4·[code == 3]); see dot_i8 below for how
  * they give Σ_k v_k·S_k, combined per lane with v0·Q_l before the accumulation. */
-#include "kernels/w2_impl.h"
+#include "kernels/x86/dot_x86.h"
 
-#include <immintrin.h>
 #include <math.h>
-
-#define INLINE static inline __attribute__((always_inline))
-
-static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
-INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* The group's 4 dequantized values (the same float operations as the reference). */
 INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
@@ -43,16 +30,9 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L, NC = L / 8;
-    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
-    const int64_t in = a->in;
     const float *x[RQ_W2_TILE];
     __m256 acc[RQ_W2_TILE][4];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        x[t] = a->xf + (t0 + t) * in;
-#pragma GCC unroll 4
-        for (int s = 0; s < NA; s++) acc[t][s] = _mm256_setzero_ps();
-    }
+    tile_start256(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
@@ -67,20 +47,11 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
 #pragma GCC unroll 4
             for (int c = 0; c < NC; c++, s++) {
                 const __m256 w = _mm256_permutevar8x32_ps(T, _mm256_srli_epi32(idx[c], 2 * k));
-                const int64_t off = b * G + k * L + 8 * c;
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++)
-                    acc[t][s % NA] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + off), acc[t][s % NA]);
+                tile_fma256(w, x, b * G + k * L + 8 * c, s, NT, acc);
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        __m256 v = acc[t][0];
-#pragma GCC unroll 4
-        for (int s = 1; s < NA; s++) v = _mm256_add_ps(v, acc[t][s]);
-        out[t] = hsum(v);
-    }
+    tile_finish256(acc, NT, out);
 }
 
 /* ------------------------------------------------------------ integer activations */
@@ -173,7 +144,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+    for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);
 }
 
 /* ------------------------------------------------------------ instantiations */

@@ -9,15 +9,9 @@
  * per group; g = 128: two; g = 32: one 256-bit register), then vpdpbusd(codes, q);
  * the zero point (W2U) or the lowest level (W2L bit planes) enters per lane through the
  * lane sums of q (w2_impl.h), before the lanes are accumulated over the groups. */
-#include "kernels/w2_impl.h"
+#include "kernels/x86/dot_x86.h"
 
-#include <immintrin.h>
 #include <math.h>
-
-#define INLINE static inline __attribute__((always_inline))
-
-static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
     if (LUT) return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk));
@@ -31,16 +25,9 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
-    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-    const int64_t in = a->in;
     const float *x[RQ_W2_TILE];
     __m512 acc[RQ_W2_TILE][4];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        x[t] = a->xf + (t0 + t) * in;
-#pragma GCC unroll 4
-        for (int s = 0; s < NA; s++) acc[t][s] = _mm512_setzero_ps();
-    }
+    tile_start512(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
@@ -70,35 +57,12 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
             }
             NW = 8;
         }
-#pragma GCC unroll 8
-        for (int s = 0; s < NW; s++) {
-            const __m512 w = _mm512_permutexvar_ps(idx[s], T);
-            const int64_t off = b * G + 16 * s;
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++)
-                acc[t][s % NA] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + off), acc[t][s % NA]);
-        }
+        tile_perm_fma512(idx, NW, T, x, b * G, NT, acc);
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        __m512 v = acc[t][0];
-#pragma GCC unroll 4
-        for (int s = 1; s < NA; s++) v = _mm512_add_ps(v, acc[t][s]);
-        out[t] = _mm512_reduce_add_ps(v);
-    }
+    tile_finish512(acc, NT, out);
 }
 
 /* ------------------------------------------------------------ integer activations */
-
-/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane */
-INLINE __m512i dp512(__m512i acc, __m512i u, __m512i s, const bool VNNI) {
-    if (VNNI) return _mm512_dpbusd_epi32(acc, u, s);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
-}
-INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
-    if (VNNI) return _mm256_dpbusd_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
 
 /* Codes of 64 consecutive elements 64p .. 64p+63 of a group of G = 64 or 128. */
 INLINE __m512i codes64(const uint8_t *qs, const int G, const int p) {

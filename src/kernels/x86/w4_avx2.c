@@ -11,21 +11,7 @@
  * partial sums of Σ code·q (per int16: at most 4 parts · 2 · 15 · 127 = 15240, no
  * saturation); per group: convert, subtract z·Q_l per lane (the lane sums of q,
  * kernels/w2_impl.h), FMA with the scale, as for W2U in x86/w2_avx2.c. */
-#include "kernels/w2_impl.h"
-
-#include <immintrin.h>
-
-#define INLINE static inline __attribute__((always_inline))
-
-static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
-INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "kernels/x86/dot_x86.h"
 
 /* d and z of a block, each broadcast */
 INLINE void scale_zero(const uint8_t *blk, __m256 *d, __m256 *z) {
@@ -39,17 +25,10 @@ INLINE void scale_zero(const uint8_t *blk, __m256 *d, __m256 *z) {
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NC = L / 8;
-    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
-    const int64_t in = a->in;
     const __m256i m15 = _mm256_set1_epi32(15);
     const float *x[RQ_W2_TILE];
     __m256 acc[RQ_W2_TILE][4];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        x[t] = a->xf + (t0 + t) * in;
-#pragma GCC unroll 4
-        for (int s = 0; s < NA; s++) acc[t][s] = _mm256_setzero_ps();
-    }
+    tile_start256(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
@@ -63,20 +42,11 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
             for (int k = 0; k < 2; k++, s++) {
                 const __m256i code = k ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
                 const __m256 w = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_cvtepi32_ps(code), z));
-                const int64_t off = b * G + k * L + 8 * c;
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++)
-                    acc[t][s % NA] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + off), acc[t][s % NA]);
+                tile_fma256(w, x, b * G + k * L + 8 * c, s, NT, acc);
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        __m256 v = acc[t][0];
-#pragma GCC unroll 4
-        for (int s = 1; s < NA; s++) v = _mm256_add_ps(v, acc[t][s]);
-        out[t] = hsum(v);
-    }
+    tile_finish256(acc, NT, out);
 }
 
 /* ------------------------------------------------------------ integer activations */
@@ -129,7 +99,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+    for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);
 }
 
 /* ------------------------------------------------------------ instantiations */

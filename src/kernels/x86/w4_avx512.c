@@ -15,13 +15,7 @@
  * from int16 saturation). The zero point enters per lane with the lane sums of q,
  * d·(D_l − z·Q_l), before the lanes are accumulated over the groups (kernels/w2_impl.h),
  * exactly as for W2U. */
-#include "kernels/w2_impl.h"
-
-#include <immintrin.h>
-
-#define INLINE static inline __attribute__((always_inline))
-
-static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+#include "kernels/x86/dot_x86.h"
 
 /* d and z of a block, each broadcast */
 INLINE void scale_zero(const uint8_t *blk, __m512 *d, __m512 *z) {
@@ -35,17 +29,10 @@ INLINE void scale_zero(const uint8_t *blk, __m512 *d, __m512 *z) {
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NW = G / 16, NH = NW / 2;
-    const int NA = NT == 1 ? 4 : NT == 2 ? 2 : 1; /* independent FMA chains per token */
-    const int64_t in = a->in;
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const float *x[RQ_W2_TILE];
     __m512 acc[RQ_W2_TILE][4];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        x[t] = a->xf + (t0 + t) * in;
-#pragma GCC unroll 4
-        for (int s = 0; s < NA; s++) acc[t][s] = _mm512_setzero_ps();
-    }
+    tile_start512(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
@@ -60,35 +47,12 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
             idx[h] = v;
             idx[NH + h] = _mm512_srli_epi32(v, 4);
         }
-#pragma GCC unroll 8
-        for (int s = 0; s < NW; s++) {
-            const __m512 w = _mm512_permutexvar_ps(idx[s], T);
-            const int64_t off = b * G + 16 * s;
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++)
-                acc[t][s % NA] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + off), acc[t][s % NA]);
-        }
+        tile_perm_fma512(idx, NW, T, x, b * G, NT, acc);
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        __m512 v = acc[t][0];
-#pragma GCC unroll 4
-        for (int s = 1; s < NA; s++) v = _mm512_add_ps(v, acc[t][s]);
-        out[t] = _mm512_reduce_add_ps(v);
-    }
+    tile_finish512(acc, NT, out);
 }
 
 /* ------------------------------------------------------------ integer activations */
-
-/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane */
-INLINE __m512i dp512(__m512i acc, __m512i u, __m512i s, const bool VNNI) {
-    if (VNNI) return _mm512_dpbusd_epi32(acc, u, s);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
-}
-INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
-    if (VNNI) return _mm256_dpbusd_epi32(acc, u, s);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
 
 /* Codes of the 64 consecutive elements 64p .. 64p+63 of a group of G = 64 or 128. */
 INLINE __m512i codes64(const uint8_t *qs, const int G, const int p) {

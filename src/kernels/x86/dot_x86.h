@@ -1,0 +1,104 @@
+/* Pieces shared by the x86 packed-weight dot kernels (w2_avx2.c, w4_avx2.c, w2_avx512.c,
+ * w4_avx512.c): unaligned scalar loads, horizontal sums, the u8×s8 dot-product step with
+ * and without VNNI, and the float kernels' tile of accumulators (NT tokens × NA
+ * independent FMA chains, NA = 4 / 2 / 1 for 1 / 2 / 3-4 tokens, summed at the end).
+ * Internal; always inlined so that each kernel compiles as if written out. The AVX-512
+ * parts are visible only in files compiled with AVX-512 enabled. */
+#ifndef RQ_KERNELS_X86_DOT_X86_H
+#define RQ_KERNELS_X86_DOT_X86_H
+
+#include "kernels/w2_impl.h"
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* independent FMA chains per token for a tile of NT tokens */
+#define RQ_DOT_NA(NT) ((NT) == 1 ? 4 : (NT) == 2 ? 2 : 1)
+
+INLINE float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* x[t] = the activation rows of the tile, acc = 0 */
+INLINE void tile_start256(const rq_w2_act *a, int64_t t0, const int NT, const float **x, __m256 (*acc)[4]) {
+    const int NA = RQ_DOT_NA(NT);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        x[t] = a->xf + (t0 + t) * a->in;
+#pragma GCC unroll 4
+        for (int s = 0; s < NA; s++) acc[t][s] = _mm256_setzero_ps();
+    }
+}
+/* acc[t][s % NA] += w · x[t][off .. off+7] for every token of the tile */
+INLINE void tile_fma256(__m256 w, const float **x, int64_t off, int s, const int NT, __m256 (*acc)[4]) {
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        acc[t][s % RQ_DOT_NA(NT)] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + off), acc[t][s % RQ_DOT_NA(NT)]);
+}
+INLINE void tile_finish256(__m256 (*acc)[4], const int NT, float *out) {
+    const int NA = RQ_DOT_NA(NT);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        __m256 v = acc[t][0];
+#pragma GCC unroll 4
+        for (int s = 1; s < NA; s++) v = _mm256_add_ps(v, acc[t][s]);
+        out[t] = hsum256(v);
+    }
+}
+
+#ifdef __AVX512F__
+/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane */
+INLINE __m512i dp512(__m512i acc, __m512i u, __m512i s, const bool VNNI) {
+    if (VNNI) return _mm512_dpbusd_epi32(acc, u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
+    if (VNNI) return _mm256_dpbusd_epi32(acc, u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+INLINE void tile_start512(const rq_w2_act *a, int64_t t0, const int NT, const float **x, __m512 (*acc)[4]) {
+    const int NA = RQ_DOT_NA(NT);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        x[t] = a->xf + (t0 + t) * a->in;
+#pragma GCC unroll 4
+        for (int s = 0; s < NA; s++) acc[t][s] = _mm512_setzero_ps();
+    }
+}
+/* The float kernels' inner step: NW vectors of 16 weights, vector s = table T permuted
+ * by idx[s] (vpermps reads the low 4 bits of each lane), times x[t][off0 + 16s ..]. */
+INLINE void tile_perm_fma512(const __m512i *idx, const int NW, __m512 T, const float **x, int64_t off0, const int NT,
+                             __m512 (*acc)[4]) {
+#pragma GCC unroll 8
+    for (int s = 0; s < NW; s++) {
+        const __m512 w = _mm512_permutexvar_ps(idx[s], T);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc[t][s % RQ_DOT_NA(NT)] =
+                _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + off0 + 16 * s), acc[t][s % RQ_DOT_NA(NT)]);
+    }
+}
+INLINE void tile_finish512(__m512 (*acc)[4], const int NT, float *out) {
+    const int NA = RQ_DOT_NA(NT);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        __m512 v = acc[t][0];
+#pragma GCC unroll 4
+        for (int s = 1; s < NA; s++) v = _mm512_add_ps(v, acc[t][s]);
+        out[t] = _mm512_reduce_add_ps(v);
+    }
+}
+#endif
+
+#endif
