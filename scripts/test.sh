@@ -10,7 +10,12 @@ jobs=$(nproc)
 cuda=OFF
 if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 if command -v nvcc >/dev/null; then cuda=ON; else echo "test.sh: nvcc not found, CUDA kernels not built"; fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRQ_CUDA=$cuda >/dev/null
+mkdir -p build
+if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRQ_CUDA=$cuda >/dev/null 2>build/configure.err; then
+    [ "$cuda" = ON ] || { cat build/configure.err >&2; exit 1; }
+    echo "test.sh: configuring with CUDA failed (build/configure.err); building without it"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRQ_CUDA=OFF >/dev/null
+fi
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
