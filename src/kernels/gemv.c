@@ -188,8 +188,22 @@ void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64
         return;
     }
     if (act == RQ_ACT_F32) {
-        rq_w2_act a = {.n_tok = n_tok, .in = w->in, .group = rq_w2_group(w->type), .xf = x};
+        const int64_t g = rq_w2_group(w->type), ng = w->in / g;
+        rq_w2_act a = {.n_tok = n_tok, .in = w->in, .group = g, .xf = x};
+        float *xlane = NULL;
+        if (kernels()->f32_xlane[rq_w2_kind_of(w->type)]) { /* w2_impl.h */
+            xlane = rq_xalloc(n_tok * ng * 8 * (int64_t)sizeof(float) + 64);
+            for (int64_t t = 0; t < n_tok; t++)
+                for (int64_t b = 0; b < ng; b++) {
+                    const float *xg = x + t * w->in + b * g;
+                    float *xl = xlane + (t * ng + b) * 8;
+                    for (int l = 0; l < 8; l++) xl[l] = 0;
+                    for (int64_t i = 0; i < g; i++) xl[i % 8] += xg[i];
+                }
+            a.xlane = xlane;
+        }
         run(w, &a, NULL, false, y, ldy, accumulate);
+        rq_free(xlane);
         return;
     }
     RQ_ASSERT(act == RQ_ACT_Q8 || act == RQ_ACT_Q4);

@@ -46,6 +46,12 @@ typedef struct rq_w2_act {
      * for the LUT float-table method. */
     const float *qlane;
     int lanes;
+    /* Float activations, for float kernels that take the zero point out of the group
+     * (the kernel set's f32_xlane): [n_tok, in/group, 8], lane l of group b holds Σ x_i
+     * over the elements i of the group with i mod 8 = l — the elements that 8-float
+     * vectors starting at multiples of 8 put in lane l. The kernel then computes per
+     * lane d·(Σ c·x − z·X_l), as the integer kernels do with qlane. NULL otherwise. */
+    const float *xlane;
 } rq_w2_act;
 
 /* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
@@ -67,6 +73,7 @@ typedef struct rq_w2_kernel_set {
     /* [rq_w2_kind] -> an array [group index] of kernels (pointers, so that a set can
      * take a kind's kernels from another file) */
     const rq_w2_dot_fn *f32[RQ_W2_N_KINDS]; /* float activations */
+    bool f32_xlane[RQ_W2_N_KINDS];          /* those kernels read rq_w2_act.xlane */
     const rq_w2_dot_fn *i8[RQ_W2_N_KINDS];  /* integer activations */
     rq_act_quant_fn act_quant;
     int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_w2_act.qlane has

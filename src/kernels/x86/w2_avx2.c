@@ -212,6 +212,7 @@ static const rq_w2_dot_fn i8_tab[2][3] = {{dot_i8_false_32, dot_i8_false_64, dot
 const rq_w2_kernel_set rq_w2_kernels_avx2 = {
     .name = "avx2",
     .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx2},
+    .f32_xlane = {false, false, true},
     .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx2},
     .act_quant = act_quant,
     .lanes = 8,

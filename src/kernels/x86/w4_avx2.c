@@ -3,8 +3,11 @@
  *
  * Float activations: AVX2's vpermps has only 8 table entries, so the codes are converted
  * instead: 8 code bytes widened to 32-bit lanes (masked with 15 for the low nibbles,
- * shifted by 4 for the high ones), converted to float, and ŵ = d·(c − z) computed as the
- * reference does (exact), then one FMA per token.
+ * shifted by 4 for the high ones) and converted to float, once per group for all tokens;
+ * per token Σ c·x by lane (one FMA per 8 weights), then d·(Σ c·x − z·X_l) per lane with
+ * the activations' lane sums X_l (rq_w2_act.xlane) and one FMA into the row's sum. The
+ * first version computed ŵ = d·(c − z) per weight (convert, subtract, multiply, FMA):
+ * 4096×4096 GEMV, 1 thread, 930 µs; this one: see bench_kernels (RQ_CPU=avx2).
  * Integer activations: 32 consecutive codes per register (g = 32: the 16 code bytes in
  * both 128-bit lanes, the upper shifted by 4; g = 64, 128: 32 code bytes masked, or
  * shifted by 4 and masked), vpmaddubsw(codes, q) then vpmaddwd(·, 1) give exact int32
@@ -25,28 +28,45 @@ INLINE void scale_zero(const uint8_t *blk, __m256 *d, __m256 *z) {
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NC = L / 8;
+    const int64_t in = a->in, ng = in / G;
     const __m256i m15 = _mm256_set1_epi32(15);
-    const float *x[RQ_W2_TILE];
-    __m256 acc[RQ_W2_TILE][4];
-    tile_start256(a, t0, NT, x, acc);
+    const float *x[RQ_W2_TILE], *xl[RQ_W2_TILE];
+    __m256 acc[RQ_W2_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        x[t] = a->xf + (t0 + t) * in;
+        xl[t] = a->xlane + (t0 + t) * ng * 8;
+        acc[t] = _mm256_setzero_ps();
+    }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         __m256 d, z;
         scale_zero(blk, &d, &z);
-        int s = 0;
+        /* the codes as floats, vector k·NC + c = elements k·L + 8c .. +7 */
+        __m256 cf[16];
 #pragma GCC unroll 8
         for (int c = 0; c < NC; c++) {
             const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)load_u64(qs + 8 * c)));
-#pragma GCC unroll 2
-            for (int k = 0; k < 2; k++, s++) {
-                const __m256i code = k ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, m15);
-                const __m256 w = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_cvtepi32_ps(code), z));
-                tile_fma256(w, x, b * G + k * L + 8 * c, s, NT, acc);
+            cf[c] = _mm256_cvtepi32_ps(_mm256_and_si256(v, m15));
+            cf[NC + c] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float *xb = x[t] + b * G;
+            __m256 s0 = _mm256_mul_ps(cf[0], _mm256_loadu_ps(xb)), s1 = _mm256_mul_ps(cf[NC], _mm256_loadu_ps(xb + L));
+#pragma GCC unroll 8
+            for (int c = 1; c < NC; c++) {
+                s0 = _mm256_fmadd_ps(cf[c], _mm256_loadu_ps(xb + 8 * c), s0);
+                s1 = _mm256_fmadd_ps(cf[NC + c], _mm256_loadu_ps(xb + L + 8 * c), s1);
             }
+            /* per lane d·(Σ c·x − z·X_l) (w2_impl.h, xlane) */
+            const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(xl[t] + b * 8), _mm256_add_ps(s0, s1));
+            acc[t] = _mm256_fmadd_ps(d, D, acc[t]);
         }
     }
-    tile_finish256(acc, NT, out);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);
 }
 
 /* ------------------------------------------------------------ integer activations */
