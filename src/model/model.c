@@ -156,6 +156,24 @@ rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg) {
     return RQ_OK;
 }
 
+const char *rq_model_config_describe(const rq_model_config *c, char *buf, size_t n) {
+    int p = snprintf(buf, n, "%s: %lld layers, n_embd %lld, %lld heads (%lld KV) x %lld, n_ff %lld %s, vocab %lld%s, "
+                     "RoPE %s base %g%s, rms eps %g", arch_names[c->arch], (long long)c->n_layer, (long long)c->n_embd,
+                     (long long)c->n_head, (long long)c->n_head_kv, (long long)c->head_dim, (long long)c->n_ff,
+                     c->ffn_gelu ? "GELU" : "SiLU", (long long)c->n_vocab, c->tied_embeddings ? " tied" : "",
+                     c->rope_neox ? "neox" : "adjacent", (double)c->rope_theta,
+                     c->rope_scaling == RQ_ROPE_SCALING_LINEAR ? " linear-scaled" : "", (double)c->rms_eps);
+    if (p < (int)n && c->sliding_window > 0)
+        p += snprintf(buf + p, n - (size_t)p, ", sliding window %lld on %lld of every %lld layers (RoPE base %g)",
+                      (long long)c->sliding_window, (long long)(c->swa_pattern - 1), (long long)c->swa_pattern,
+                      (double)c->rope_theta_swa);
+    if (p < (int)n && c->qk_norm) p += snprintf(buf + p, n - (size_t)p, ", q/k norms");
+    if (p < (int)n && c->post_norms) p += snprintf(buf + p, n - (size_t)p, ", post norms");
+    if (p < (int)n && c->embd_scale != 1.0f)
+        p += snprintf(buf + p, n - (size_t)p, ", embedding x %.4g", (double)c->embd_scale);
+    return buf;
+}
+
 /* Find a tensor and check its shape [ne0, ne1] (ne1 = 1 for vectors). */
 static rq_status find_tensor(const rq_gguf *g, const char *name, int64_t ne0, int64_t ne1,
                              const rq_gguf_tensor **out) {

@@ -176,6 +176,12 @@ typedef struct rq_model {
  * architecture, missing/invalid keys (message names the key). */
 rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg);
 
+/* One line on the configuration, e.g. "gemma3: 18 layers, n_embd 640, 4 heads (1 KV) × 256,
+ * n_ff 2048 GELU, vocab 262144 tied, RoPE neox base 1e+06, sliding window 512 on 5 of every 6
+ * layers (RoPE base 10000), q/k norms, post norms, embedding × 25.3". Writes into buf (n
+ * bytes, always terminated), returns buf. */
+const char *rq_model_config_describe(const rq_model_config *c, char *buf, size_t n);
+
 /* Load a model: config, then the weights. Tensors are checked for presence ("missing
  * tensor 'blk.3.attn_q.weight'") and shape. Plain GGUF files: every weight dequantized to
  * float32. rotquant's quantized files (model/qinfo.h): the fast path by default (2-bit
