@@ -9,7 +9,9 @@
  *   - a tree batch: a shared prefix longer than the window and two continuations
  *     (rq_model_forward_tree), each path against the naive forward of that path;
  *   - without the window key every layer is global (the naive forward with W = ∞);
- *   - config: the switches read from the file, and a logit soft-capping key refused.
+ *   - config: the switches read from the file, and a logit soft-capping key refused;
+ *   - rotations: R1 refused (no exact folding through the post norms); R2 folded, R3 and R4
+ *     online (R4 folded into down) leave the logits unchanged, and the norms unfused.
  * The real model's logits are checked against the numpy reference in sh_reference_gemma.sh. */
 #include "testing.h"
 
@@ -17,6 +19,7 @@
 #include "format/format.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "rotate/fold.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -342,6 +345,25 @@ static void check_tree(rq_model *m) {
     rq_state_free(st);
 }
 
+/* R1 refused with a message naming it; R2 (Hadamard 16) folded and R3/R4 online: the same
+ * logits (METHODS.md's invariance, for Gemma-3's layer); no norm fused. */
+static void check_rotations(const char *path) {
+    rq_model *m = load(path);
+    if (!m) return;
+    rq_rotation r1 = rq_rot_make(RQ_ROT_GSR, E, 16, 0), none = rq_rot_make(RQ_ROT_NONE, E, 0, 0);
+    RQ_CHECK(rq_fold_model(m, &r1, NULL) == RQ_EUNSUPPORTED);
+    RQ_CHECK(strstr(rq_last_error(), "R1") && strstr(rq_last_error(), "gemma3"));
+    rq_rotation r2 = rq_rot_make(RQ_ROT_HADAMARD, HD, 0, 1);
+    RQ_CHECK(rq_fold_model(m, &none, &r2) == RQ_OK);
+    RQ_CHECK(m->layers[0].attn_norm[3] == w_anorm[0][3] && m->output_norm[5] == w_onorm[5]);
+    rq_online_cfg oc = {.r3 = rq_rot_make(RQ_ROT_HADAMARD, HD, 0, 2), .r4 = rq_rot_make(RQ_ROT_HADAMARD, FF, 0, 3)};
+    RQ_CHECK(rq_fold_r4(m, &oc.r4) == RQ_OK);
+    RQ_CHECK(rq_model_set_online(m, &oc) == RQ_OK);
+    check_chunks(m, NTOK, ref, "R2 folded, R3/R4 online");
+    check_chunks(m, 9, ref, "R2 folded, R3/R4 online");
+    rq_model_free(m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_gemma_%d", (int)getpid());
     char cmd[320];
@@ -367,6 +389,7 @@ int main(void) {
         check_tree(m);
         rq_model_free(m);
     }
+    check_rotations(path);
     const char *nowin = write_tiny("gemma_nowin.gguf", 0, 0);
     m = load(nowin);
     if (m) {

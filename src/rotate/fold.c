@@ -92,7 +92,11 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
             return s;
         }
     }
-    rq_fold_norms(m);
+    /* Gemma-3 (R1 none, checked above): the norms stay where they are. Its norm scales vary
+     * over two orders of magnitude inside a vector (0.2..301 in gemma-3-270m's final norm),
+     * and fused into W·diag(g) they would share a quantization group's scale with columns
+     * 100x smaller: W4 g64 RTN of gemma-3-270m went from PPL ~20 to ~1e5 that way. */
+    if (!c->post_norms) rq_fold_norms(m);
     if (r1->kind != RQ_ROT_NONE) {
         /* the embedding is rotated; an lm_head still tied to it would be rotated too,
          * which is exactly W ← W·Q for the head: keep tied in that case */
