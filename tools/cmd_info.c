@@ -4,6 +4,7 @@
 #include "base/status.h"
 #include "format/format.h"
 #include "io/gguf.h"
+#include "model/model.h"
 #include "model/qinfo.h"
 
 #include <inttypes.h>
@@ -69,6 +70,12 @@ int cmd_info(int argc, char **argv) {
            " tensors\n",
            path, rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
            rq_gguf_n_tensors(g));
+    {
+        rq_model_config mc;
+        char cd[512];
+        if (rq_model_config_read(g, &mc) == RQ_OK) printf("model: %s\n", rq_model_config_describe(&mc, cd, sizeof cd));
+        else printf("model: not loadable by rotquant: %s\n", rq_last_error());
+    }
     rq_qinfo qi;
     if (rq_qinfo_read(g, &qi) != RQ_OK) {
         /* still show the raw metadata of a file whose rotquant keys are bad */

@@ -27,6 +27,8 @@ void rq_state_free(rq_state *st) {
     rq_free(st->v_deq);
     rq_free(st->rope_cos);
     rq_free(st->rope_sin);
+    rq_free(st->rope_cos_swa);
+    rq_free(st->rope_sin_swa);
     rq_free(st->x);
     rq_free(st->xn);
     rq_free(st->q);
@@ -86,6 +88,10 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
     }
     st->rope_cos = alloc_f(n_ctx, c->rope_dim / 2, &s);
     st->rope_sin = alloc_f(n_ctx, c->rope_dim / 2, &s);
+    if (c->sliding_window > 0) {
+        st->rope_cos_swa = alloc_f(n_ctx, c->rope_dim / 2, &s);
+        st->rope_sin_swa = alloc_f(n_ctx, c->rope_dim / 2, &s);
+    }
     st->x = alloc_f(n_batch, c->n_embd, &s);
     st->xn = alloc_f(n_batch, c->n_embd, &s);
     st->q = alloc_f(n_batch, q_dim, &s);
@@ -100,6 +106,8 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
         return s;
     }
     rq_rope_table(n_ctx, c->rope_dim, c->rope_theta, c->rope_freq_scale, m->rope_freqs, st->rope_cos, st->rope_sin);
+    /* local layers: their own base, no scaling (llama.cpp's rope_freq_scale_train_swa = 1) */
+    if (st->rope_cos_swa) rq_rope_table(n_ctx, c->rope_dim, c->rope_theta_swa, 1.0, NULL, st->rope_cos_swa, st->rope_sin_swa);
     *out = st;
     return RQ_OK;
 }
@@ -170,6 +178,23 @@ static void rmsnorm_all(rq_state *st, const float *src, const float *g, float *d
     rq_parallel_for(n, 16, rmsnorm_rows, &j);
 }
 
+/* Gemma-3's post-norms: x[i] += RMSNorm(y[i])·g for rows i < n (y overwritten). */
+static void post_norm_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t d = j->st->model->cfg.n_embd;
+    float eps = j->st->model->cfg.rms_eps;
+    for (int64_t i = b; i < e; i++) {
+        float *y = (float *)j->src + i * d, *x = j->dst + i * d;
+        j->vm->rmsnorm(y, j->g, d, eps, y);
+        for (int64_t k = 0; k < d; k++) x[k] += y[k];
+    }
+}
+
+static void post_norm_add(rq_state *st, float *y, const float *g, int64_t n) {
+    rows_job j = {.st = st, .src = y, .dst = st->x, .g = g, .vm = st->vm};
+    rq_parallel_for(n, 16, post_norm_rows, &j);
+}
+
 /* Per-token activation quantizer over rows x [n, dim] (no-op when off). */
 typedef struct {
     const rq_actq *q;
@@ -229,8 +254,8 @@ static void kv_load_rows(void *ctx, int64_t b, int64_t e, int thread) {
 }
 
 /* q, k, v in one parallel region: work items are blocks of `hpi` heads of q, then of
- * k, then of v; q and k blocks get RoPE right after their GEMM (a head's pairs lie inside
- * its block). k and v are written straight into the float cache, or into k_new/v_new
+ * k, then of v; q and k blocks get their per-head norm (Gemma-3) and RoPE right after
+ * their GEMM (a head's pairs lie inside its block). k and v are written straight into the float cache, or into k_new/v_new
  * when the cache is packed. */
 typedef struct {
     rq_state *st;
@@ -257,15 +282,23 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
         int64_t h1 = h0 + j->hpi < n_heads ? h0 + j->hpi : n_heads;
         rq_linear_forward_cols(l, st->xn, j->n, h0 * hd, h1 * hd, y, ld, false);
         if (l == &j->L->wv) continue;
+        const float *qk_norm = !c->qk_norm ? NULL : l == &j->L->wq ? j->L->q_norm : j->L->k_norm;
+        bool swa = rq_model_layer_is_swa(c, j->layer);
+        const float *cos_t = swa ? st->rope_cos_swa : st->rope_cos, *sin_t = swa ? st->rope_sin_swa : st->rope_sin;
         for (int64_t i = 0; i < j->n; i++) {
             int64_t p = st->tree ? st->tree_pos[i] : st->segments ? st->seg_pos[i] : j->pos + i;
-            const float *cs = st->rope_cos + p * half, *sn = st->rope_sin + p * half;
-            for (int64_t h = h0; h < h1; h++) rq_rope_apply(y + i * ld + h * hd, cs, sn, c->rope_dim);
+            const float *cs = cos_t + p * half, *sn = sin_t + p * half;
+            for (int64_t h = h0; h < h1; h++) {
+                float *x = y + i * ld + h * hd;
+                if (qk_norm) st->vm->rmsnorm(x, qk_norm, hd, c->rms_eps, x);
+                if (c->rope_neox) rq_rope_apply_neox(x, cs, sn, c->rope_dim);
+                else rq_rope_apply(x, cs, sn, c->rope_dim);
+            }
         }
     }
 }
 
-/* gate, up and SwiGLU in one parallel region over column blocks of n_ff. */
+/* gate, up and SwiGLU (GELU for Gemma-3) in one parallel region over column blocks of n_ff. */
 typedef struct {
     rq_state *st;
     const rq_layer *L;
@@ -280,7 +313,10 @@ static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
         int64_t c0 = it * j->blk, c1 = c0 + j->blk < f ? c0 + j->blk : f;
         rq_linear_forward_cols(&j->L->w_gate, st->xn, j->n, c0, c1, st->gate, f, false);
         rq_linear_forward_cols(&j->L->w_up, st->xn, j->n, c0, c1, st->up, f, false);
-        for (int64_t i = 0; i < j->n; i++) st->vm->swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+        for (int64_t i = 0; i < j->n; i++) {
+            if (st->model->cfg.ffn_gelu) rq_geglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+            else st->vm->swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
+        }
     }
 }
 
@@ -290,6 +326,7 @@ typedef struct {
     rq_state *st;
     const float *kc, *vc; /* [n_ctx, kv_dim] this layer's keys and values (float view) */
     int64_t n, pos, n_qblk;
+    int64_t window; /* 0: full causal; else a row at position p sees positions (p − window, p] */
 } att_job;
 
 /* Cache slot of batch row i: pos + i (plain; a tree batch has pos 0), or the row's own
@@ -299,7 +336,11 @@ static inline int64_t row_slot(const att_job *j, int64_t i) {
 }
 
 /* One work item: head h, query rows [i0, i1) of the batch, keys [lo, slot(i1−1)]; row i
- * sees keys lo..slot(i) (causal), a tree row only its ancestors among them. */
+ * sees keys lo..slot(i) (causal), a tree row only its ancestors among them. With a sliding
+ * window W, row i sees only positions > its own − W: in a plain or segmented batch the
+ * slots (slot(i) − W, slot(i)] (positions and slots of one sequence differ by a constant),
+ * so the block's keys start at slot(i0) − W + 1 at the earliest; in a tree batch the
+ * ancestors whose depth is > depth(i) − W. */
 static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     const att_job *j = ctx;
     rq_state *st = j->st;
@@ -308,7 +349,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
     int64_t group = c->n_head / c->n_head_kv;
     const float *kc = j->kc, *vc = j->vc;
     float *S = st->scores + (int64_t)thread * ATT_BLOCK * st->scores_keys;
-    float scale = (float)(1.0 / sqrt((double)hd));
+    float scale = c->attn_scale;
     for (int64_t item = b; item < e; item++) {
         int64_t h = item / j->n_qblk, blk = item % j->n_qblk, i0, i1, lo;
         if (st->segments) {
@@ -321,6 +362,7 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
              * row's sequence (sequences are contiguous, in order) */
             lo = st->tree ? st->tree_root[i0] : 0;
         }
+        if (j->window > 0 && !st->tree && row_slot(j, i0) - j->window + 1 > lo) lo = row_slot(j, i0) - j->window + 1;
         int64_t m = i1 - i0, n_keys = row_slot(j, i1 - 1) + 1 - lo;
         const float *Q = st->q + i0 * q_dim + h * hd;
         const float *K = kc + lo * kv_dim + (h / group) * hd;
@@ -335,13 +377,19 @@ static void attention_items(void *ctx, int64_t b, int64_t e, int thread) {
             float *row = S + r * n_keys;
             int64_t valid = row_slot(j, i0 + r) + 1 - lo; /* causal: keys lo..slot */
             if (st->tree) {
-                /* ancestors of slot s are the slots t <= s whose subtree contains s */
-                int64_t s = i0 + r;
+                /* ancestors of slot s are the slots t <= s whose subtree contains s (and,
+                 * with a window, whose depth is within it) */
+                int64_t s = i0 + r, d_min = j->window > 0 ? st->tree_pos[s] - j->window + 1 : 0;
                 for (int64_t t = lo; t < s; t++)
-                    if (st->tree_end[t] <= s) row[t - lo] = -INFINITY;
+                    if (st->tree_end[t] <= s || st->tree_pos[t] < d_min) row[t - lo] = -INFINITY;
                 rq_softmax(row, valid, st->vm);
                 for (int64_t t = lo; t < s; t++)
-                    if (st->tree_end[t] <= s) row[t - lo] = 0.0f;
+                    if (st->tree_end[t] <= s || st->tree_pos[t] < d_min) row[t - lo] = 0.0f;
+            } else if (j->window > 0 && valid > j->window) {
+                /* keys before the window: the first valid − window of the row */
+                int64_t skip = valid - j->window;
+                rq_softmax(row + skip, j->window, st->vm);
+                for (int64_t t = 0; t < skip; t++) row[t] = 0.0f;
             } else {
                 rq_softmax(row, valid, st->vm);
             }
@@ -421,7 +469,7 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
         rq_rot_apply(on->p3, qj.kdst, qj.kdst, n * c->n_head_kv);
     }
     att_job aj = {.st = st, .n = n, .pos = pos, .n_qblk = (n + ATT_BLOCK - 1) / ATT_BLOCK,
-                  .kc = layer_k, .vc = layer_v};
+                  .kc = layer_k, .vc = layer_v, .window = rq_model_layer_is_swa(c, l) ? c->sliding_window : 0};
     if (on->cfg.kv_bits == 4) {
         kvq_job kj = {.st = st, .layer = l, .pos = pos, .k = qj.kdst, .v = qj.vdst};
         rq_parallel_for(n, 4, kv_store_rows, &kj);
@@ -441,7 +489,12 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
     quant_input(st, st->att, n, q_dim, &L->wo);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
-    rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
+    if (c->post_norms) { /* x += RMSNorm(att·Woᵀ) (hidden as scratch) */
+        rq_linear_forward(&L->wo, st->att, n, st->hidden, c->n_embd, false);
+        post_norm_add(st, st->hidden, L->post_attn_norm, n);
+    } else {
+        rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
+    }
 
     /* MLP block */
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
@@ -454,7 +507,12 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     if (on->p4) rq_rot_apply(on->p4, st->gate, st->gate, n); /* R4 (its inverse is in W_down) */
     quant_input(st, st->gate, n, c->n_ff, &L->w_down);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
-    rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
+    if (c->post_norms) { /* x += RMSNorm(h·W_downᵀ) */
+        rq_linear_forward(&L->w_down, st->gate, n, st->hidden, c->n_embd, false);
+        post_norm_add(st, st->hidden, L->post_ffn_norm, n);
+    } else {
+        rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
+    }
     hook(st, l, RQ_SITE_RESIDUAL, st->x, n, c->n_embd);
 }
 

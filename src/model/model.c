@@ -16,7 +16,7 @@
 #define MAX_DIM (INT64_C(1) << 24)
 #define MAX_LAYERS 4096
 
-static const char *arch_names[RQ_ARCH_COUNT] = {"llama"};
+static const char *arch_names[RQ_ARCH_COUNT] = {"llama", "gemma3"};
 
 static rq_status get_int(const rq_gguf *g, const char *arch, const char *key, bool required, int64_t dflt,
                          int64_t lo, int64_t hi, int64_t *out) {
@@ -45,6 +45,31 @@ static rq_status get_float(const rq_gguf *g, const char *arch, const char *key, 
     }
     RQ_TRY(rq_gguf_get_f32(g, full, out));
     if (!isfinite(*out)) return rq_errorf(RQ_EFORMAT, "%s: metadata '%s' is not finite", rq_gguf_path(g), full);
+    return RQ_OK;
+}
+
+/* Gemma-3's switches (the facts as llama.cpp's gemma3 model implements them). */
+static rq_status gemma3_config(const rq_gguf *g, const char *an, rq_model_config *cfg) {
+    const char *path = rq_gguf_path(g);
+    /* llama.cpp scales the f32 embedding rows by sqrtf(n_embd) */
+    cfg->embd_scale = sqrtf((float)cfg->n_embd);
+    /* query_pre_attn_scalar: head_dim, except the 27B model (62 layers): n_embd / n_head */
+    if (cfg->n_layer == 62) cfg->attn_scale = (float)(1.0 / sqrt((double)(cfg->n_embd / cfg->n_head)));
+    cfg->rope_neox = true;
+    cfg->qk_norm = true;
+    cfg->post_norms = true;
+    cfg->ffn_gelu = true;
+    RQ_TRY(get_int(g, an, "attention.sliding_window", false, 0, 0, INT64_C(1) << 31, &cfg->sliding_window));
+    RQ_TRY(get_int(g, an, "attention.sliding_window_pattern", false, 6, 1, MAX_LAYERS, &cfg->swa_pattern));
+    RQ_TRY(get_float(g, an, "rope.freq_base_swa", false, 10000.0f, &cfg->rope_theta_swa));
+    if (!(cfg->rope_theta_swa > 1.0f))
+        return rq_errorf(RQ_EFORMAT, "%s: rope.freq_base_swa %g must be > 1", path, cfg->rope_theta_swa);
+    float cap;
+    RQ_TRY(get_float(g, an, "final_logit_softcapping", false, 0.0f, &cap));
+    if (cap != 0.0f)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: final_logit_softcapping %g is not supported", path, cap);
+    if (cfg->has_rope_freqs)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: rope_freqs.weight is not supported for gemma3", path);
     return RQ_OK;
 }
 
@@ -124,7 +149,29 @@ rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg) {
     RQ_TRY(get_int(g, an, "vocab_size", false, emb->ne[1], 1, MAX_DIM, &cfg->n_vocab));
     cfg->tied_embeddings = rq_gguf_find_tensor(g, "output.weight") == NULL;
     cfg->has_rope_freqs = rq_gguf_find_tensor(g, "rope_freqs.weight") != NULL;
+
+    cfg->embd_scale = 1.0f;
+    cfg->attn_scale = (float)(1.0 / sqrt((double)cfg->head_dim));
+    if (cfg->arch == RQ_ARCH_GEMMA3) RQ_TRY(gemma3_config(g, an, cfg));
     return RQ_OK;
+}
+
+const char *rq_model_config_describe(const rq_model_config *c, char *buf, size_t n) {
+    int p = snprintf(buf, n, "%s: %lld layers, n_embd %lld, %lld heads (%lld KV) x %lld, n_ff %lld %s, vocab %lld%s, "
+                     "RoPE %s base %g%s, rms eps %g", arch_names[c->arch], (long long)c->n_layer, (long long)c->n_embd,
+                     (long long)c->n_head, (long long)c->n_head_kv, (long long)c->head_dim, (long long)c->n_ff,
+                     c->ffn_gelu ? "GELU" : "SiLU", (long long)c->n_vocab, c->tied_embeddings ? " tied" : "",
+                     c->rope_neox ? "neox" : "adjacent", (double)c->rope_theta,
+                     c->rope_scaling == RQ_ROPE_SCALING_LINEAR ? " linear-scaled" : "", (double)c->rms_eps);
+    if (p < (int)n && c->sliding_window > 0)
+        p += snprintf(buf + p, n - (size_t)p, ", sliding window %lld on %lld of every %lld layers (RoPE base %g)",
+                      (long long)c->sliding_window, (long long)(c->swa_pattern - 1), (long long)c->swa_pattern,
+                      (double)c->rope_theta_swa);
+    if (p < (int)n && c->qk_norm) p += snprintf(buf + p, n - (size_t)p, ", q/k norms");
+    if (p < (int)n && c->post_norms) p += snprintf(buf + p, n - (size_t)p, ", post norms");
+    if (p < (int)n && c->embd_scale != 1.0f)
+        p += snprintf(buf + p, n - (size_t)p, ", embedding x %.4g", (double)c->embd_scale);
+    return buf;
 }
 
 /* Find a tensor and check its shape [ne0, ne1] (ne1 = 1 for vectors). */
@@ -282,6 +329,10 @@ void rq_model_free(rq_model *m) {
             free_linear(&L->w_gate);
             free_linear(&L->w_up);
             free_linear(&L->w_down);
+            rq_free(L->q_norm);
+            rq_free(L->k_norm);
+            rq_free(L->post_attn_norm);
+            rq_free(L->post_ffn_norm);
         }
         rq_free(m->layers);
     }
@@ -333,6 +384,14 @@ static rq_status load_weights(const rq_gguf *g, const load_ctx *lc, rq_model *m)
         RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_gate.weight"), c->n_ff, c->n_embd, &L->w_gate));
         RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_up.weight"), c->n_ff, c->n_embd, &L->w_up));
         RQ_TRY(load_linear(g, lc, LAYER_NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->w_down));
+        if (c->qk_norm) {
+            RQ_TRY(load_tensor(g, LAYER_NAME("attn_q_norm.weight"), c->head_dim, 1, &L->q_norm));
+            RQ_TRY(load_tensor(g, LAYER_NAME("attn_k_norm.weight"), c->head_dim, 1, &L->k_norm));
+        }
+        if (c->post_norms) {
+            RQ_TRY(load_tensor(g, LAYER_NAME("post_attention_norm.weight"), c->n_embd, 1, &L->post_attn_norm));
+            RQ_TRY(load_tensor(g, LAYER_NAME("post_ffw_norm.weight"), c->n_embd, 1, &L->post_ffn_norm));
+        }
     }
 #undef LAYER_NAME
     return RQ_OK;
@@ -377,6 +436,8 @@ int64_t rq_model_n_params(const rq_model *m) {
     const rq_model_config *c = &m->cfg;
     int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     int64_t per_layer = 2 * c->n_embd + 2 * q_dim * c->n_embd + 2 * kv_dim * c->n_embd + 3 * c->n_ff * c->n_embd;
+    if (c->qk_norm) per_layer += 2 * c->head_dim;
+    if (c->post_norms) per_layer += 2 * c->n_embd;
     int64_t n = c->n_layer * per_layer + c->n_vocab * c->n_embd + c->n_embd;
     if (!c->tied_embeddings) n += c->n_vocab * c->n_embd;
     return n;
@@ -396,6 +457,8 @@ int64_t rq_model_weight_bytes(const rq_model *m) {
     for (int64_t i = 0; i < c->n_layer; i++) {
         const rq_layer *L = &m->layers[i];
         n += 2 * c->n_embd * (int64_t)sizeof(float);
+        if (c->qk_norm) n += 2 * c->head_dim * (int64_t)sizeof(float);
+        if (c->post_norms) n += 2 * c->n_embd * (int64_t)sizeof(float);
         n += linear_bytes(&L->wq) + linear_bytes(&L->wk) + linear_bytes(&L->wv) + linear_bytes(&L->wo);
         n += linear_bytes(&L->w_gate) + linear_bytes(&L->w_up) + linear_bytes(&L->w_down);
     }
@@ -420,6 +483,8 @@ void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *
             const rq_type_traits *tr = rq_type_traits_get(m->embd.type);
             tr->to_float((const uint8_t *)m->embd.data + (int64_t)tokens[i] * m->embd.row_bytes, x + i * d, d);
         }
+        if (m->cfg.embd_scale != 1.0f)
+            for (int64_t k = 0; k < d; k++) x[i * d + k] *= m->cfg.embd_scale;
     }
 }
 

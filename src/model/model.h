@@ -5,8 +5,16 @@
  * n_layer × { RMSNorm → q/k/v → RoPE (adjacent pairs (2i, 2i+1), the pairing of GGUF's
  * permuted q/k rows) → causal GQA attention → o, residual; RMSNorm → SwiGLU MLP,
  * residual }, final RMSNorm, lm_head (tied to the embedding when the file has no
- * output.weight). Gemma-3 will add fields to rq_model_config (see the comment there) and
- * a branch in the layer function, not a second forward pass.
+ * output.weight).
+ * Gemma-3 (general.architecture = "gemma3") runs through the same layer function, switched by
+ * the fields of rq_model_config below: token embeddings × √n_embd; per layer RMSNorm → q/k/v
+ * → per-head RMSNorm of q and k (q_norm/k_norm, over head_dim) → RoPE on the NEOX pairing
+ * (i, i + rope_dim/2) → attention (scale 1/√head_dim; sliding window on the local layers,
+ * whose RoPE base is rope_theta_swa) → o → RMSNorm (post_attention_norm) → residual add;
+ * RMSNorm → GELU(tanh)(gate)·up → down → RMSNorm (post_ffw_norm) → residual add; final
+ * RMSNorm; lm_head tied. The GGUF holds Gemma's norm scales as (1 + w) already (llama.cpp's
+ * converter adds the 1), so every RMSNorm multiplies by the stored vector as it is. No
+ * logit soft-capping (Gemma-3 has none; a file asking for it is refused).
  *
  * Conventions: row-major; a linear layer stored [out, in] computes y = x·Wᵀ; activations
  * are rows [n_tokens, dim]. */
@@ -24,7 +32,7 @@
 
 typedef enum rq_arch {
     RQ_ARCH_LLAMA = 0,
-    /* RQ_ARCH_GEMMA3 = 1: later (enums only grow at the end) */
+    RQ_ARCH_GEMMA3 = 1, /* "gemma3": the text model of Gemma 3 (enums only grow at the end) */
     RQ_ARCH_COUNT
 } rq_arch;
 
@@ -50,9 +58,24 @@ typedef struct rq_model_config {
     bool has_rope_freqs;     /* per-frequency divisors from the rope_freqs.weight tensor */
     float rms_eps;
     bool tied_embeddings;    /* no output.weight: lm_head is the token embedding */
-    /* Gemma-3 will add: embedding scale √n_embd, RMSNorm with (1 + g), GELU MLP, post-
-     * attention/post-MLP norms, q/k norms, sliding-window layers with their own theta. */
+    /* Architecture switches of the one forward pass (LLaMA: 1, 1/√head_dim, and all off). */
+    float embd_scale;        /* token embeddings are multiplied by this (Gemma-3: √n_embd) */
+    float attn_scale;        /* scale of q·kᵀ (1/√head_dim) */
+    bool rope_neox;          /* RoPE pairs (i, i + rope_dim/2) instead of (2i, 2i+1) */
+    bool qk_norm;            /* per-head RMSNorm of q and k (before RoPE), layers' q_norm/k_norm */
+    bool post_norms;         /* RMSNorm of the attention and MLP outputs before the residual add */
+    bool ffn_gelu;           /* MLP GELU(tanh approximation)(gate)·up instead of SiLU(gate)·up */
+    int64_t sliding_window;  /* 0: none; else a local layer's query at position p sees keys
+                              * at positions (p − sliding_window, p] */
+    int64_t swa_pattern;     /* with a window: layer l is local iff l % swa_pattern <
+                              * swa_pattern − 1 (Gemma-3: 6, every 6th layer global) */
+    float rope_theta_swa;    /* RoPE base of the local layers (Gemma-3: 10000) */
 } rq_model_config;
+
+/* True when layer l uses the sliding window (and rope_theta_swa). */
+static inline bool rq_model_layer_is_swa(const rq_model_config *c, int64_t l) {
+    return c->sliding_window > 0 && l % c->swa_pattern < c->swa_pattern - 1;
+}
 
 /* A linear layer y = x·Wᵀ. Kind F32 holds a float matrix (float models, and the
  * reference path for quantized files); the packed kinds hold the file's quantized rows and
@@ -102,6 +125,11 @@ typedef struct rq_layer {
     rq_linear w_gate; /* [n_ff, n_embd] */
     rq_linear w_up;   /* [n_ff, n_embd] */
     rq_linear w_down; /* [n_embd, n_ff] */
+    /* Gemma-3 only (NULL otherwise): */
+    float *q_norm;    /* [head_dim] per-head RMSNorm of q (cfg.qk_norm) */
+    float *k_norm;    /* [head_dim] per-head RMSNorm of k */
+    float *post_attn_norm; /* [n_embd] RMSNorm of o's output (cfg.post_norms) */
+    float *post_ffn_norm;  /* [n_embd] RMSNorm of down's output */
 } rq_layer;
 
 /* Run-time quantizers and online rotations (QuaRot's W/A/KV set-up, METHODS.md steps 4
@@ -148,6 +176,12 @@ typedef struct rq_model {
  * architecture, missing/invalid keys (message names the key). */
 rq_status rq_model_config_read(const rq_gguf *g, rq_model_config *cfg);
 
+/* One line on the configuration, e.g. "gemma3: 18 layers, n_embd 640, 4 heads (1 KV) × 256,
+ * n_ff 2048 GELU, vocab 262144 tied, RoPE neox base 1e+06, sliding window 512 on 5 of every 6
+ * layers (RoPE base 10000), q/k norms, post norms, embedding × 25.3". Writes into buf (n
+ * bytes, always terminated), returns buf. */
+const char *rq_model_config_describe(const rq_model_config *c, char *buf, size_t n);
+
 /* Load a model: config, then the weights. Tensors are checked for presence ("missing
  * tensor 'blk.3.attn_q.weight'") and shape. Plain GGUF files: every weight dequantized to
  * float32. rotquant's quantized files (model/qinfo.h): the fast path by default (2-bit
@@ -182,8 +216,8 @@ const char *rq_model_describe(const rq_model *m, char *buf, size_t n);
  * act = {act_bits, symmetric, clip 1}. Packed W2U/W2L/W4U linears then run the integer kernels.
  * RQ_EINVAL for other values. */
 rq_status rq_model_set_act_bits(rq_model *m, int act_bits);
-/* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized), for
- * i < n; x [n, n_embd]. Token ids must be in range (asserted). */
+/* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized) times
+ * cfg.embd_scale (when not 1), for i < n; x [n, n_embd]. Token ids must be in range (asserted). */
 void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x);
 
 /* Set the run-time quantizers and online rotations (replacing earlier ones; the plans
@@ -255,6 +289,8 @@ typedef struct rq_state {
     float *k_new, *v_new; /* [n_batch, kv_dim] the batch's K/V before packing */
     float *k_deq, *v_deq; /* [n_ctx, kv_dim] one layer's cache dequantized for attention */
     float *rope_cos, *rope_sin; /* [n_ctx, rope_dim/2] */
+    float *rope_cos_swa, *rope_sin_swa; /* [n_ctx, rope_dim/2] local layers' (base rope_theta_swa);
+                                         * NULL without a sliding window */
     /* activations */
     float *x;      /* [n_batch, n_embd] residual stream */
     float *xn;     /* [n_batch, n_embd] normed */

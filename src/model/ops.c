@@ -10,6 +10,23 @@ void rq_rope_apply(float *x, const float *cos_, const float *sin_, int64_t rope_
     }
 }
 
+void rq_rope_apply_neox(float *x, const float *cos_, const float *sin_, int64_t rope_dim) {
+    int64_t h = rope_dim / 2;
+    for (int64_t i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h], c = cos_[i], s = sin_[i];
+        x[i] = a * c - b * s;
+        x[i + h] = a * s + b * c;
+    }
+}
+
+void rq_geglu(float *g, const float *u, int64_t n) {
+    const float k = 0.7978845608028654f; /* √(2/π) */
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i], t = 2.0f * k * (x + 0.044715f * x * x * x);
+        g[i] = x / (1.0f + expf(-t)) * u[i];
+    }
+}
+
 void rq_rope_table(int64_t n_pos, int64_t rope_dim, double base, double scale, const float *freq_div,
                    float *cos_, float *sin_) {
     int64_t half = rope_dim / 2;

@@ -14,6 +14,15 @@
  * Dims >= rope_dim are left alone. */
 void rq_rope_apply(float *x, const float *cos_, const float *sin_, int64_t rope_dim);
 
+/* The same rotation on the NEOX pairing (x[i], x[i + rope_dim/2]), i < rope_dim/2 (Gemma,
+ * GPT-NeoX): x'[i] = x[i]·c_i − x[i+h]·s_i,  x'[i+h] = x[i]·s_i + x[i+h]·c_i, h = rope_dim/2. */
+void rq_rope_apply_neox(float *x, const float *cos_, const float *sin_, int64_t rope_dim);
+
+/* GELU-gated MLP activation, in place over g[n]: g[i] = gelu(g[i])·u[i] with the tanh
+ * approximation gelu(x) = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (Gemma's), computed as
+ * x·σ(2·√(2/π)(x + 0.044715x³)), which is the same function. */
+void rq_geglu(float *g, const float *u, int64_t n);
+
 /* cos/sin tables for positions 0..n_pos-1: angle(p, i) = p·scale·base^(−2i/rope_dim)
  * / freq_div[i] (freq_div may be NULL = 1), computed in double.
  * cos_, sin_ [n_pos, rope_dim/2]. */

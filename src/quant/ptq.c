@@ -129,7 +129,8 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 s = rq_errorf(RQ_EINVAL, "calibration token %d out of range", id);
                 goto done;
             }
-            memcpy(X + t * c->n_embd, m->tok_embd + (int64_t)id * c->n_embd, (size_t)c->n_embd * sizeof(float));
+            /* the forward pass's own embedding (with Gemma-3's √n_embd scale) */
+            rq_model_embed(m, &id, 1, X + t * c->n_embd);
         }
         if ((s = rq_state_new(m, seq_len, seq_len, false, &st)) != RQ_OK) goto done;
         st->hook = capture_hook;

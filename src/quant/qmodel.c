@@ -82,6 +82,18 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
         TRY(add_f32(w, name, m->layers[l].attn_norm, c->n_embd));
         snprintf(name, sizeof name, "blk.%lld.ffn_norm.weight", (long long)l);
         TRY(add_f32(w, name, m->layers[l].ffn_norm, c->n_embd));
+        if (c->qk_norm) { /* Gemma-3: not fused anywhere, kept as they are */
+            snprintf(name, sizeof name, "blk.%lld.attn_q_norm.weight", (long long)l);
+            TRY(add_f32(w, name, m->layers[l].q_norm, c->head_dim));
+            snprintf(name, sizeof name, "blk.%lld.attn_k_norm.weight", (long long)l);
+            TRY(add_f32(w, name, m->layers[l].k_norm, c->head_dim));
+        }
+        if (c->post_norms) {
+            snprintf(name, sizeof name, "blk.%lld.post_attention_norm.weight", (long long)l);
+            TRY(add_f32(w, name, m->layers[l].post_attn_norm, c->n_embd));
+            snprintf(name, sizeof name, "blk.%lld.post_ffw_norm.weight", (long long)l);
+            TRY(add_f32(w, name, m->layers[l].post_ffn_norm, c->n_embd));
+        }
     }
     if (info->wbits == 16) { /* W16: the (rotated) float linears as plain F32 tensors */
         static const char *sfx[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};

@@ -75,6 +75,12 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
     if (do_r2 && r2->n != c->head_dim)
         return rq_errorf(RQ_EINVAL, "R2 has size %lld but the model's head_dim is %lld", (long long)r2->n,
                          (long long)c->head_dim);
+    if (c->post_norms && r1->kind != RQ_ROT_NONE)
+        return rq_errorf(RQ_EUNSUPPORTED,
+                         "R1 (the residual rotation) cannot be folded exactly into this model (%s): its post-attention "
+                         "and post-FFN RMSNorms scale the outputs of o and down elementwise before the residual add, and "
+                         "that scale does not commute with a rotation of the residual stream; use R1 none (R2, R3 and "
+                         "R4 fold exactly)", c->arch == RQ_ARCH_GEMMA3 ? "gemma3" : "post-norms");
     RQ_TRY(rq_rot_validate(r1));
     if (do_r2) RQ_TRY(rq_rot_validate(r2));
     rq_rot_plan *p1 = NULL, *p2 = NULL;
@@ -86,7 +92,11 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
             return s;
         }
     }
-    rq_fold_norms(m);
+    /* Gemma-3 (R1 none, checked above): the norms stay where they are. Its norm scales vary
+     * over two orders of magnitude inside a vector (0.2..301 in gemma-3-270m's final norm),
+     * and fused into W·diag(g) they would share a quantization group's scale with columns
+     * 100x smaller: W4 g64 RTN of gemma-3-270m went from PPL ~20 to ~1e5 that way. */
+    if (!c->post_norms) rq_fold_norms(m);
     if (r1->kind != RQ_ROT_NONE) {
         /* the embedding is rotated; an lm_head still tied to it would be rotated too,
          * which is exactly W ← W·Q for the head: keep tied in that case */

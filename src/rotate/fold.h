@@ -16,7 +16,14 @@
 #include "rotate/rotation.h"
 
 /* Fold norms and rotations into m in place. r1->n must equal n_embd; r2 (may be NULL or
- * kind none) ->n must equal head_dim. Errors (RQ_EINVAL) name the mismatch. */
+ * kind none) ->n must equal head_dim. Errors (RQ_EINVAL) name the mismatch.
+ * Gemma-3 (cfg.post_norms): R1 must be none (RQ_EUNSUPPORTED otherwise): the post-attention
+ * and post-FFN norms sit between o/down and the residual stream, RMSNorm(y)·diag(g) cannot be
+ * written as a function of y·Q followed by Qᵀ, so no exact folding exists. R2 is exact (v has
+ * no norm; the attention mixes values linearly), R3 acts after the q/k norms and RoPE (q·kᵀ
+ * unchanged), R4 right before down (its output norm sees the same down output). Without R1
+ * step 1 is not needed, and it is skipped for Gemma-3: all its norms stay as they are (fused,
+ * their widely varying scales would wreck the weights' quantization groups; fold.c). */
 rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2);
 
 /* METHODS.md step 5, the offline half of R4 [n_ff]: W_down ← W_down·R4 in every layer.
