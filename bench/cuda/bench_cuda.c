@@ -52,10 +52,10 @@ int main(int argc, char **argv) {
     const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t out = shapes[s][0], in = shapes[s][1];
-        for (int vi = 0; vi < 6; vi++) {
-            const int lut = vi / 3, split = (vi % 3) * 4;
-            CHECK(rq_cuda_gemv_split_set(split));
-            const int type = rq_w2_type(lut, group);
+        for (int vi = 0; vi < 7; vi++) { /* W2U × 3 splits, W2L × 3 splits, W4U */
+            const int lut = vi / 3 == 1, w4 = vi == 6, split = w4 ? 8 : (vi % 3) * 4;
+            CHECK(rq_cuda_gemv_split_set(w4 ? -1 : split));
+            const int type = w4 ? rq_w2_kind_type(RQ_W2_KIND_W4U, group) : rq_w2_type(lut, group);
             int64_t rb = 0;
             if (type < 0) {
                 fprintf(stderr, "bench_cuda: group must be 32, 64 or 128\n");
@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
                 for (int it = 0; it < iters; it++) {
                     const void *w = (const uint8_t *)big + (it % k) * bytes;
                     if (lut) CHECK(rq_cuda_w2l_gemv_a4(type, out, in, w, x, 0.1f, y));
+                    else if (w4) CHECK(rq_cuda_w4u_gemv_f32(type, out, in, w, x, y));
                     else CHECK(rq_cuda_w2u_gemv_f32(type, out, in, w, x, y));
                 }
                 CHECK(rq_cuda_sync());
@@ -102,7 +103,7 @@ int main(int argc, char **argv) {
             const double gbs = (double)bytes / t_k / 1e9, copy = 2.0 * (double)bytes / t_c / 1e9;
             char shape[32];
             snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
-            printf("%-12s %-10s %5d %6.2f MiB %9.2f %9.1f %9.1f %6.2f %6.2f\n", vi ? "" : shape, lut ? "W2L A4" : "W2U A16",
+            printf("%-12s %-10s %5d %6.2f MiB %9.2f %9.1f %9.1f %6.2f %6.2f\n", vi ? "" : shape, lut ? "W2L A4" : w4 ? "W4U A16" : "W2U A16",
                    split, (double)bytes / (1 << 20), t_k * 1e6, gbs, copy, gbs / copy, peak > 0 ? gbs / peak : 0.0);
             rq_cuda_free(big);
             rq_cuda_free(dst);

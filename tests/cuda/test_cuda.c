@@ -54,9 +54,11 @@ static double fwht_tol(double sum_abs, int64_t n) {
 static void make_weights(rq_rng *r, int type, int64_t out, int64_t in, void *blocks, float *mbound) {
     const int64_t g = rq_w2_group(type), ng = in / g;
     const int np = rq_w2_n_param(type);
+    const bool w4 = rq_w2_kind_of(type) == RQ_W2_KIND_W4U;
+    const int levels = w4 ? 16 : 4;
     uint8_t *codes = rq_xalloc(out * in);
     float *params = rq_xalloc(out * ng * np * 4);
-    for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, 4);
+    for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)levels);
     for (int64_t b = 0; b < out * ng; b++) {
         float *p = params + b * np;
         if (rq_w2_is_lut(type)) {
@@ -64,8 +66,8 @@ static void make_weights(rq_rng *r, int type, int64_t out, int64_t in, void *blo
             mbound[b] = fmaxf(fmaxf(fabsf(p[0]), fabsf(p[1])), fmaxf(fabsf(p[2]), fabsf(p[3])));
         } else {
             p[0] = rq_fp16_to_fp32(rq_fp32_to_fp16((float)(0.005 + 0.1 * rq_rng_uniform(r))));
-            p[1] = (float)rq_rng_below(r, 4);
-            mbound[b] = p[0] * (3 + p[1]);
+            p[1] = (float)rq_rng_below(r, (uint64_t)levels);
+            mbound[b] = p[0] * ((float)(levels - 1) + p[1]);
         }
     }
     rq_w2_pack(type, out, in, codes, params, blocks);
@@ -107,7 +109,8 @@ static void test_gemv(rq_rng *r, int type, int64_t out, int64_t in) {
         CUDA_OK(rq_cuda_w2l_gemv_a4(type, out, in, w_dev, x_dev, a, y_dev));
     } else {
         CUDA_OK(rq_cuda_upload(x_dev, x, in * 4));
-        CUDA_OK(rq_cuda_w2u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
+        if (rq_w2_kind_of(type) == RQ_W2_KIND_W4U) CUDA_OK(rq_cuda_w4u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
+        else CUDA_OK(rq_cuda_w2u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
     }
     CUDA_OK(rq_cuda_sync());
     CUDA_OK(rq_cuda_download(y_gpu, y_dev, out * 4));
@@ -211,6 +214,17 @@ int main(void) {
         test_gemv(&r, RQ_TYPE_W2L_G64, 4096, 11008);
         test_gemv(&r, RQ_TYPE_W2L_G128, 11008, 4096);
     }
+    /* W4U (4-bit uniform, float activations): odd shapes, partial blocks, model shapes */
+    for (int gi = 0; gi < 3; gi++) {
+        const int type = rq_w2_kind_type(RQ_W2_KIND_W4U, groups[gi]);
+        test_gemv(&r, type, 37, groups[gi] * 5);
+        test_gemv(&r, type, 1, groups[gi]);
+        test_gemv(&r, type, 13, groups[gi] * 9);
+        test_gemv(&r, type, 576, 576 % groups[gi] == 0 ? 576 : 512);
+    }
+    test_gemv(&r, RQ_TYPE_W4U_G64, 4097, 1536);
+    test_gemv(&r, RQ_TYPE_W4U_G128, 4096, 11008 / 128 * 128);
+    RQ_CHECK(rq_cuda_w4u_gemv_f32(RQ_TYPE_W2U_G64, 1, 64, NULL, NULL, NULL) == RQ_EINVAL);
     RQ_CHECK(rq_cuda_gemv_split_set(3) == RQ_EINVAL);
     CUDA_OK_MAIN(rq_cuda_gemv_split_set(-1));
     static const int64_t ns[] = {1, 2, 8, 64, 512, 4096, 16384, 32768};

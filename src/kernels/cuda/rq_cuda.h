@@ -42,6 +42,10 @@ rq_status rq_cuda_sync(void);
 /* type: RQ_TYPE_W2U_G32/64/128; w_dev [out, in/g] blocks, x_dev [in], y_dev [out]. */
 rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev,
                                const float *x_dev, float *y_dev);
+/* type: RQ_TYPE_W4U_G32/64/128 (4-bit uniform); w_dev [out, in/g] blocks, x_dev [in],
+ * y_dev [out]: y = Ŵ·x with Ŵ = d·(code − z), float sums (8 rows per block, split-K). */
+rq_status rq_cuda_w4u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev, const float *x_dev,
+                               float *y_dev);
 /* type: RQ_TYPE_W2L_G32/64/128; w_dev [out, in/g] blocks, xq_dev [in/32] packed int4
  * values, scale = the token's scale a; y_dev [out]. in % 32 == 0 by the group. */
 rq_status rq_cuda_w2l_gemv_a4(int type, int64_t out, int64_t in, const void *w_dev,

@@ -289,6 +289,51 @@ __global__ void rq_w2l_gemv_a4_rows(const uint8_t *__restrict__ w, const uint8_t
  * (15.9 vs 16.4-18.2 us on 11008x4096: its activations already come from shared memory) */
 static int g_split = -1;
 
+/* W4U × float x (4-bit uniform, format/w2.h): the rows kernel's split with a unit of one
+ * 4-byte code word = 8 weights: word w of group b holds elements 4w .. 4w+3 in its low
+ * nibbles and L+4w .. L+4w+3 in its high ones (L = g/2); per unit Σ code·x and Σ x from
+ * two float4 loads, then d·Σcx − d·z·Σx as for W2U. Always R = 8 rows per block. */
+template <int G, int R>
+__global__ void rq_w4u_gemv_f32_rows(const uint8_t *__restrict__ w, const float *__restrict__ x,
+                                     float *__restrict__ y, int64_t out, int64_t in) {
+    constexpr int L = G / 2, WPG = L / 4, BB = RQ_W4U_HEAD + L;
+    const int64_t r0 = (int64_t)blockIdx.x * R, ng = in / G, units = ng * WPG, rb = ng * BB;
+    const int nr = out - r0 < R ? (int)(out - r0) : R;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0;
+    for (int64_t u = threadIdx.x; u < units; u += blockDim.x) {
+        const int64_t b = u / WPG;
+        const int wi = (int)(u % WPG);
+        const uint8_t *base = w + r0 * rb + b * BB;
+        uint32_t head[R], cw[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if (r < nr) {
+                head[r] = __ldg((const unsigned int *)(base + r * rb));
+                cw[r] = __ldg((const unsigned int *)(base + r * rb + RQ_W4U_HEAD + 4 * wi));
+            } else {
+                head[r] = 0;
+                cw[r] = 0;
+            }
+        }
+        const float *xb = x + b * G + 4 * wi;
+        const float4 lo = __ldg((const float4 *)xb), hi = __ldg((const float4 *)(xb + L));
+        const float sx = (lo.x + lo.y) + (lo.z + lo.w) + ((hi.x + hi.y) + (hi.z + hi.w));
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float d = rq_h2f(head[r]), z = rq_h2f(head[r] >> 16);
+            const uint32_t c = cw[r];
+            const float sc = (float)(c & 15) * lo.x + (float)((c >> 8) & 15) * lo.y + (float)((c >> 16) & 15) * lo.z +
+                             (float)((c >> 24) & 15) * lo.w + (float)((c >> 4) & 15) * hi.x +
+                             (float)((c >> 12) & 15) * hi.y + (float)((c >> 20) & 15) * hi.z + (float)(c >> 28) * hi.w;
+            acc[r] += d * sc - d * z * sx;
+        }
+    }
+    float t;
+    if (rq_block_sums<R>(acc, &t) && (int)threadIdx.x < nr) y[r0 + threadIdx.x] = t;
+}
+
 extern "C" rq_status rq_cuda_gemv_split_set(int rows_per_block) {
     if (rows_per_block != -1 && rows_per_block != 0 && rows_per_block != 4 && rows_per_block != 8)
         return rq_errorf(RQ_EINVAL, "CUDA GEMV split: rows per block must be -1, 0, 4 or 8, not %d", rows_per_block);
@@ -358,6 +403,29 @@ extern "C" rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, con
     case 32: launch_w2u<32>(w, x_dev, y_dev, out, in); break;
     case 64: launch_w2u<64>(w, x_dev, y_dev, out, in); break;
     default: launch_w2u<128>(w, x_dev, y_dev, out, in); break;
+    }
+    RQ_CUDA_LAUNCHED();
+    return RQ_OK;
+}
+
+extern "C" rq_status rq_cuda_w4u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev,
+                                          const float *x_dev, float *y_dev) {
+    const int64_t g = rq_w2_group(type);
+    if (g == 0 || rq_w2_kind_of(type) != RQ_W2_KIND_W4U)
+        return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: type %s (%d) is not a W4U type", rq_type_name(type), type);
+    if (out < 0 || in < 0 || in % g != 0 || in > (1LL << 30))
+        return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: bad shape [%lld, %lld] for group %lld", (long long)out,
+                         (long long)in, (long long)g);
+    if ((out > 0 && in > 0) && (!w_dev || !x_dev || !y_dev)) return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: NULL pointer");
+    if (((uintptr_t)w_dev & 3) || ((uintptr_t)x_dev & 15))
+        return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: weights need 4-byte and activations 16-byte alignment");
+    if (out == 0) return RQ_OK;
+    const uint8_t *w = (const uint8_t *)w_dev;
+    const unsigned th = rows_threads(in / 8), nb = (unsigned)((out + 7) / 8);
+    switch (g) {
+    case 32: rq_w4u_gemv_f32_rows<32, 8><<<nb, th>>>(w, x_dev, y_dev, out, in); break;
+    case 64: rq_w4u_gemv_f32_rows<64, 8><<<nb, th>>>(w, x_dev, y_dev, out, in); break;
+    default: rq_w4u_gemv_f32_rows<128, 8><<<nb, th>>>(w, x_dev, y_dev, out, in); break;
     }
     RQ_CUDA_LAUNCHED();
     return RQ_OK;
