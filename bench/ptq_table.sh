@@ -43,6 +43,7 @@ row() {
     bpw=$(sed -n 's/.*, \([0-9.]*\) bits\/weight.*/\1/p' "$out/$name.log")
     p=$(ppl "$f")
     [[ " $* " == *" --quantizer lut "* ]] && method="lut-$method"
+    [[ " $* " == *" --fit-importance "* ]] && method="$method-imp"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$method" "$rot" "$seed" "$group" "$bpw" "$p" \
         "$((t1 - t0))" >> "$res"
     echo "$name: bpw $bpw, PPL $p, quantize $((t1 - t0)) s"
@@ -62,6 +63,10 @@ done
 for method in rtn gptq; do
     for rot in none gsr; do row "w2_lut-${method}_$rot" 2 $method $rot 0 64 --quantizer lut; done
 done
+# the same with GPTQ fitting each group's levels by Lloyd-Max weighted with the Hessian
+# diagonal of the group's columns (--fit-importance)
+for rot in none walsh gsr; do row "w2_lut-gptq-imp_$rot" 2 gptq $rot 0 64 --quantizer lut --fit-importance; done
+for seed in 1 2 3; do row "w2_lut-gptq-imp_hadamard_s$seed" 2 gptq hadamard $seed 64 --quantizer lut --fit-importance; done
 row w4_gptq_none 4 gptq none 0 64
 row w4_gptq_gsr 4 gptq gsr 0 64
 for g in 32 128; do

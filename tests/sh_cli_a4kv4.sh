@@ -18,6 +18,7 @@ expect_error "--abits: 3 is not one of 4, 8, 16" "${Q[@]}" --abits 3
 expect_error "--kvbits: 8 is not 4 or 16" "${Q[@]}" --kvbits 8
 expect_error "--kv-group/--kvclip need --kvbits 4" "${Q[@]}" --kv-group 32
 expect_error "--asym/--aclip need --abits 4 or 8" "${Q[@]}" --asym
+expect_error "--fit-importance needs --method gptq" "${Q[@]}" --method rtn --fit-importance
 
 if [[ -f "$MODEL" ]]; then
     expect_error "R3: .*block" "${Q[@]}" --wbits 16 --kvbits 4 --rotate3 gsr --block3 48
@@ -25,6 +26,14 @@ if [[ -f "$MODEL" ]]; then
     expect_error "orthogonal" "${Q[@]}" --wbits 16 --abits 4 --rotate orthogonal
     expect_error "R4 has size\|R4: " "${Q[@]}" --wbits 16 --abits 4 --rotate4 gsr --block4 1000
     [[ -f "$TMP/x.gguf" ]] && { echo "FAIL: a refused quantize wrote its output"; fail=1; }
+
+    # GPTQ with importance-weighted group fits: recorded in the file
+    "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/fi.gguf" --quantizer lut --rotate none --fit-importance --calib-n 2 \
+        --calib-len 64 2> "$TMP/q.err" || { echo "FAIL: quantize --fit-importance: $(cat "$TMP/q.err")"; fail=1; }
+    check "--fit-importance stated and recorded" grep -q "gptq lut fit-importance" "$TMP/q.err"
+    "$RQ_CLI" info "$TMP/fi.gguf" > "$TMP/fi.txt"
+    check "info lists rotquant.fit_importance true" grep -q "rotquant.fit_importance *bool *true" "$TMP/fi.txt"
+    rm -f "$TMP/fi.gguf"
 
     "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/a4.gguf" --wbits 16 --abits 4 --aclip 0.9 --asym --kvbits 4 \
         --rotate hadamard 2> "$TMP/q.err" || { echo "FAIL: quantize W16A4KV4: $(cat "$TMP/q.err")"; fail=1; }

@@ -87,6 +87,7 @@ static void usage(void) {
            "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
            "  --method M         rtn|gptq (default gptq)\n"
            "  --act-order        GPTQ: columns by decreasing Hessian diagonal\n"
+           "  --fit-importance   GPTQ: fit each group's levels/range weighting weights by H_ii\n"
            "  --damp L           GPTQ dampening, relative to mean diag H (default 0.01)\n"
            "  --clip-search      search a clip ratio per group (uniform)\n"
            "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
@@ -108,7 +109,7 @@ int cmd_quantize(int argc, char **argv) {
     int64_t block = 0, block2 = 0, wbits = 2, group = 64, calib_n = 128, calib_len = 2048, seed = 0, threads = 0;
     int64_t block3 = 0, block4 = 0, abits = 16, kvbits = 16, kv_group = 0;
     double damp = 0.01, aclip = 1.0, kvclip = 1.0;
-    bool act_order = false, clip = false, asym = false;
+    bool act_order = false, clip = false, asym = false, fit_imp = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
@@ -143,6 +144,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &damp)) return 1; }
         else if (!strcmp(a, "--act-order")) act_order = true;
+        else if (!strcmp(a, "--fit-importance")) fit_imp = true;
         else if (!strcmp(a, "--clip-search")) clip = true;
         else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
 #undef VAL
@@ -161,6 +163,7 @@ int cmd_quantize(int argc, char **argv) {
     po.wbits = (int)wbits;
     po.group = group;
     po.act_order = act_order;
+    po.fit_importance = fit_imp;
     po.damp = damp;
     po.clip_search = clip;
     po.progress = true;
@@ -170,6 +173,7 @@ int cmd_quantize(int argc, char **argv) {
     if (!strcmp(method, "gptq")) po.method = RQ_PTQ_GPTQ;
     else if (!strcmp(method, "rtn")) po.method = RQ_PTQ_RTN;
     else return cli_fail("--method: '%s' is not rtn or gptq", method);
+    if (fit_imp && po.method != RQ_PTQ_GPTQ) return cli_fail("--fit-importance needs --method gptq (the weights come from its Hessian)");
     if (strcmp(embd, "q8_0") && strcmp(embd, "f16") && strcmp(embd, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", embd);
     rq_rot_kind k1, k2, k3, k4;
@@ -218,10 +222,11 @@ int cmd_quantize(int argc, char **argv) {
         RQ_ASSERT(rq_model_set_online(m, &off) == RQ_OK);
     }
     char d1[96], d2[96], don[320];
-    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%lld g%lld %s %s%s; %s\n", in,
+    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%lld g%lld %s %s%s%s; %s\n", in,
             (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&r1, d1, sizeof d1),
             rq_rot_describe(&r2, d2, sizeof d2), (long long)wbits, (long long)group, w16 ? "-" : method,
-            w16 ? "float" : quant_name, act_order ? " act-order" : "", rq_online_describe(&oc, don, sizeof don));
+            w16 ? "float" : quant_name, act_order ? " act-order" : "", fit_imp ? " fit-importance" : "",
+            rq_online_describe(&oc, don, sizeof don));
     double t0 = rq_time_now();
     if (rq_fold_model(m, &r1, &r2) != RQ_OK) { rc = cli_fail_status(); goto done; }
     double t_fold = rq_time_now() - t0;
@@ -301,6 +306,7 @@ int cmd_quantize(int argc, char **argv) {
     qi.r2 = r2;
     qi.seed = (uint64_t)seed;
     qi.act_order = act_order;
+    qi.fit_importance = fit_imp;
     qi.damp = (float)damp;
     t0 = rq_time_now();
     if (rq_qmodel_write(m, g, &res, &qi, out) != RQ_OK) { rc = cli_fail_status(); goto done; }

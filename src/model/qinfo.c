@@ -88,6 +88,7 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     if (rq_gguf_get_i64(g, "rotquant.seed", &v) == RQ_OK) q->seed = (uint64_t)v;
     bool b;
     if (rq_gguf_get_bool(g, "rotquant.act_order", &b) == RQ_OK) q->act_order = b;
+    if (rq_gguf_get_bool(g, "rotquant.fit_importance", &b) == RQ_OK) q->fit_importance = b;
     float f;
     if (rq_gguf_get_f32(g, "rotquant.damp", &f) == RQ_OK) q->damp = f;
     if (rq_gguf_get_f32(g, "rotquant.bits_per_weight", &f) == RQ_OK) q->bits_per_weight = f;
@@ -138,6 +139,7 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     rq_gguf_writer_set_u32(w, "rotquant.calib_len", q->calib_len);
     rq_gguf_writer_set_u64(w, "rotquant.seed", q->seed);
     rq_gguf_writer_set_bool(w, "rotquant.act_order", q->act_order);
+    if (q->fit_importance) rq_gguf_writer_set_bool(w, "rotquant.fit_importance", true); /* older files: absent */
     rq_gguf_writer_set_f32(w, "rotquant.damp", q->damp);
     rq_gguf_writer_set_f32(w, "rotquant.bits_per_weight", (float)q->bits_per_weight);
 }

@@ -45,6 +45,7 @@ typedef struct rq_qinfo {
     char calib[64];         /* "generate", or the calibration file's base name */
     uint64_t seed;
     bool act_order;
+    bool fit_importance;    /* GPTQ fitted the group quantizers with diag(H) weights */
     float damp;
     double bits_per_weight; /* over the quantized linear layers: codes + params */
 } rq_qinfo;

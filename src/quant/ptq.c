@@ -97,6 +97,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
     gcfg.damp = o->damp;
     gcfg.group = o->group;
     gcfg.act_order = o->act_order;
+    gcfg.fit_importance = o->fit_importance;
     gcfg.static_groups = o->act_order; /* contiguous groups for the file layout */
 
     res->n_lin = c->n_layer * N_LIN;

@@ -25,6 +25,7 @@ typedef struct rq_ptq_opts {
     rq_qparam_kind quantizer; /* uniform (asymmetric) or 4-level LUT (wbits 2) */
     rq_ptq_method method;
     bool act_order;           /* GPTQ: columns by decreasing H_ii (static groups) */
+    bool fit_importance;      /* GPTQ: group quantizers fitted with diag(H) weights */
     double damp;              /* GPTQ: λ (0.01) */
     bool clip_search;         /* search a clip ratio per group (uniform quantizer) */
     int lut_iters;            /* Lloyd iterations of the LUT quantizer (10) */
