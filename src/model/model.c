@@ -265,12 +265,7 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     const uint8_t *c = tc->data;
     const rq_half *p = tp->data;
     for (int64_t r = 0; r < n_out; r++) {
-        /* codes in little-endian bit order (format/qpacked.h): 8/bits per byte (n_in is a
-         * multiple of the group, so of 4) */
-        const uint8_t *src = c + r * crb;
-        const int per = 8 / bits, mask = (1 << bits) - 1;
-        for (int64_t j = 0; j < crb; j++)
-            for (int k = 0; k < per; k++) codes[per * j + k] = (uint8_t)((src[j] >> (bits * k)) & mask);
+        rq_qpacked_unpack_row(bits, c + r * crb, n_in, codes);
         rq_fp16_to_fp32_array(p + r * ng * np, params, ng * np);
         rq_w2_pack(type, 1, n_in, codes, params, data + r * rb);
     }

@@ -22,6 +22,28 @@ static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8)
 /* independent FMA chains per token for a tile of NT tokens */
 #define RQ_DOT_NA(NT) ((NT) == 1 ? 4 : (NT) == 2 ? 2 : 1)
 
+/* The scale d and zero point z (fp16) at the start of a uniform block (W2U, W4U), each
+ * broadcast. */
+INLINE void scale_zero256(const uint8_t *blk, __m256 *d, __m256 *z) {
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
+    *d = _mm256_broadcastss_ps(h);
+    *z = _mm256_broadcastss_ps(_mm_movehdup_ps(h));
+}
+
+/* The uniform layouts' integer-activation step for one group and one token (AVX2):
+ * D_l = Σ code·q by 32-bit lane over the group's NV 32-byte parts c[] (vpmaddubsw into
+ * int16, one vpmaddwd; the caller's codes keep every int16 sum of 4 parts exact:
+ * 4·2·cmax·127 <= 32767), then acc + d·(D_l − z·Q_l) with the activations' lane sums
+ * Q_l = qlg[0..7] (w2_impl.h), exact for an integer z before the scale. */
+INLINE __m256 uniform_i8_step256(const __m256i *c, const int NV, const int8_t *qg, const float *qlg, __m256 d,
+                                 __m256 z, __m256 acc) {
+    __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int p = 0; p < NV; p++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[p], _mm256_loadu_si256((const __m256i *)(qg + 32 * p))));
+    const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(qlg), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1))));
+    return _mm256_fmadd_ps(D, d, acc);
+}
+
 INLINE float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -65,6 +87,12 @@ INLINE __m512i dp512(__m512i acc, __m512i u, __m512i s, const bool VNNI) {
 INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
     if (VNNI) return _mm256_dpbusd_epi32(acc, u, s);
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+INLINE void scale_zero512(const uint8_t *blk, __m512 *d, __m512 *z) {
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
+    *d = _mm512_broadcastss_ps(h);
+    *z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
 }
 
 INLINE void tile_start512(const rq_w2_act *a, int64_t t0, const int NT, const float **x, __m512 (*acc)[4]) {

@@ -93,18 +93,11 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 #pragma GCC unroll 4
         for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
         if (!LUT) {
-            const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk)));
-            const __m256 d = _mm256_broadcastss_ps(h), z = _mm256_broadcastss_ps(_mm_movehdup_ps(h));
+            __m256 d, z;
+            scale_zero256(blk, &d, &z);
 #pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                __m256i s16 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-                for (int p = 0; p < NV; p++) /* |s16| <= 4·2·3·127 */
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[p], _mm256_loadu_si256((const __m256i *)(q[t] + b * G + 32 * p))));
-                /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
-                const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + b * 8), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
-                acc[t] = _mm256_fmadd_ps(D, d, acc[t]);
-            }
+            for (int t = 0; t < NT; t++) /* int16 sums <= 4·2·3·127 */
+                acc[t] = uniform_i8_step256(c, NV, q[t] + b * G, ql[t] + b * 8, d, z, acc[t]);
         } else {
             /* With D1 = Σ code·q, D2 = Σ (code & 2)·q = 2(S2 + S3), D3 = Σ 4[code = 3]·q = 4·S3
              * and Q = Σ q:  Σ_k v_k S_k = v0·Q + c1·D1 + c2·D2 + c3·D3 with

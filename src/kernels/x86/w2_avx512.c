@@ -132,8 +132,8 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         const uint8_t *blk = row + b * bb, *qs = blk + head;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         if (!LUT) {
-            const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk)));
-            const __m512 d = _mm512_broadcastss_ps(h), z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
+            __m512 d, z;
+            scale_zero512(blk, &d, &z);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512 D1, D2, D3;

@@ -16,13 +16,6 @@
  * kernels/w2_impl.h), FMA with the scale, as for W2U in x86/w2_avx2.c. */
 #include "kernels/x86/dot_x86.h"
 
-/* d and z of a block, each broadcast */
-INLINE void scale_zero(const uint8_t *blk, __m256 *d, __m256 *z) {
-    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
-    *d = _mm256_broadcastss_ps(h);
-    *z = _mm256_broadcastss_ps(_mm_movehdup_ps(h));
-}
-
 /* ------------------------------------------------------------ float activations */
 
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
@@ -42,7 +35,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         __m256 d, z;
-        scale_zero(blk, &d, &z);
+        scale_zero256(blk, &d, &z);
         /* the codes as floats, vector k·NC + c = elements k·L + 8c .. +7 */
         __m256 cf[16];
 #pragma GCC unroll 8
@@ -89,7 +82,6 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
                    const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NV = G / 32;
     const int64_t in = a->in, ng = in / G;
-    const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *q[RQ_W2_TILE];
     const float *ql[RQ_W2_TILE]; /* lane sums of q, 8 per group (w2_impl.h) */
     __m256 acc[RQ_W2_TILE];
@@ -106,17 +98,10 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 #pragma GCC unroll 4
         for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
         __m256 d, z;
-        scale_zero(blk, &d, &z);
+        scale_zero256(blk, &d, &z);
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            __m256i s16 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-            for (int p = 0; p < NV; p++) /* |s16| <= 4·2·15·127 */
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[p], _mm256_loadu_si256((const __m256i *)(q[t] + b * G + 32 * p))));
-            /* per lane D_l − z·Q_l (exact for an integer z), then the scale */
-            const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + b * 8), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
-            acc[t] = _mm256_fmadd_ps(D, d, acc[t]);
-        }
+        for (int t = 0; t < NT; t++) /* int16 sums <= 4·2·15·127 */
+            acc[t] = uniform_i8_step256(c, NV, q[t] + b * G, ql[t] + b * 8, d, z, acc[t]);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);

@@ -17,13 +17,6 @@
  * exactly as for W2U. */
 #include "kernels/x86/dot_x86.h"
 
-/* d and z of a block, each broadcast */
-INLINE void scale_zero(const uint8_t *blk, __m512 *d, __m512 *z) {
-    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
-    *d = _mm512_broadcastss_ps(h);
-    *z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
-}
-
 /* ------------------------------------------------------------ float activations */
 
 INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
@@ -37,7 +30,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         __m512 d, z;
-        scale_zero(blk, &d, &z);
+        scale_zero512(blk, &d, &z);
         const __m512 T = _mm512_mul_ps(d, _mm512_sub_ps(iota, z)); /* T[c] = d·(c − z) */
         /* idx[s]: elements 16s .. 16s+15 of the group (low nibbles first, then high) */
         __m512i idx[8];
@@ -90,7 +83,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
         _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
         __m512 d, z;
-        scale_zero(blk, &d, &z);
+        scale_zero512(blk, &d, &z);
         if (G == 32) {
             const __m256i c = codes32(qs);
             const __m256 d8 = _mm512_castps512_ps256(d), z8 = _mm512_castps512_ps256(z);
