@@ -124,15 +124,13 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                           (long long)n_seq, (long long)seq_len);
             goto done;
         }
-        for (int64_t t = 0; t < n_seq * seq_len; t++) {
-            int32_t id = calib[t];
-            if (id < 0 || id >= c->n_vocab) {
-                s = rq_errorf(RQ_EINVAL, "calibration token %d out of range", id);
+        for (int64_t t = 0; t < n_seq * seq_len; t++)
+            if (calib[t] < 0 || calib[t] >= c->n_vocab) {
+                s = rq_errorf(RQ_EINVAL, "calibration token %d out of range", calib[t]);
                 goto done;
             }
-            /* the forward pass's own embedding (with Gemma-3's √n_embd scale) */
-            rq_model_embed(m, &id, 1, X + t * c->n_embd);
-        }
+        /* the forward pass's own embedding (with Gemma-3's √n_embd scale) */
+        rq_model_embed(m, calib, n_seq * seq_len, X);
         if ((s = rq_state_new(m, seq_len, seq_len, false, &st)) != RQ_OK) goto done;
         st->hook = capture_hook;
         st->hook_user = &cap;
