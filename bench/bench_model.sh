@@ -8,7 +8,9 @@
 #   - and, when LLAMA_CPP_BIN names a llama.cpp build (bin directory), llama.cpp on the
 #     original Q4_1 file and on Q2_K and IQ2_XXS files requantized from it
 #     (llama-quantize --allow-requantize; IQ2_XXS with an importance matrix from
-#     llama-imatrix run on our self-generated calibration text, not on wiki.test).
+#     llama-imatrix run on our self-generated calibration text, not on wiki.test), and the
+#     4-bit comparison at Q4_0's 4.5 bits/weight: Q4_0 with and without that importance
+#     matrix and IQ4_NL with it, against our W4 g64 GPTQ files (GSR and no rotation).
 # All in one run with the same threads; bench/bench_model (ours) and llama-bench (theirs)
 # time pp512 and tg128 the same way (one 512-token batch; 128 single-token steps from an
 # empty cache; the best of REPS runs for both). Perplexity: llama.cpp's
@@ -22,7 +24,8 @@
 #   --calib-save`; default out/ptq/calib_16x512.ids; generated when absent and GPTQ=1 or
 #   llama.cpp runs), GPTQ (1 = also a GPTQ model; default 1), LLAMA_CPP_BIN,
 #   RQ_BLAS_CORE (OpenBLAS kernels for the float path; default SKYLAKEX where the CPU has
-#   AVX-512, OpenBLAS's fastest SGEMM here).
+#   AVX-512, OpenBLAS's fastest SGEMM here), PPL_ONLY (1 = perplexity and bits only, no
+#   speed runs).
 # Output: $OUT/results.tsv (one row per configuration), $OUT/summary.md, logs in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,7 @@ T=$(echo $THREADS | tr ' ' '\n' | sort -n | tail -1)
 CHUNKS=${CHUNKS:-16}
 REPS=${REPS:-3}
 GPTQ=${GPTQ:-1}
+PPL_ONLY=${PPL_ONLY:-0}
 out=${OUT:-out/bench_model}
 calib_ids=${CALIB_IDS:-out/ptq/calib_16x512.ids}
 LB=${LLAMA_CPP_BIN:-}
@@ -94,12 +98,14 @@ if [ "$GPTQ" = 1 ]; then
     # it runs dequantized to float)
     q w3u_gptq_gsr --wbits 3 --method gptq --rotate gsr --group 64 --quantizer uniform --calib-ids "$calib_ids"
     q w4u_gptq_gsr --wbits 4 --method gptq --rotate gsr --group 64 --quantizer uniform --calib-ids "$calib_ids"
+    q w4u_gptq_none --wbits 4 --method gptq --rotate none --group 64 --quantizer uniform --calib-ids "$calib_ids"
     q w4u_gptq_gsr_g128 --wbits 4 --method gptq --rotate gsr --block 64 --group 128 --quantizer uniform \
         --calib-ids "$calib_ids"
 fi
 
 ours() { # CONFIG FILE ABITS
     local cfg=$1 f=$2 ab=$3 t line ppl lbpw mbpw
+    if [ "$PPL_ONLY" = 1 ]; then ours_ppl "$@"; return; fi
     load "$cfg: ppl"
     ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" -t "$T" 2> "$out/$cfg.ppl.err" |
           tee "$out/$cfg.ppl.log" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
@@ -112,10 +118,10 @@ ours() { # CONFIG FILE ABITS
             "$wmib" "$rss" "$peak" "$pp" "$tg" "$cpu" "$ppl" | tee -a "$res"
     done
 }
-ours_ppl() { # CONFIG FILE: perplexity only
-    local cfg=$1 f=$2 ppl lbpw mbpw
+ours_ppl() { # CONFIG FILE [ABITS]: perplexity only
+    local cfg=$1 f=$2 ab=${3:-16} ppl lbpw mbpw
     load "$cfg: ppl"
-    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" -t "$T" 2> "$out/$cfg.ppl.err" |
+    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" -t "$T" 2> "$out/$cfg.ppl.err" |
           tee "$out/$cfg.ppl.log" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
     read -r lbpw mbpw <<< "$(bpw "$f")"
     printf '%s\trotquant\t-\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n' "$cfg" "$(mib "$f")" "$lbpw" "$mbpw" "$ppl" | tee -a "$res"
@@ -131,6 +137,7 @@ if [ "$GPTQ" = 1 ]; then
     ours_ppl w3u_gptq_gsr_a16 "$out/w3u_gptq_gsr.gguf"
     for ab in 16 8 4; do ours "w4u_gptq_gsr_a$ab" "$out/w4u_gptq_gsr.gguf" "$ab"; done
     for ab in 16 8; do ours "w4u_gptq_gsr_g128_a$ab" "$out/w4u_gptq_gsr_g128.gguf" "$ab"; done
+    ours_ppl w4u_gptq_none_a16 "$out/w4u_gptq_none.gguf"
 fi
 
 # ---- llama.cpp
@@ -150,15 +157,22 @@ if [ -n "$LB" ]; then
         "$LB/llama-imatrix" -m "$model" -f "$calib_txt" -o "$out/imatrix.gguf" -c 512 -t "$T" > "$out/imatrix.log" 2>&1
     fi
     llq llama_iq2_xxs IQ2_XXS --imatrix "$out/imatrix.gguf"
+    llq llama_q4_0 Q4_0
+    llq llama_q4_0_imat Q4_0 --imatrix "$out/imatrix.gguf"
+    llq llama_iq4_nl_imat IQ4_NL --imatrix "$out/imatrix.gguf"
     best_ts() { # the fastest of llama-bench's samples (ours report the best of REPS too)
         sed -n 's/.*"samples_ts": \[\([^]]*\)\].*/\1/p' | tr ',' '\n' | sort -g | tail -1 | xargs
     }
-    theirs() { # CONFIG FILE
+    theirs() { # CONFIG FILE [ppl: perplexity only]
         local cfg=$1 f=$2 t pp tg peak ppl lbpw mbpw
         load "$cfg: llama-perplexity"
         ppl=$("$LB/llama-perplexity" -m "$f" -f "$wiki" -c 512 --chunks "$CHUNKS" -t "$T" 2>&1 | tee "$out/$cfg.ppl.log" |
               sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
         read -r lbpw mbpw <<< "$(bpw "$f")"
+        if [ "$PPL_ONLY" = 1 ] || [ "${3:-}" = ppl ]; then
+            printf '%s\tllama.cpp\t-\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n' "$cfg" "$(mib "$f")" "$lbpw" "$mbpw" "$ppl" | tee -a "$res"
+            return
+        fi
         for t in $THREADS; do
             load "$cfg: llama-bench -t $t"
             /usr/bin/time -f "%M" -o "$out/$cfg.t$t.time" "$LB/llama-bench" -m "$f" -t "$t" -p 512 -n 128 -r "$REPS" -o jsonl \
@@ -173,6 +187,9 @@ if [ -n "$LB" ]; then
     theirs llama_q4_1 "$model"
     theirs llama_q2_k "$out/llama_q2_k.gguf"
     theirs llama_iq2_xxs "$out/llama_iq2_xxs.gguf"
+    theirs llama_q4_0 "$out/llama_q4_0.gguf" ppl
+    theirs llama_q4_0_imat "$out/llama_q4_0_imat.gguf" ppl
+    theirs llama_iq4_nl_imat "$out/llama_iq4_nl_imat.gguf" ppl
 fi
 load "end"
 

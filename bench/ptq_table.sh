@@ -1,78 +1,123 @@
 #!/usr/bin/env bash
-# Regenerates the README's post-training quantization table (GSR and its baselines) on
+# Regenerates the README's post-training quantization tables (GSR and its baselines) on
 # SmolLM2-135M: for each configuration, `rotquant quantize` then `rotquant ppl
-# --protocol full --ctx 2048` on the shared WikiText-2 test file; results are appended
-# to $OUT/results.tsv (an interrupted run resumes: finished rows are skipped) and the
-# markdown table is printed by bench/ptq_table.py.
-# Environment: CHUNKS (windows of 2048 tokens scored; 0 = the whole file; default 16),
-#   CALIB_N x CALIB_LEN (self-generated calibration, default 16 x 512), T (threads),
-#   OUT (default out/ptq), ONLY (a regex on row names, to run a subset).
+# --protocol full --ctx 2048` on the shared WikiText-2 test file. Results are appended to
+# $OUT/results.tsv (an interrupted run resumes: finished rows are skipped; delete a row
+# to rerun it) and the markdown tables are printed by bench/ptq_table.py.
+#
+# Every row uses quantize's defaults for the group fit unless its name says otherwise:
+# uniform groups fitted by clip ratios refined by weighted least squares (--fit ls), and
+# with GPTQ every group's fit weighted by the Hessian diagonal (--fit-importance; RTN has
+# no Hessian). Rows named *_oldfit use the fit of sessions 1-3 (--fit minmax
+# --no-fit-importance), rows named *_clipimp the clip grid alone (--fit clip).
+#
+# Row sets (SETS, space-separated; default "main"):
+#   main    W2 g64 uniform GPTQ: none, Walsh, GH, GSR, Hadamard (SEEDS seeds); the old fit
+#   rtn     the same rotations with RTN
+#   lut     W2 g64 LUT (4 levels) GPTQ: the same rotations
+#   groups  W2 GPTQ g32 and g128 (GSR, Hadamard seeds), GSR blocks != group (g64 b32, g64 b16, g32 b64)
+#   w34     W3 and W4 g64 GPTQ and RTN: the same rotations
+#   calib   the paper's calibration (128 x 2048) for the main W2 rows (GSR, Walsh, none)
+# Environment: CHUNKS (windows of 2048 tokens; 0 = the whole file; default 40),
+#   CALIB_N x CALIB_LEN (self-generated calibration, default 16 x 512), SEEDS (Hadamard
+#   seeds, default "1 2 3 4 5"), T (threads), OUT (default out/ptq), ONLY (a regex on row
+#   names, to run a subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rq=build/rotquant
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 wiki=../shared/data/wikitext-2-raw/wiki.test.raw
-CHUNKS=${CHUNKS:-16}
+CHUNKS=${CHUNKS:-40}
 CALIB_N=${CALIB_N:-16}
 CALIB_LEN=${CALIB_LEN:-512}
+SEEDS=${SEEDS:-"1 2 3 4 5"}
+SETS=${SETS:-main}
 T=${T:-$(nproc)}
 out=${OUT:-out/ptq}
 mkdir -p "$out"
 res=$out/results.tsv
-calib=$out/calib_${CALIB_N}x${CALIB_LEN}.ids
-[ -f "$calib" ] || $rq quantize -m $model --calib-n "$CALIB_N" --calib-len "$CALIB_LEN" --seed 0 \
-    --calib-save "$calib" -t "$T"
 
-ppl() {
-    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T")
+calib_file() { # N LEN -> path of the self-generated ids (made once, seed 0)
+    local f=$out/calib_$1x$2.ids
+    if [ ! -f "$f" ]; then
+        local t0=$(date +%s)
+        $rq quantize -m $model --calib-n "$1" --calib-len "$2" --seed 0 --calib-save "$f" -t "$T" 2> "$out/calib_$1x$2.log"
+        echo "calibration $1 x $2: generated in $(($(date +%s) - t0)) s" | tee -a "$out/calib_times.txt"
+    fi
+    echo "$f"
+}
+calib=$(calib_file "$CALIB_N" "$CALIB_LEN")
+
+ppl() { # FILE -> "PPL<TAB>SE<TAB>seconds"
+    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T") t0=$(date +%s) p
     [ "$CHUNKS" = 0 ] || args+=(--chunks "$CHUNKS")
-    $rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p'
+    p=$($rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p')
+    printf '%s\t%s' "$p" "$(($(date +%s) - t0))"
 }
 
 # row NAME WBITS METHOD ROT SEED GROUP [extra quantize options]
+# results.tsv: name wbits method rot seed group bpw ppl se windows quantize_s ppl_s
 row() {
     local name=$1 wbits=$2 method=$3 rot=$4 seed=$5 group=$6
     shift 6
     [ -z "${ONLY:-}" ] || [[ $name =~ $ONLY ]] || return 0
     grep -q "^$name	" "$res" 2>/dev/null && return 0
-    local f=$out/$name.gguf t0 t1 p bpw
+    local f=$out/$name.gguf t0 t1 p bpw ids=$calib label=$method
+    [[ " $* " == *" --calib-ids "* ]] && ids=""
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --wbits "$wbits" --method "$method" --rotate "$rot" --seed "$seed" \
-        --group "$group" --calib-ids "$calib" -t "$T" "$@" 2> "$out/$name.log"
+        --group "$group" ${ids:+--calib-ids "$ids"} -t "$T" "$@" 2> "$out/$name.log"
     t1=$(date +%s)
     bpw=$(sed -n 's/.*, \([0-9.]*\) bits\/weight.*/\1/p' "$out/$name.log")
     p=$(ppl "$f")
-    [[ " $* " == *" --quantizer lut "* ]] && method="lut-$method"
-    [[ " $* " == *" --fit-importance "* ]] && method="$method-imp"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$method" "$rot" "$seed" "$group" "$bpw" "$p" \
-        "$((t1 - t0))" >> "$res"
-    echo "$name: bpw $bpw, PPL $p, quantize $((t1 - t0)) s"
+    [[ " $* " == *" --quantizer lut "* ]] && label="lut-$label"
+    [[ " $* " == *" --fit minmax "* ]] && label="$label-oldfit"
+    [[ " $* " == *" --fit clip "* ]] && label="$label-clip"
+    [[ " $* " == *" --block "* ]] && rot="$rot-b$(sed 's/.*--block \([0-9]*\).*/\1/' <<< " $* ")"
+    [[ " $* " == *" --calib-ids "* ]] && label="$label-calib$(sed 's/.*calib_\([0-9x]*\)\.ids.*/\1/' <<< " $* ")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$label" "$rot" "$seed" "$group" "$bpw" \
+        "$(cut -f1-2 <<< "$p")" "$CHUNKS" "$((t1 - t0))	$(cut -f3 <<< "$p")" >> "$res"
+    echo "$name: bpw $bpw, PPL $(cut -f1 <<< "$p"), quantize $((t1 - t0)) s, ppl $(cut -f3 <<< "$p") s"
     rm -f "$f"
+}
+rotations() { # PREFIX WBITS METHOD GROUP [extra]: none, walsh, gh, gsr, hadamard seeds
+    local pre=$1 wbits=$2 method=$3 group=$4 rot seed
+    shift 4
+    for rot in none walsh gh gsr; do row "${pre}_$rot" "$wbits" "$method" "$rot" 0 "$group" "$@"; done
+    for seed in $SEEDS; do row "${pre}_hadamard_s$seed" "$wbits" "$method" hadamard "$seed" "$group" "$@"; done
 }
 
 if ! grep -q "^float	" "$res" 2>/dev/null; then
-    printf 'float\t16\t-\tnone\t0\t-\t-\t%s\t0\n' "$(ppl $model)" >> "$res"
+    p=$(ppl $model)
+    printf 'float\t16\t-\tnone\t0\t-\t-\t%s\t%s\t0\t%s\n' "$(cut -f1-2 <<< "$p")" "$CHUNKS" "$(cut -f3 <<< "$p")" >> "$res"
 fi
-for wbits in 2 3; do
-    for method in gptq rtn; do
-        for rot in none walsh gh gsr; do row "w${wbits}_${method}_${rot}" $wbits $method $rot 0 64; done
-        for seed in 1 2 3; do row "w${wbits}_${method}_hadamard_s$seed" $wbits $method hadamard $seed 64; done
-    done
-done
-# non-uniform 2-bit (4 Lloyd-Max levels per group), with and without GPTQ's error feedback
-for method in rtn gptq; do
-    for rot in none gsr; do row "w2_lut-${method}_$rot" 2 $method $rot 0 64 --quantizer lut; done
-done
-# the same with GPTQ fitting each group's levels by Lloyd-Max weighted with the Hessian
-# diagonal of the group's columns (--fit-importance)
-for rot in none walsh gsr; do row "w2_lut-gptq-imp_$rot" 2 gptq $rot 0 64 --quantizer lut --fit-importance; done
-for seed in 1 2 3; do row "w2_lut-gptq-imp_hadamard_s$seed" 2 gptq hadamard $seed 64 --quantizer lut --fit-importance; done
-row w4_gptq_none 4 gptq none 0 64
-row w4_gptq_gsr 4 gptq gsr 0 64
-for g in 32 128; do
-    # GSR's block follows the group where it divides the hidden size (576 = 9 x 64: g128 -> block 64)
-    b=$g; [ $((576 % g)) = 0 ] || b=64
-    row "w2_gptq_gsr_g$g" 2 gptq gsr 0 $g --block $b
-    for seed in 1 2 3; do row "w2_gptq_hadamard_s${seed}_g$g" 2 gptq hadamard $seed $g; done
+for set in $SETS; do
+    case $set in
+        main)
+            rotations w2_gptq 2 gptq 64
+            for rot in none gsr; do row "w2_gptq_${rot}_oldfit" 2 gptq $rot 0 64 --fit minmax --no-fit-importance; done
+            for rot in none gsr; do row "w2_gptq_${rot}_clipimp" 2 gptq $rot 0 64 --fit clip; done ;;
+        rtn) rotations w2_rtn 2 rtn 64 ;;
+        lut) rotations w2_lut_gptq 2 gptq 64 --quantizer lut ;;
+        groups)
+            for g in 32 128; do
+                # GSR's block follows the group where it divides the hidden size (576 = 9 x 64: g128 -> block 64)
+                b=$g; [ $((576 % g)) = 0 ] || b=64
+                row "w2_gptq_gsr_g$g" 2 gptq gsr 0 $g --block $b
+                for seed in $SEEDS; do row "w2_gptq_hadamard_s${seed}_g$g" 2 gptq hadamard $seed $g; done
+            done
+            row w2_gptq_gsr_g64_b32 2 gptq gsr 0 64 --block 32
+            row w2_gptq_gsr_g64_b16 2 gptq gsr 0 64 --block 16
+            row w2_gptq_gsr_g32_b64 2 gptq gsr 0 32 --block 64 ;;
+        w34)
+            for wb in 3 4; do
+                rotations "w${wb}_gptq" $wb gptq 64
+                rotations "w${wb}_rtn" $wb rtn 64
+            done ;;
+        calib)
+            big=$(calib_file 128 2048)
+            for rot in gsr walsh none; do row "w2_gptq_${rot}_calib128x2048" 2 gptq $rot 0 64 --calib-ids "$big"; done ;;
+        *) echo "ptq_table.sh: unknown set '$set'" >&2; exit 1 ;;
+    esac
 done
 python3 bench/ptq_table.py "$res"

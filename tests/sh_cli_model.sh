@@ -23,6 +23,19 @@ expect_error "cannot open\|No such file" "$RQ_CLI" ppl -m "$TMP/missing.gguf" -f
 echo "not a gguf file at all" > "$TMP/bad.gguf"
 expect_error "bad.gguf" "$RQ_CLI" run -m "$TMP/bad.gguf" -p hi
 
+# OpenBLAS kernel choice (model/blas.h): a pin in the environment is kept, RQ_BLAS_CORE
+# overrides it, and without either a CPU with AVX2 never runs OpenBLAS's pre-AVX2 kernels
+blas() { env -u OPENBLAS_CORETYPE -u RQ_BLAS_CORE "$@" "$RQ_CLI" version | sed -n 's/.*OpenBLAS: \([A-Za-z0-9]*\).*/\1/p'; }
+if [[ $(blas OPENBLAS_CORETYPE=Nehalem) != Nehalem ]]; then echo "FAIL: OPENBLAS_CORETYPE pin not kept"; fail=1; fi
+if [[ $(blas OPENBLAS_CORETYPE=Nehalem RQ_BLAS_CORE=Haswell) != Haswell ]]; then echo "FAIL: RQ_BLAS_CORE ignored"; fail=1; fi
+if grep -q avx2 /proc/cpuinfo; then
+    core=$(blas)
+    case ${core,,} in
+        haswell|skylakex|cooperlake|sapphirerapids|zen) echo "ok   OpenBLAS kernels without a pin: $core" ;;
+        *) echo "FAIL: OpenBLAS kernels '$core' on a CPU with AVX2"; fail=1 ;;
+    esac
+fi
+
 if [[ -f "$MODEL" ]]; then
     expect_error "out of range" "$RQ_CLI" logits -m "$MODEL" --ids 1,49152
     echo "Just a few words." > "$TMP/short.txt"

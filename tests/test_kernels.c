@@ -250,12 +250,20 @@ static void test_quantizer_roundtrip(void) {
         const int64_t g = GROUPS[gi], ng = in / g;
         float *params = rq_xalloc(out * ng * 16), *scales = rq_xalloc(out * ng * 4);
         uint8_t *zeros = rq_xalloc(out * ng);
-        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
+        /* ls = 1: the uniform kinds with the least-squares fit's real-valued zero points */
+        for (int ci = 0; ci < 2 * RQ_W2_N_KINDS; ci++) {
+            const int ki = ci / 2, ls = ci % 2;
+            if (ls && KINDS[ki] == RQ_W2_KIND_W2L) continue;
             const int type = rq_w2_kind_type(KINDS[ki], g);
             const int bits = rq_w2_bits(type);
             if (KINDS[ki] == RQ_W2_KIND_W2L) {
                 rq_lut_cfg cfg = {.iters = RQ_LUT_ITERS_DEFAULT};
                 RQ_CHECK(rq_lut_quantize(&cfg, w, out, in, g, NULL, codes, params, deq) == RQ_OK);
+            } else if (ls) {
+                rq_uniform_cfg cfg = {.bits = bits, .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N,
+                                      .least_squares = true};
+                rq_group_quantizer q = rq_uniform_quantizer(&cfg);
+                RQ_CHECK(rq_quant_rtn(&q, w, out, in, g, NULL, codes, params, deq) == RQ_OK);
             } else {
                 rq_uniform_cfg cfg = {.bits = bits, .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N};
                 RQ_CHECK(rq_uniform_quantize(&cfg, w, out, in, g, NULL, codes, scales, zeros, deq) == RQ_OK);

@@ -247,6 +247,91 @@ static void test_uniform_vs_oracle(void) {
 }
 
 /* ---------- LUT quantizer ---------- */
+/* The least-squares fit (uniform.h): (1) parameters are fp16 values and codes the nearest
+ * grid point; (2) never worse than the same clip grid with integer zero points, weighted
+ * or not; (3) a group that lies exactly on a grid with a non-integer zero point is
+ * recovered exactly (the regression's fixed point), which no integer zero can do; (4) on
+ * Gaussian 2-bit groups of 64 it lowers the mean squared error by a margin (measured
+ * 0.86x of the clip search's; required below 0.95x). */
+static void test_uniform_least_squares(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 11);
+    enum { G = 64, NG = 400 };
+    double w[G], imp[G];
+    for (int bits = 2; bits <= 4; bits++)
+        for (int sym = 0; sym < 2; sym++)
+            for (int weighted = 0; weighted < 2; weighted++) {
+                int maxq = (1 << bits) - 1;
+                rq_uniform_cfg clip = {.bits = bits, .symmetric = sym, .clip = rq_uniform_clip_grid,
+                                       .n_clip = RQ_UNIFORM_CLIP_GRID_N};
+                rq_uniform_cfg ls = clip;
+                ls.least_squares = true;
+                rq_group_quantizer q = rq_uniform_quantizer(&ls);
+                double sum_ls = 0, sum_clip = 0;
+                int not_fp16 = 0, not_nearest = 0, worse = 0;
+                for (int k = 0; k < NG; k++) {
+                    double shift = k % 4 == 0 ? 0.7 : 0.0; /* some groups off-centre */
+                    for (int j = 0; j < G; j++) {
+                        w[j] = rq_rng_normal(&r) + shift;
+                        imp[j] = weighted ? 0.05 + 3.0 * rq_rng_uniform(&r) : 1.0;
+                    }
+                    float p[2], s1;
+                    int z1;
+                    q.fit(&q, w, weighted ? imp : NULL, G, p);
+                    rq_uniform_fit(&clip, w, weighted ? imp : NULL, G, &s1, &z1);
+                    if (f16_hw(p[0]) != p[0] || f16_hw(p[1]) != p[1] || !(p[0] > 0)) not_fp16++;
+                    double e_ls = 0, e_clip = 0;
+                    for (int j = 0; j < G; j++) {
+                        double wq;
+                        int c = q.quant(&q, p, w[j], &wq);
+                        if (wq != (double)(p[0] * ((float)c - p[1]))) not_nearest++;
+                        for (int c2 = 0; c2 <= maxq; c2++)
+                            if (fabs(w[j] - p[0] * ((float)c2 - p[1])) < fabs(w[j] - wq) - 1e-12) not_nearest++;
+                        e_ls += imp[j] * (w[j] - wq) * (w[j] - wq);
+                        double wc = rq_uniform_dequant(s1, z1, rq_uniform_code(bits, s1, z1, w[j]));
+                        e_clip += imp[j] * (w[j] - wc) * (w[j] - wc);
+                    }
+                    if (e_ls > e_clip * (1 + 1e-9)) worse++;
+                    sum_ls += e_ls;
+                    sum_clip += e_clip;
+                }
+                RQ_CHECK_MSG(not_fp16 == 0 && not_nearest == 0,
+                             "ls b=%d sym=%d: %d groups with non-fp16 parameters, %d non-nearest codes", bits, sym,
+                             not_fp16, not_nearest);
+                RQ_CHECK_MSG(worse == 0, "ls b=%d sym=%d w=%d: worse than the clip search in %d of %d groups", bits,
+                             sym, weighted, worse, NG);
+                printf("ls fit b=%d sym=%d weighted=%d: squared error %.4g vs clip search %.4g (ratio %.3f)\n", bits,
+                       sym, weighted, sum_ls, sum_clip, sum_ls / sum_clip);
+                if (bits == 2 && !sym)
+                    RQ_CHECK_MSG(sum_ls < 0.95 * sum_clip, "ls b=2 w=%d: error %.4g vs clip search %.4g", weighted,
+                                 sum_ls, sum_clip);
+            }
+    /* exact recovery of a grid with a real-valued zero point */
+    for (int bits = 2; bits <= 4; bits++) {
+        int maxq = (1 << bits) - 1;
+        rq_uniform_cfg ls = {.bits = bits, .least_squares = true};
+        rq_group_quantizer q = rq_uniform_quantizer(&ls);
+        float s0 = f16_hw(0.0371f), z0 = f16_hw(0.37f * (float)maxq + 0.29f);
+        for (int j = 0; j < G; j++) w[j] = s0 * ((float)(j % (maxq + 1)) - z0);
+        float p[2];
+        q.fit(&q, w, NULL, G, p);
+        double e = 0;
+        for (int j = 0; j < G; j++) {
+            double wq;
+            q.quant(&q, p, w[j], &wq);
+            e = fmax(e, fabs(w[j] - wq));
+        }
+        RQ_CHECK_MSG(p[0] == s0 && p[1] == z0 && e == 0,
+                     "ls b=%d: grid (%g, %g) fitted as (%g, %g), max error %g", bits, s0, z0, p[0], p[1], e);
+    }
+    rq_uniform_cfg ls8 = {.bits = 8, .least_squares = true};
+    RQ_CHECK(rq_uniform_cfg_check(&ls8) == RQ_EINVAL);
+    rq_uniform_cfg ls4 = {.bits = 4, .least_squares = true};
+    float wf[64] = {0}, sc[2], deq[64];
+    uint8_t codes[64], zs[2];
+    RQ_CHECK(rq_uniform_quantize(&ls4, wf, 1, 64, 32, NULL, codes, sc, zs, deq) == RQ_EINVAL);
+}
+
 static void test_lut(void) {
     const int64_t out = 5, in = 64, g = 32, ng = 2;
     rq_rng r;
@@ -742,6 +827,7 @@ static void test_damping_retry(void) {
 int main(void) {
     test_fp16();
     test_uniform_vs_oracle();
+    test_uniform_least_squares();
     test_lut();
     test_hessian();
     problem p;

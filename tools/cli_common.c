@@ -69,7 +69,8 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
 }
 
 int cmd_version(int argc, char **argv) {
-    printf("rotquant %s (kernels: %s)\n", RQ_VERSION, rq_cpu_level_name(rq_cpu_level_get()));
+    const char *blas = rq_blas_select_kernels();
+    printf("rotquant %s (kernels: %s; OpenBLAS: %s)\n", RQ_VERSION, rq_cpu_level_name(rq_cpu_level_get()), blas);
     return 0;
 }
 

@@ -87,9 +87,13 @@ static void usage(void) {
            "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
            "  --method M         rtn|gptq (default gptq)\n"
            "  --act-order        GPTQ: columns by decreasing Hessian diagonal\n"
-           "  --fit-importance   GPTQ: fit each group's levels/range weighting weights by H_ii\n"
+           "  --fit F            uniform quantizer's group fit: ls (default: clip ratios 1.0..0.5, each\n"
+           "                     refined by weighted least squares for scale and zero point), clip (the\n"
+           "                     clip ratios alone, integer zero points), minmax (the group's range)\n"
+           "  --clip-search      the same as --fit clip\n"
+           "  --fit-importance   GPTQ: fit each group's levels/range weighting weights by H_ii (default\n"
+           "                     with gptq; --no-fit-importance: plain squared error)\n"
            "  --damp L           GPTQ dampening, relative to mean diag H (default 0.01)\n"
-           "  --clip-search      search a clip ratio per group (uniform)\n"
            "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
            "  --calib-n N        calibration sequences (default 128)\n"
            "  --calib-len L      tokens per sequence (default 2048, at most the model's context)\n"
@@ -109,7 +113,9 @@ int cmd_quantize(int argc, char **argv) {
     int64_t block = 0, block2 = 0, wbits = 2, group = 64, calib_n = 128, calib_len = 2048, seed = 0, threads = 0;
     int64_t block3 = 0, block4 = 0, abits = 16, kvbits = 16, kv_group = 0;
     double damp = 0.01, aclip = 1.0, kvclip = 1.0;
-    bool act_order = false, clip = false, asym = false, fit_imp = false;
+    const char *fit_name = "ls";
+    bool act_order = false, asym = false;
+    int fit_imp = -1; /* -1: the default, on with gptq */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
@@ -144,8 +150,10 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &damp)) return 1; }
         else if (!strcmp(a, "--act-order")) act_order = true;
-        else if (!strcmp(a, "--fit-importance")) fit_imp = true;
-        else if (!strcmp(a, "--clip-search")) clip = true;
+        else if (!strcmp(a, "--fit-importance")) fit_imp = 1;
+        else if (!strcmp(a, "--no-fit-importance")) fit_imp = 0;
+        else if (!strcmp(a, "--fit")) { if (!(fit_name = VAL())) return cli_fail("--fit needs ls, clip or minmax"); }
+        else if (!strcmp(a, "--clip-search")) fit_name = "clip";
         else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
 #undef VAL
     }
@@ -163,9 +171,10 @@ int cmd_quantize(int argc, char **argv) {
     po.wbits = (int)wbits;
     po.group = group;
     po.act_order = act_order;
-    po.fit_importance = fit_imp;
     po.damp = damp;
-    po.clip_search = clip;
+    if (!strcmp(fit_name, "ls")) po.clip_search = po.least_squares = true;
+    else if (!strcmp(fit_name, "clip")) po.clip_search = true;
+    else if (strcmp(fit_name, "minmax")) return cli_fail("--fit: '%s' is not ls, clip or minmax", fit_name);
     po.progress = true;
     if (!strcmp(quant_name, "uniform")) po.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) po.quantizer = RQ_QPARAM_LUT;
@@ -173,7 +182,10 @@ int cmd_quantize(int argc, char **argv) {
     if (!strcmp(method, "gptq")) po.method = RQ_PTQ_GPTQ;
     else if (!strcmp(method, "rtn")) po.method = RQ_PTQ_RTN;
     else return cli_fail("--method: '%s' is not rtn or gptq", method);
-    if (fit_imp && po.method != RQ_PTQ_GPTQ) return cli_fail("--fit-importance needs --method gptq (the weights come from its Hessian)");
+    if (fit_imp == 1 && po.method != RQ_PTQ_GPTQ) return cli_fail("--fit-importance needs --method gptq (the weights come from its Hessian)");
+    if (fit_imp < 0) fit_imp = po.method == RQ_PTQ_GPTQ;
+    po.fit_importance = fit_imp;
+    if (po.least_squares && wbits == 8) po.least_squares = false; /* 8-bit zero points stay integers */
     if (strcmp(embd, "q8_0") && strcmp(embd, "f16") && strcmp(embd, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", embd);
     rq_rot_kind k1, k2, k3, k4;
@@ -307,6 +319,8 @@ int cmd_quantize(int argc, char **argv) {
     qi.seed = (uint64_t)seed;
     qi.act_order = act_order;
     qi.fit_importance = fit_imp;
+    snprintf(qi.weight_fit, sizeof qi.weight_fit, "%s",
+             w16 ? "" : po.quantizer == RQ_QPARAM_LUT ? "lloyd" : po.least_squares ? "ls" : po.clip_search ? "clip" : "minmax");
     qi.damp = (float)damp;
     t0 = rq_time_now();
     if (rq_qmodel_write(m, g, &res, &qi, out) != RQ_OK) { rc = cli_fail_status(); goto done; }

@@ -58,6 +58,7 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     copy_str(g, "rotquant.method", q->method, sizeof q->method, "?");
     copy_str(g, "rotquant.embd_type", q->embd_type, sizeof q->embd_type, "?");
     copy_str(g, "rotquant.calib", q->calib, sizeof q->calib, "");
+    copy_str(g, "rotquant.weight_fit", q->weight_fit, sizeof q->weight_fit, "");
     RQ_TRY(read_rot(g, "r1", &q->r1));
     RQ_TRY(read_rot(g, "r2", &q->r2));
     RQ_TRY(read_rot(g, "r3", &q->r3));
@@ -140,6 +141,7 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     rq_gguf_writer_set_u64(w, "rotquant.seed", q->seed);
     rq_gguf_writer_set_bool(w, "rotquant.act_order", q->act_order);
     if (q->fit_importance) rq_gguf_writer_set_bool(w, "rotquant.fit_importance", true); /* older files: absent */
+    if (q->weight_fit[0]) rq_gguf_writer_set_str(w, "rotquant.weight_fit", q->weight_fit); /* older files: absent */
     rq_gguf_writer_set_f32(w, "rotquant.damp", q->damp);
     rq_gguf_writer_set_f32(w, "rotquant.bits_per_weight", (float)q->bits_per_weight);
 }

@@ -46,6 +46,7 @@ typedef struct rq_qinfo {
     uint64_t seed;
     bool act_order;
     bool fit_importance;    /* GPTQ fitted the group quantizers with diag(H) weights */
+    char weight_fit[16];    /* the group fit: "ls", "clip", "minmax", "lloyd" ("" = not recorded) */
     float damp;
     double bits_per_weight; /* over the quantized linear layers: codes + params */
 } rq_qinfo;

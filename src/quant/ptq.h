@@ -28,6 +28,8 @@ typedef struct rq_ptq_opts {
     bool fit_importance;      /* GPTQ: group quantizers fitted with diag(H) weights */
     double damp;              /* GPTQ: λ (0.01) */
     bool clip_search;         /* search a clip ratio per group (uniform quantizer) */
+    bool least_squares;       /* refine each clip ratio's scale/zero by weighted least
+                               * squares (uniform, 2-4 bits; real-valued zero points) */
     int lut_iters;            /* Lloyd iterations of the LUT quantizer (10) */
     bool progress;            /* per-layer lines on stderr */
 } rq_ptq_opts;

@@ -1,5 +1,7 @@
 #include "quant/uniform.h"
 
+#include "base/status.h"
+
 #include <math.h>
 
 const float rq_uniform_clip_grid[RQ_UNIFORM_CLIP_GRID_N] = {
@@ -13,6 +15,8 @@ static const float clip_one = 1.0f;
 rq_status rq_uniform_cfg_check(const rq_uniform_cfg *cfg) {
     if (!(cfg->bits == 2 || cfg->bits == 3 || cfg->bits == 4 || cfg->bits == 8))
         return rq_errorf(RQ_EINVAL, "uniform quantizer: %d bits (expected 2, 3, 4 or 8)", cfg->bits);
+    if (cfg->least_squares && cfg->bits == 8)
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: the least-squares fit is for 2-4 bits");
     if (cfg->n_clip < 0 || (cfg->n_clip > 0 && !cfg->clip))
         return rq_errorf(RQ_EINVAL, "uniform quantizer: clip grid of %d ratios", cfg->n_clip);
     for (int i = 0; i < cfg->n_clip; i++)
@@ -35,7 +39,7 @@ void rq_uniform_params(int bits, bool symmetric, double c, const double *w, int6
     int maxq = (1 << bits) - 1;
     if (symmetric) {
         double m = 0;
-        for (int64_t j = 0; j < n; j++) m = fmax(m, fabs(w[j]));
+        for (int64_t j = 0; j < n; j++) m = fabs(w[j]) > m ? fabs(w[j]) : m;
         m *= c;
         *zero = 1 << (bits - 1);
         *scale = m > 0 ? stored_scale(m / ((1 << (bits - 1)) - 1)) : 1.0f;
@@ -43,8 +47,8 @@ void rq_uniform_params(int bits, bool symmetric, double c, const double *w, int6
     }
     double mn = 0, mx = 0;
     for (int64_t j = 0; j < n; j++) {
-        mn = fmin(mn, w[j]);
-        mx = fmax(mx, w[j]);
+        mn = w[j] < mn ? w[j] : mn;
+        mx = w[j] > mx ? w[j] : mx;
     }
     double lo = c * mn, hi = c * mx;
     if (hi - lo <= 0) { /* all zero */
@@ -91,17 +95,115 @@ void rq_uniform_fit(const rq_uniform_cfg *cfg, const double *w, const double *im
     }
 }
 
+int rq_uniform_code_f(int bits, float scale, float zero, double w) {
+    int maxq = (1 << bits) - 1;
+    double q = rint(w / scale + zero);
+    return q < 0 ? 0 : q > maxq ? maxq : (int)q;
+}
+
+/* The nearest codes for (s, z) into code [n], and Σ imp (w − s·(code − z))² */
+static double codes_err(int bits, float s, float z, const double *w, const double *imp, int64_t n, uint8_t *code) {
+    double err = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int c = rq_uniform_code_f(bits, s, z, w[j]);
+        code[j] = (uint8_t)c;
+        double d = w[j] - rq_uniform_dequant_f(s, z, c);
+        err += (imp ? imp[j] : 1.0) * d * d;
+    }
+    return err;
+}
+
+/* One least-squares step: with the codes q_j fixed, the (s', z') that minimize
+ * Σ imp_j (w_j − s'(q_j − z'))², i.e. the weighted linear regression of w on q (slope s',
+ * intercept −s'z'; symmetric: z' = z fixed, slope only), both rounded through fp16.
+ * Returns false when the regression is degenerate (one distinct code, s' <= 0). */
+static bool ls_step(int bits, bool symmetric, const uint8_t *code, float *s, float *z, const double *w,
+                    const double *imp, int64_t n) {
+    double A = 0, B = 0, C = 0, D = 0, E = 0; /* Σ i q², Σ i q, Σ i, Σ i q w, Σ i w */
+    double zs = symmetric ? *z : 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double i = imp ? imp[j] : 1.0, q = code[j] - zs;
+        A += i * q * q;
+        B += i * q;
+        C += i;
+        D += i * q * w[j];
+        E += i * w[j];
+    }
+    double slope, icept = 0;
+    if (symmetric) {
+        if (!(A > 0)) return false;
+        slope = D / A;
+    } else {
+        double det = A * C - B * B;
+        if (!(det > 1e-12 * A * C)) return false;
+        slope = (C * D - B * E) / det;
+        icept = (A * E - B * D) / det;
+    }
+    if (!(slope > 0) || !isfinite(slope)) return false;
+    float ns = stored_scale(slope);
+    float nz = symmetric ? *z : rq_quant_round_fp16((float)(-icept / ns));
+    if (!isfinite(nz) || fabsf(nz) > 2.0f * (float)(1 << bits)) return false;
+    *s = ns;
+    *z = nz;
+    return true;
+}
+
+void rq_uniform_fit_ls(const rq_uniform_cfg *cfg, const double *w, const double *imp, int64_t n,
+                       float *scale, float *zero) {
+    const float *grid = cfg->n_clip > 0 ? cfg->clip : &clip_one;
+    int ngrid = cfg->n_clip > 0 ? cfg->n_clip : 1;
+    uint8_t code_buf[2][256], *heap = NULL;
+    uint8_t *code = code_buf[0], *code2 = code_buf[1];
+    if (n > 256) {
+        heap = rq_xalloc(2 * n);
+        code = heap, code2 = heap + n;
+    }
+    double best = INFINITY;
+    for (int k = 0; k < ngrid; k++) {
+        float s;
+        int zi;
+        rq_uniform_params(cfg->bits, cfg->symmetric, grid[k], w, n, &s, &zi);
+        float z = (float)zi;
+        double err = codes_err(cfg->bits, s, z, w, imp, n, code);
+        for (int it = 0; it < RQ_UNIFORM_LS_ITERS; it++) {
+            float s2 = s, z2 = z;
+            if (!ls_step(cfg->bits, cfg->symmetric, code, &s2, &z2, w, imp, n)) break;
+            double e2 = codes_err(cfg->bits, s2, z2, w, imp, n, code2);
+            if (!(e2 < err)) break;
+            uint8_t *t = code;
+            code = code2, code2 = t;
+            s = s2, z = z2, err = e2;
+        }
+        if (err < best) {
+            best = err;
+            *scale = s;
+            *zero = z;
+        }
+    }
+    rq_free(heap);
+}
+
 static void uq_fit(const rq_group_quantizer *q, const double *w, const double *imp, int64_t n,
                    float *param) {
+    const rq_uniform_cfg *cfg = q->cfg;
+    if (cfg->least_squares) {
+        rq_uniform_fit_ls(cfg, w, imp, n, &param[0], &param[1]);
+        return;
+    }
     float s;
     int z;
-    rq_uniform_fit(q->cfg, w, imp, n, &s, &z);
+    rq_uniform_fit(cfg, w, imp, n, &s, &z);
     param[0] = s;
     param[1] = (float)z;
 }
 
 static int uq_quant(const rq_group_quantizer *q, const float *param, double w, double *wq) {
     const rq_uniform_cfg *cfg = q->cfg;
+    if (cfg->least_squares) {
+        int code = rq_uniform_code_f(cfg->bits, param[0], param[1], w);
+        *wq = rq_uniform_dequant_f(param[0], param[1], code);
+        return code;
+    }
     int z = (int)param[1];
     int code = rq_uniform_code(cfg->bits, param[0], z, w);
     *wq = rq_uniform_dequant(param[0], z, code);
@@ -124,6 +226,8 @@ rq_status rq_uniform_quantize(const rq_uniform_cfg *cfg, const float *w, int64_t
                               int64_t group, const float *imp, uint8_t *codes, float *scales,
                               uint8_t *zeros, float *deq) {
     RQ_TRY(rq_uniform_cfg_check(cfg));
+    if (cfg->least_squares) /* its zero points are not integers: use rq_uniform_quantizer */
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: integer zero points requested with the least-squares fit");
     if (out <= 0 || in <= 0 || group <= 0 || in % group != 0)
         return rq_errorf(RQ_EINVAL, "uniform quantizer: group size %lld for shape [%lld, %lld]",
                          (long long)group, (long long)out, (long long)in);

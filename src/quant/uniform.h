@@ -19,7 +19,16 @@
  * ŵ = s·(code − z) is exact in float (11-bit s times a 9-bit integer).
  *
  * Clip search: each group tries every ratio of cfg->clip in order and keeps the first
- * one with the smallest Σ imp_j (w_j − ŵ_j)² (imp = 1 when no importance is given). */
+ * one with the smallest Σ imp_j (w_j − ŵ_j)² (imp = 1 when no importance is given).
+ *
+ * Least-squares fit (cfg->least_squares, 2-4 bits): from each clip ratio's (s, z) above,
+ * up to RQ_UNIFORM_LS_ITERS alternations of (1) nearest codes q_j for (s, z) and (2) the
+ * weighted linear regression of w on q, s' = slope, z' = −intercept / s' (symmetric: z
+ * stays 2^(b−1), slope only), each kept while it lowers Σ imp (w − ŵ)²; the best over the
+ * grid wins. s' and z' are rounded through fp16 (what the file stores), so z is no longer
+ * an integer: ŵ = s·(code − z) with code = clamp(round(w/s + z), 0, 2^b − 1), the nearest
+ * grid point. Every packed layout and kernel reads z as fp16/float (format/w2.h), so the
+ * fitted grid is the grid that runs. Never worse than the same clip grid without it. */
 #ifndef RQ_QUANT_UNIFORM_H
 #define RQ_QUANT_UNIFORM_H
 
@@ -33,7 +42,10 @@ typedef struct rq_uniform_cfg {
     bool symmetric;
     const float *clip; /* [n_clip] clip ratios in (0, 1], tried in order; NULL/0: {1.0} */
     int n_clip;
+    bool least_squares; /* refine each candidate (s, z) by weighted least squares (see above) */
 } rq_uniform_cfg;
+
+#define RQ_UNIFORM_LS_ITERS 4
 
 /* 1.0, 0.95, ..., 0.5: a clip grid for RTN (pass with RQ_UNIFORM_CLIP_GRID_N). */
 #define RQ_UNIFORM_CLIP_GRID_N 11
@@ -56,6 +68,15 @@ void rq_uniform_fit(const rq_uniform_cfg *cfg, const double *w, const double *im
 int rq_uniform_code(int bits, float scale, int zero, double w);
 static inline float rq_uniform_dequant(float scale, int zero, int code) {
     return scale * (float)(code - zero);
+}
+/* The least-squares fit's parameters (real-valued zero point, fp16 values): its group
+ * fit, nearest code and dequantized value, ŵ = s·(code − z) in float as
+ * format/qpacked.c dequantizes it. */
+void rq_uniform_fit_ls(const rq_uniform_cfg *cfg, const double *w, const double *imp, int64_t n,
+                       float *scale, float *zero);
+int rq_uniform_code_f(int bits, float scale, float zero, double w);
+static inline float rq_uniform_dequant_f(float scale, float zero, int code) {
+    return scale * ((float)code - zero);
 }
 
 /* RTN of a whole matrix (rows in parallel). All buffers owned by the caller:
