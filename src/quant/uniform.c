@@ -101,16 +101,30 @@ int rq_uniform_code_f(int bits, float scale, float zero, double w) {
     return q < 0 ? 0 : q > maxq ? maxq : (int)q;
 }
 
-/* The nearest codes for (s, z) into code [n], and Σ imp (w − s·(code − z))² */
+/* The nearest codes for (s, z) into code [n], and Σ imp (w − s·(code − z))². Written to
+ * vectorize (GPTQ's fit calls it ~100 times per group): w·(1/s) instead of w/s (the code
+ * may differ only for a value within an ulp of a rounding boundary, where both codes are
+ * equally near), four partial sums. */
 static double codes_err(int bits, float s, float z, const double *w, const double *imp, int64_t n, uint8_t *code) {
-    double err = 0;
-    for (int64_t j = 0; j < n; j++) {
-        int c = rq_uniform_code_f(bits, s, z, w[j]);
-        code[j] = (uint8_t)c;
-        double d = w[j] - rq_uniform_dequant_f(s, z, c);
-        err += (imp ? imp[j] : 1.0) * d * d;
+    const double inv = 1.0 / s, maxq = (1 << bits) - 1;
+    double acc[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; k++) {
+            double q = rint(w[j + k] * inv + z);
+            q = q < 0 ? 0 : q > maxq ? maxq : q;
+            code[j + k] = (uint8_t)q;
+            double d = w[j + k] - (double)(s * ((float)q - z));
+            acc[k] += (imp ? imp[j + k] : 1.0) * d * d;
+        }
+    for (; j < n; j++) {
+        double q = rint(w[j] * inv + z);
+        q = q < 0 ? 0 : q > maxq ? maxq : q;
+        code[j] = (uint8_t)q;
+        double d = w[j] - (double)(s * ((float)q - z));
+        acc[0] += (imp ? imp[j] : 1.0) * d * d;
     }
-    return err;
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 /* One least-squares step: with the codes q_j fixed, the (s', z') that minimize
