@@ -101,29 +101,32 @@ int rq_uniform_code_f(int bits, float scale, float zero, double w) {
     return q < 0 ? 0 : q > maxq ? maxq : (int)q;
 }
 
-/* The nearest codes for (s, z) into code [n], and Σ imp (w − s·(code − z))². Written to
- * vectorize (GPTQ's fit calls it ~100 times per group): w·(1/s) instead of w/s (the code
- * may differ only for a value within an ulp of a rounding boundary, where both codes are
- * equally near), four partial sums. */
-static double codes_err(int bits, float s, float z, const double *w, const double *imp, int64_t n, uint8_t *code) {
+/* The nearest codes for (s, z) into code [n] (as doubles), and Σ imp (w − s·(code − z))².
+ * Written to vectorize (GPTQ's fit calls it ~100 times per group): w·(1/s) instead of w/s
+ * (a code may differ only for a value within an ulp of a rounding boundary, where both
+ * codes are equally near), four partial sums, one loop per weighting. */
+static double codes_err(int bits, float s, float z, const double *w, const double *imp, int64_t n, double *code) {
     const double inv = 1.0 / s, maxq = (1 << bits) - 1;
     double acc[4] = {0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4)
-        for (int k = 0; k < 4; k++) {
-            double q = rint(w[j + k] * inv + z);
-            q = q < 0 ? 0 : q > maxq ? maxq : q;
-            code[j + k] = (uint8_t)q;
-            double d = w[j + k] - (double)(s * ((float)q - z));
-            acc[k] += (imp ? imp[j + k] : 1.0) * d * d;
-        }
-    for (; j < n; j++) {
-        double q = rint(w[j] * inv + z);
-        q = q < 0 ? 0 : q > maxq ? maxq : q;
-        code[j] = (uint8_t)q;
-        double d = w[j] - (double)(s * ((float)q - z));
-        acc[0] += (imp ? imp[j] : 1.0) * d * d;
+    int64_t n4 = n & ~(int64_t)3;
+#define RQ_CODE_ERR(j, wt)                                        \
+    do {                                                          \
+        double q_ = rint(w[j] * inv + z);                         \
+        q_ = q_ < 0 ? 0 : q_ > maxq ? maxq : q_;                  \
+        code[j] = q_;                                             \
+        double d_ = w[j] - (double)(s * ((float)q_ - z));         \
+        acc[(j) & 3] += (wt) * d_ * d_;                           \
+    } while (0)
+    if (imp) {
+        for (int64_t j = 0; j < n4; j += 4)
+            for (int k = 0; k < 4; k++) RQ_CODE_ERR(j + k, imp[j + k]);
+        for (int64_t j = n4; j < n; j++) RQ_CODE_ERR(j, imp[j]);
+    } else {
+        for (int64_t j = 0; j < n4; j += 4)
+            for (int k = 0; k < 4; k++) RQ_CODE_ERR(j + k, 1.0);
+        for (int64_t j = n4; j < n; j++) RQ_CODE_ERR(j, 1.0);
     }
+#undef RQ_CODE_ERR
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
@@ -131,7 +134,7 @@ static double codes_err(int bits, float s, float z, const double *w, const doubl
  * Σ imp_j (w_j − s'(q_j − z'))², i.e. the weighted linear regression of w on q (slope s',
  * intercept −s'z'; symmetric: z' = z fixed, slope only), both rounded through fp16.
  * Returns false when the regression is degenerate (one distinct code, s' <= 0). */
-static bool ls_step(int bits, bool symmetric, const uint8_t *code, float *s, float *z, const double *w,
+static bool ls_step(int bits, bool symmetric, const double *code, float *s, float *z, const double *w,
                     const double *imp, int64_t n) {
     double A = 0, B = 0, C = 0, D = 0, E = 0; /* Σ i q², Σ i q, Σ i, Σ i q w, Σ i w */
     double zs = symmetric ? *z : 0.0;
@@ -166,10 +169,10 @@ void rq_uniform_fit_ls(const rq_uniform_cfg *cfg, const double *w, const double 
                        float *scale, float *zero) {
     const float *grid = cfg->n_clip > 0 ? cfg->clip : &clip_one;
     int ngrid = cfg->n_clip > 0 ? cfg->n_clip : 1;
-    uint8_t code_buf[2][256], *heap = NULL;
-    uint8_t *code = code_buf[0], *code2 = code_buf[1];
+    double code_buf[2][256], *heap = NULL;
+    double *code = code_buf[0], *code2 = code_buf[1];
     if (n > 256) {
-        heap = rq_xalloc(2 * n);
+        heap = rq_xalloc(2 * n * (int64_t)sizeof(double));
         code = heap, code2 = heap + n;
     }
     double best = INFINITY;
@@ -184,7 +187,7 @@ void rq_uniform_fit_ls(const rq_uniform_cfg *cfg, const double *w, const double 
             if (!ls_step(cfg->bits, cfg->symmetric, code, &s2, &z2, w, imp, n)) break;
             double e2 = codes_err(cfg->bits, s2, z2, w, imp, n, code2);
             if (!(e2 < err)) break;
-            uint8_t *t = code;
+            double *t = code;
             code = code2, code2 = t;
             s = s2, z = z2, err = e2;
         }
