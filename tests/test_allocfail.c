@@ -21,42 +21,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Add a byte-level BPE tokenizer to a model file: the 256 byte characters, merges "t h"
- * and "th e" (GPT-2's byte-to-character mapping as in tests/fuzz/fuzz_tokenizer.c). */
-static const char *add_tokenizer(const char *src, const char *file) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
-    static char bytes[256][4];
-    rq_gguf_str toks[V];
-    int32_t types[V];
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        int cp = printable ? b : 256 + (b <= 0x20 ? b : b <= 0xA0 ? 33 + b - 0x7F : 67);
-        if (cp < 0x80) bytes[b][0] = (char)cp;
-        else bytes[b][0] = (char)(0xC0 | (cp >> 6)), bytes[b][1] = (char)(0x80 | (cp & 0x3F));
-    }
-    /* the tiny vocabulary has V (67) entries: the 65 printable ASCII characters from '<'
-     * to '|' (letters included), then "th", "the" */
-    for (int i = 0; i < V - 2; i++) toks[i] = (rq_gguf_str){bytes['<' + i], 1}, types[i] = 1;
-    toks[V - 2] = (rq_gguf_str){"th", 2}, types[V - 2] = 1;
-    toks[V - 1] = (rq_gguf_str){"the", 3}, types[V - 1] = 1;
-    rq_gguf_str merges[2] = {{"t h", 3}, {"th e", 4}};
-    rq_gguf *g;
-    RQ_ASSERT(rq_gguf_open(src, &g) == RQ_OK);
-    rq_gguf_writer *w = rq_gguf_writer_new(0);
-    for (int64_t i = 0; i < rq_gguf_n_kv(g); i++) rq_gguf_writer_copy_kv(w, rq_gguf_kv_at(g, i));
+typedef struct {
+    const rq_gguf_str *toks;
+    const int32_t *types;
+} tok_keys;
+
+static void add_tok_keys(rq_gguf_writer *w, void *user) {
+    const tok_keys *k = user;
+    static const rq_gguf_str merges[2] = {{"t h", 3}, {"th e", 4}};
     rq_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     rq_gguf_writer_set_str(w, "tokenizer.ggml.pre", "smollm");
-    rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, V);
-    rq_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", RQ_GGUF_I32, types, V);
+    rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", k->toks, V);
+    rq_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", RQ_GGUF_I32, k->types, V);
     rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 2);
-    for (int64_t i = 0; i < rq_gguf_n_tensors(g); i++) {
-        const rq_gguf_tensor *t = rq_gguf_tensor_at(g, i);
-        RQ_ASSERT(rq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->n_bytes) == RQ_OK);
-    }
-    RQ_ASSERT(rq_gguf_writer_write(w, path) == RQ_OK);
-    rq_gguf_writer_free(w);
-    rq_gguf_close(g);
+}
+
+/* Add a byte-level BPE tokenizer to a model file: V (67) tokens, the 65 printable ASCII
+ * characters from '<' to '|' (letters included; each is its own GPT-2 byte character),
+ * then "th" and "the" with the merges "t h" and "th e". */
+static const char *add_tokenizer(const char *src, const char *file) {
+    static char path[512], chars[V][2];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
+    rq_gguf_str toks[V];
+    int32_t types[V];
+    for (int i = 0; i < V - 2; i++) chars[i][0] = (char)('<' + i), toks[i] = (rq_gguf_str){chars[i], 1}, types[i] = 1;
+    toks[V - 2] = (rq_gguf_str){"th", 2}, types[V - 2] = 1;
+    toks[V - 1] = (rq_gguf_str){"the", 3}, types[V - 1] = 1;
+    tok_keys k = {toks, types};
+    rq_test_gguf_copy(src, path, NULL, add_tok_keys, &k);
     return path;
 }
 

@@ -419,6 +419,22 @@ static void test_malformed(const char *sample) {
     put_u64(b + key - 8, 1ull << 40); /* key length */
     expect_bad("huge_key.gguf", b, n, "string length");
 
+    /* general.alignment below 8 (found by the fuzzer: an I64 tensor at an odd address) */
+    {
+        rq_gguf_writer *w = rq_gguf_writer_new(64);
+        int64_t ne1[1] = {2};
+        static const int64_t i64s[2] = {1, -1};
+        RQ_CHECK(rq_gguf_writer_add_tensor(w, "i", RQ_TYPE_I64, 1, ne1, i64s, sizeof i64s) == RQ_OK);
+        const char *p64 = tmp_path("align64.gguf");
+        RQ_CHECK(rq_gguf_writer_write(w, p64) == RQ_OK);
+        rq_gguf_writer_free(w);
+        size_t n64;
+        uint8_t *a = read_file(p64, &n64);
+        put_u32(a + find_bytes(a, n64, "general.alignment", 17) + 17 + 4, 1);
+        expect_bad("align1.gguf", a, n64, "general.alignment must be a power-of-two u32 of at least 8");
+        free(a);
+    }
+
     /* a metadata key given twice is refused like a tensor name given twice (issue 15,
      * defect 10): test.u32 renamed to test.i32, the key after it */
     memcpy(b, orig, n);

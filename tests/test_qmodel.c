@@ -103,21 +103,21 @@ static void round_trip(const char *path, rq_qparam_kind kind, int wbits, const c
 }
 
 /* Copy the GGUF src to dst with one metadata key set to a u32 or f32 value. */
+typedef struct {
+    const char *key;
+    rq_gguf_vtype type;
+    double val;
+} key_value;
+
+static void set_key(rq_gguf_writer *w, void *user) {
+    const key_value *kv = user;
+    if (kv->type == RQ_GGUF_U32) rq_gguf_writer_set_u32(w, kv->key, (uint32_t)kv->val);
+    else rq_gguf_writer_set_f32(w, kv->key, (float)kv->val);
+}
+
 static void rewrite(const char *src, const char *dst, const char *key, rq_gguf_vtype type, double val) {
-    rq_gguf *g;
-    RQ_ASSERT(rq_gguf_open(src, &g) == RQ_OK);
-    rq_gguf_writer *w = rq_gguf_writer_new(0);
-    for (int64_t i = 0; i < rq_gguf_n_kv(g); i++)
-        if (strcmp(rq_gguf_kv_at(g, i)->key, key)) rq_gguf_writer_copy_kv(w, rq_gguf_kv_at(g, i));
-    if (type == RQ_GGUF_U32) rq_gguf_writer_set_u32(w, key, (uint32_t)val);
-    else rq_gguf_writer_set_f32(w, key, (float)val);
-    for (int64_t i = 0; i < rq_gguf_n_tensors(g); i++) {
-        const rq_gguf_tensor *t = rq_gguf_tensor_at(g, i);
-        RQ_ASSERT(rq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->n_bytes) == RQ_OK);
-    }
-    RQ_ASSERT(rq_gguf_writer_write(w, dst) == RQ_OK);
-    rq_gguf_writer_free(w);
-    rq_gguf_close(g);
+    key_value kv = {key, type, val};
+    rq_test_gguf_copy(src, dst, key, set_key, &kv);
 }
 
 /* rotquant.* keys inconsistent with the tensors they describe are refused (issue 15,

@@ -1,5 +1,7 @@
 #include "io/atomic_file.h"
 
+#include "io/file.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,16 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *kind_name(mode_t m) {
-    if (S_ISLNK(m)) return "symbolic link";
-    if (S_ISCHR(m)) return "character device";
-    if (S_ISBLK(m)) return "block device";
-    if (S_ISFIFO(m)) return "FIFO";
-    if (S_ISSOCK(m)) return "socket";
-    if (S_ISDIR(m)) return "directory";
-    return "special file";
-}
 
 /* path must be absent or a regular file (links not followed) */
 static rq_status check_target(const char *path) {
@@ -30,7 +22,7 @@ static rq_status check_target(const char *path) {
     }
     if (!S_ISREG(st.st_mode))
         return rq_errorf(RQ_EIO, "%s: is a %s; rotquant writes only regular files (refusing to replace it)", path,
-                         kind_name(st.st_mode));
+                         rq_file_kind_name(st.st_mode));
     return RQ_OK;
 }
 

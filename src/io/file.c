@@ -6,7 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *kind_name(mode_t m) {
+const char *rq_file_kind_name(mode_t m) {
+    if (S_ISLNK(m)) return "symbolic link";
     if (S_ISCHR(m)) return "character device";
     if (S_ISBLK(m)) return "block device";
     if (S_ISFIFO(m)) return "FIFO";
@@ -24,7 +25,7 @@ rq_status rq_file_open_regular(const char *path, int64_t max_bytes, int *fd_out,
     rq_status s = RQ_OK;
     if (fstat(fd, &st) != 0) s = rq_errorf(RQ_EIO, "cannot open '%s': %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        s = rq_errorf(RQ_EIO, "'%s' is not a regular file (a %s)", path, kind_name(st.st_mode));
+        s = rq_errorf(RQ_EIO, "'%s' is not a regular file (a %s)", path, rq_file_kind_name(st.st_mode));
     else if (max_bytes >= 0 && (int64_t)st.st_size > max_bytes)
         s = rq_errorf(RQ_EIO, "'%s' has %lld bytes, more than the limit of %lld", path, (long long)st.st_size,
                       (long long)max_bytes);

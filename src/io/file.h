@@ -10,6 +10,12 @@
 /* The largest file rq_file_read reads (1 GiB): text inputs are far smaller. */
 #define RQ_FILE_READ_MAX (INT64_C(1) << 30)
 
+#include <sys/stat.h>
+
+/* What a non-regular file is, for messages: "symbolic link", "character device", "FIFO",
+ * "socket", "directory", ... */
+const char *rq_file_kind_name(mode_t mode);
+
 /* Open path for reading without blocking (a FIFO would block in open) and check that it
  * is a regular file of at most max_bytes bytes (-1: any size); returns the descriptor
  * (O_NONBLOCK cleared) and its size. Errors: RQ_EIO "cannot open 'PATH': REASON",

@@ -287,8 +287,9 @@ static rq_status parse(rq_gguf *g) {
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     const rq_gguf_kv *al = rq_gguf_find(g, "general.alignment");
     if (al) {
-        if (al->type != RQ_GGUF_U32 || al->u == 0 || (al->u & (al->u - 1)) || al->u > (1u << 20))
-            return rq_errorf(RQ_EFORMAT, "%s: general.alignment must be a power-of-two u32", g->path);
+        /* the GGUF specification: a multiple of 8, so that 8-byte types are aligned */
+        if (al->type != RQ_GGUF_U32 || al->u < 8 || (al->u & (al->u - 1)) || al->u > (1u << 20))
+            return rq_errorf(RQ_EFORMAT, "%s: general.alignment must be a power-of-two u32 of at least 8", g->path);
         g->alignment = (uint32_t)al->u;
     }
     for (uint64_t i = 0; i < nt; i++) {
@@ -325,6 +326,7 @@ static rq_status open_common(rq_gguf *g, rq_gguf **out) {
 
 rq_status rq_gguf_open_memory(const void *data, size_t size, const char *name, rq_gguf **out) {
     *out = NULL;
+    RQ_ASSERT(((uintptr_t)data & 7) == 0); /* tensors are 8-byte aligned within the image */
     rq_gguf *g = rq_xcalloc(sizeof *g);
     g->path = rq_strdup(name ? name : "<memory>");
     g->base = data;
@@ -562,7 +564,7 @@ struct rq_gguf_writer {
 rq_gguf_writer *rq_gguf_writer_new(uint32_t alignment) {
     rq_gguf_writer *w = rq_xcalloc(sizeof *w);
     w->alignment = alignment ? alignment : GGUF_DEFAULT_ALIGNMENT;
-    RQ_ASSERT((w->alignment & (w->alignment - 1)) == 0);
+    RQ_ASSERT((w->alignment & (w->alignment - 1)) == 0 && w->alignment >= 8);
     if (alignment && alignment != GGUF_DEFAULT_ALIGNMENT) rq_gguf_writer_set_u32(w, "general.alignment", alignment);
     return w;
 }
