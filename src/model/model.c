@@ -261,8 +261,12 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     if (!data) return rq_error_prefix(RQ_ENOMEM, name);
     const int np = rq_qparam_count(qi->quantizer);
     const int64_t ng = n_in / group, crb = rq_qpacked_row_bytes(bits, n_in);
-    uint8_t *codes = rq_xalloc(n_in);
-    float *params = rq_xalloc(ng * np * (int64_t)sizeof(float));
+    uint8_t *codes = rq_alloc(n_in);
+    float *params = rq_alloc(ng * np * (int64_t)sizeof(float));
+    if (!codes || !params) {
+        rq_free(codes), rq_free(params), rq_free(data);
+        return rq_error_prefix(RQ_ENOMEM, name);
+    }
     const uint8_t *c = tc->data;
     const rq_half *p = tp->data;
     for (int64_t r = 0; r < n_out; r++) {
