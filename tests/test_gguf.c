@@ -419,6 +419,31 @@ static void test_malformed(const char *sample) {
     put_u64(b + key - 8, 1ull << 40); /* key length */
     expect_bad("huge_key.gguf", b, n, "string length");
 
+    /* general.alignment below 8 (found by the fuzzer: an I64 tensor at an odd address) */
+    {
+        rq_gguf_writer *w = rq_gguf_writer_new(64);
+        int64_t ne1[1] = {2};
+        static const int64_t i64s[2] = {1, -1};
+        RQ_CHECK(rq_gguf_writer_add_tensor(w, "i", RQ_TYPE_I64, 1, ne1, i64s, sizeof i64s) == RQ_OK);
+        const char *p64 = tmp_path("align64.gguf");
+        RQ_CHECK(rq_gguf_writer_write(w, p64) == RQ_OK);
+        rq_gguf_writer_free(w);
+        size_t n64;
+        uint8_t *a = read_file(p64, &n64);
+        put_u32(a + find_bytes(a, n64, "general.alignment", 17) + 17 + 4, 1);
+        expect_bad("align1.gguf", a, n64, "general.alignment must be a power-of-two u32 of at least 8");
+        free(a);
+    }
+
+    /* a metadata key given twice is refused like a tensor name given twice (issue 15,
+     * defect 10): test.u32 renamed to test.i32, the key after it */
+    memcpy(b, orig, n);
+    memcpy(b + find_bytes(orig, n, "test.u32", 8), "test.i32", 8);
+    expect_bad("dup_key.gguf", b, n, "duplicate metadata key 'test.i32'");
+    memcpy(b, orig, n);
+    b[name_a + 8] = 'b'; /* tensor "a" renamed to the name of the next one */
+    expect_bad("dup_tensor.gguf", b, n, "duplicate tensor name 'b'");
+
     free(orig);
     free(b);
 }
@@ -455,6 +480,76 @@ static void test_malformed_sized(const char *sized) {
     free(b);
 }
 
+/* Count the bytes of a file that a terminal would act on: ESC, BEL, CSI (0x9b). */
+static int count_controls(const char *path) {
+    size_t n = 0;
+    uint8_t *b = read_file(path, &n);
+    int k = 0;
+    for (size_t i = 0; b && i < n; i++) k += b[i] == 0x1b || b[i] == 0x07 || b[i] == 0x9b;
+    free(b);
+    return k;
+}
+
+/* Strings of a file reach the terminal escaped (issue 15, defect 9): keys, values and
+ * tensor names in `info`, the architecture and names in error messages. */
+static void test_escapes(void) {
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", "\x1b[5mllama");
+    rq_gguf_writer_set_str(w, "evil\x1b[31m.key", "title \x1b]0;pwned\x07 \x9b" "2J");
+    int64_t ne[1] = {4};
+    static const float v[4] = {1, 2, 3, 4};
+    RQ_CHECK(rq_gguf_writer_add_tensor(w, "t\x1b[2J", RQ_TYPE_F32, 1, ne, v, sizeof v) == RQ_OK);
+    char path[512]; /* tmp_path's buffers are reused */
+    snprintf(path, sizeof path, "%s", tmp_path("escapes.gguf"));
+    RQ_CHECK(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) return;
+    const char *cmds[] = {"info", "ppl -f", "run -p hi -m"};
+    for (int i = 0; i < 3; i++) {
+        char cmd[2048];
+        /* ppl reads its text first: the model file serves as the text */
+        snprintf(cmd, sizeof cmd, "'%s' %s '%s' %s%s%s >'%s' 2>'%s'", cli, cmds[i], path, i == 1 ? "-m '" : "",
+                 i == 1 ? path : "", i == 1 ? "'" : "", tmp_path("o.txt"), tmp_path("e.txt"));
+        int rc = system(cmd);
+        RQ_CHECK_MSG(count_controls(tmp_path("o.txt")) == 0 && count_controls(tmp_path("e.txt")) == 0,
+                     "%s: a control character reached the output", cmds[i]);
+        size_t n = 0;
+        uint8_t *o = read_file(tmp_path(i == 0 ? "o.txt" : "e.txt"), &n);
+        char *text = calloc(n + 1, 1);
+        if (o) memcpy(text, o, n);
+        if (i == 0) {
+            RQ_CHECK_MSG(rc == 0 && strstr(text, "evil\\x1b[31m.key") && strstr(text, "t\\x1b[2J") &&
+                             strstr(text, "\\x1b]0;pwned\\x07 \\x9b2J"),
+                         "info output lacks the escaped strings");
+        } else {
+            RQ_CHECK_MSG(rc != 0 && strstr(text, "unsupported architecture '\\x1b[5mllama'"), "%s: stderr '%s'",
+                         cmds[i], text);
+        }
+        free(text);
+        free(o);
+    }
+    /* the library's messages are escaped too: a duplicate tensor named with ESC */
+    w = rq_gguf_writer_new(0);
+    RQ_CHECK(rq_gguf_writer_add_tensor(w, "d\x1b[2J", RQ_TYPE_F32, 1, ne, v, sizeof v) == RQ_OK);
+    RQ_CHECK(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    size_t n = 0;
+    uint8_t *b = read_file(path, &n);
+    rq_gguf *g = NULL;
+    /* the same tensor info twice: the header says 2 tensors, the second info is a copy */
+    size_t info = find_bytes(b, n, "d\x1b[2J", 5) - 8, info_len = 8 + 5 + 4 + 8 + 4 + 8;
+    uint8_t *b2 = calloc(n + info_len + 64, 1);
+    memcpy(b2, b, info + info_len);
+    memcpy(b2 + info + info_len, b + info, info_len);
+    put_u64(b2 + 8, 2);
+    RQ_CHECK(rq_gguf_open_memory(b2, info + 2 * info_len, "mem", &g) == RQ_EFORMAT);
+    RQ_CHECK_MSG(strstr(rq_last_error(), "duplicate tensor name 'd\\x1b[2J'") && !strchr(rq_last_error(), 0x1b),
+                 "message '%s'", rq_last_error());
+    free(b);
+    free(b2);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_gguf_%d", (int)getpid());
     char cmd[300];
@@ -464,6 +559,7 @@ int main(void) {
     test_round_trip(sample);
     test_real_model();
     test_malformed(sample);
+    test_escapes();
     const char *sized = make_sized();
     test_sized_types(sized);
     test_malformed_sized(sized);

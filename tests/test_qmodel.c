@@ -14,6 +14,7 @@
 #include "quant/qmodel.h"
 #include "rotate/fold.h"
 
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -101,6 +102,56 @@ static void round_trip(const char *path, rq_qparam_kind kind, int wbits, const c
     rq_gguf_close(g);
 }
 
+/* Copy the GGUF src to dst with one metadata key set to a u32 or f32 value. */
+typedef struct {
+    const char *key;
+    rq_gguf_vtype type;
+    double val;
+} key_value;
+
+static void set_key(rq_gguf_writer *w, void *user) {
+    const key_value *kv = user;
+    if (kv->type == RQ_GGUF_U32) rq_gguf_writer_set_u32(w, kv->key, (uint32_t)kv->val);
+    else rq_gguf_writer_set_f32(w, kv->key, (float)kv->val);
+}
+
+static void rewrite(const char *src, const char *dst, const char *key, rq_gguf_vtype type, double val) {
+    key_value kv = {key, type, val};
+    rq_test_gguf_copy(src, dst, key, set_key, &kv);
+}
+
+/* rotquant.* keys inconsistent with the tensors they describe are refused (issue 15,
+ * defect 11): the real group of every layer follows from rotquant.group (the largest
+ * group/2^k dividing its input), the format version is 1 or 2, bits_per_weight is what
+ * the tensors hold. `good` is a W2 LUT g64 file of the default model. */
+static void test_inconsistent(const char *good) {
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s.bad.gguf", good);
+    struct { const char *key; rq_gguf_vtype type; double val; const char *want; } cases[] = {
+        {"rotquant.group", RQ_GGUF_U32, 3, "has groups of 64; rotquant.group = 3 gives 3"},
+        {"rotquant.group", RQ_GGUF_U32, 4096, "has groups of 64; rotquant.group = 4096 gives 512 for an input of 1536"},
+        {"rotquant.group", RQ_GGUF_U32, 32, "has groups of 64; rotquant.group = 32 gives 32"},
+        {"rotquant.format_version", RQ_GGUF_U32, 0, "rotquant.format_version = 0 (1 or 2 expected)"},
+        {"rotquant.bits_per_weight", RQ_GGUF_F32, NAN, "rotquant.bits_per_weight = nan is not in (0, 32]"},
+        {"rotquant.bits_per_weight", RQ_GGUF_F32, 2.0, "rotquant.bits_per_weight = 2, but the tensors hold 3.0000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite(good, bad, cases[i].key, cases[i].type, cases[i].val);
+        rq_model *m = NULL;
+        rq_status s = rq_model_load_file(bad, &m);
+        RQ_CHECK_MSG(s == RQ_EFORMAT && m == NULL, "%s = %g: loaded (status %d)", cases[i].key, cases[i].val, (int)s);
+        RQ_CHECK_MSG(strstr(rq_last_error(), cases[i].want) != NULL, "%s = %g: message '%s' lacks '%s'", cases[i].key,
+                     cases[i].val, rq_last_error(), cases[i].want);
+        rq_model_free(m);
+    }
+    /* the unchanged value loads */
+    rewrite(good, bad, "rotquant.group", RQ_GGUF_U32, 64);
+    rq_model *m = NULL;
+    RQ_CHECK(rq_model_load_file(bad, &m) == RQ_OK);
+    rq_model_free(m);
+    unlink(bad);
+}
+
 int main(void) {
     test_packing();
     const char *path = rq_test_model_path();
@@ -113,6 +164,7 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/rq_test_qmodel_%d.gguf", (int)getpid());
     round_trip(path, RQ_QPARAM_UNIFORM, 3, tmp);
     round_trip(path, RQ_QPARAM_LUT, 2, tmp);
+    test_inconsistent(tmp);
 
     /* truncated: the reader refuses it, naming the file */
     FILE *f = fopen(tmp, "rb");

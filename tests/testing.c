@@ -1,5 +1,6 @@
 #include "testing.h"
 
+#include "io/gguf.h"
 #include "model/model.h"
 
 #include <string.h>
@@ -64,4 +65,21 @@ float *rq_test_logits(const rq_model *m, const int32_t *tokens, int64_t n) {
     memcpy(out, st->logits, (size_t)k * sizeof(float));
     rq_state_free(st);
     return out;
+}
+
+void rq_test_gguf_copy(const char *src, const char *dst, const char *drop, void (*edit)(struct rq_gguf_writer *w, void *user),
+                       void *user) {
+    rq_gguf *g;
+    RQ_ASSERT(rq_gguf_open(src, &g) == RQ_OK);
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    for (int64_t i = 0; i < rq_gguf_n_kv(g); i++)
+        if (!drop || strcmp(rq_gguf_kv_at(g, i)->key, drop)) rq_gguf_writer_copy_kv(w, rq_gguf_kv_at(g, i));
+    if (edit) edit(w, user);
+    for (int64_t i = 0; i < rq_gguf_n_tensors(g); i++) {
+        const rq_gguf_tensor *t = rq_gguf_tensor_at(g, i);
+        RQ_ASSERT(rq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->n_bytes) == RQ_OK);
+    }
+    RQ_ASSERT(rq_gguf_writer_write(w, dst) == RQ_OK);
+    rq_gguf_writer_free(w);
+    rq_gguf_close(g);
 }

@@ -27,6 +27,11 @@ const char *rq_test_model_path(void);
  * [n, n_vocab], malloc'ed (free). Asserts success. */
 struct rq_model;
 float *rq_test_logits(const struct rq_model *m, const int32_t *tokens, int64_t n);
+/* Write a copy of the GGUF file src to dst: its metadata but the key `drop` (NULL: none),
+ * then whatever edit(w, user) adds (NULL: nothing), then its tensors. Asserts success. */
+struct rq_gguf_writer;
+void rq_test_gguf_copy(const char *src, const char *dst, const char *drop, void (*edit)(struct rq_gguf_writer *w, void *user),
+                       void *user);
 
 #define RQ_CHECK(cond)                                                         \
     do {                                                                       \

@@ -3,6 +3,7 @@
 #include "base/cpu.h"
 #include "base/pool.h"
 #include "base/status.h"
+#include "io/atomic_file.h"
 #include "io/file.h"
 #include "model/blas.h"
 
@@ -16,12 +17,13 @@
 #include <string.h>
 
 int cli_fail(const char *fmt, ...) {
+    /* escaped (base/status.h): a message may quote a file's strings */
+    char raw[4096], esc[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "rotquant: error: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "rotquant: error: %s\n", rq_escape(raw, strlen(raw), esc, sizeof esc));
     return 1;
 }
 
@@ -126,4 +128,20 @@ bool cli_read_file(const char *path, char **data, int64_t *len) {
     if (rq_file_read(path, data, len) == RQ_OK) return true;
     cli_fail_status();
     return false;
+}
+
+bool cli_check_outputs(const char *const *paths, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!paths[i]) continue;
+        for (int j = 0; j < i; j++)
+            if (paths[j] && !strcmp(paths[i], paths[j])) {
+                cli_fail("'%s' is given as two outputs", paths[i]);
+                return false;
+            }
+        if (rq_atomic_file_check(paths[i]) != RQ_OK) {
+            cli_fail_status();
+            return false;
+        }
+    }
+    return true;
 }

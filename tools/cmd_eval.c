@@ -36,12 +36,14 @@ static void usage(void) {
  *   task  item  request  loglik  greedy  context-ids  continuation-ids */
 static void dump_request(void *user, const rq_task *task, int64_t item, int req, const int32_t *ctx, int64_t n_ctx,
                          const int32_t *cont, int64_t n_cont, double ll, bool greedy) {
-    FILE *f = user;
-    fprintf(f, "%s\t%lld\t%d\t%.9f\t%d\t", rq_task_name(task->id), (long long)item, req, ll, greedy ? 1 : 0);
-    for (int64_t i = 0; i < n_ctx; i++) fprintf(f, "%s%d", i ? " " : "", ctx[i]);
-    fputc('\t', f);
-    for (int64_t i = 0; i < n_cont; i++) fprintf(f, "%s%d", i ? " " : "", cont[i]);
-    fputc('\n', f);
+    /* a failed write is remembered by the writer and fails its commit */
+    rq_atomic_file *f = user;
+    rq_atomic_file_printf(f, "%s\t%lld\t%d\t%.9f\t%d\t", rq_task_name(task->id), (long long)item, req, ll,
+                          greedy ? 1 : 0);
+    for (int64_t i = 0; i < n_ctx; i++) rq_atomic_file_printf(f, "%s%d", i ? " " : "", ctx[i]);
+    rq_atomic_file_printf(f, "\t");
+    for (int64_t i = 0; i < n_cont; i++) rq_atomic_file_printf(f, "%s%d", i ? " " : "", cont[i]);
+    rq_atomic_file_printf(f, "\n");
 }
 
 static void json_escape(FILE *f, const char *s) {
@@ -77,7 +79,10 @@ static bool write_json(const char *path, const char *model, int64_t limit, const
                 r->seconds, r->seconds_tokenize, r->seconds > 0 ? (double)r->n_items / r->seconds : 0.0);
     }
     fprintf(f, "\n  }\n}\n");
-    fclose(f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return cli_fail("cannot write '%s': out of memory", path), false;
+    }
     rq_atomic_file af;
     rq_status s = rq_atomic_file_open(&af, path);
     if (s == RQ_OK) {
@@ -161,6 +166,8 @@ int cmd_eval(int argc, char **argv) {
     rq_task_id ids[RQ_TASK_COUNT];
     int n_tasks;
     if (!parse_tasks(tasks_arg, ids, &n_tasks)) return 1;
+    const char *outputs[] = {json_path, dump_path};
+    if (!cli_check_outputs(outputs, 2)) return 1;
     cli_threads_set(threads);
 
     int rc = 1;
@@ -169,7 +176,7 @@ int cmd_eval(int argc, char **argv) {
     rq_gguf *g = NULL;
     rq_model *m = NULL;
     rq_tokenizer *tok = NULL;
-    FILE *dump = NULL;
+    rq_atomic_file dump_af = {0}, *dump = NULL;
     rq_task_result res[RQ_TASK_COUNT];
     /* every task file is read and checked before the model is loaded */
     for (int i = 0; i < n_tasks; i++)
@@ -183,9 +190,12 @@ int cmd_eval(int argc, char **argv) {
     }
     rq_gguf_close(g);
     g = NULL;
-    if (dump_path && !(dump = fopen(dump_path, "w"))) {
-        cli_fail("cannot create '%s'", dump_path);
-        goto done;
+    if (dump_path) {
+        if (rq_atomic_file_open(&dump_af, dump_path) != RQ_OK) {
+            cli_fail_status();
+            goto done;
+        }
+        dump = &dump_af;
     }
     double t_load = rq_time_now() - t0;
     if (!quiet)
@@ -224,16 +234,14 @@ int cmd_eval(int argc, char **argv) {
            "sharing); load %.1f s\n",
            (long long)total_items, total, (double)total_items / total, (long long)total_tokens, (long long)total_flat,
            t_load);
-    if (dump && fclose(dump) != 0) {
-        dump = NULL;
-        cli_fail("cannot write '%s'", dump_path);
+    if (dump && rq_atomic_file_commit(dump) != RQ_OK) {
+        cli_fail_status();
         goto done;
     }
-    dump = NULL;
     if (json_path && !write_json(json_path, model_path, limit, res, n_tasks, total)) goto done;
     rc = 0;
 done:
-    if (dump) fclose(dump);
+    rq_atomic_file_abort(&dump_af);
     for (int i = 0; i < n_tasks; i++) rq_task_free(tasks[i]);
     rq_model_free(m);
     rq_tokenizer_free(tok);

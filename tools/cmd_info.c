@@ -11,18 +11,25 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A string of the file, quoted: newlines and quotes as \n and \", other control
+ * characters and malformed UTF-8 as \xNN (base/status.h) */
 static void print_str(rq_gguf_str s, uint64_t max) {
     putchar('"');
-    for (uint64_t i = 0; i < s.len && i < max; i++) {
-        unsigned char ch = (unsigned char)s.ptr[i];
-        if (ch == '\n') fputs("\\n", stdout);
-        else if (ch == '"') fputs("\\\"", stdout);
-        else if (ch < 32) printf("\\x%02x", ch);
-        else putchar(ch);
+    uint64_t end = s.len < max ? s.len : max;
+    for (uint64_t i = 0; i < end;) {
+        size_t k = rq_printable_len(s.ptr + i, (size_t)(end - i));
+        if (s.ptr[i] == '\n') fputs("\\n", stdout);
+        else if (s.ptr[i] == '"') fputs("\\\"", stdout);
+        else if (!k) printf("\\x%02x", (unsigned char)s.ptr[i]);
+        else fwrite(s.ptr + i, 1, k, stdout);
+        i += k ? k : 1;
     }
     putchar('"');
     if (s.len > max) printf("... (%" PRIu64 " bytes)", s.len);
 }
+
+/* A key or tensor name (NUL-terminated copy from the file), escaped into buf */
+static const char *esc(const char *s, char *buf, size_t n) { return rq_escape(s, strlen(s), buf, n); }
 
 static void print_value(const rq_gguf_kv *kv, bool full) {
     switch (kv->type) {
@@ -66,9 +73,10 @@ int cmd_info(int argc, char **argv) {
     if (!path) return cli_fail("info: no file given (rotquant info FILE.gguf)");
     rq_gguf *g;
     if (rq_gguf_open(path, &g) != RQ_OK) return cli_fail_status();
+    char pb[1024];
     printf("file: %s\nGGUF version %u, %" PRId64 " bytes, alignment %u, %" PRId64 " metadata keys, %" PRId64
            " tensors\n",
-           path, rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
+           esc(path, pb, sizeof pb), rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
            rq_gguf_n_tensors(g));
     {
         rq_model_config mc;
@@ -82,7 +90,7 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "rotquant: warning: %s\n", rq_last_error());
     } else {
         char sh[64], desc[512];
-        if (qi.present)
+        if (qi.present) /* its strings are escaped when read (model/qinfo.c) */
             printf("rotquant %s (format %u): %s\n", rq_qinfo_short(&qi, sh, sizeof sh), qi.version,
                    rq_qinfo_describe(&qi, desc, sizeof desc));
         else
@@ -91,7 +99,8 @@ int cmd_info(int argc, char **argv) {
     printf("\nmetadata:\n");
     for (int64_t i = 0; i < rq_gguf_n_kv(g); i++) {
         const rq_gguf_kv *kv = rq_gguf_kv_at(g, i);
-        printf("  %-40s %-4s ", kv->key, rq_gguf_vtype_name(kv->type));
+        char kb[1024];
+        printf("  %-40s %-4s ", esc(kv->key, kb, sizeof kb), rq_gguf_vtype_name(kv->type));
         print_value(kv, full);
         putchar('\n');
     }
@@ -110,7 +119,9 @@ int cmd_info(int argc, char **argv) {
         int n = snprintf(shape, sizeof shape, "[");
         for (int d = t->n_dims - 1; d >= 0; d--)
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%" PRId64 "%s", t->ne[d], d ? ", " : "]");
-        printf("  %-36s %-8s %-22s %12" PRId64 "\n", t->name, rq_type_name(t->type), shape, t->n_bytes);
+        char nb[1024];
+        printf("  %-36s %-8s %-22s %12" PRId64 "\n", esc(t->name, nb, sizeof nb), rq_type_name(t->type), shape,
+               t->n_bytes);
     }
     printf("\n%" PRId64 " weights in %" PRId64 " bytes: %.4f bits per weight over all tensors\n", total_el,
            total_bytes, total_el ? 8.0 * (double)total_bytes / (double)total_el : 0.0);

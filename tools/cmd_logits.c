@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "base/status.h"
+#include "io/atomic_file.h"
 #include "model/model.h"
 
 #include <stdio.h>
@@ -129,12 +130,16 @@ int cmd_logits(int argc, char **argv) {
     } else if (!cli_parse_ids("--ids", ids_arg, &ids, &n)) {
         return 1;
     }
+    if (!cli_check_outputs(&out_path, 1)) {
+        rq_free(ids);
+        return 1;
+    }
     cli_threads_set(threads);
 
     int rc = 1;
     rq_model *m = NULL;
     rq_state *st = NULL;
-    FILE *f = NULL;
+    rq_atomic_file af = {0};
     if (rq_model_load_file(model_path, &m) != RQ_OK) {
         cli_fail_status();
         goto done;
@@ -144,8 +149,8 @@ int cmd_logits(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    if (out_path && !(f = fopen(out_path, "wb"))) {
-        cli_fail("cannot create '%s'", out_path);
+    if (out_path && rq_atomic_file_open(&af, out_path) != RQ_OK) {
+        cli_fail_status();
         goto done;
     }
     int64_t V = m->cfg.n_vocab;
@@ -155,18 +160,14 @@ int cmd_logits(int argc, char **argv) {
             cli_fail_status();
             goto done;
         }
-        if (f && fwrite(st->logits, sizeof(float), (size_t)(k * V), f) != (size_t)(k * V)) {
-            cli_fail("cannot write '%s'", out_path);
+        if (af.f && rq_atomic_file_write(&af, st->logits, (size_t)(k * V) * sizeof(float)) != RQ_OK) {
+            cli_fail_status();
             goto done;
         }
     }
-    if (f) {
-        if (fclose(f) != 0) {
-            f = NULL;
-            cli_fail("cannot write '%s'", out_path);
-            goto done;
-        }
-        f = NULL;
+    if (af.f && rq_atomic_file_commit(&af) != RQ_OK) {
+        cli_fail_status();
+        goto done;
     }
     /* greedy continuation: last logits row of the prompt, then one token at a time */
     if (greedy && !greedy_continue(st, st->logits + ((n - 1) % B) * V, n, greedy)) {
@@ -175,7 +176,7 @@ int cmd_logits(int argc, char **argv) {
     }
     rc = 0;
 done:
-    if (f) fclose(f);
+    rq_atomic_file_abort(&af);
     rq_state_free(st);
     rq_model_free(m);
     rq_free(ids);

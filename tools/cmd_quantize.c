@@ -5,6 +5,7 @@
 
 #include "base/pool.h"
 #include "base/timer.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
@@ -195,6 +196,8 @@ int cmd_quantize(int argc, char **argv) {
     if (!rot4_name) rot4_name = rot3_name ? rot3_name : dflt34;
     if (!rot3_name) rot3_name = dflt34;
     if (rq_rot_kind_parse(rot3_name, &k3) != RQ_OK || rq_rot_kind_parse(rot4_name, &k4) != RQ_OK) return cli_fail_status();
+    const char *outputs[] = {out, calib_save};
+    if (!cli_check_outputs(outputs, 2)) return 1;
     cli_threads_set(threads);
 
     double t_start = rq_time_now();
@@ -215,7 +218,7 @@ int cmd_quantize(int argc, char **argv) {
     rq_rotation r1 = rq_rot_make(k1, c->n_embd, (k1 == RQ_ROT_GH || k1 == RQ_ROT_GSR) ? block : 0, (uint64_t)seed);
     rq_rotation r2 = rq_rot_make(k2, c->head_dim, (k2 == RQ_ROT_GH || k2 == RQ_ROT_GSR) ? block2 : 0, (uint64_t)seed + 1);
     if (block3 == 0) block3 = c->head_dim;
-    if (block4 == 0) block4 = rq_ptq_group_for(group, c->n_ff);
+    if (block4 == 0) block4 = rq_qpacked_group_for(group, c->n_ff);
     if (block4 == 0) {
         rc = cli_fail("--block4: no power-of-two fraction of the group %lld divides the feed-forward size %lld; give "
                       "--block4", (long long)group, (long long)c->n_ff);
@@ -274,11 +277,14 @@ int cmd_quantize(int argc, char **argv) {
         if (s != RQ_OK) { rc = cli_fail_status(); goto done; }
         t_calib = rq_time_now() - t0;
         if (calib_save) {
-            FILE *f = fopen(calib_save, "w");
-            if (!f) { rc = cli_fail("%s: cannot write", calib_save); goto done; }
-            for (int64_t q = 0; q < calib_n; q++)
-                for (int64_t t = 0; t < calib_len; t++) fprintf(f, "%d%c", ids[q * calib_len + t], t + 1 < calib_len ? ' ' : '\n');
-            fclose(f);
+            rq_atomic_file af;
+            s = rq_atomic_file_open(&af, calib_save);
+            for (int64_t q = 0; q < calib_n && s == RQ_OK; q++)
+                for (int64_t t = 0; t < calib_len && s == RQ_OK; t++)
+                    s = rq_atomic_file_printf(&af, "%d%c", ids[q * calib_len + t], t + 1 < calib_len ? ' ' : '\n');
+            if (s == RQ_OK) s = rq_atomic_file_commit(&af);
+            else rq_atomic_file_abort(&af);
+            if (s != RQ_OK) { rc = cli_fail_status(); goto done; }
             fprintf(stderr, "quantize: wrote %lld calibration sequences of %lld tokens to %s (%.1fs)\n",
                     (long long)calib_n, (long long)calib_len, calib_save, t_calib);
         }

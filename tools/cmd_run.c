@@ -16,6 +16,8 @@
 
 /* Prompt tokens per forward call of the prefill. */
 #define RUN_BATCH 512
+/* Context cap when the model file states no context_length. */
+#define RUN_CTX_UNKNOWN 4096
 
 static void usage(void) {
     printf("usage: rotquant run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
@@ -29,7 +31,8 @@ static void usage(void) {
            "  --seed S       sampling seed (default 42)\n"
            "  --chat         wrap the prompt in the model's chat template (user turn + assistant prompt)\n"
            "  --system TEXT  system message for --chat (default: the template's own, if any)\n"
-           "  --ctx N        context size (default: prompt + N)\n"
+           "  --ctx N        context size (default: prompt + N, at most the model's training context;\n"
+           "                 a longer prompt is refused unless --ctx N is given)\n"
            "  --abits B      activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
            "  -v             print how the weights are held and the memory used (stderr)\n"
            "  -t N           threads (default: the cores present)\n"
@@ -152,7 +155,18 @@ int cmd_run(int argc, char **argv) {
         cli_fail("run: the prompt is empty");
         goto done;
     }
-    if (ctx == 0) ctx = n_ids + (n_predict > 0 ? n_predict : 1);
+    /* the default context is prompt + N, capped at the model's training context (a prompt
+     * file or a chat template's system message can be megabytes); --ctx goes beyond */
+    if (ctx == 0) {
+        int64_t limit = m->cfg.n_ctx_train > 0 ? m->cfg.n_ctx_train : RUN_CTX_UNKNOWN;
+        if (n_ids >= limit) {
+            cli_fail("run: the prompt has %lld tokens, the model's context is %lld%s (--ctx N to go beyond it)",
+                     (long long)n_ids, (long long)limit, m->cfg.n_ctx_train > 0 ? "" : " (the file gives none)");
+            goto done;
+        }
+        ctx = n_ids + (n_predict > 0 ? n_predict : 1);
+        if (ctx > limit) ctx = limit;
+    }
     if (n_ids >= ctx) {
         cli_fail("run: the prompt has %lld tokens; --ctx %lld leaves no room to generate", (long long)n_ids,
                  (long long)ctx);

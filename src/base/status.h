@@ -18,8 +18,18 @@ typedef enum rq_status {
     RQ_EUNSUPPORTED = 5, /* valid input we do not handle (type, architecture, ...) */
 } rq_status;
 
-/* Set the thread's error message (printf-style) and return `code`, so that callers
- * can write `return rq_errorf(RQ_EFORMAT, "%s: bad magic", path);`. */
+/* Strings from files reach the terminal escaped: a control character (bytes < 0x20,
+ * DEL, C1 controls U+0080..U+009F) or a byte that is not part of well-formed UTF-8 is
+ * written as \xNN. rq_printable_len gives the length of the printable character at s
+ * (n bytes left; 1 for printable ASCII, 2..4 for UTF-8), 0 if the byte must be escaped.
+ * rq_escape copies s[0..n) into out (cap >= 1 bytes, always terminated, cut at a
+ * character when full) escaped; returns out. */
+size_t rq_printable_len(const char *s, size_t n);
+char *rq_escape(const char *s, size_t n, char *out, size_t cap);
+
+/* Set the thread's error message (printf-style, escaped as rq_escape: a file's key or
+ * tensor name cannot put escape sequences on the terminal) and return `code`, so that
+ * callers can write `return rq_errorf(RQ_EFORMAT, "%s: bad magic", path);`. */
 rq_status rq_errorf(rq_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current message with "prefix: " (e.g. a file name); returns `code`. */
 rq_status rq_error_prefix(rq_status code, const char *prefix);
@@ -50,5 +60,16 @@ void *rq_xalloc(int64_t nbytes);
 void *rq_xcalloc(int64_t nbytes);
 void rq_free(void *p);
 char *rq_strdup(const char *s); /* aborts on OOM; free with rq_free */
+
+/* Testing hooks of the fallible allocations (rq_alloc, rq_calloc; rq_xalloc is not
+ * affected through them): rq_alloc_fail_at(n) resets the counters and makes the n-th
+ * call from now fail as if memory were exhausted (0: none); rq_alloc_calls() counts the
+ * calls since, rq_alloc_largest() is the largest size requested since. */
+void rq_alloc_fail_at(int64_t n);
+/* Count one fallible allocation made with the C library (the JSON parser's) and say
+ * whether the hook makes it fail (then the caller fails as if malloc returned NULL). */
+bool rq_alloc_inject(void);
+int64_t rq_alloc_calls(void);
+int64_t rq_alloc_largest(void);
 
 #endif

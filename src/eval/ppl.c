@@ -9,8 +9,11 @@
 #include <string.h>
 
 /* Rows of logits computed at once (LOGIT_ROWS × n_vocab floats: 48 MiB for a 49k
- * vocabulary): one pass over the output matrix per LOGIT_ROWS scored tokens. */
+ * vocabulary): one pass over the output matrix per LOGIT_ROWS scored tokens. Fewer when
+ * a window scores fewer tokens, and fewer for large vocabularies: the buffer stays within
+ * LOGIT_BUDGET bytes (at least one row). */
 #define LOGIT_ROWS 256
+#define LOGIT_BUDGET (INT64_C(64) << 20)
 
 double rq_ppl_token_nll(const float *logits, int64_t n, int32_t target) {
     const rq_vmath *vm = rq_vmath_get();
@@ -55,9 +58,13 @@ rq_status rq_ppl_eval(const rq_model *m, const int32_t *tokens, int64_t n_tokens
 
     rq_state *st;
     RQ_TRY(rq_state_new(m, ctx, ctx, false, &st));
+    int64_t rows = LOGIT_BUDGET / (V * (int64_t)sizeof(float));
+    if (rows > LOGIT_ROWS) rows = LOGIT_ROWS;
+    if (rows > n_score) rows = n_score;
+    if (rows < 1) rows = 1;
     int32_t *buf = rq_alloc(ctx * (int64_t)sizeof(int32_t));
-    float *logits = rq_alloc(LOGIT_ROWS * V * (int64_t)sizeof(float));
-    double *nll = rq_alloc(LOGIT_ROWS * (int64_t)sizeof(double));
+    float *logits = rq_alloc(rows * V * (int64_t)sizeof(float)); /* [rows, V] */
+    double *nll = rq_alloc(rows * (int64_t)sizeof(double));
     if (!buf || !logits || !nll) {
         rq_free(buf), rq_free(logits), rq_free(nll);
         rq_state_free(st);
@@ -75,8 +82,8 @@ rq_status rq_ppl_eval(const rq_model *m, const int32_t *tokens, int64_t n_tokens
         rq_state_reset(st);
         s = rq_model_forward(st, buf, ctx, 0, RQ_LOGITS_NONE);
         if (s != RQ_OK) break;
-        for (int64_t r0 = first; r0 < first + n_score; r0 += LOGIT_ROWS) {
-            int64_t nr = first + n_score - r0 < LOGIT_ROWS ? first + n_score - r0 : LOGIT_ROWS;
+        for (int64_t r0 = first; r0 < first + n_score; r0 += rows) {
+            int64_t nr = first + n_score - r0 < rows ? first + n_score - r0 : rows;
             rq_model_logits(m, st->hidden + r0 * m->cfg.n_embd, nr, logits);
             nll_job j = {.logits = logits, .targets = buf + r0 + 1, .n_vocab = V, .nll = nll};
             rq_parallel_for(nr, 1, nll_rows, &j);

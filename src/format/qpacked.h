@@ -31,6 +31,14 @@ typedef enum rq_qparam_kind {
 static inline int rq_qparam_count(rq_qparam_kind k) { return k == RQ_QPARAM_LUT ? 4 : 2; }
 static inline bool rq_qpacked_bits_ok(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
 static inline int64_t rq_qpacked_row_bytes(int bits, int64_t n) { return (n * bits + 7) / 8; }
+/* The group a layer of input size `in` gets for a requested group: the largest group/2^k
+ * that divides `in` (at least 16 unless it is the group itself); 0 if none. The quantizer
+ * uses it, the loader checks files against it. */
+static inline int64_t rq_qpacked_group_for(int64_t group, int64_t in) {
+    int64_t g = group;
+    while (g > 1 && in % g) g /= 2;
+    return g >= 1 && in % g == 0 && (g == group || g >= 16) ? g : 0;
+}
 
 /* codes [n] (each < 2^bits) → dst [row_bytes] */
 void rq_qpacked_pack_row(int bits, const uint8_t *codes, int64_t n, uint8_t *dst);

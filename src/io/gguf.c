@@ -2,6 +2,7 @@
 
 #include "format/format.h"
 #include "io/atomic_file.h"
+#include "io/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,8 +85,10 @@ static rq_status rd_str(cursor *c, rq_gguf_str *s, const char *what) {
     return RQ_OK;
 }
 
+/* NUL-terminated copy of a string of the file (NULL with RQ_ENOMEM set on failure) */
 static char *str_dup(rq_gguf_str s) {
-    char *d = rq_xalloc((int64_t)s.len + 1);
+    char *d = rq_alloc((int64_t)s.len + 1);
+    if (!d) return NULL;
     memcpy(d, s.ptr, s.len);
     d[s.len] = 0;
     return d;
@@ -125,7 +128,7 @@ static rq_status skip_value(cursor *c, rq_gguf_vtype t, int depth, const char *k
 static rq_status read_kv(cursor *c, rq_gguf_kv *kv) {
     rq_gguf_str key;
     RQ_TRY(rd_str(c, &key, "metadata key"));
-    kv->key = str_dup(key);
+    if (!(kv->key = str_dup(key))) return RQ_ENOMEM;
     uint32_t t;
     RQ_TRY(rd_u32(c, &t, kv->key));
     if (t >= RQ_GGUF_VTYPE_COUNT)
@@ -171,7 +174,8 @@ static rq_status read_kv(cursor *c, rq_gguf_kv *kv) {
         if (esz) {
             c->pos += n * esz;
         } else if (kv->arr_type == RQ_GGUF_STR) {
-            kv->arr_strs = rq_xalloc((int64_t)(n ? n : 1) * (int64_t)sizeof(rq_gguf_str));
+            kv->arr_strs = rq_alloc((int64_t)(n ? n : 1) * (int64_t)sizeof(rq_gguf_str));
+            if (!kv->arr_strs) return RQ_ENOMEM;
             for (uint64_t i = 0; i < n; i++) RQ_TRY(rd_str(c, &kv->arr_strs[i], kv->key));
         } else {
             for (uint64_t i = 0; i < n; i++) RQ_TRY(skip_value(c, RQ_GGUF_ARR, 1, kv->key));
@@ -186,7 +190,7 @@ static rq_status read_kv(cursor *c, rq_gguf_kv *kv) {
 static rq_status read_tensor_info(cursor *c, rq_gguf_tensor *t) {
     rq_gguf_str name;
     RQ_TRY(rd_str(c, &name, "tensor name"));
-    t->name = str_dup(name);
+    if (!(t->name = str_dup(name))) return RQ_ENOMEM;
     uint32_t nd;
     RQ_TRY(rd_u32(c, &nd, t->name));
     if (nd < 1 || nd > RQ_GGUF_MAX_DIMS)
@@ -223,6 +227,38 @@ static rq_status read_tensor_info(cursor *c, rq_gguf_tensor *t) {
     return RQ_OK;
 }
 
+static const char *kv_name(const rq_gguf *g, int64_t i) { return g->kvs[i].key; }
+static const char *tensor_name(const rq_gguf *g, int64_t i) { return g->tensors[i].name; }
+
+/* Refuse a name given twice among n (metadata keys or tensor names): a hash table of
+ * 2n..4n slots, linear probing (FNV-1a), so that a file with a million names stays fast. */
+static rq_status check_unique(const rq_gguf *g, int64_t n, const char *(*name_at)(const rq_gguf *, int64_t),
+                              const char *what) {
+    int64_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    int64_t *slot = rq_alloc(cap * (int64_t)sizeof(int64_t));
+    if (!slot) return rq_error_prefix(RQ_ENOMEM, g->path);
+    memset(slot, 0xff, (size_t)cap * sizeof(int64_t)); /* -1: empty */
+    rq_status s = RQ_OK;
+    for (int64_t i = 0; i < n && s == RQ_OK; i++) {
+        const char *name = name_at(g, i);
+        uint64_t h = 1469598103934665603ull;
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 1099511628211ull;
+        for (int64_t k = (int64_t)(h & (uint64_t)(cap - 1));; k = (k + 1) & (cap - 1)) {
+            if (slot[k] < 0) {
+                slot[k] = i;
+                break;
+            }
+            if (!strcmp(name_at(g, slot[k]), name)) {
+                s = rq_errorf(RQ_EFORMAT, "%s: duplicate %s '%s'", g->path, what, name);
+                break;
+            }
+        }
+    }
+    rq_free(slot);
+    return s;
+}
+
 static rq_status parse(rq_gguf *g) {
     cursor c = {g->base, g->size, 0, g->path};
     uint32_t magic;
@@ -240,26 +276,27 @@ static rq_status parse(rq_gguf *g) {
     if (nt > g->size / GGUF_MIN_TENSOR_BYTES)
         return rq_errorf(RQ_EFORMAT, "%s: tensor count %llu exceeds what the file can hold", g->path,
                          (unsigned long long)nt);
-    g->kvs = rq_xcalloc((int64_t)(nkv ? nkv : 1) * (int64_t)sizeof(rq_gguf_kv));
-    g->tensors = rq_xcalloc((int64_t)(nt ? nt : 1) * (int64_t)sizeof(rq_gguf_tensor));
+    g->kvs = rq_calloc((int64_t)(nkv ? nkv : 1) * (int64_t)sizeof(rq_gguf_kv));
+    g->tensors = rq_calloc((int64_t)(nt ? nt : 1) * (int64_t)sizeof(rq_gguf_tensor));
+    if (!g->kvs || !g->tensors) return rq_error_prefix(RQ_ENOMEM, g->path);
     for (uint64_t i = 0; i < nkv; i++) {
         g->n_kv = (int64_t)i + 1; /* so that close() frees what was read */
         RQ_TRY(read_kv(&c, &g->kvs[i]));
     }
+    RQ_TRY(check_unique(g, g->n_kv, kv_name, "metadata key"));
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     const rq_gguf_kv *al = rq_gguf_find(g, "general.alignment");
     if (al) {
-        if (al->type != RQ_GGUF_U32 || al->u == 0 || (al->u & (al->u - 1)) || al->u > (1u << 20))
-            return rq_errorf(RQ_EFORMAT, "%s: general.alignment must be a power-of-two u32", g->path);
+        /* the GGUF specification: a multiple of 8, so that 8-byte types are aligned */
+        if (al->type != RQ_GGUF_U32 || al->u < 8 || (al->u & (al->u - 1)) || al->u > (1u << 20))
+            return rq_errorf(RQ_EFORMAT, "%s: general.alignment must be a power-of-two u32 of at least 8", g->path);
         g->alignment = (uint32_t)al->u;
     }
     for (uint64_t i = 0; i < nt; i++) {
         g->n_tensors = (int64_t)i + 1;
         RQ_TRY(read_tensor_info(&c, &g->tensors[i]));
-        for (uint64_t j = 0; j < i; j++)
-            if (!strcmp(g->tensors[j].name, g->tensors[i].name))
-                return rq_errorf(RQ_EFORMAT, "%s: duplicate tensor name '%s'", g->path, g->tensors[i].name);
     }
+    RQ_TRY(check_unique(g, g->n_tensors, tensor_name, "tensor name"));
     size_t data = (c.pos + g->alignment - 1) / g->alignment * g->alignment;
     if (nt > 0 && data > g->size) return rq_errorf(RQ_EFORMAT, "%s: truncated file: no tensor data section", g->path);
     g->data_offset = (int64_t)data;
@@ -289,6 +326,7 @@ static rq_status open_common(rq_gguf *g, rq_gguf **out) {
 
 rq_status rq_gguf_open_memory(const void *data, size_t size, const char *name, rq_gguf **out) {
     *out = NULL;
+    RQ_ASSERT(((uintptr_t)data & 7) == 0); /* tensors are 8-byte aligned within the image */
     rq_gguf *g = rq_xcalloc(sizeof *g);
     g->path = rq_strdup(name ? name : "<memory>");
     g->base = data;
@@ -298,25 +336,21 @@ rq_status rq_gguf_open_memory(const void *data, size_t size, const char *name, r
 
 rq_status rq_gguf_open(const char *path, rq_gguf **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return rq_errorf(RQ_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rq_errorf(RQ_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size < 24) {
+    int fd;
+    int64_t size;
+    RQ_TRY(rq_file_open_regular(path, -1, &fd, &size)); /* a FIFO is refused, not waited on */
+    if (size < 24) {
         close(fd);
         return rq_errorf(RQ_EFORMAT, "%s: truncated file: %lld bytes is too small for a GGUF header", path,
-                         (long long)st.st_size);
+                         (long long)size);
     }
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) return rq_errorf(RQ_EIO, "%s: cannot map: %s", path, strerror(errno));
     rq_gguf *g = rq_xcalloc(sizeof *g);
     g->path = rq_strdup(path);
     g->base = m;
-    g->size = (size_t)st.st_size;
+    g->size = (size_t)size;
     g->mapped = true;
     return open_common(g, out);
 }
@@ -530,7 +564,7 @@ struct rq_gguf_writer {
 rq_gguf_writer *rq_gguf_writer_new(uint32_t alignment) {
     rq_gguf_writer *w = rq_xcalloc(sizeof *w);
     w->alignment = alignment ? alignment : GGUF_DEFAULT_ALIGNMENT;
-    RQ_ASSERT((w->alignment & (w->alignment - 1)) == 0);
+    RQ_ASSERT((w->alignment & (w->alignment - 1)) == 0 && w->alignment >= 8);
     if (alignment && alignment != GGUF_DEFAULT_ALIGNMENT) rq_gguf_writer_set_u32(w, "general.alignment", alignment);
     return w;
 }

@@ -23,12 +23,17 @@ struct rq_json_doc {
     rq_json *root;
 };
 
+/* The C library's allocators, with the testing hook of base/status.h (rq_alloc_inject) */
+static void *j_malloc(size_t n) { return rq_alloc_inject() ? NULL : malloc(n); }
+static void *j_realloc(void *p, size_t n) { return rq_alloc_inject() ? NULL : realloc(p, n); }
+static void *j_calloc(size_t k, size_t n) { return rq_alloc_inject() ? NULL : calloc(k, n); }
+
 static void *arena_alloc(rq_json_doc *d, int64_t n) {
     n = (n + 15) & ~INT64_C(15);
     chunk *c = d->chunks;
     if (!c || c->cap - c->used < n) {
         int64_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-        c = malloc(sizeof(chunk) + (size_t)cap);
+        c = j_malloc(sizeof(chunk) + (size_t)cap);
         if (!c) return NULL;
         c->cap = cap;
         c->used = 0;
@@ -141,7 +146,7 @@ static rq_json *new_node(parser *p, rq_json_type t, int64_t off) {
 static bool push_item(parser *p, rq_json *v) {
     if (p->n_items == p->cap_items) {
         int64_t cap = p->cap_items ? 2 * p->cap_items : 64;
-        rq_json **it = realloc(p->items, (size_t)cap * sizeof *it);
+        rq_json **it = j_realloc(p->items, (size_t)cap * sizeof *it);
         if (!it) return fail_nomem(p), false;
         p->items = it;
         p->cap_items = cap;
@@ -153,10 +158,10 @@ static bool push_item(parser *p, rq_json *v) {
 static bool push_member(parser *p, const char *key, int64_t key_len, int64_t key_off, rq_json *v) {
     if (p->n_mem == p->cap_mem) {
         int64_t cap = p->cap_mem ? 2 * p->cap_mem : 32;
-        rq_json_member *m = realloc(p->mem, (size_t)cap * sizeof *m);
+        rq_json_member *m = j_realloc(p->mem, (size_t)cap * sizeof *m);
         if (!m) return fail_nomem(p), false;
         p->mem = m;
-        int64_t *o = realloc(p->mem_off, (size_t)cap * sizeof *o);
+        int64_t *o = j_realloc(p->mem_off, (size_t)cap * sizeof *o);
         if (!o) return fail_nomem(p), false;
         p->mem_off = o;
         p->cap_mem = cap;
@@ -358,7 +363,7 @@ static rq_json *parse_number(parser *p) {
     }
     int64_t len = i - st;
     char small[64], *buf = small;
-    if (len >= (int64_t)sizeof small && !(buf = malloc((size_t)len + 1))) {
+    if (len >= (int64_t)sizeof small && !(buf = j_malloc((size_t)len + 1))) {
         fail_nomem(p);
         return NULL;
     }
@@ -498,7 +503,7 @@ static rq_json *parse_object(parser *p, int depth) {
     v->len = n;
     v->members = arena_alloc(p->doc, n * (int64_t)sizeof(rq_json_member));
     v->sorted = arena_alloc(p->doc, n * (int64_t)sizeof(int64_t));
-    int64_t *tmp = malloc((size_t)n * sizeof(int64_t));
+    int64_t *tmp = j_malloc((size_t)n * sizeof(int64_t));
     if (!v->members || !v->sorted || !tmp) {
         free(tmp);
         return fail_nomem(p), NULL;
@@ -586,7 +591,7 @@ rq_status rq_json_parse(const char *text, int64_t len, const rq_json_limits *lim
         return rq_errorf(RQ_EFORMAT, "JSON: input of %lld bytes exceeds the limit of %lld", (long long)len,
                          (long long)lim.max_bytes);
     }
-    p.doc = calloc(1, sizeof *p.doc);
+    p.doc = j_calloc(1, sizeof *p.doc);
     if (!p.doc) return rq_errorf(RQ_ENOMEM, "JSON: out of memory");
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) fail_at(&p, 0, "byte order mark not allowed");
     rq_json *root = p.failed ? NULL : parse_value(&p, 0);

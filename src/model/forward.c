@@ -64,6 +64,21 @@ rq_status rq_state_new(const rq_model *m, int64_t n_ctx, int64_t n_batch, bool a
                          (long long)(INT64_C(1) << 24));
     if (n_batch < 1 || n_batch > n_ctx)
         return rq_errorf(RQ_EINVAL, "batch size %lld out of range [1, %lld]", (long long)n_batch, (long long)n_ctx);
+    {
+        /* what one position adds (KV rows of every layer, float read-back, RoPE tables,
+         * activations, a logits row), bounded by the model file's own size: no real
+         * model comes near (SmolLM2: 0.3 MB of 90 MB), a crafted one (a huge vocabulary
+         * over a 1-wide embedding) cannot make a context of n cost n times its size */
+        int64_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+        int64_t floats = 2 * c->n_layer * kvd + 4 * kvd + 2 * c->rope_dim + 3 * c->n_embd + 2 * qd + 2 * c->n_ff +
+                         c->n_vocab; /* dims <= MAX_DIM, layers <= MAX_LAYERS: no overflow */
+        int64_t per_pos = floats * (int64_t)sizeof(float);
+        if (m->file_bytes > 0 && per_pos > m->file_bytes)
+            return rq_errorf(RQ_EFORMAT,
+                             "the model's state takes %lld bytes per position (vocabulary %lld), more than its "
+                             "whole file (%lld bytes): refusing a malformed model",
+                             (long long)per_pos, (long long)c->n_vocab, (long long)m->file_bytes);
+    }
     rq_state *st = rq_calloc(sizeof *st);
     if (!st) return RQ_ENOMEM;
     st->model = m;

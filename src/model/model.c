@@ -216,6 +216,7 @@ static rq_status load_tensor(const rq_gguf *g, const char *name, int64_t ne0, in
 typedef struct {
     rq_qinfo qi;
     bool packed; /* the fast path: keep quantized weights packed (not the reference path) */
+    int64_t q_bytes, q_weights; /* codes + params bytes and weights of the quantized linears */
 } load_ctx;
 
 /* A matrix [n_out, n_in] kept in its stored GGUF type (kind GGUF): a copy of the rows. */
@@ -260,8 +261,12 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     if (!data) return rq_error_prefix(RQ_ENOMEM, name);
     const int np = rq_qparam_count(qi->quantizer);
     const int64_t ng = n_in / group, crb = rq_qpacked_row_bytes(bits, n_in);
-    uint8_t *codes = rq_xalloc(n_in);
-    float *params = rq_xalloc(ng * np * (int64_t)sizeof(float));
+    uint8_t *codes = rq_alloc(n_in);
+    float *params = rq_alloc(ng * np * (int64_t)sizeof(float));
+    if (!codes || !params) {
+        rq_free(codes), rq_free(params), rq_free(data);
+        return rq_error_prefix(RQ_ENOMEM, name);
+    }
     const uint8_t *c = tc->data;
     const rq_half *p = tp->data;
     for (int64_t r = 0; r < n_out; r++) {
@@ -283,10 +288,15 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
 /* A linear layer: a plain GGUF tensor (float; in a rotquant file on the fast path, kept in
  * its stored type unless F32), or a rotquant-quantized one (N.codes/N.params,
  * model/qinfo.h): packed W2 on the fast path, else dequantized to float. */
-static rq_status load_linear(const rq_gguf *g, const load_ctx *lc, const char *name, int64_t n_out, int64_t n_in,
+static rq_status load_linear(const rq_gguf *g, load_ctx *lc, const char *name, int64_t n_out, int64_t n_in,
                              rq_linear *l) {
     *l = (rq_linear){.kind = RQ_LINEAR_F32, .n_out = n_out, .n_in = n_in, .owns_w = true};
     if (lc->qi.present && !rq_gguf_find_tensor(g, name)) {
+        const rq_gguf_tensor *tc, *tp;
+        int64_t group;
+        RQ_TRY(rq_qinfo_linear_tensors(g, &lc->qi, name, n_out, n_in, &tc, &tp, &group));
+        lc->q_bytes += tc->n_bytes + tp->n_bytes;
+        lc->q_weights += n_out * n_in;
         if (lc->packed) {
             bool done;
             RQ_TRY(load_w2(g, &lc->qi, name, n_out, n_in, l, &done));
@@ -340,7 +350,7 @@ void rq_model_free(rq_model *m) {
     rq_free(m);
 }
 
-static rq_status load_weights(const rq_gguf *g, const load_ctx *lc, rq_model *m) {
+static rq_status load_weights(const rq_gguf *g, load_ctx *lc, rq_model *m) {
     const rq_model_config *c = &m->cfg;
     int64_t q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     const rq_gguf_tensor *te = rq_gguf_find_tensor(g, "token_embd.weight");
@@ -399,13 +409,15 @@ static bool env_ref_linear(void) {
 
 rq_status rq_model_load_ex(const rq_gguf *g, const rq_model_load_opts *opts, rq_model **out) {
     *out = NULL;
-    load_ctx lc;
+    load_ctx lc = {0};
     RQ_TRY(rq_qinfo_read(g, &lc.qi));
     lc.packed = lc.qi.present && !(opts && opts->ref_linear) && !env_ref_linear();
     rq_model *m = rq_calloc(sizeof *m);
     if (!m) return RQ_ENOMEM;
+    m->file_bytes = rq_gguf_file_size(g);
     rq_status s = rq_model_config_read(g, &m->cfg);
     if (s == RQ_OK) s = load_weights(g, &lc, m);
+    if (s == RQ_OK) s = rq_qinfo_check_model(g, &lc.qi, &m->cfg, lc.q_bytes, lc.q_weights);
     if (s == RQ_OK) s = rq_qinfo_apply_online(g, m); /* quantizers and online rotations of a rotquant file */
     rq_gguf_release_pages(g);
     if (s != RQ_OK) {

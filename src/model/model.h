@@ -170,6 +170,8 @@ typedef struct rq_model {
     rq_linear output;   /* [n_vocab, n_embd]; w == tok_embd (or data == embd.data) when tied */
     float *rope_freqs;  /* [rope_dim/2] divisors of the frequencies, or NULL */
     rq_online online;   /* run-time quantizers and online rotations (all off by default) */
+    int64_t file_bytes; /* size of the file it was loaded from (0: built in memory); bounds
+                         * the state one position may need (rq_state_new) */
 } rq_model;
 
 /* Read and validate the configuration from a GGUF's metadata. Errors: unsupported

@@ -2,18 +2,24 @@
 
 #include "format/format.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 static void copy_str(const rq_gguf *g, const char *key, char *dst, size_t n, const char *dflt) {
     rq_gguf_str s;
     if (rq_gguf_get_str(g, key, &s) == RQ_OK) {
-        size_t k = s.len < n - 1 ? s.len : n - 1;
-        memcpy(dst, s.ptr, k);
-        dst[k] = 0;
+        rq_escape(s.ptr, s.len, dst, n); /* shown by info, ppl: no raw control characters */
     } else {
         snprintf(dst, n, "%s", dflt);
     }
+}
+
+static bool needs_v2(const rq_qinfo *q);
+
+/* An optional u32 key: absent leaves *dst alone; present with a bad type or value fails. */
+static rq_status opt_u32(const rq_gguf *g, const char *key, uint32_t *dst) {
+    return rq_gguf_find(g, key) ? rq_gguf_get_u32(g, key, dst) : RQ_OK;
 }
 
 static rq_status read_rot(const rq_gguf *g, const char *prefix, rq_rotation *r) {
@@ -44,6 +50,7 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     if (q->version > RQ_QFORMAT_VERSION)
         return rq_errorf(RQ_EUNSUPPORTED, "%s: rotquant format version %u is newer than this build reads (%d)", p,
                          q->version, RQ_QFORMAT_VERSION);
+    if (q->version < 1) return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = %u (1 or 2 expected)", p, q->version);
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.wbits", &q->wbits));
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.group", &q->group));
     if (!rq_qpacked_bits_ok((int)q->wbits) && q->wbits != 16)
@@ -83,16 +90,49 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
         return rq_errorf(RQ_EFORMAT, "%s: rotquant.aclip / kv_clip must be in (0, 1]", p);
     bool asym;
     if (rq_gguf_get_bool(g, "rotquant.asym", &asym) == RQ_OK) q->asym = asym;
+    RQ_TRY(opt_u32(g, "rotquant.calib_n", &q->calib_n));
+    RQ_TRY(opt_u32(g, "rotquant.calib_len", &q->calib_len));
     int64_t v;
-    if (rq_gguf_get_i64(g, "rotquant.calib_n", &v) == RQ_OK) q->calib_n = (uint32_t)v;
-    if (rq_gguf_get_i64(g, "rotquant.calib_len", &v) == RQ_OK) q->calib_len = (uint32_t)v;
     if (rq_gguf_get_i64(g, "rotquant.seed", &v) == RQ_OK) q->seed = (uint64_t)v;
     bool b;
     if (rq_gguf_get_bool(g, "rotquant.act_order", &b) == RQ_OK) q->act_order = b;
     if (rq_gguf_get_bool(g, "rotquant.fit_importance", &b) == RQ_OK) q->fit_importance = b;
     float f;
     if (rq_gguf_get_f32(g, "rotquant.damp", &f) == RQ_OK) q->damp = f;
-    if (rq_gguf_get_f32(g, "rotquant.bits_per_weight", &f) == RQ_OK) q->bits_per_weight = f;
+    if (!(q->damp >= 0 && q->damp <= 1e6f)) return rq_errorf(RQ_EFORMAT, "%s: rotquant.damp = %g is not a dampening", p, q->damp);
+    q->bits_per_weight = -1; /* absent: not checked against the tensors */
+    if (rq_gguf_find(g, "rotquant.bits_per_weight")) {
+        RQ_TRY(rq_gguf_get_f32(g, "rotquant.bits_per_weight", &f));
+        if (!(f > 0 && f <= 32))
+            return rq_errorf(RQ_EFORMAT, "%s: rotquant.bits_per_weight = %g is not in (0, 32]", p, (double)f);
+        q->bits_per_weight = f;
+    }
+    if (q->version < 2 && needs_v2(q))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = 1, but its keys (W16, A/KV quantizers or R3/R4) "
+                         "need version 2", p);
+    return RQ_OK;
+}
+
+rq_status rq_qinfo_check_model(const rq_gguf *g, const rq_qinfo *q, const rq_model_config *c, int64_t q_bytes,
+                               int64_t q_weights) {
+    if (!q->present) return RQ_OK;
+    const char *p = rq_gguf_path(g);
+    const struct { const char *name; const rq_rotation *r; int64_t n; const char *what; } rots[] = {
+        {"r1", &q->r1, c->n_embd, "hidden size"}, {"r2", &q->r2, c->head_dim, "head size"},
+        {"r3", &q->r3, c->head_dim, "head size"}, {"r4", &q->r4, c->n_ff, "feed-forward size"}};
+    for (int i = 0; i < 4; i++)
+        if (rots[i].r->kind != RQ_ROT_NONE && rots[i].r->n != rots[i].n)
+            return rq_errorf(RQ_EFORMAT, "%s: rotquant.%s.n = %lld, the model's %s is %lld", p, rots[i].name,
+                             (long long)rots[i].r->n, rots[i].what, (long long)rots[i].n);
+    if (q->wbits == 16 && q_weights > 0)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.wbits = 16 (float linears), but the file has quantized linears", p);
+    if (q->wbits != 16 && q_weights == 0)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.wbits = %u, but no linear layer is quantized", p, q->wbits);
+    double bpw = q->wbits == 16 ? 32.0 : 8.0 * (double)q_bytes / (double)q_weights;
+    /* stored as float32: 1e-4 relative is far above its rounding, far below any real change */
+    if (q->bits_per_weight >= 0 && !(fabs(q->bits_per_weight - bpw) <= 1e-4 * bpw))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.bits_per_weight = %g, but the tensors hold %.4f", p,
+                         q->bits_per_weight, bpw);
     return RQ_OK;
 }
 
@@ -206,6 +246,10 @@ rq_status rq_qinfo_linear_tensors(const rq_gguf *g, const rq_qinfo *q, const cha
     if (tp->type != RQ_TYPE_F16 || tp->n_dims != 3 || tp->ne[0] != np || ng < 1 || n_in % ng || tp->ne[2] != n_out)
         return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' must be F16 [%d, groups dividing %lld, %lld]", p, pn, np,
                          (long long)n_in, (long long)n_out);
+    int64_t want = rq_qpacked_group_for(q->group, n_in);
+    if (n_in / ng != want)
+        return rq_errorf(RQ_EFORMAT, "%s: tensor '%s' has groups of %lld; rotquant.group = %u gives %lld for an input of %lld",
+                         p, pn, (long long)(n_in / ng), q->group, (long long)want, (long long)n_in);
     *codes = tc;
     *params = tp;
     *group = n_in / ng;

@@ -27,7 +27,7 @@
 
 typedef struct rq_qinfo {
     bool present;           /* the file has rotquant.format_version */
-    uint32_t version;
+    uint32_t version;       /* 1 or 2 */
     uint32_t wbits;         /* 2, 3, 4, 8; 16 = float linears (only A/KV quantizers, rotations) */
     uint32_t group;         /* weights per group along the input dimension */
     rq_qparam_kind quantizer;
@@ -54,6 +54,13 @@ typedef struct rq_qinfo {
 /* Read rotquant.* keys; info->present = false (and RQ_OK) when the file has none.
  * RQ_EUNSUPPORTED for a newer format version, RQ_EFORMAT for bad values. */
 rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *info);
+/* Check info against the model it describes, once the linears are loaded: the rotations'
+ * sizes, wbits against which linears are quantized, and bits_per_weight against the
+ * q_bytes of codes and parameters over the q_weights weights of the quantized linears.
+ * (Each layer's group is checked against rotquant.group by rq_qinfo_linear_tensors.)
+ * RQ_EFORMAT names the key. */
+rq_status rq_qinfo_check_model(const rq_gguf *g, const rq_qinfo *info, const rq_model_config *c, int64_t q_bytes,
+                               int64_t q_weights);
 /* Write the keys of info into a writer. */
 void rq_qinfo_write(const rq_qinfo *info, rq_gguf_writer *w);
 /* One line: "W2 g64 gptq uniform, A4 asym clip 0.90, KV4 asym g64 clip 1.00, R1 gsr(n=576,

@@ -10,12 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int64_t rq_ptq_group_for(int64_t group, int64_t in) {
-    int64_t g = group;
-    while (g > 1 && in % g) g /= 2;
-    return in % g == 0 && (g == group || g >= 16) ? g : 0;
-}
-
 rq_ptq_opts rq_ptq_opts_default(void) {
     rq_ptq_opts o;
     memset(&o, 0, sizeof o);
@@ -69,7 +63,7 @@ static rq_status check_opts(const rq_model *m, const rq_ptq_opts *o) {
         return rq_errorf(RQ_EINVAL, "the LUT quantizer has 4 levels: it needs --wbits 2");
     int64_t ins[3] = {c->n_embd, c->n_head * c->head_dim, c->n_ff};
     for (int i = 0; i < 3; i++)
-        if (o->group < 1 || rq_ptq_group_for(o->group, ins[i]) < 1)
+        if (o->group < 1 || rq_qpacked_group_for(o->group, ins[i]) < 1)
             return rq_errorf(RQ_EINVAL, "group %lld: no power-of-two fraction of it divides the layer input size %lld",
                              (long long)o->group, (long long)ins[i]);
     for (int64_t l = 0; l < c->n_layer; l++)
@@ -168,7 +162,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             snprintf(ql->name, sizeof ql->name, "blk.%lld.%s.weight", (long long)l, lin_names[i]);
             ql->n_out = lin->n_out;
             ql->n_in = lin->n_in;
-            ql->group = rq_ptq_group_for(o->group, lin->n_in);
+            ql->group = rq_qpacked_group_for(o->group, lin->n_in);
             gcfg.group = ql->group;
             int64_t n = lin->n_out * lin->n_in;
             ql->codes = rq_xalloc(n);

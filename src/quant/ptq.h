@@ -35,8 +35,6 @@ typedef struct rq_ptq_opts {
 } rq_ptq_opts;
 
 rq_ptq_opts rq_ptq_opts_default(void);
-/* The group a layer of input size `in` gets for a requested group (0 if none fits). */
-int64_t rq_ptq_group_for(int64_t group, int64_t in);
 
 /* One quantized linear layer, in the file's terms (format/qpacked.h). */
 typedef struct rq_qlinear {

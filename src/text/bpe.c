@@ -18,6 +18,7 @@
 #include "text/tokenizer_impl.h"
 
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 /* llama.cpp's unicode_set_whitespace (the White_Space property). */
@@ -71,26 +72,39 @@ static bool name_in(const char *s, const char *const *list) {
     return false;
 }
 
-static rq_status compile(const char *pattern, pcre2_code **out) {
-    int err;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(err, msg, sizeof(msg));
-        return rq_errorf(RQ_EUNSUPPORTED, "PCRE2 cannot compile the pre-tokenizer regex at %zu: %s", (size_t)off, (char *)msg);
+/* The two pre-tokenizer regexes are compiled (and JIT-compiled) once per process and
+ * shared by every tokenizer: compiling took most of the time of loading a small
+ * vocabulary (the tokenizer fuzzer loads one per input). Matching only reads them. */
+static pthread_mutex_t g_re_lock = PTHREAD_MUTEX_INITIALIZER;
+static pcre2_code *g_re[2]; /* k_re_words, k_re_digit */
+
+static rq_status compile(int which, struct pcre2_real_code_8 **out) {
+    static const char *const patterns[2] = {k_re_words, k_re_digit};
+    pthread_mutex_lock(&g_re_lock);
+    if (!g_re[which]) {
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)patterns[which], PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                                       &err, &off, NULL);
+        if (!re) {
+            pthread_mutex_unlock(&g_re_lock);
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(err, msg, sizeof(msg));
+            return rq_errorf(RQ_EUNSUPPORTED, "PCRE2 cannot compile the pre-tokenizer regex at %zu: %s", (size_t)off,
+                             (char *)msg);
+        }
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: the interpreter is the fallback */
+        g_re[which] = re;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: the interpreter is the fallback */
-    *out = re;
+    *out = (struct pcre2_real_code_8 *)g_re[which];
+    pthread_mutex_unlock(&g_re_lock);
     return RQ_OK;
 }
 
 void rq_bpe_free(rq_tokenizer *t) {
     rq_free(t->merges);
     t->merges = NULL;
-    if (t->re_digit) pcre2_code_free((pcre2_code *)t->re_digit);
-    if (t->re_words) pcre2_code_free((pcre2_code *)t->re_words);
-    t->re_digit = t->re_words = NULL;
+    t->re_digit = t->re_words = NULL; /* shared, compiled once (compile) */
 }
 
 static rq_bpe_merge *merge_slot(const rq_tokenizer *t, uint64_t key) {
@@ -163,13 +177,8 @@ rq_status rq_bpe_init(rq_tokenizer *t, const rq_tokenizer_spec *spec) {
         t->single_byte_tok[b] = rq_tok_lookup(t, &one, 1);
     }
 
-    pcre2_code *re;
-    RQ_TRY(compile(k_re_words, &re));
-    t->re_words = (struct pcre2_real_code_8 *)re;
-    if (t->pre == RQ_BPE_PRE_SMOLLM) {
-        RQ_TRY(compile(k_re_digit, &re));
-        t->re_digit = (struct pcre2_real_code_8 *)re;
-    }
+    RQ_TRY(compile(0, &t->re_words));
+    if (t->pre == RQ_BPE_PRE_SMOLLM) RQ_TRY(compile(1, &t->re_digit));
     return RQ_OK;
 }
 

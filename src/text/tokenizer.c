@@ -130,11 +130,13 @@ static rq_status build_specials(rq_tokenizer *t) {
             total_len += t->text_len[i];
         }
     t->n_special = n;
-    t->special = (int32_t *)rq_xalloc((int64_t)(n > 0 ? n : 1) * (int64_t)sizeof(int32_t));
+    t->special = (int32_t *)rq_alloc((int64_t)(n > 0 ? n : 1) * (int64_t)sizeof(int32_t));
+    if (!t->special) return RQ_ENOMEM;
     /* longer first; llama.cpp sorts by length only (std::sort, ties in unspecified
      * order), ties are broken here by id: they matter only when two special tokens of
      * equal length overlap in the text */
-    uint64_t *keys = (uint64_t *)rq_xalloc((int64_t)(n > 0 ? n : 1) * (int64_t)sizeof(uint64_t));
+    uint64_t *keys = (uint64_t *)rq_alloc((int64_t)(n > 0 ? n : 1) * (int64_t)sizeof(uint64_t));
+    if (!keys) return RQ_ENOMEM;
     n = 0;
     for (int32_t i = 0; i < t->n_vocab; i++)
         if (t->attr[i] & (RQ_ATTR_CONTROL | RQ_ATTR_USER_DEFINED | RQ_ATTR_UNKNOWN)) {
@@ -147,12 +149,13 @@ static rq_status build_specials(rq_tokenizer *t) {
 
     int64_t max_nodes = total_len + 1;
     if (max_nodes > INT32_MAX) return rq_errorf(RQ_EFORMAT, "special tokens too long");
-    t->node_special = (int32_t *)rq_xalloc(max_nodes * (int64_t)sizeof(int32_t));
     int64_t cap = 16;
     while (cap < 2 * max_nodes) cap *= 2;
     t->edge_mask = cap - 1;
-    t->edge_key = (uint64_t *)rq_xcalloc(cap * (int64_t)sizeof(uint64_t));
-    t->edge_child = (int32_t *)rq_xalloc(cap * (int64_t)sizeof(int32_t));
+    t->node_special = (int32_t *)rq_alloc(max_nodes * (int64_t)sizeof(int32_t));
+    t->edge_key = (uint64_t *)rq_calloc(cap * (int64_t)sizeof(uint64_t));
+    t->edge_child = (int32_t *)rq_alloc(cap * (int64_t)sizeof(int32_t));
+    if (!t->node_special || !t->edge_key || !t->edge_child) return RQ_ENOMEM;
     t->n_nodes = 1;
     t->node_special[0] = -1;
     for (int32_t k = 0; k < n; k++) {
@@ -351,8 +354,12 @@ static rq_status build_pieces(rq_tokenizer *t) {
     }
     char *tmp = (char *)rq_alloc(max_one + 64);
     if (!tmp) return RQ_ENOMEM;
-    t->piece_off = (int64_t *)rq_xalloc((int64_t)t->n_vocab * (int64_t)sizeof(int64_t));
-    t->piece_len = (int32_t *)rq_xalloc((int64_t)t->n_vocab * (int64_t)sizeof(int32_t));
+    t->piece_off = (int64_t *)rq_alloc((int64_t)t->n_vocab * (int64_t)sizeof(int64_t));
+    t->piece_len = (int32_t *)rq_alloc((int64_t)t->n_vocab * (int64_t)sizeof(int32_t));
+    if (!t->piece_off || !t->piece_len) {
+        rq_free(tmp);
+        return RQ_ENOMEM;
+    }
     /* first pass for the exact size */
     int64_t used = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) used += make_piece(t, i, tmp);

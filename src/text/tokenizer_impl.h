@@ -109,8 +109,8 @@ struct rq_tokenizer {
     int64_t merges_mask;
     int32_t byte_sym[256];        /* id of the byte-level character for each byte, or -1 */
     int32_t single_byte_tok[256]; /* id of the one-byte string, or -1 (llama.cpp's fallback) */
-    struct pcre2_real_code_8 *re_digit; /* \p{N} (smollm) */
-    struct pcre2_real_code_8 *re_words; /* GPT-2 split */
+    struct pcre2_real_code_8 *re_digit; /* \p{N} (smollm); shared, not owned (bpe.c) */
+    struct pcre2_real_code_8 *re_words; /* GPT-2 split; shared, not owned */
 
     /* SPM */
     int32_t byte_tok[256]; /* <0xNN>, else the one-byte string, else -1 */

@@ -1,8 +1,11 @@
 /* libFuzzer harness for the GGUF reader: parse an arbitrary byte string, then touch
  * everything the reader exposes (metadata values, array elements, tensors, and the
- * dequantization of small tensors). Must never crash or read out of bounds. */
+ * dequantization of small tensors; the model configuration, rotquant.* metadata and
+ * model load built on it). Must never crash or read out of bounds. */
 #include "format/format.h"
 #include "io/gguf.h"
+#include "model/model.h"
+#include "model/qinfo.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (buf && rq_gguf_tensor_to_f32(t, buf) == RQ_OK) sink += buf[0] > 0 && buf[0] < 1e18f ? 1u : 2u;
             free(buf);
         }
+    }
+    /* the model's configuration, rotquant.* keys and, if those hold, the model itself
+     * (every size is bounded by the input's: a few KiB) */
+    rq_model_config cfg;
+    rq_qinfo qi;
+    if (rq_model_config_read(g, &cfg) == RQ_OK && rq_qinfo_read(g, &qi) == RQ_OK) {
+        rq_model *m = NULL;
+        if (rq_model_load(g, &m) == RQ_OK) sink += (uint64_t)m->cfg.n_layer;
+        rq_model_free(m);
     }
     (void)sink;
     rq_gguf_close(g);
