@@ -20,6 +20,7 @@ expect_error "--kv-group/--kvclip need --kvbits 4" "${Q[@]}" --kv-group 32
 expect_error "--asym/--aclip need --abits 4 or 8" "${Q[@]}" --asym
 expect_error "--fit-importance needs --method gptq" "${Q[@]}" --method rtn --fit-importance
 expect_error "--fit: 'best' is not ls, clip or minmax" "${Q[@]}" --fit best
+expect_error "--act-order needs --method gptq" "${Q[@]}" --method rtn --act-order
 
 if [[ -f "$MODEL" ]]; then
     expect_error "R3: .*block" "${Q[@]}" --wbits 16 --kvbits 4 --rotate3 gsr --block3 48
@@ -31,7 +32,7 @@ if [[ -f "$MODEL" ]]; then
     # GPTQ with importance-weighted group fits: recorded in the file
     "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/fi.gguf" --quantizer lut --rotate none --fit-importance --calib-n 2 \
         --calib-len 64 2> "$TMP/q.err" || { echo "FAIL: quantize --fit-importance: $(cat "$TMP/q.err")"; fail=1; }
-    check "--fit-importance stated and recorded" grep -q "gptq lut fit-importance" "$TMP/q.err"
+    check "--fit-importance stated and recorded" grep -q "gptq lut act-order fit-importance" "$TMP/q.err"
     "$RQ_CLI" info "$TMP/fi.gguf" > "$TMP/fi.txt"
     check "info lists rotquant.fit_importance true" grep -q "rotquant.fit_importance *bool *true" "$TMP/fi.txt"
     rm -f "$TMP/fi.gguf"
@@ -40,15 +41,17 @@ if [[ -f "$MODEL" ]]; then
     # and switched off by --fit minmax --no-fit-importance
     "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/d.gguf" --calib-n 2 --calib-len 64 2> "$TMP/q.err" ||
         { echo "FAIL: quantize with the defaults: $(cat "$TMP/q.err")"; fail=1; }
-    check "defaults stated" grep -q "W2 g64 gptq uniform fit-importance" "$TMP/q.err"
+    check "defaults stated" grep -q "W2 g64 gptq uniform act-order fit-importance" "$TMP/q.err"
     "$RQ_CLI" info --no-tensors "$TMP/d.gguf" > "$TMP/d.txt"
     check "defaults recorded: fit ls" grep -q "rotquant.weight_fit *str *\"ls\"" "$TMP/d.txt"
     check "defaults recorded: importance" grep -q "rotquant.fit_importance *bool *true" "$TMP/d.txt"
-    "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/d.gguf" --calib-n 2 --calib-len 64 --fit minmax --no-fit-importance \
+    check "defaults recorded: act-order" grep -q "rotquant.act_order *bool *true" "$TMP/d.txt"
+    "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/d.gguf" --calib-n 2 --calib-len 64 --fit minmax --no-fit-importance --no-act-order \
         2> "$TMP/q.err" || { echo "FAIL: quantize --fit minmax: $(cat "$TMP/q.err")"; fail=1; }
     "$RQ_CLI" info --no-tensors "$TMP/d.gguf" > "$TMP/d.txt"
     check "--fit minmax recorded" grep -q "rotquant.weight_fit *str *\"minmax\"" "$TMP/d.txt"
     check "--no-fit-importance: not recorded" bash -c "! grep -q fit_importance '$TMP/d.txt'"
+    check "--no-act-order recorded" grep -q "rotquant.act_order *bool *false" "$TMP/d.txt"
     rm -f "$TMP/d.gguf"
 
     "$RQ_CLI" quantize -m "$MODEL" -o "$TMP/a4.gguf" --wbits 16 --abits 4 --aclip 0.9 --asym --kvbits 4 \

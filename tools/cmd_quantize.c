@@ -87,7 +87,8 @@ static void usage(void) {
            "  --group G          weights per group along the input (default 64)\n"
            "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
            "  --method M         rtn|gptq (default gptq)\n"
-           "  --act-order        GPTQ: columns by decreasing Hessian diagonal\n"
+           "  --act-order        GPTQ: columns by decreasing Hessian diagonal, groups kept contiguous\n"
+           "                     (default with gptq; --no-act-order: columns in order)\n"
            "  --fit F            uniform quantizer's group fit: ls (default: clip ratios 1.0..0.5, each\n"
            "                     refined by weighted least squares for scale and zero point), clip (the\n"
            "                     clip ratios alone, integer zero points), minmax (the group's range)\n"
@@ -115,7 +116,8 @@ int cmd_quantize(int argc, char **argv) {
     int64_t block3 = 0, block4 = 0, abits = 16, kvbits = 16, kv_group = 0;
     double damp = 0.01, aclip = 1.0, kvclip = 1.0;
     const char *fit_name = "ls";
-    bool act_order = false, asym = false;
+    bool asym = false;
+    int act_order = -1; /* -1: the default, on with gptq */
     int fit_imp = -1; /* -1: the default, on with gptq */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -150,7 +152,8 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
         else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &damp)) return 1; }
-        else if (!strcmp(a, "--act-order")) act_order = true;
+        else if (!strcmp(a, "--act-order")) act_order = 1;
+        else if (!strcmp(a, "--no-act-order")) act_order = 0;
         else if (!strcmp(a, "--fit-importance")) fit_imp = 1;
         else if (!strcmp(a, "--no-fit-importance")) fit_imp = 0;
         else if (!strcmp(a, "--fit")) { if (!(fit_name = VAL())) return cli_fail("--fit needs ls, clip or minmax"); }
@@ -171,7 +174,6 @@ int cmd_quantize(int argc, char **argv) {
     rq_ptq_opts po = rq_ptq_opts_default();
     po.wbits = (int)wbits;
     po.group = group;
-    po.act_order = act_order;
     po.damp = damp;
     if (!strcmp(fit_name, "ls")) po.clip_search = po.least_squares = true;
     else if (!strcmp(fit_name, "clip")) po.clip_search = true;
@@ -185,6 +187,9 @@ int cmd_quantize(int argc, char **argv) {
     else return cli_fail("--method: '%s' is not rtn or gptq", method);
     if (fit_imp == 1 && po.method != RQ_PTQ_GPTQ) return cli_fail("--fit-importance needs --method gptq (the weights come from its Hessian)");
     if (fit_imp < 0) fit_imp = po.method == RQ_PTQ_GPTQ;
+    if (act_order == 1 && po.method != RQ_PTQ_GPTQ) return cli_fail("--act-order needs --method gptq");
+    if (act_order < 0) act_order = po.method == RQ_PTQ_GPTQ;
+    po.act_order = act_order;
     po.fit_importance = fit_imp;
     if (po.least_squares && wbits == 8) po.least_squares = false; /* 8-bit zero points stay integers */
     if (strcmp(embd, "q8_0") && strcmp(embd, "f16") && strcmp(embd, "f32"))
