@@ -42,7 +42,7 @@ void rq_train_rope_backward(float *dx, const float *cos_, const float *sin_, int
 
 /* MLP activations h = act(g)·u over n elements (SwiGLU: act = silu; GELU: act = gelu with
  * the tanh approximation, model/ops.h rq_geglu): from the pre-activations g, u and dh,
- * dg = dh·u·act'(g), du = dh·act(g) (written). h [n] may be NULL; when not, h = act(g)·u is
+ * dg = dh·u·act'(g), du = dh·act(g) (written; du may equal dh). h [n] may be NULL; when not, h = act(g)·u is
  * written too (the input of down, recomputed for its weight gradient). */
 void rq_train_mlp_act_backward(bool gelu, const float *g, const float *u, const float *dh, int64_t n, float *dg,
                                float *du, float *h);
