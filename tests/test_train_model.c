@@ -18,8 +18,10 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "train/backward.h"
+#include "train/checkpoint.h"
 #include "train/ops.h"
 #include "train/params.h"
+#include "train/step.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -239,9 +241,14 @@ static double train_grads(rq_train_ctx *tc, const int32_t *tok, const int32_t *t
     memset(g->buf, 0, (size_t)g->n_total * sizeof(float));
     RQ_ASSERT(rq_train_forward(tc, tok) == RQ_OK);
     int count = NSEQ * (T - 1);
-    double L = rq_train_xent(tc->st->logits, target, N, V, 1.0f / (float)count, tc->st->logits);
+    float *z = malloc(sizeof(float) * N * V);
+    memcpy(z, tc->st->logits, sizeof(float) * N * V);
+    double L = rq_train_xent(z, target, N, V, 1.0f / (float)count, z) / count;
+    double L2 = rq_train_loss(tc, tok, NULL, 0); /* the context's loss: the same targets */
+    RQ_CHECK(L == L2 && memcmp(z, tc->st->logits, sizeof(float) * N * V) == 0);
+    free(z);
     rq_train_backward(tc, tok, tc->st->logits, p, g);
-    return L / count;
+    return L;
 }
 
 static void check_model(const char *label, const arch *a) {
@@ -316,6 +323,113 @@ static void check_model(const char *label, const arch *a) {
     rq_model_free(m);
 }
 
+
+/* ---- optimizer steps, checkpoint and exact resume ----------------------------------- */
+
+enum { NDATA = 200, STEPS = 6, STOP = 3 };
+static int32_t data[NDATA];
+
+/* Train steps [from, to) of a run on the model file (cosine schedule over STEPS, clip 1,
+ * two groups), resuming from ckpt_in when given, saving to ckpt_out when given; losses[step]
+ * recorded; the final parameters copied to *final (malloc'ed). */
+static void run_steps(const char *model_path, int from, int to, const char *ckpt_in, const char *ckpt_out,
+                      double *losses, float **final, int64_t *n_final) {
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    rq_params p, g;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_params_mirror(&p, &g) == RQ_OK);
+    rq_adamw o;
+    RQ_ASSERT(rq_adamw_init(&o, &p) == RQ_OK);
+    o.group[RQ_PGROUP_LINEAR].lr = 3e-3f, o.group[RQ_PGROUP_NORM].lr = 1e-3f, o.group[RQ_PGROUP_EMBED].lr = 2e-3f;
+    o.group[RQ_PGROUP_LINEAR].weight_decay = 0.01f;
+    rq_rng r;
+    rq_rng_seed(&r, 2024);
+    if (ckpt_in) RQ_ASSERT(rq_checkpoint_load(ckpt_in, m, &p, &o, &r) == RQ_OK);
+    RQ_CHECK(o.t == from);
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, T, &tc) == RQ_OK);
+    rq_lr_schedule sched = {.shape = RQ_LR_COSINE, .warmup = 2, .total = STEPS, .min_ratio = 0.1f};
+    int32_t tok[N];
+    for (int step = from; step < to; step++) {
+        for (int b = 0; b < NSEQ; b++) memcpy(tok + b * T, data + rq_rng_below(&r, NDATA - T), sizeof(int32_t) * T);
+        rq_train_step_opts opt = {.clip = 1.0, .lr_factor = rq_lr_factor(&sched, step)};
+        RQ_ASSERT(rq_train_step(tc, &p, &g, &o, tok, &opt, &losses[step], NULL) == RQ_OK);
+    }
+    if (ckpt_out) RQ_ASSERT(rq_checkpoint_save(ckpt_out, m, &p, &o, &r) == RQ_OK);
+    *n_final = 0;
+    for (int64_t i = 0; i < p.count; i++) *n_final += p.p[i].n;
+    *final = malloc(sizeof(float) * (size_t)*n_final);
+    for (int64_t i = 0, at = 0; i < p.count; at += p.p[i].n, i++) memcpy(*final + at, p.p[i].data, sizeof(float) * (size_t)p.p[i].n);
+    rq_train_ctx_free(tc);
+    rq_adamw_free(&o);
+    rq_params_free(&g);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+static void check_resume(void) {
+    printf("AdamW steps, checkpoint, resume\n");
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    static char model_path[512], ck[512], bad[512];
+    snprintf(model_path, sizeof model_path, "%s", write_model("resume.gguf", &a));
+    snprintf(ck, sizeof ck, "%s/ck.gguf", tmpdir);
+    snprintf(bad, sizeof bad, "%s/ck_trunc.gguf", tmpdir);
+    /* a learnable stream (period 5) so that the loss goes down */
+    for (int i = 0; i < NDATA; i++) data[i] = (int32_t)((i % 5) * 7 + 3);
+    double la[STEPS], lb[STEPS];
+    float *pa, *pb;
+    int64_t na, nb;
+    run_steps(model_path, 0, STEPS, NULL, NULL, la, &pa, &na);
+    run_steps(model_path, 0, STOP, NULL, ck, lb, &pb, &nb);
+    free(pb);
+    run_steps(model_path, STOP, STEPS, ck, NULL, lb, &pb, &nb);
+    RQ_CHECK(na == nb && memcmp(pa, pb, sizeof(float) * (size_t)na) == 0);
+    RQ_CHECK(memcmp(la, lb, sizeof la) == 0);
+    printf("  loss %.6f -> %.6f over %d steps; resumed at %d: losses and parameters bit-identical\n", la[0],
+           la[STEPS - 1], STEPS, STOP);
+    RQ_CHECK(la[STEPS - 1] < la[0]);
+    free(pa), free(pb);
+
+    /* errors, nothing changed: another model, a truncated file */
+    rq_model *m;
+    arch ga = {.gemma = true, .h = 2, .hk = 1, .hd = 8};
+    RQ_ASSERT(rq_model_load_file(write_model("other.gguf", &ga), &m) == RQ_OK);
+    rq_params p;
+    rq_adamw o;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_adamw_init(&o, &p) == RQ_OK);
+    rq_rng r;
+    rq_rng_seed(&r, 1);
+    float before = p.p[0].data[0];
+    rq_status s = rq_checkpoint_load(ck, m, &p, &o, &r);
+    RQ_CHECK(s == RQ_EFORMAT && strstr(rq_last_error(), "another model"));
+    RQ_CHECK(p.p[0].data[0] == before && o.t == 0);
+    rq_adamw_free(&o);
+    rq_params_free(&p);
+    rq_model_free(m);
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_adamw_init(&o, &p) == RQ_OK);
+    FILE *f = fopen(ck, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)size);
+    RQ_ASSERT(fread(buf, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    f = fopen(bad, "wb");
+    fwrite(buf, 1, (size_t)size - 100, f);
+    fclose(f);
+    free(buf);
+    before = p.p[0].data[0];
+    s = rq_checkpoint_load(bad, m, &p, &o, &r);
+    RQ_CHECK(s == RQ_EFORMAT && (strstr(rq_last_error(), "truncated file") || strstr(rq_last_error(), "outside the file")));
+    RQ_CHECK(p.p[0].data[0] == before && o.t == 0);
+    /* a model file is not a checkpoint */
+    RQ_CHECK(rq_checkpoint_load(model_path, m, &p, &o, &r) == RQ_EFORMAT && strstr(rq_last_error(), "not a rotquant"));
+    rq_adamw_free(&o);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_train_%d", (int)getpid());
     RQ_ASSERT(mkdir(tmpdir, 0700) == 0);
@@ -323,6 +437,7 @@ int main(void) {
     check_model("LLaMA untied, GQA 4:2, head_dim 6", &(arch){.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6});
     check_model("LLaMA tied, GQA 3:1, head_dim 8", &(arch){.gemma = false, .untied = false, .h = 3, .hk = 1, .hd = 8});
     check_model("Gemma-3, GQA 2:1, head_dim 8, window 4 < 11", &(arch){.gemma = true, .h = 2, .hk = 1, .hd = 8});
+    check_resume();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);

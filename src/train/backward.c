@@ -34,6 +34,7 @@ void rq_train_ctx_free(rq_train_ctx *c) {
     }
     rq_free(c->acts.x_final);
     rq_free(c->seg);
+    rq_free(c->target);
     rq_free(c->dx); /* one block for the scratch */
     rq_free(c);
 }
@@ -72,6 +73,7 @@ rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx *
     }
     if (s == RQ_OK && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
+    if (s == RQ_OK && !(c->target = rq_alloc(n * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
     float *b = s == RQ_OK ? rq_alloc(n * (5 * e + 3 * qd + 3 * kvd + 3 * f) * (int64_t)sizeof(float)) : NULL;
     if (s == RQ_OK && !b) s = RQ_ENOMEM;
     if (s != RQ_OK) {
@@ -233,4 +235,17 @@ void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlog
     for (int64_t l = cf->n_layer - 1; l >= 0; l--) layer_backward(c, l, p, g);
     float *dE = grad_of(p, g, m->tok_embd);
     if (dE) rq_train_embed_backward(c->dx, tokens, n, e, cf->embd_scale, dE);
+}
+
+double rq_train_loss(rq_train_ctx *c, const int32_t *tokens, const float *teacher, double gamma) {
+    int64_t n = c->n, V = c->model->cfg.n_vocab;
+    float *z = c->st->logits;
+    if (teacher) return rq_train_kl(z, teacher, n, V, gamma, 1.0f / (float)n, z) / (double)n;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        c->target[i] = c->pos[i] == c->T - 1 ? -1 : tokens[i + 1];
+        count += c->target[i] >= 0;
+    }
+    if (count == 0) return 0;
+    return rq_train_xent(z, c->target, n, V, 1.0f / (float)count, z) / (double)count;
 }

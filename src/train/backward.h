@@ -32,6 +32,7 @@ typedef struct rq_train_ctx {
     float *datt;         /* [n, n_head·head_dim] */
     float *dgate, *dup;  /* [n, n_ff] */
     float *h;            /* [n, n_ff] the input of down, recomputed */
+    int32_t *target;     /* [n] next-token targets of the cross-entropy (−1: unscored) */
 } rq_train_ctx;
 
 /* Bytes a context for n_seq sequences of T tokens takes (activations, scratch, logits, KV
@@ -51,5 +52,12 @@ rq_status rq_train_forward(rq_train_ctx *c, const int32_t *tokens);
  * Overwrites c->st->hidden. */
 void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlogits, const rq_params *p,
                        rq_params *g);
+
+/* The loss of the last rq_train_forward, averaged over its scored tokens; its gradient is
+ * written over c->st->logits (the dlogits of rq_train_backward):
+ *   teacher == NULL: next-token cross-entropy (the last token of each sequence unscored);
+ *   teacher [n, n_vocab]: the teacher's logits on the same tokens, every token scored with
+ *     γ·KL(P_s‖P_t) + (1 − γ)·KL(P_t‖P_s) (train/ops.h rq_train_kl; γ = 0: KL(teacher‖student)). */
+double rq_train_loss(rq_train_ctx *c, const int32_t *tokens, const float *teacher, double gamma);
 
 #endif
