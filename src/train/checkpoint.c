@@ -96,3 +96,21 @@ rq_status rq_checkpoint_load(const char *path, const rq_model *m, rq_params *p, 
     rq_gguf_close(g);
     return s;
 }
+
+rq_status rq_train_export(const rq_gguf *src, const rq_params *p, const char *path) {
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    for (int64_t i = 0; i < rq_gguf_n_kv(src); i++) rq_gguf_writer_copy_kv(w, rq_gguf_kv_at(src, i));
+    rq_gguf_writer_set_u32(w, "general.file_type", 0); /* ALL_F32 (the trained entries are) */
+    rq_status s = RQ_OK;
+    for (int64_t i = 0; i < rq_gguf_n_tensors(src) && s == RQ_OK; i++) {
+        const rq_gguf_tensor *t = rq_gguf_tensor_at(src, i);
+        int64_t k = rq_params_find_name(p, t->name);
+        if (k >= 0 && p->p[k].n == t->n_elements)
+            s = add_f32(w, "", &p->p[k], p->p[k].data);
+        else
+            s = rq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->n_bytes);
+    }
+    if (s == RQ_OK) s = rq_gguf_writer_write(w, path);
+    rq_gguf_writer_free(w);
+    return s;
+}

@@ -14,6 +14,7 @@
 
 #include "base/rng.h"
 #include "base/status.h"
+#include "io/gguf.h"
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/params.h"
@@ -28,5 +29,10 @@ rq_status rq_checkpoint_save(const char *path, const rq_model *m, const rq_param
  * (RQ_EFORMAT, naming the file): not a checkpoint, another model, a missing or misshapen
  * tensor, a truncated file (from the GGUF reader). */
 rq_status rq_checkpoint_load(const char *path, const rq_model *m, rq_params *p, rq_adamw *o, rq_rng *rng);
+
+/* Write the trained model as a GGUF file (atomic): every key of the source file, and every
+ * tensor of it, the entries of p (the model's list) as float32 from their data, the others
+ * copied as stored. The result loads as a float model. */
+rq_status rq_train_export(const rq_gguf *src, const rq_params *p, const char *path);
 
 #endif

@@ -9,9 +9,15 @@ rq_status rq_train_step(rq_train_ctx *c, rq_params *p, rq_params *g, rq_adamw *o
     *loss = rq_train_loss(c, tokens, opt->teacher, opt->gamma);
     memset(g->buf, 0, (size_t)g->n_total * sizeof(float));
     rq_train_backward(c, tokens, c->st->logits, p, g);
-    double norm = rq_grad_clip(p, g, opt->clip);
+    rq_params *op = p, *og = g; /* what the optimizer updates */
+    if (opt->qat) {
+        rq_qat_grads(opt->qat, p, g);
+        op = &opt->qat->list, og = &opt->qat->grads;
+    }
+    double norm = rq_grad_clip(op, og, opt->clip);
     if (grad_norm) *grad_norm = norm;
-    rq_adamw_step(o, p, g, opt->lr_factor);
+    rq_adamw_step(o, op, og, opt->lr_factor);
+    if (opt->qat) rq_qat_apply(opt->qat, p);
     return RQ_OK;
 }
 
