@@ -19,18 +19,22 @@
 #include "model/model.h"
 #include "train/backward.h"
 #include "train/checkpoint.h"
+#include "train/fakequant.h"
 #include "train/ops.h"
 #include "train/params.h"
+#include "train/qat.h"
 #include "train/step.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { V = 53, E = 24, NL = 3, FF = 38, NSEQ = 2, T = 11, N = NSEQ * T };
+enum { V = 53, E = 24, NL = 3, FF = 40, NSEQ = 2, T = 11, N = NSEQ * T }; /* QAT groups of 8 divide the inputs */
 /* Central-difference step (relative to max(1, |w|)). */
 #define FD_H 1e-5
 /* float32 forward + backward through 3 layers vs float64 differences: observed ≤ 4.5e-6
@@ -430,6 +434,143 @@ static void check_resume(void) {
     rq_model_free(m);
 }
 
+/* ---- QAT: fake-quantized weights, and distillation steps lowering the KL -------------- */
+
+static void check_qat(void) {
+    printf("QAT W2 g8 distillation\n");
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    const char *path = write_model("qat.gguf", &a);
+    rq_model *m, *t;
+    RQ_ASSERT(rq_model_load_file(path, &m) == RQ_OK && rq_model_load_file(path, &t) == RQ_OK);
+    rq_params p, g;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_params_mirror(&p, &g) == RQ_OK);
+    rq_qat *q;
+    RQ_CHECK(rq_qat_new(&p, 2, 5, 4.0f, &q) == RQ_EINVAL); /* 5 divides no input width */
+    RQ_ASSERT(rq_qat_new(&p, 2, 8, 4.0f, &q) == RQ_OK);
+    /* 7 linears × 3 layers: a latent and two clip tensors each; the rest shared */
+    RQ_CHECK(q->list.count == p.count + 2 * 7 * NL);
+    /* the model's weights are the fake-quantized latents: ≤ 4 distinct values per group */
+    const rq_param *lat = &q->list.p[rq_params_find_name(&q->list, "blk.1.ffn_down.weight")];
+    const float *wm = m->layers[1].w_down.w;
+    RQ_CHECK(lat->data != wm && lat->n == E * FF);
+    int64_t li = rq_params_find_name(&q->list, "blk.1.ffn_down.weight");
+    float *ref = malloc(sizeof(float) * E * FF);
+    rq_fq_uniform_forward(2, 8, lat->data, lat->n, q->list.p[li + 1].data, q->list.p[li + 2].data, ref);
+    RQ_CHECK(memcmp(ref, wm, sizeof(float) * E * FF) == 0);
+    free(ref);
+    rq_adamw o;
+    RQ_ASSERT(rq_adamw_init(&o, &q->list) == RQ_OK);
+    o.group[RQ_PGROUP_LINEAR].lr = 2e-3f, o.group[RQ_PGROUP_NORM].lr = 2e-3f, o.group[RQ_PGROUP_QUANT].lr = 2e-2f;
+    o.group[RQ_PGROUP_EMBED].lr = 2e-3f;
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, T, &tc) == RQ_OK);
+    rq_state *ts;
+    RQ_ASSERT(rq_state_new(t, N, N, true, &ts) == RQ_OK && rq_state_set_segments(ts, T) == RQ_OK);
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)rq_rng_below(&rng, V);
+    RQ_ASSERT(rq_model_forward_segments(ts, tok, tc->seg, tc->pos, N, RQ_LOGITS_ALL) == RQ_OK);
+    double first = 0, last = 0, l0;
+    RQ_ASSERT(rq_train_eval(tc, tok, ts->logits, 0.3, &l0) == RQ_OK);
+    for (int step = 0; step < 12; step++) {
+        rq_train_step_opts so = {.teacher = ts->logits, .gamma = 0.3, .clip = 1, .lr_factor = 1, .qat = q};
+        RQ_ASSERT(rq_train_step(tc, &p, &g, &o, tok, &so, &last, NULL) == RQ_OK);
+        if (step == 0) first = last;
+    }
+    RQ_CHECK(first == l0); /* the step's loss is the one before its update */
+    double lend;
+    RQ_ASSERT(rq_train_eval(tc, tok, ts->logits, 0.3, &lend) == RQ_OK);
+    printf("  CAKLD(γ 0.3) to the float teacher: %.5f -> %.5f after 12 steps\n", l0, lend);
+    RQ_CHECK(lend < 0.5 * l0);
+    rq_state_free(ts);
+    rq_train_ctx_free(tc);
+    rq_adamw_free(&o);
+    rq_qat_free(q);
+    rq_params_free(&g);
+    rq_params_free(&p);
+    rq_model_free(t);
+    rq_model_free(m);
+}
+
+/* ---- the CLI: errors, and a run stopped and resumed ------------------------------------ */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static bool file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static void check_cli(void) {
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) {
+        printf("CLI checks skipped (RQ_CLI not set)\n");
+        return;
+    }
+    printf("rotquant train CLI\n");
+    char mA[512], mB[512], ids[512], err[512];
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    snprintf(mA, sizeof mA, "%s", write_model("cliA.gguf", &a));
+    arch b = {.gemma = false, .untied = false, .h = 3, .hk = 1, .hd = 8};
+    snprintf(mB, sizeof mB, "%s", write_model("cliB.gguf", &b));
+    snprintf(ids, sizeof ids, "%s/ids.txt", tmpdir);
+    snprintf(err, sizeof err, "%s/err.txt", tmpdir);
+    FILE *f = fopen(ids, "w");
+    for (int i = 0; i < 300; i++) fprintf(f, "%d%c", (i % 7) * 5 + 1, i % 20 == 19 ? '\n' : ' ');
+    fclose(f);
+    const char *common = "--seq-len 10 --batch 2 --eval-every 2 --lr 1e-3 --quiet -t 2";
+    /* a run of 6 steps, and the same run stopped after 3 and resumed: the same file */
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 6 -o %s/a.gguf > %s/a.out 2>&1", cli, mA, ids, common, tmpdir,
+                tmpdir) == 0);
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 3 --checkpoint %s/ck.gguf > /dev/null 2>&1", cli, mA, ids,
+                common, tmpdir) == 0);
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 6 --resume %s/ck.gguf -o %s/c.gguf > /dev/null 2>&1", cli, mA,
+                ids, common, tmpdir, tmpdir) == 0);
+    RQ_CHECK(sh("cmp -s %s/a.gguf %s/c.gguf", tmpdir, tmpdir) == 0);
+    RQ_CHECK(sh("cmp -s %s/a.gguf %s", tmpdir, mA) != 0); /* it did train */
+    char out[600];
+    snprintf(out, sizeof out, "%s/a.out", tmpdir);
+    RQ_CHECK(file_has(out, "step 0: validation loss") && file_has(out, "step 6: train loss"));
+    /* the trained file loads as a model */
+    rq_model *m;
+    snprintf(out, sizeof out, "%s/a.gguf", tmpdir);
+    RQ_CHECK(rq_model_load_file(out, &m) == RQ_OK);
+    rq_model_free(m);
+    /* errors: non-zero exit, "rotquant: error: ...", no output written */
+#define FAILS(needle, ...)                                                                             \
+    do {                                                                                               \
+        RQ_CHECK(sh(__VA_ARGS__) != 0);                                                                \
+        RQ_CHECK_MSG(file_has(err, "rotquant: error: ") && file_has(err, needle), "missing '%s'", needle); \
+    } while (0)
+    FAILS("--lr must be > 0", "%s train -m %s --data-ids %s --lr 0 2> %s", cli, mA, ids, err);
+    FAILS("--lr must be > 0", "%s train -m %s --data-ids %s --lr -1e-3 2> %s", cli, mA, ids, err);
+    FAILS("another model", "%s train -m %s --data-ids %s %s --steps 4 --resume %s/ck.gguf -o %s/x.gguf 2> %s", cli, mB,
+          ids, common, tmpdir, tmpdir, err);
+    RQ_CHECK(sh("head -c 3000 %s/ck.gguf > %s/ck_trunc.gguf", tmpdir, tmpdir) == 0);
+    FAILS("ck_trunc.gguf", "%s train -m %s --data-ids %s %s --steps 4 --resume %s/ck_trunc.gguf -o %s/x.gguf 2> %s", cli,
+          mA, ids, common, tmpdir, tmpdir, err);
+    RQ_CHECK(sh(": > %s/empty.txt", tmpdir) == 0);
+    FAILS("no tokens", "%s train -m %s --data-ids %s/empty.txt %s -o %s/x.gguf 2> %s", cli, mA, tmpdir, common, tmpdir,
+          err);
+    FAILS("GiB", "%s train -m %s --data-ids %s --batch 1000000 --seq-len 64 -o %s/x.gguf 2> %s", cli, mA, ids, tmpdir,
+          err);
+    RQ_CHECK(sh("test -e %s/x.gguf", tmpdir) != 0); /* nothing written by the failed runs */
+#undef FAILS
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_train_%d", (int)getpid());
     RQ_ASSERT(mkdir(tmpdir, 0700) == 0);
@@ -438,6 +579,8 @@ int main(void) {
     check_model("LLaMA tied, GQA 3:1, head_dim 8", &(arch){.gemma = false, .untied = false, .h = 3, .hk = 1, .hd = 8});
     check_model("Gemma-3, GQA 2:1, head_dim 8, window 4 < 11", &(arch){.gemma = true, .h = 2, .hk = 1, .hd = 8});
     check_resume();
+    check_qat();
+    check_cli();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);

@@ -76,7 +76,7 @@ static int parse(int argc, char **argv, train_args *a) {
         }
         STR("-m", a->model) STR("-o", a->out) STR("--data", a->data) STR("--data-ids", a->data_ids)
         STR("--checkpoint", a->ckpt) STR("--resume", a->resume) STR("--save-init", a->save_init)
-        INT("--gen-seqs", a->gen_seqs, 1, 1 << 20) INT("--seq-len", a->T, 2, 1 << 16) INT("--batch", a->B, 1, 1 << 16)
+        INT("--gen-seqs", a->gen_seqs, 1, 1 << 20) INT("--seq-len", a->T, 2, 1 << 16) INT("--batch", a->B, 1, 1 << 20)
         INT("--steps", a->steps, 0, INT64_C(1) << 40) INT("--warmup", a->warmup, 0, INT64_C(1) << 40)
         INT("--wbits", a->wbits, 2, 8) INT("--group", a->group, 1, 1 << 20) INT("--eval-every", a->eval_every, 1, INT64_C(1) << 40)
         INT("--seed", a->seed, 0, INT64_MAX) INT("-t", a->threads, 0, 256)
@@ -174,6 +174,15 @@ int cmd_train(int argc, char **argv) {
         cli_fail("--seq-len %lld exceeds the model's context %lld", (long long)a.T, (long long)cf->n_ctx_train);
         goto done;
     }
+    /* memory, before allocating anything large or writing anything */
+    int64_t need = rq_train_ctx_bytes(cf, a.B, a.T), avail = mem_available();
+    if (a.wbits) need += a.B * a.T * cf->n_vocab * 4 + 4 * rq_model_n_params(m) * 4; /* teacher logits; latents, grads, moments */
+    else need += 3 * rq_model_n_params(m) * 4;                                          /* grads, moments */
+    if (need > avail) {
+        cli_fail("--batch %lld × --seq-len %lld needs about %.2f GiB, %.2f GiB of memory are available",
+                 (long long)a.B, (long long)a.T, (double)need / (1 << 30), (double)avail / (1 << 30));
+        goto done;
+    }
     /* data: windows of T tokens */
     int64_t n_win = 0;
     if (generate) {
@@ -221,15 +230,6 @@ int cmd_train(int argc, char **argv) {
         cli_fail("%s: %lld sequences of %lld tokens: need at least 1 for training and --batch %lld held out "
                  "(--val-frac %.2f)", generate ? "generated data" : src, (long long)n_win, (long long)a.T,
                  (long long)a.B, a.val_frac);
-        goto done;
-    }
-    /* memory, before allocating anything large or writing anything */
-    int64_t need = rq_train_ctx_bytes(cf, a.B, a.T), avail = mem_available();
-    if (a.wbits) need += a.B * a.T * cf->n_vocab * 4 + 4 * rq_model_n_params(m) * 4; /* teacher logits; latents, grads, moments */
-    else need += 3 * rq_model_n_params(m) * 4;                                          /* grads, moments */
-    if (need > avail) {
-        cli_fail("--batch %lld × --seq-len %lld needs about %.2f GiB, %.2f GiB of memory are available",
-                 (long long)a.B, (long long)a.T, (double)need / (1 << 30), (double)avail / (1 << 30));
         goto done;
     }
     if (rq_params_build(m, &p) != RQ_OK || rq_params_mirror(&p, &gr) != RQ_OK) {
