@@ -374,8 +374,21 @@ static void test_losses(void) {
 
 /* ---- fake quantizers ----------------------------------------------------------------- */
 
+/* The codes a float64 quantizer chose (first member of each quantizer's context), and those
+ * of the unperturbed input: a finite difference whose step flips a code is skipped. */
+typedef struct {
+    int *codes, *codes0;
+    size_t n;
+} code_track;
+
+static bool codes_flipped(void *c_) {
+    const code_track *t = c_;
+    return memcmp(t->codes, t->codes0, t->n * sizeof(int)) != 0;
+}
+
 enum { QN = 3 * 13, QG = 13, QB = 3 };
 typedef struct {
+    code_track tr;
     double w[QN], beta[QN / QG], gam[QN / QG], dy[QN];
     int codes[QN], codes0[QN];
 } fq_ctx;
@@ -399,11 +412,6 @@ static double fq_loss(void *c_) {
     return L;
 }
 
-static bool fq_flipped(void *c_) {
-    fq_ctx *c = c_;
-    return memcmp(c->codes, c->codes0, sizeof c->codes) != 0;
-}
-
 static void test_fq_uniform(void) {
     static fq_ctx c;
     float w[QN], beta[QN / QG], gam[QN / QG], dy[QN], wq[QN], dw[QN] = {0}, db[QN / QG] = {0}, dg[QN / QG] = {0};
@@ -411,6 +419,7 @@ static void test_fq_uniform(void) {
     for (int k = 0; k < QN / QG; k++) beta[k] = 1.5f + (float)k, gam[k] = 2.0f - 0.5f * (float)k; /* clips 0.82..0.98 */
     to_d(w, c.w, QN), to_d(beta, c.beta, QN / QG), to_d(gam, c.gam, QN / QG), to_d(dy, c.dy, QN);
     rq_fq_uniform_forward(QB, QG, w, QN, beta, gam, wq);
+    c.tr = (code_track){c.codes, c.codes0, QN};
     fq_loss(&c);
     memcpy(c.codes0, c.codes, sizeof c.codes);
     /* forward matches the float64 quantizer */
@@ -426,8 +435,8 @@ static void test_fq_uniform(void) {
     RQ_CHECK(mx < 1e-5);
     /* STE mask: the gradient passes inside [lo, hi] only */
     rq_fq_uniform_backward(QB, QG, w, QN, beta, gam, dy, dw, db, dg);
-    fd_check("uniform W3 learnable clip dβ", fq_loss, &c, c.beta, db, QN / QG, GRAD_REL_TOL, fq_flipped);
-    fd_check("uniform W3 learnable clip dγ", fq_loss, &c, c.gam, dg, QN / QG, GRAD_REL_TOL, fq_flipped);
+    fd_check("uniform W3 learnable clip dβ", fq_loss, &c, c.beta, db, QN / QG, GRAD_REL_TOL, codes_flipped);
+    fd_check("uniform W3 learnable clip dγ", fq_loss, &c, c.gam, dg, QN / QG, GRAD_REL_TOL, codes_flipped);
     int clipped = 0, bad = 0;
     for (int k = 0; k < QN / QG; k++) {
         double mn = c.w[k * QG], mxx = mn;
@@ -444,6 +453,7 @@ static void test_fq_uniform(void) {
 
 enum { AQN = 3, AQD = 29 };
 typedef struct {
+    code_track tr;
     double x[AQN * AQD], dy[AQN * AQD], clip;
     rq_actq q;
     int codes[AQN * AQD], codes0[AQN * AQD];
@@ -476,11 +486,6 @@ static double aq_loss(void *c_) {
     return L;
 }
 
-static bool aq_flipped(void *c_) {
-    aq_ctx *c = c_;
-    return memcmp(c->codes, c->codes0, sizeof c->codes) != 0;
-}
-
 static void test_fq_act(int bits, bool asym) {
     static aq_ctx c;
     float x[AQN * AQD], dy[AQN * AQD], dx[AQN * AQD], dclip = 0;
@@ -488,6 +493,7 @@ static void test_fq_act(int bits, bool asym) {
     c.q = (rq_actq){.bits = bits, .asym = asym, .clip = 0.85f};
     c.clip = c.q.clip;
     to_d(x, c.x, AQN * AQD), to_d(dy, c.dy, AQN * AQD);
+    c.tr = (code_track){c.codes, c.codes0, AQN * AQD};
     aq_loss(&c);
     memcpy(c.codes0, c.codes, sizeof c.codes);
     rq_fq_act_backward(&c.q, x, dy, AQN, AQD, dx, &dclip);
@@ -501,12 +507,13 @@ static void test_fq_act(int bits, bool asym) {
     RQ_CHECK(bad == 0 && clamped >= AQN);
     char w[64];
     snprintf(w, sizeof w, "actq A%d %s clip dc", bits, asym ? "asym" : "sym");
-    fd_check(w, aq_loss, &c, &c.clip, &dclip, 1, GRAD_REL_TOL, aq_flipped);
+    fd_check(w, aq_loss, &c, &c.clip, &dclip, 1, GRAD_REL_TOL, codes_flipped);
 }
 
 /* KV4 with rows of 24 channels in groups of 8 */
 enum { KN = 3, KD = 24, KG = 8 };
 typedef struct {
+    code_track tr;
     double x[KN * KD], dy[KN * KD], clip;
     int codes[KN * KD], codes0[KN * KD];
     bool clamped[KN * KD];
@@ -530,17 +537,13 @@ static double kv_loss(void *c_) {
     return L;
 }
 
-static bool kv_flipped(void *c_) {
-    kv_ctx *c = c_;
-    return memcmp(c->codes, c->codes0, sizeof c->codes) != 0;
-}
-
 static void test_fq_kv4(void) {
     static kv_ctx c;
     float x[KN * KD], dy[KN * KD], dx[KN * KD], dclip = 0;
     randn(x, KN * KD, 1), randn(dy, KN * KD, 1);
     c.clip = 0.8;
     to_d(x, c.x, KN * KD), to_d(dy, c.dy, KN * KD);
+    c.tr = (code_track){c.codes, c.codes0, KN * KD};
     kv_loss(&c);
     memcpy(c.codes0, c.codes, sizeof c.codes);
     rq_fq_kv4_backward(x, dy, KN, KD, KG, 0.8f, dx, &dclip);
@@ -552,7 +555,7 @@ static void test_fq_kv4(void) {
         bad += dx[i] != (c.clamped[i] ? 0.0f : dy[i]);
     }
     RQ_CHECK(bad == 0 && clamped >= KN * KD / KG);
-    fd_check("KV4 g8 clip dc (fp16 scale STE)", kv_loss, &c, &c.clip, &dclip, 1, KV4_CLIP_REL_TOL, kv_flipped);
+    fd_check("KV4 g8 clip dc (fp16 scale STE)", kv_loss, &c, &c.clip, &dclip, 1, KV4_CLIP_REL_TOL, codes_flipped);
 }
 
 int main(void) {
