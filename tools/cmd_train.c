@@ -11,12 +11,11 @@
 #include "model/model.h"
 #include "quant/calib.h"
 #include "text/tokenizer.h"
-#include "train/adamw.h"
 #include "train/backward.h"
 #include "train/checkpoint.h"
 #include "train/params.h"
 #include "train/qat.h"
-#include "train/step.h"
+#include "train/run.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -116,23 +115,12 @@ static int64_t mem_available(void) {
     return kb < 0 ? INT64_MAX : (int64_t)kb * 1024;
 }
 
-/* mean loss over the validation windows, B at a time (the last partial batch left out) */
-static rq_status validate(rq_train_ctx *c, rq_state *tst, const int32_t *val, int64_t n_val, double gamma,
-                          double *loss) {
-    double sum = 0;
-    int64_t nb = n_val / c->n_seq;
-    for (int64_t b = 0; b < nb; b++) {
-        const int32_t *tok = val + b * c->n;
-        if (tst) {
-            rq_state_reset(tst);
-            RQ_TRY(rq_model_forward_segments(tst, tok, c->seg, c->pos, c->n, RQ_LOGITS_ALL));
-        }
-        double l;
-        RQ_TRY(rq_train_eval(c, tok, tst ? tst->logits : NULL, gamma, &l));
-        sum += l;
-    }
-    *loss = sum / (double)nb;
-    return RQ_OK;
+/* validation lines on stdout */
+static void print_validation(void *user, int64_t step, double train_loss, double val_loss) {
+    const char *what = user;
+    if (train_loss < 0) printf("step %lld: validation %s %.5f\n", (long long)step, what, val_loss);
+    else printf("step %lld: train %s %.5f, validation %.5f\n", (long long)step, what, train_loss, val_loss);
+    fflush(stdout);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -145,13 +133,10 @@ int cmd_train(int argc, char **argv) {
     rq_model *m = NULL, *teacher = NULL;
     rq_tokenizer *tok = NULL;
     char *text = NULL;
-    int32_t *ids = NULL, *win = NULL, *batch = NULL;
+    int32_t *ids = NULL, *win = NULL;
     int64_t n_ids = 0, text_len = 0;
-    rq_params p = {0}, gr = {0};
-    rq_adamw o = {0};
+    rq_params p = {0};
     rq_qat *qat = NULL;
-    rq_train_ctx *c = NULL;
-    rq_state *tst = NULL;
     const char *src = a.data_ids ? a.data_ids : a.data;
     bool generate = !a.data_ids && !strcmp(a.data, "generate");
     /* the input files first: a bad one fails before the model loads */
@@ -232,7 +217,7 @@ int cmd_train(int argc, char **argv) {
                  (long long)a.B, a.val_frac);
         goto done;
     }
-    if (rq_params_build(m, &p) != RQ_OK || rq_params_mirror(&p, &gr) != RQ_OK) {
+    if (rq_params_build(m, &p) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
@@ -241,105 +226,43 @@ int cmd_train(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    rq_params *list = qat ? &qat->list : &p;
-    if (rq_adamw_init(&o, list) != RQ_OK || rq_train_ctx_new(m, a.B, a.T, &c) != RQ_OK) {
-        cli_fail_status();
-        goto done;
-    }
-    o.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = (float)a.lr, .weight_decay = (float)a.wd};
-    o.group[RQ_PGROUP_EMBED] = (rq_adamw_group){.lr = (float)a.lr};
-    o.group[RQ_PGROUP_NORM] = (rq_adamw_group){.lr = (float)a.lr_norm};
-    o.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = (float)a.lr_quant};
-    rq_rng_seed(&rng, (uint64_t)a.seed);
-    if (a.resume) {
-        if (rq_checkpoint_load(a.resume, m, list, &o, &rng) != RQ_OK) {
-            cli_fail_status();
-            goto done;
-        }
-        if (qat) rq_qat_apply(qat, &p);
-    }
-    if (teacher) {
-        if (rq_state_new(teacher, c->n, c->n, true, &tst) != RQ_OK || rq_state_set_segments(tst, a.T) != RQ_OK) {
-            cli_fail_status();
-            goto done;
-        }
-    }
     if (a.save_init && rq_train_export(g, &p, a.save_init) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
-    const int32_t *train = win, *val = win + n_train * a.T;
     char desc[512];
     if (!a.quiet)
         fprintf(stderr, "train %s: %s; loaded in %.1f s, %d threads\n  %s; %lld trainable parameters; data: %lld "
                 "sequences of %lld tokens (%lld held out)\n", a.model, rq_model_config_describe(cf, desc, sizeof desc),
                 rq_time_now() - t0, rq_threads_get(),
                 qat ? "QAT distillation from the float model" : "fine-tuning (next-token cross-entropy)",
-                (long long)rq_params_n_trainable(list), (long long)n_win, (long long)a.T, (long long)n_val);
-    rq_lr_schedule sched = {.shape = a.schedule, .warmup = a.warmup, .total = a.steps, .min_ratio = 0};
-    batch = rq_xalloc(c->n * (int64_t)sizeof(int32_t));
-    double vl = 0, t_start = rq_time_now();
-    int64_t step0 = o.t, tokens = 0;
-    if (n_val >= a.B) {
-        if (validate(c, tst, val, n_val, a.gamma, &vl) != RQ_OK) {
-            cli_fail_status();
-            goto done;
-        }
-        printf("step %lld: validation %s %.5f\n", (long long)o.t, qat ? "KL" : "loss", vl);
-        fflush(stdout);
+                (long long)rq_params_n_trainable(qat ? &qat->list : &p), (long long)n_win, (long long)a.T,
+                (long long)n_val);
+    rq_train_run_opts ro = {.n_seq = a.B, .T = a.T, .steps = a.steps, .eval_every = a.eval_every, .clip = a.clip,
+                            .gamma = a.gamma, .seed = (uint64_t)a.seed, .checkpoint = a.ckpt, .resume = a.resume,
+                            .progress = !a.quiet, .on_validation = print_validation,
+                            .user = (void *)(qat ? "KL" : "loss")};
+    ro.schedule = (rq_lr_schedule){.shape = a.schedule, .warmup = a.warmup, .total = a.steps, .min_ratio = 0};
+    ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = (float)a.lr, .weight_decay = (float)a.wd};
+    ro.group[RQ_PGROUP_EMBED] = (rq_adamw_group){.lr = (float)a.lr};
+    ro.group[RQ_PGROUP_NORM] = (rq_adamw_group){.lr = (float)a.lr_norm};
+    ro.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = (float)a.lr_quant};
+    rq_train_run_result res;
+    if (rq_train_run(m, &p, qat, teacher, win, n_train, win + n_train * a.T, n_val, &ro, &res) != RQ_OK) {
+        cli_fail_status();
+        goto done;
     }
-    while (o.t < a.steps) {
-        for (int64_t b = 0; b < a.B; b++)
-            memcpy(batch + b * a.T, train + (int64_t)rq_rng_below(&rng, (uint64_t)n_train) * a.T, (size_t)a.T * 4);
-        if (tst) {
-            rq_state_reset(tst);
-            if (rq_model_forward_segments(tst, batch, c->seg, c->pos, c->n, RQ_LOGITS_ALL) != RQ_OK) {
-                cli_fail_status();
-                goto done;
-            }
-        }
-        rq_train_step_opts so = {.teacher = tst ? tst->logits : NULL, .gamma = a.gamma, .clip = a.clip,
-                                 .lr_factor = rq_lr_factor(&sched, o.t), .qat = qat};
-        double loss, gn;
-        if (rq_train_step(c, &p, &gr, &o, batch, &so, &loss, &gn) != RQ_OK) {
-            cli_fail_status();
-            goto done;
-        }
-        tokens += c->n;
-        double el = rq_time_now() - t_start, tps = (double)tokens / el;
-        if (!a.quiet)
-            fprintf(stderr, "step %lld/%lld loss %.5f |g| %.3g lr×%.3f  %.1f tokens/s, ETA %.0f s\n", (long long)o.t,
-                    (long long)a.steps, loss, gn, so.lr_factor, tps, (double)(a.steps - o.t) * c->n / tps);
-        if ((o.t % a.eval_every == 0 || o.t == a.steps) && n_val >= a.B) {
-            if (validate(c, tst, val, n_val, a.gamma, &vl) != RQ_OK) {
-                cli_fail_status();
-                goto done;
-            }
-            printf("step %lld: train %s %.5f, validation %.5f\n", (long long)o.t, qat ? "KL" : "loss", loss, vl);
-            fflush(stdout);
-            if (a.ckpt && rq_checkpoint_save(a.ckpt, m, list, &o, &rng) != RQ_OK) {
-                cli_fail_status();
-                goto done;
-            }
-        }
-    }
-    double el = rq_time_now() - t_start;
-    printf("trained steps %lld..%lld: %lld tokens in %.1f s, %.1f tokens/s, peak RSS %.0f MiB\n", (long long)step0,
-           (long long)o.t, (long long)tokens, el, el > 0 ? (double)tokens / el : 0.0,
-           (double)rq_peak_rss_bytes() / (1024.0 * 1024.0));
+    printf("trained steps %lld..%lld: %lld tokens in %.1f s, %.1f tokens/s, peak RSS %.0f MiB\n",
+           (long long)res.step0, (long long)res.steps, (long long)res.tokens, res.seconds,
+           res.seconds > 0 ? (double)res.tokens / res.seconds : 0.0, (double)rq_peak_rss_bytes() / (1024.0 * 1024.0));
     if (a.out && rq_train_export(g, &p, a.out) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
     rc = 0;
 done:
-    rq_state_free(tst);
-    rq_train_ctx_free(c);
-    rq_adamw_free(&o);
     rq_qat_free(qat);
-    rq_params_free(&gr);
     rq_params_free(&p);
-    rq_free(batch);
     rq_free(win);
     rq_free(ids);
     rq_free(text);
