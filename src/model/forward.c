@@ -305,6 +305,10 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
             const float *cs = cos_t + p * half, *sn = sin_t + p * half;
             for (int64_t h = h0; h < h1; h++) {
                 float *x = y + i * ld + h * hd;
+                if (qk_norm && st->acts) { /* training: the pre-norm head */
+                    const rq_layer_acts *A = &st->acts->layers[j->layer];
+                    memcpy((l == &j->L->wq ? A->q_pre : A->k_pre) + i * ld + h * hd, x, (size_t)hd * sizeof(float));
+                }
                 if (qk_norm) st->vm->rmsnorm(x, qk_norm, hd, c->rms_eps, x);
                 if (c->rope_neox) rq_rope_apply_neox(x, cs, sn, c->rope_dim);
                 else rq_rope_apply(x, cs, sn, c->rope_dim);
@@ -317,7 +321,7 @@ static void qkv_items(void *ctx, int64_t b, int64_t e, int thread) {
 typedef struct {
     rq_state *st;
     const rq_layer *L;
-    int64_t n, blk;
+    int64_t n, blk, layer;
 } ffn_job;
 
 static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
@@ -328,6 +332,13 @@ static void gate_up_items(void *ctx, int64_t b, int64_t e, int thread) {
         int64_t c0 = it * j->blk, c1 = c0 + j->blk < f ? c0 + j->blk : f;
         rq_linear_forward_cols(&j->L->w_gate, st->xn, j->n, c0, c1, st->gate, f, false);
         rq_linear_forward_cols(&j->L->w_up, st->xn, j->n, c0, c1, st->up, f, false);
+        if (st->acts) { /* training: the pre-activations */
+            const rq_layer_acts *A = &st->acts->layers[j->layer];
+            for (int64_t i = 0; i < j->n; i++) {
+                memcpy(A->gate + i * f + c0, st->gate + i * f + c0, (size_t)(c1 - c0) * sizeof(float));
+                memcpy(A->up + i * f + c0, st->up + i * f + c0, (size_t)(c1 - c0) * sizeof(float));
+            }
+        }
         for (int64_t i = 0; i < j->n; i++) {
             if (st->model->cfg.ffn_gelu) rq_geglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
             else st->vm->swiglu(st->gate + i * f + c0, st->up + i * f + c0, c1 - c0);
@@ -450,6 +461,11 @@ static void hook(rq_state *st, int64_t layer, rq_site site, const float *x, int6
     if (st->hook) st->hook(st->hook_user, layer, site, x, n, dim);
 }
 
+/* Training: dst [n, dim] ← src (when the state saves activations). */
+static void save_act(const rq_state *st, float *dst, const float *src, int64_t n, int64_t dim) {
+    if (st->acts) memcpy(dst, src, (size_t)(n * dim) * sizeof(float));
+}
+
 static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     const rq_model *m = st->model;
     const rq_model_config *c = &m->cfg;
@@ -458,8 +474,10 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
 
     const rq_online *on = &m->online;
     int64_t kv_dim = c->n_head_kv * c->head_dim;
+    rq_layer_acts *A = st->acts ? &st->acts->layers[l] : NULL;
 
     /* attention block */
+    if (A) save_act(st, A->x_in, st->x, n, c->n_embd);
     rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
     quant_input(st, st->xn, n, c->n_embd, &L->wq);
     hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
@@ -479,6 +497,11 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
                   .vdst = staged ? st->v_new : layer_v + pos * kv_dim,
                   .nq = (c->n_head + hpi - 1) / hpi, .nk = (c->n_head_kv + hpi - 1) / hpi};
     rq_parallel_for(qj.nq + 2 * qj.nk, 1, qkv_items, &qj);
+    if (A) {
+        save_act(st, A->q, st->q, n, q_dim);
+        save_act(st, A->k, qj.kdst, n, kv_dim);
+        save_act(st, A->v, qj.vdst, n, kv_dim);
+    }
     if (on->p3) { /* R3 per head, after RoPE */
         rq_rot_apply(on->p3, st->q, st->q, n * c->n_head);
         rq_rot_apply(on->p3, qj.kdst, qj.kdst, n * c->n_head_kv);
@@ -502,28 +525,32 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
         aj.n_qblk = st->n_seg_blk;
     }
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
+    if (A) save_act(st, A->att, st->att, n, q_dim);
     quant_input(st, st->att, n, q_dim, &L->wo);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
     if (c->post_norms) { /* x += RMSNorm(att·Woᵀ) (hidden as scratch) */
         rq_linear_forward(&L->wo, st->att, n, st->hidden, c->n_embd, false);
+        if (A) save_act(st, A->o_out, st->hidden, n, c->n_embd);
         post_norm_add(st, st->hidden, L->post_attn_norm, n);
     } else {
         rq_linear_forward(&L->wo, st->att, n, st->x, c->n_embd, true); /* x += att·Woᵀ */
     }
 
     /* MLP block */
+    if (A) save_act(st, A->x_mid, st->x, n, c->n_embd);
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
     quant_input(st, st->xn, n, c->n_embd, &L->w_gate);
     hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
     int64_t blk = (c->n_ff + WORK_ITEMS_PER_THREAD * nt - 1) / (WORK_ITEMS_PER_THREAD * nt);
     blk = (blk + 31) / 32 * 32;
-    ffn_job fj = {.st = st, .L = L, .n = n, .blk = blk};
+    ffn_job fj = {.st = st, .L = L, .n = n, .blk = blk, .layer = l};
     rq_parallel_for((c->n_ff + blk - 1) / blk, 1, gate_up_items, &fj);
     if (on->p4) rq_rot_apply(on->p4, st->gate, st->gate, n); /* R4 (its inverse is in W_down) */
     quant_input(st, st->gate, n, c->n_ff, &L->w_down);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
     if (c->post_norms) { /* x += RMSNorm(h·W_downᵀ) */
         rq_linear_forward(&L->w_down, st->gate, n, st->hidden, c->n_embd, false);
+        if (A) save_act(st, A->down_out, st->hidden, n, c->n_embd);
         post_norm_add(st, st->hidden, L->post_ffn_norm, n);
     } else {
         rq_linear_forward(&L->w_down, st->gate, n, st->x, c->n_embd, true); /* x += h·W_downᵀ */
@@ -539,6 +566,9 @@ static rq_status check_batch(const rq_state *st, const int32_t *tokens, int64_t 
     if (n < 1 || n > st->n_batch)
         return rq_errorf(RQ_EINVAL, "forward: %lld tokens, the state takes 1..%lld per call", (long long)n,
                          (long long)st->n_batch);
+    if (st->acts && n > st->acts->n_rows)
+        return rq_errorf(RQ_EINVAL, "forward: %lld tokens, the saved activations hold %lld", (long long)n,
+                         (long long)st->acts->n_rows);
     if (mode == RQ_LOGITS_ALL && n > st->n_logits_rows)
         return rq_errorf(RQ_EINVAL, "forward: state was created without room for all logits");
     int64_t n_vocab = st->model->cfg.n_vocab;
@@ -671,6 +701,7 @@ static void forward_body(rq_state *st, const int32_t *tokens, int64_t n, int64_t
     int prev = rq_blas_single_begin();
     rq_model_embed(m, tokens, n, st->x);
     for (int64_t l = 0; l < c->n_layer; l++) layer_forward(st, l, n, pos);
+    if (st->acts) save_act(st, st->acts->x_final, st->x, n, c->n_embd);
     rmsnorm_all(st, st->x, m->output_norm, st->hidden, n);
     if (mode == RQ_LOGITS_LAST) rq_model_logits(m, st->hidden + (n - 1) * c->n_embd, 1, st->logits);
     else if (mode == RQ_LOGITS_ALL) rq_model_logits(m, st->hidden, n, st->logits);

@@ -276,6 +276,32 @@ typedef enum rq_logits_mode {
     RQ_LOGITS_ALL = 2,  /* logits of every token: st->logits [n, n_vocab] */
 } rq_logits_mode;
 
+/* Activations saved for training (llm.c's pattern): when a state's `acts` is set, the one
+ * forward pass copies into these buffers what each layer's backward needs (src/train/);
+ * inference and calibration leave it NULL and pay nothing. Rows are the batch's n tokens
+ * (n <= n_rows). Allocated and owned by src/train (rq_train_acts_new). The forward writes
+ * them only for float activations and cache (no online quantizers or rotations). */
+typedef struct rq_layer_acts {
+    float *x_in;     /* [n, n_embd] residual stream entering the layer */
+    float *q_pre;    /* [n, n_head·head_dim] q before its per-head norm (cfg.qk_norm; else NULL) */
+    float *k_pre;    /* [n, n_head_kv·head_dim] k before its per-head norm (cfg.qk_norm; else NULL) */
+    float *q;        /* [n, n_head·head_dim] q after norm and RoPE */
+    float *k;        /* [n, n_head_kv·head_dim] k after norm and RoPE */
+    float *v;        /* [n, n_head_kv·head_dim] */
+    float *att;      /* [n, n_head·head_dim] attention output, the input of o */
+    float *o_out;    /* [n, n_embd] o's output before post_attn_norm (cfg.post_norms; else NULL) */
+    float *x_mid;    /* [n, n_embd] residual stream after the attention block */
+    float *gate;     /* [n, n_ff] gate's output before the activation */
+    float *up;       /* [n, n_ff] up's output */
+    float *down_out; /* [n, n_embd] down's output before post_ffn_norm (cfg.post_norms; else NULL) */
+} rq_layer_acts;
+
+typedef struct rq_model_acts {
+    int64_t n_rows;        /* capacity in token rows */
+    rq_layer_acts *layers; /* [n_layer] */
+    float *x_final;        /* [n, n_embd] residual stream entering the final norm */
+} rq_model_acts;
+
 typedef struct rq_state {
     const rq_model *model;
     int64_t n_ctx;   /* KV cache capacity in positions */
@@ -324,6 +350,7 @@ typedef struct rq_state {
     int64_t *seg_slot;    /* [n_batch] cache slot of each row: seg·seg_len + pos */
     int64_t *seg_blk;     /* [n_batch + 1] first row of each attention block (runs of one segment) */
     int64_t n_seg_blk;    /* attention blocks of the batch */
+    rq_model_acts *acts;  /* training: the forward fills these (not owned); NULL otherwise */
 } rq_state;
 
 /* Allocate a run state for up to n_ctx positions and n_batch tokens per forward call.

@@ -1,0 +1,251 @@
+/* The model's backward pass (train/backward.h). */
+#include "train/backward.h"
+
+#include "base/pool.h"
+#include "kernels/vmath.h"
+#include "train/ops.h"
+
+
+#define ROWS_PER_ITEM 16
+
+static int64_t floats_per_row(const rq_model_config *c) {
+    int64_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim, e = c->n_embd, f = c->n_ff;
+    /* saved per layer: x_in, q, k, v, att, x_mid, gate, up (+ q_pre, k_pre, o_out, down_out) */
+    int64_t layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (c->qk_norm ? qd + kvd : 0) + (c->post_norms ? 2 * e : 0);
+    /* x_final, scratch (dx, dxn, xn, tmp, dq, dq2, dk, dk2, dv, datt, dgate, dup, h), state
+     * buffers (x, xn, q, att, gate, up, hidden, KV cache) and the logits */
+    int64_t scratch = 5 * e + 3 * qd + 3 * kvd + 3 * f;
+    int64_t state = 3 * e + 2 * qd + 2 * f + 2 * c->n_layer * kvd;
+    return c->n_layer * layer + scratch + state + c->n_vocab;
+}
+
+int64_t rq_train_ctx_bytes(const rq_model_config *c, int64_t n_seq, int64_t T) {
+    int64_t n, b;
+    if (!rq_mul_ok(n_seq, T, &n) || !rq_mul_ok(n, floats_per_row(c), &b) || !rq_mul_ok(b, 4, &b)) return INT64_MAX;
+    return b;
+}
+
+void rq_train_ctx_free(rq_train_ctx *c) {
+    if (!c) return;
+    rq_state_free(c->st);
+    if (c->acts.layers) {
+        for (int64_t l = 0; l < c->model->cfg.n_layer; l++) rq_free(c->acts.layers[l].x_in); /* one block each */
+        rq_free(c->acts.layers);
+    }
+    rq_free(c->acts.x_final);
+    rq_free(c->seg);
+    rq_free(c->target);
+    rq_free(c->dx); /* one block for the scratch */
+    rq_free(c);
+}
+
+rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx **out) {
+    *out = NULL;
+    const rq_model_config *cf = &m->cfg;
+    const rq_online_cfg *oc = &m->online.cfg;
+    if (n_seq < 1 || T < 1) return rq_errorf(RQ_EINVAL, "training: batch of %lld × %lld tokens", (long long)n_seq, (long long)T);
+    if (oc->act.bits || oc->kv_bits || m->online.p3 || m->online.p4)
+        return rq_errorf(RQ_EUNSUPPORTED, "training: online activation/KV quantizers and rotations are not supported "
+                         "by the backward pass");
+    int64_t n = n_seq * T, e = cf->n_embd, qd = cf->n_head * cf->head_dim, kvd = cf->n_head_kv * cf->head_dim;
+    int64_t f = cf->n_ff;
+    rq_train_ctx *c = rq_calloc(sizeof *c);
+    if (!c) return RQ_ENOMEM;
+    c->model = m;
+    c->n_seq = n_seq, c->T = T, c->n = n;
+    rq_status s = rq_state_new(m, n, n, true, &c->st);
+    if (s == RQ_OK) s = rq_state_set_segments(c->st, T);
+    c->acts.n_rows = n;
+    if (s == RQ_OK && !(c->acts.layers = rq_calloc(cf->n_layer * (int64_t)sizeof(rq_layer_acts)))) s = RQ_ENOMEM;
+    int64_t per_layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (cf->qk_norm ? qd + kvd : 0) + (cf->post_norms ? 2 * e : 0);
+    for (int64_t l = 0; l < cf->n_layer && s == RQ_OK; l++) {
+        float *b = rq_alloc(n * per_layer * (int64_t)sizeof(float));
+        if (!b) {
+            s = RQ_ENOMEM;
+            break;
+        }
+        rq_layer_acts *A = &c->acts.layers[l];
+#define TAKE(dst, w) (dst = b, b += n * (w))
+        TAKE(A->x_in, e), TAKE(A->q, qd), TAKE(A->k, kvd), TAKE(A->v, kvd), TAKE(A->att, qd), TAKE(A->x_mid, e);
+        TAKE(A->gate, f), TAKE(A->up, f);
+        if (cf->qk_norm) TAKE(A->q_pre, qd), TAKE(A->k_pre, kvd);
+        if (cf->post_norms) TAKE(A->o_out, e), TAKE(A->down_out, e);
+    }
+    if (s == RQ_OK && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
+    if (s == RQ_OK && !(c->seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
+    if (s == RQ_OK && !(c->target = rq_alloc(n * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
+    float *b = s == RQ_OK ? rq_alloc(n * (5 * e + 3 * qd + 3 * kvd + 3 * f) * (int64_t)sizeof(float)) : NULL;
+    if (s == RQ_OK && !b) s = RQ_ENOMEM;
+    if (s != RQ_OK) {
+        rq_train_ctx_free(c);
+        return s;
+    }
+    TAKE(c->dx, e), TAKE(c->dxn, e), TAKE(c->xn, e), TAKE(c->tmp, e);
+    TAKE(c->dq, qd), TAKE(c->dq2, qd), TAKE(c->datt, qd);
+    TAKE(c->dk, kvd), TAKE(c->dk2, kvd), TAKE(c->dv, kvd);
+    TAKE(c->dgate, f), TAKE(c->dup, f), TAKE(c->h, f);
+#undef TAKE
+    c->pos = c->seg + n;
+    for (int64_t i = 0; i < n; i++) c->seg[i] = i / T, c->pos[i] = i % T;
+    *out = c;
+    return RQ_OK;
+}
+
+rq_status rq_train_forward(rq_train_ctx *c, const int32_t *tokens) {
+    rq_state *st = c->st;
+    st->acts = &c->acts;
+    rq_state_reset(st);
+    rq_status s = rq_model_forward_segments(st, tokens, c->seg, c->pos, c->n, RQ_LOGITS_ALL);
+    st->acts = NULL;
+    return s;
+}
+
+/* ---- row-parallel pieces ------------------------------------------------------------- */
+
+typedef struct {
+    rq_train_ctx *c;
+    const float *x, *g;
+    float *y;
+    int64_t d;
+    const float *gate, *up, *dh;
+    float *dgate, *dup, *h;
+    bool gelu;
+    float *dq, *dk; /* RoPE backward */
+    const float *cos_, *sin_;
+} rows_job;
+
+static void rmsnorm_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    const rq_vmath *vm = rq_vmath_get();
+    float eps = j->c->model->cfg.rms_eps;
+    for (int64_t i = b; i < e; i++) vm->rmsnorm(j->x + i * j->d, j->g, j->d, eps, j->y + i * j->d);
+}
+
+/* y [n, d] = RMSNorm(x)·g, as the forward computes it */
+static void rmsnorm_fwd(rq_train_ctx *c, const float *x, const float *g, int64_t d, float *y) {
+    rows_job j = {.c = c, .x = x, .g = g, .y = y, .d = d};
+    rq_parallel_for(c->n, ROWS_PER_ITEM, rmsnorm_rows, &j);
+}
+
+static void act_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t f = j->d;
+    rq_train_mlp_act_backward(j->gelu, j->gate + b * f, j->up + b * f, j->dh + b * f, (e - b) * f, j->dgate + b * f,
+                              j->dup + b * f, NULL);
+}
+
+static void act_fwd_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t f = j->d;
+    rq_train_mlp_act(j->gelu, j->gate + b * f, j->up + b * f, (e - b) * f, j->h + b * f);
+}
+
+static void rope_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    const rq_model_config *cf = &j->c->model->cfg;
+    int64_t hd = cf->head_dim, half = cf->rope_dim / 2;
+    for (int64_t i = b; i < e; i++) {
+        int64_t p = j->c->pos[i];
+        const float *cs = j->cos_ + p * half, *sn = j->sin_ + p * half;
+        for (int64_t h = 0; h < cf->n_head; h++)
+            rq_train_rope_backward(j->dq + (i * cf->n_head + h) * hd, cs, sn, cf->rope_dim, cf->rope_neox);
+        for (int64_t h = 0; h < cf->n_head_kv; h++)
+            rq_train_rope_backward(j->dk + (i * cf->n_head_kv + h) * hd, cs, sn, cf->rope_dim, cf->rope_neox);
+    }
+}
+
+/* gradient buffer of the parameter whose data is `data` (NULL when frozen) */
+static float *grad_of(const rq_params *p, rq_params *g, const float *data) {
+    int64_t i = rq_params_find(p, data);
+    RQ_ASSERT(i >= 0);
+    return p->p[i].trainable ? g->p[i].data : NULL;
+}
+
+/* ---- the backward -------------------------------------------------------------------- */
+
+static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_params *g) {
+    const rq_model *m = c->model;
+    const rq_model_config *cf = &m->cfg;
+    const rq_layer *L = &m->layers[l];
+    const rq_layer_acts *A = &c->acts.layers[l];
+    int64_t n = c->n, e = cf->n_embd, f = cf->n_ff, hd = cf->head_dim;
+    int64_t qd = cf->n_head * hd, kvd = cf->n_head_kv * hd;
+    float eps = cf->rms_eps;
+
+    /* MLP block: x_out = x_mid + [post_norm](down(act(gate(xn)) · up(xn))), xn = norm(x_mid) */
+    const float *dd = c->dx;
+    if (cf->post_norms) {
+        rq_train_rmsnorm_backward(A->down_out, L->post_ffn_norm, c->dx, n, e, eps, c->tmp, false,
+                                  grad_of(p, g, L->post_ffn_norm));
+        dd = c->tmp;
+    }
+    /* h = act(gate)·up recomputed; dh (into dup) = dd·W_down, dW_down += ddᵀ·h; then dgate and
+     * dup (over dh: each element of dh is read before its dup is written) */
+    rows_job aj = {.c = c, .gate = A->gate, .up = A->up, .dh = c->dup, .dgate = c->dgate, .dup = c->dup, .h = c->h,
+                   .gelu = cf->ffn_gelu, .d = f};
+    rq_parallel_for(n, ROWS_PER_ITEM, act_fwd_rows, &aj);
+    rq_train_linear_backward(L->w_down.w, c->h, dd, n, e, f, c->dup, false, grad_of(p, g, L->w_down.w));
+    rq_parallel_for(n, ROWS_PER_ITEM, act_rows, &aj);
+    rmsnorm_fwd(c, A->x_mid, L->ffn_norm, e, c->xn);
+    rq_train_linear_backward(L->w_gate.w, c->xn, c->dgate, n, f, e, c->dxn, false, grad_of(p, g, L->w_gate.w));
+    rq_train_linear_backward(L->w_up.w, c->xn, c->dup, n, f, e, c->dxn, true, grad_of(p, g, L->w_up.w));
+    rq_train_rmsnorm_backward(A->x_mid, L->ffn_norm, c->dxn, n, e, eps, c->dx, true, grad_of(p, g, L->ffn_norm));
+
+    /* attention block: x_mid = x_in + [post_norm](o(attention(q, k, v))) */
+    const float *dout = c->dx;
+    if (cf->post_norms) {
+        rq_train_rmsnorm_backward(A->o_out, L->post_attn_norm, c->dx, n, e, eps, c->tmp, false,
+                                  grad_of(p, g, L->post_attn_norm));
+        dout = c->tmp;
+    }
+    rq_train_linear_backward(L->wo.w, A->att, dout, n, e, qd, c->datt, false, grad_of(p, g, L->wo.w));
+    bool swa = rq_model_layer_is_swa(cf, l);
+    rq_train_attn_shape as = {.n_seq = c->n_seq, .T = c->T, .n_head = cf->n_head, .n_kv = cf->n_head_kv, .hd = hd,
+                              .window = swa ? cf->sliding_window : 0, .scale = cf->attn_scale};
+    rq_train_attention_backward(&as, A->q, A->k, A->v, c->datt, c->dq, c->dk, c->dv);
+    rows_job rj = {.c = c, .dq = c->dq, .dk = c->dk, .cos_ = swa ? c->st->rope_cos_swa : c->st->rope_cos,
+                   .sin_ = swa ? c->st->rope_sin_swa : c->st->rope_sin};
+    rq_parallel_for(n, ROWS_PER_ITEM, rope_rows, &rj);
+    const float *dq = c->dq, *dk = c->dk;
+    if (cf->qk_norm) { /* per-head RMSNorm: rows of head_dim */
+        rq_train_rmsnorm_backward(A->q_pre, L->q_norm, c->dq, n * cf->n_head, hd, eps, c->dq2, false,
+                                  grad_of(p, g, L->q_norm));
+        rq_train_rmsnorm_backward(A->k_pre, L->k_norm, c->dk, n * cf->n_head_kv, hd, eps, c->dk2, false,
+                                  grad_of(p, g, L->k_norm));
+        dq = c->dq2, dk = c->dk2;
+    }
+    rmsnorm_fwd(c, A->x_in, L->attn_norm, e, c->xn);
+    rq_train_linear_backward(L->wq.w, c->xn, dq, n, qd, e, c->dxn, false, grad_of(p, g, L->wq.w));
+    rq_train_linear_backward(L->wk.w, c->xn, dk, n, kvd, e, c->dxn, true, grad_of(p, g, L->wk.w));
+    rq_train_linear_backward(L->wv.w, c->xn, c->dv, n, kvd, e, c->dxn, true, grad_of(p, g, L->wv.w));
+    rq_train_rmsnorm_backward(A->x_in, L->attn_norm, c->dxn, n, e, eps, c->dx, true, grad_of(p, g, L->attn_norm));
+}
+
+void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlogits, const rq_params *p,
+                       rq_params *g) {
+    const rq_model *m = c->model;
+    const rq_model_config *cf = &m->cfg;
+    int64_t n = c->n, e = cf->n_embd;
+    /* lm_head: hidden = norm(x_final) (recomputed), logits = hidden·W_outᵀ */
+    rmsnorm_fwd(c, c->acts.x_final, m->output_norm, e, c->xn);
+    rq_train_linear_backward(m->output.w, c->xn, dlogits, n, cf->n_vocab, e, c->dxn, false,
+                             grad_of(p, g, m->output.w));
+    rq_train_rmsnorm_backward(c->acts.x_final, m->output_norm, c->dxn, n, e, cf->rms_eps, c->dx, false,
+                              grad_of(p, g, m->output_norm));
+    for (int64_t l = cf->n_layer - 1; l >= 0; l--) layer_backward(c, l, p, g);
+    float *dE = grad_of(p, g, m->tok_embd);
+    if (dE) rq_train_embed_backward(c->dx, tokens, n, e, cf->embd_scale, dE);
+}
+
+double rq_train_loss(rq_train_ctx *c, const int32_t *tokens, const float *teacher, double gamma) {
+    int64_t n = c->n, V = c->model->cfg.n_vocab;
+    float *z = c->st->logits;
+    if (teacher) return rq_train_kl(z, teacher, n, V, gamma, 1.0f / (float)n, z) / (double)n;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        c->target[i] = c->pos[i] == c->T - 1 ? -1 : tokens[i + 1];
+        count += c->target[i] >= 0;
+    }
+    if (count == 0) return 0;
+    return rq_train_xent(z, c->target, n, V, 1.0f / (float)count, z) / (double)count;
+}

@@ -1,0 +1,581 @@
+/* The model's backward pass (src/train/backward.h) on tiny random models written here as
+ * GGUF files: a LLaMA (3 layers, GQA 4:2, untied and tied lm_head) and a Gemma-3 (3 layers,
+ * q/k norms, post norms, GELU, √n_embd embedding scale, sliding window 4 on layers 0 and 2,
+ * shorter than the sequence of 11 tokens). Two sequences per batch.
+ *
+ * Oracle: a naive float64 forward written here from the architecture's formulas (no cache),
+ * reading the parameters through the flat list; loss = mean next-token cross-entropy. Every
+ * parameter tensor is checked on sampled coordinates (all of them for the norm vectors)
+ * against central finite differences of that float64 loss. Also: the saved-activation
+ * forward gives the same logits as the plain forward, and gradients are bit-identical from
+ * run to run with the same thread count (the forward's work split, and so its rounding,
+ * depends on the thread count; the backward's does not). */
+#include "testing.h"
+
+#include "base/pool.h"
+#include "base/rng.h"
+#include "format/format.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "train/backward.h"
+#include "train/checkpoint.h"
+#include "train/fakequant.h"
+#include "train/ops.h"
+#include "train/params.h"
+#include "train/qat.h"
+#include "train/step.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { V = 53, E = 24, NL = 3, FF = 40, NSEQ = 2, T = 11, N = NSEQ * T }; /* QAT groups of 8 divide the inputs */
+/* Central-difference step (relative to max(1, |w|)). */
+#define FD_H 1e-5
+/* float32 forward + backward through 3 layers vs float64 differences: observed ≤ 4.5e-6
+ * relative to the tensor's largest sampled gradient (float32 rounding of activations that
+ * pass through softmaxes and norms; the FD truncation error ~h² is far smaller). */
+#define MODEL_GRAD_REL_TOL 1e-4
+/* Coordinates sampled per matrix (the norm vectors are checked entirely). */
+#define SAMPLES 10
+
+static char tmpdir[256];
+static rq_rng rng;
+
+typedef struct {
+    bool gemma, untied;
+    int h, hk, hd;
+} arch;
+
+static void add_rand(rq_gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, double scale, double offset,
+                     float **keep) {
+    float *d = malloc(sizeof(float) * (size_t)(ne0 * ne1));
+    for (int64_t i = 0; i < ne0 * ne1; i++) d[i] = (float)(offset + scale * rq_rng_normal(&rng));
+    int64_t ne[2] = {ne0, ne1};
+    RQ_ASSERT(rq_gguf_writer_add_tensor(w, name, RQ_TYPE_F32, ne1 == 1 ? 1 : 2, ne, d, ne0 * ne1 * 4) == RQ_OK);
+    *keep = d;
+}
+
+static const char *write_model(const char *file, const arch *a) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
+    const char *an = a->gemma ? "gemma3" : "llama";
+    char key[128], name[96];
+    float *keep[NL * 16 + 8];
+    int nk = 0;
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", an);
+#define KEY(s) (snprintf(key, sizeof key, "%s.%s", an, s), key)
+    rq_gguf_writer_set_u32(w, KEY("block_count"), NL);
+    rq_gguf_writer_set_u32(w, KEY("context_length"), 64);
+    rq_gguf_writer_set_u32(w, KEY("embedding_length"), E);
+    rq_gguf_writer_set_u32(w, KEY("feed_forward_length"), FF);
+    rq_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)a->h);
+    rq_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)a->hk);
+    rq_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)a->hd);
+    rq_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)a->hd);
+    rq_gguf_writer_set_f32(w, KEY("rope.freq_base"), a->gemma ? 1e6f : 1e4f);
+    rq_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+    if (a->gemma) {
+        rq_gguf_writer_set_u32(w, KEY("attention.sliding_window"), 4);
+        rq_gguf_writer_set_u32(w, KEY("attention.sliding_window_pattern"), 2);
+    }
+#undef KEY
+    int qd = a->h * a->hd, kvd = a->hk * a->hd;
+    add_rand(w, "token_embd.weight", E, V, a->gemma ? 0.2 : 1.0, 0, &keep[nk++]);
+    add_rand(w, "output_norm.weight", E, 1, 0.1, 1, &keep[nk++]);
+    if (a->untied) add_rand(w, "output.weight", E, V, 0.3, 0, &keep[nk++]);
+#define ADD(sfx, ne0, ne1, sc, off) \
+    (snprintf(name, sizeof name, "blk.%d.%s.weight", l, sfx), add_rand(w, name, ne0, ne1, sc, off, &keep[nk++]))
+    for (int l = 0; l < NL; l++) {
+        ADD("attn_norm", E, 1, 0.1, 1);
+        ADD("attn_q", E, qd, 0.3, 0);
+        ADD("attn_k", E, kvd, 0.3, 0);
+        ADD("attn_v", E, kvd, 0.3, 0);
+        ADD("attn_output", qd, E, 0.2, 0);
+        ADD("ffn_norm", E, 1, 0.1, 1);
+        ADD("ffn_gate", E, FF, 0.3, 0);
+        ADD("ffn_up", E, FF, 0.3, 0);
+        ADD("ffn_down", FF, E, 0.2, 0);
+        if (a->gemma) {
+            ADD("attn_q_norm", a->hd, 1, 0.2, 1);
+            ADD("attn_k_norm", a->hd, 1, 0.2, 1);
+            ADD("post_attention_norm", E, 1, 0.1, 1);
+            ADD("post_ffw_norm", E, 1, 0.1, 1);
+        }
+    }
+#undef ADD
+    RQ_ASSERT(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    for (int i = 0; i < nk; i++) free(keep[i]);
+    return path;
+}
+
+/* ---- naive float64 forward reading the parameters as doubles ------------------------- */
+
+typedef struct {
+    const rq_model *m;
+    const rq_params *p;
+    double **D; /* [count] float64 copies of the parameters (perturbed by the FD loop) */
+} naive;
+
+static const double *W(const naive *nv, const float *data) {
+    int64_t i = rq_params_find(nv->p, data);
+    RQ_ASSERT(i >= 0);
+    return nv->D[i];
+}
+
+static void mat(const double *x, const double *w, int out, int in, double *y) {
+    for (int o = 0; o < out; o++) {
+        double s = 0;
+        for (int i = 0; i < in; i++) s += x[i] * w[o * in + i];
+        y[o] = s;
+    }
+}
+
+static void rms(const double *x, const double *g, int n, double eps, double *y) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * g[i];
+}
+
+static void rope(double *x, int p, double theta, int hd, bool neox) {
+    for (int j = 0; j < hd / 2; j++) {
+        double a = p * pow(theta, -2.0 * j / hd);
+        int i0 = neox ? j : 2 * j, i1 = neox ? j + hd / 2 : 2 * j + 1;
+        double x0 = x[i0], x1 = x[i1];
+        x[i0] = x0 * cos(a) - x1 * sin(a);
+        x[i1] = x0 * sin(a) + x1 * cos(a);
+    }
+}
+
+/* mean next-token cross-entropy of the NSEQ sequences of T tokens */
+static double naive_loss(const naive *nv, const int32_t *tok) {
+    const rq_model_config *c = &nv->m->cfg;
+    int H = (int)c->n_head, HK = (int)c->n_head_kv, HD = (int)c->head_dim, QD = H * HD, KVD = HK * HD;
+    double eps = c->rms_eps;
+    double *x = malloc(sizeof(double) * T * E), *xn = malloc(sizeof(double) * E), *q = malloc(sizeof(double) * T * QD);
+    double *k = malloc(sizeof(double) * T * KVD), *v = malloc(sizeof(double) * T * KVD);
+    double *att = malloc(sizeof(double) * QD), *tmp = malloc(sizeof(double) * E), *g = malloc(sizeof(double) * FF);
+    double *u = malloc(sizeof(double) * FF), *lg = malloc(sizeof(double) * V), sc[T];
+    double loss = 0;
+    int count = 0;
+    for (int b = 0; b < NSEQ; b++) {
+        const int32_t *tk = tok + b * T;
+        const double *emb = W(nv, nv->m->tok_embd);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < E; i++) x[t * E + i] = emb[tk[t] * E + i] * c->embd_scale;
+        for (int l = 0; l < NL; l++) {
+            const rq_layer *L = &nv->m->layers[l];
+            bool local = rq_model_layer_is_swa(c, l);
+            double theta = local ? c->rope_theta_swa : c->rope_theta;
+            for (int t = 0; t < T; t++) {
+                rms(x + t * E, W(nv, L->attn_norm), E, eps, xn);
+                mat(xn, W(nv, L->wq.w), QD, E, q + t * QD);
+                mat(xn, W(nv, L->wk.w), KVD, E, k + t * KVD);
+                mat(xn, W(nv, L->wv.w), KVD, E, v + t * KVD);
+                for (int h = 0; h < H; h++) {
+                    if (c->qk_norm) rms(q + t * QD + h * HD, W(nv, L->q_norm), HD, eps, q + t * QD + h * HD);
+                    rope(q + t * QD + h * HD, t, theta, HD, c->rope_neox);
+                }
+                for (int h = 0; h < HK; h++) {
+                    if (c->qk_norm) rms(k + t * KVD + h * HD, W(nv, L->k_norm), HD, eps, k + t * KVD + h * HD);
+                    rope(k + t * KVD + h * HD, t, theta, HD, c->rope_neox);
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                int s0 = local && t - (int)c->sliding_window + 1 > 0 ? t - (int)c->sliding_window + 1 : 0;
+                for (int h = 0; h < H; h++) {
+                    int kh = h / (H / HK);
+                    double mx = -1e300, sum = 0;
+                    for (int s = s0; s <= t; s++) {
+                        double d = 0;
+                        for (int i = 0; i < HD; i++) d += q[t * QD + h * HD + i] * k[s * KVD + kh * HD + i];
+                        sc[s] = d * c->attn_scale;
+                        mx = fmax(mx, sc[s]);
+                    }
+                    for (int s = s0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
+                    for (int i = 0; i < HD; i++) {
+                        double o = 0;
+                        for (int s = s0; s <= t; s++) o += sc[s] / sum * v[s * KVD + kh * HD + i];
+                        att[h * HD + i] = o;
+                    }
+                }
+                mat(att, W(nv, L->wo.w), E, QD, tmp);
+                if (c->post_norms) rms(tmp, W(nv, L->post_attn_norm), E, eps, tmp);
+                for (int i = 0; i < E; i++) x[t * E + i] += tmp[i];
+                rms(x + t * E, W(nv, L->ffn_norm), E, eps, xn);
+                mat(xn, W(nv, L->w_gate.w), FF, E, g);
+                mat(xn, W(nv, L->w_up.w), FF, E, u);
+                for (int i = 0; i < FF; i++) {
+                    double a = c->ffn_gelu ? 0.5 * g[i] * (1 + tanh(sqrt(2 / M_PI) * (g[i] + 0.044715 * pow(g[i], 3))))
+                                           : g[i] / (1 + exp(-g[i]));
+                    g[i] = a * u[i];
+                }
+                mat(g, W(nv, L->w_down.w), E, FF, tmp);
+                if (c->post_norms) rms(tmp, W(nv, L->post_ffn_norm), E, eps, tmp);
+                for (int i = 0; i < E; i++) x[t * E + i] += tmp[i];
+            }
+        }
+        for (int t = 0; t + 1 < T; t++) {
+            rms(x + t * E, W(nv, nv->m->output_norm), E, eps, xn);
+            mat(xn, W(nv, nv->m->output.w), V, E, lg);
+            double mx = lg[0], s = 0;
+            for (int i = 1; i < V; i++) mx = fmax(mx, lg[i]);
+            for (int i = 0; i < V; i++) s += exp(lg[i] - mx);
+            loss += mx + log(s) - lg[tk[t + 1]];
+            count++;
+        }
+    }
+    free(x), free(xn), free(q), free(k), free(v), free(att), free(tmp), free(g), free(u), free(lg);
+    return loss / count;
+}
+
+/* ---- the check --------------------------------------------------------------------- */
+
+/* gradients of the mean next-token cross-entropy through the train context; returns the loss */
+static double train_grads(rq_train_ctx *tc, const int32_t *tok, const int32_t *target, const rq_params *p,
+                          rq_params *g) {
+    memset(g->buf, 0, (size_t)g->n_total * sizeof(float));
+    RQ_ASSERT(rq_train_forward(tc, tok) == RQ_OK);
+    int count = NSEQ * (T - 1);
+    float *z = malloc(sizeof(float) * N * V);
+    memcpy(z, tc->st->logits, sizeof(float) * N * V);
+    double L = rq_train_xent(z, target, N, V, 1.0f / (float)count, z) / count;
+    double L2 = rq_train_loss(tc, tok, NULL, 0); /* the context's loss: the same targets */
+    RQ_CHECK(L == L2 && memcmp(z, tc->st->logits, sizeof(float) * N * V) == 0);
+    free(z);
+    rq_train_backward(tc, tok, tc->st->logits, p, g);
+    return L;
+}
+
+static void check_model(const char *label, const arch *a) {
+    printf("%s\n", label);
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(write_model("train_tiny.gguf", a), &m) == RQ_OK);
+    RQ_CHECK(m->cfg.arch == (a->gemma ? RQ_ARCH_GEMMA3 : RQ_ARCH_LLAMA));
+    RQ_CHECK((m->output.w == m->tok_embd) == !a->untied);
+    if (a->gemma) RQ_CHECK(m->cfg.sliding_window == 4 && m->cfg.sliding_window < T && m->cfg.qk_norm);
+    rq_params p, g;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_params_mirror(&p, &g) == RQ_OK);
+    RQ_CHECK(p.n_total == rq_model_n_params(m)); /* every weight once (a tied lm_head is the embedding) */
+    int32_t tok[N], target[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)rq_rng_below(&rng, V);
+    for (int i = 0; i < N; i++) target[i] = i % T == T - 1 ? -1 : tok[i + 1];
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, T, &tc) == RQ_OK);
+
+    /* saving activations does not change the forward: logits of each sequence as a plain
+     * forward gives them */
+    RQ_ASSERT(rq_train_forward(tc, tok) == RQ_OK);
+    for (int b = 0; b < NSEQ; b++) {
+        float *ref = rq_test_logits(m, tok + b * T, T);
+        RQ_CHECK(rq_max_abs_diff(tc->st->logits + b * T * V, ref, T * V) < 1e-4);
+        free(ref);
+    }
+
+    rq_threads_set(2);
+    double L = train_grads(tc, tok, target, &p, &g);
+    float *g2 = malloc(sizeof(float) * (size_t)g.n_total);
+    memcpy(g2, g.buf, sizeof(float) * (size_t)g.n_total);
+    train_grads(tc, tok, target, &p, &g);
+    RQ_CHECK_MSG(memcmp(g2, g.buf, sizeof(float) * (size_t)g.n_total) == 0, "gradients differ between two runs");
+    free(g2);
+
+    naive nv = {.m = m, .p = &p, .D = malloc(sizeof(double *) * (size_t)p.count)};
+    for (int64_t i = 0; i < p.count; i++) {
+        nv.D[i] = malloc(sizeof(double) * (size_t)p.p[i].n);
+        for (int64_t j = 0; j < p.p[i].n; j++) nv.D[i][j] = p.p[i].data[j];
+    }
+    double L64 = naive_loss(&nv, tok);
+    RQ_CHECK_NEAR(L, L64, 1e-5 * L64);
+    double worst = 0;
+    for (int64_t i = 0; i < p.count; i++) {
+        const rq_param *e = &p.p[i];
+        bool all = e->ne[1] == 1;
+        int ns = all ? (int)e->n : SAMPLES;
+        double err = 0, big = 0;
+        for (int s = 0; s < ns; s++) {
+            int64_t j = all ? s : (int64_t)rq_rng_below(&rng, (uint64_t)e->n);
+            double save = nv.D[i][j], h = FD_H * fmax(1.0, fabs(save));
+            nv.D[i][j] = save + h;
+            double lp = naive_loss(&nv, tok);
+            nv.D[i][j] = save - h;
+            double lm = naive_loss(&nv, tok);
+            nv.D[i][j] = save;
+            double fd = (lp - lm) / (2 * h), an = g.p[i].data[j];
+            big = fmax(big, fabs(fd));
+            err = fmax(err, fabs(fd - an));
+        }
+        double rel = big > 0 ? err / big : err;
+        worst = fmax(worst, rel);
+        RQ_CHECK_MSG(rel <= MODEL_GRAD_REL_TOL && big > 0, "%s: %s rel err %.3g (max |fd| %.3g)", label, e->name, rel, big);
+    }
+    printf("  %lld tensors, loss %.6f (float64 %.6f), worst rel err %.2e (tol %.0e)\n", (long long)p.count, L, L64,
+           worst, MODEL_GRAD_REL_TOL);
+    for (int64_t i = 0; i < p.count; i++) free(nv.D[i]);
+    free(nv.D);
+    rq_train_ctx_free(tc);
+    rq_params_free(&g);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+
+/* exit status of a shell command */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+/* ---- optimizer steps, checkpoint and exact resume ----------------------------------- */
+
+enum { NDATA = 200, STEPS = 6, STOP = 3 };
+static int32_t data[NDATA];
+
+/* Train steps [from, to) of a run on the model file (cosine schedule over STEPS, clip 1,
+ * two groups), resuming from ckpt_in when given, saving to ckpt_out when given; losses[step]
+ * recorded; the final parameters copied to *final (malloc'ed). */
+static void run_steps(const char *model_path, int from, int to, const char *ckpt_in, const char *ckpt_out,
+                      double *losses, float **final, int64_t *n_final) {
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    rq_params p, g;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_params_mirror(&p, &g) == RQ_OK);
+    rq_adamw o;
+    RQ_ASSERT(rq_adamw_init(&o, &p) == RQ_OK);
+    o.group[RQ_PGROUP_LINEAR].lr = 3e-3f, o.group[RQ_PGROUP_NORM].lr = 1e-3f, o.group[RQ_PGROUP_EMBED].lr = 2e-3f;
+    o.group[RQ_PGROUP_LINEAR].weight_decay = 0.01f;
+    rq_rng r;
+    rq_rng_seed(&r, 2024);
+    if (ckpt_in) RQ_ASSERT(rq_checkpoint_load(ckpt_in, m, &p, &o, &r) == RQ_OK);
+    RQ_CHECK(o.t == from);
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, T, &tc) == RQ_OK);
+    rq_lr_schedule sched = {.shape = RQ_LR_COSINE, .warmup = 2, .total = STEPS, .min_ratio = 0.1f};
+    int32_t tok[N];
+    for (int step = from; step < to; step++) {
+        for (int b = 0; b < NSEQ; b++) memcpy(tok + b * T, data + rq_rng_below(&r, NDATA - T), sizeof(int32_t) * T);
+        rq_train_step_opts opt = {.clip = 1.0, .lr_factor = rq_lr_factor(&sched, step)};
+        RQ_ASSERT(rq_train_step(tc, &p, &g, &o, tok, &opt, &losses[step], NULL) == RQ_OK);
+    }
+    if (ckpt_out) RQ_ASSERT(rq_checkpoint_save(ckpt_out, m, &p, &o, &r) == RQ_OK);
+    *n_final = 0;
+    for (int64_t i = 0; i < p.count; i++) *n_final += p.p[i].n;
+    *final = malloc(sizeof(float) * (size_t)*n_final);
+    for (int64_t i = 0, at = 0; i < p.count; at += p.p[i].n, i++) memcpy(*final + at, p.p[i].data, sizeof(float) * (size_t)p.p[i].n);
+    rq_train_ctx_free(tc);
+    rq_adamw_free(&o);
+    rq_params_free(&g);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+static void check_resume(void) {
+    printf("AdamW steps, checkpoint, resume\n");
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    static char model_path[512], ck[512], bad[512];
+    snprintf(model_path, sizeof model_path, "%s", write_model("resume.gguf", &a));
+    snprintf(ck, sizeof ck, "%s/ck.gguf", tmpdir);
+    snprintf(bad, sizeof bad, "%s/ck_trunc.gguf", tmpdir);
+    /* a learnable stream (period 5) so that the loss goes down */
+    for (int i = 0; i < NDATA; i++) data[i] = (int32_t)((i % 5) * 7 + 3);
+    double la[STEPS], lb[STEPS];
+    float *pa, *pb;
+    int64_t na, nb;
+    run_steps(model_path, 0, STEPS, NULL, NULL, la, &pa, &na);
+    run_steps(model_path, 0, STOP, NULL, ck, lb, &pb, &nb);
+    free(pb);
+    run_steps(model_path, STOP, STEPS, ck, NULL, lb, &pb, &nb);
+    RQ_CHECK(na == nb && memcmp(pa, pb, sizeof(float) * (size_t)na) == 0);
+    RQ_CHECK(memcmp(la, lb, sizeof la) == 0);
+    printf("  loss %.6f -> %.6f over %d steps; resumed at %d: losses and parameters bit-identical\n", la[0],
+           la[STEPS - 1], STEPS, STOP);
+    RQ_CHECK(la[STEPS - 1] < la[0]);
+    free(pa), free(pb);
+
+    /* errors, nothing changed: another model, a truncated file */
+    rq_model *m;
+    arch ga = {.gemma = true, .h = 2, .hk = 1, .hd = 8};
+    RQ_ASSERT(rq_model_load_file(write_model("other.gguf", &ga), &m) == RQ_OK);
+    rq_params p;
+    rq_adamw o;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_adamw_init(&o, &p) == RQ_OK);
+    rq_rng r;
+    rq_rng_seed(&r, 1);
+    float before = p.p[0].data[0];
+    rq_status s = rq_checkpoint_load(ck, m, &p, &o, &r);
+    RQ_CHECK(s == RQ_EFORMAT && strstr(rq_last_error(), "another model"));
+    RQ_CHECK(p.p[0].data[0] == before && o.t == 0);
+    rq_adamw_free(&o);
+    rq_params_free(&p);
+    rq_model_free(m);
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_adamw_init(&o, &p) == RQ_OK);
+    struct stat sb;
+    RQ_ASSERT(stat(ck, &sb) == 0);
+    RQ_ASSERT(sh("head -c %lld %s > %s", (long long)sb.st_size - 100, ck, bad) == 0); /* the last 100 bytes cut */
+    before = p.p[0].data[0];
+    s = rq_checkpoint_load(bad, m, &p, &o, &r);
+    RQ_CHECK(s == RQ_EFORMAT && (strstr(rq_last_error(), "truncated file") || strstr(rq_last_error(), "outside the file")));
+    RQ_CHECK(p.p[0].data[0] == before && o.t == 0);
+    /* a model file is not a checkpoint */
+    RQ_CHECK(rq_checkpoint_load(model_path, m, &p, &o, &r) == RQ_EFORMAT && strstr(rq_last_error(), "not a rotquant"));
+    rq_adamw_free(&o);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+/* ---- QAT: fake-quantized weights, and distillation steps lowering the KL -------------- */
+
+static void check_qat(void) {
+    printf("QAT W2 g8 distillation\n");
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    const char *path = write_model("qat.gguf", &a);
+    rq_model *m, *t;
+    RQ_ASSERT(rq_model_load_file(path, &m) == RQ_OK && rq_model_load_file(path, &t) == RQ_OK);
+    rq_params p, g;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK && rq_params_mirror(&p, &g) == RQ_OK);
+    rq_qat *q;
+    RQ_CHECK(rq_qat_new(&p, 2, 5, 4.0f, &q) == RQ_EINVAL); /* 5 divides no input width */
+    RQ_ASSERT(rq_qat_new(&p, 2, 8, 4.0f, &q) == RQ_OK);
+    /* 7 linears × 3 layers: a latent and two clip tensors each; the rest shared */
+    RQ_CHECK(q->list.count == p.count + 2 * 7 * NL);
+    /* the model's weights are the fake-quantized latents: ≤ 4 distinct values per group */
+    const rq_param *lat = &q->list.p[rq_params_find_name(&q->list, "blk.1.ffn_down.weight")];
+    const float *wm = m->layers[1].w_down.w;
+    RQ_CHECK(lat->data != wm && lat->n == E * FF);
+    int64_t li = rq_params_find_name(&q->list, "blk.1.ffn_down.weight");
+    float *ref = malloc(sizeof(float) * E * FF);
+    rq_fq_uniform_forward(2, 8, lat->data, lat->n, q->list.p[li + 1].data, q->list.p[li + 2].data, ref);
+    RQ_CHECK(memcmp(ref, wm, sizeof(float) * E * FF) == 0);
+    free(ref);
+    rq_adamw o;
+    RQ_ASSERT(rq_adamw_init(&o, &q->list) == RQ_OK);
+    o.group[RQ_PGROUP_LINEAR].lr = 2e-3f, o.group[RQ_PGROUP_NORM].lr = 2e-3f, o.group[RQ_PGROUP_QUANT].lr = 2e-2f;
+    o.group[RQ_PGROUP_EMBED].lr = 2e-3f;
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, T, &tc) == RQ_OK);
+    rq_state *ts;
+    RQ_ASSERT(rq_state_new(t, N, N, true, &ts) == RQ_OK && rq_state_set_segments(ts, T) == RQ_OK);
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)rq_rng_below(&rng, V);
+    RQ_ASSERT(rq_model_forward_segments(ts, tok, tc->seg, tc->pos, N, RQ_LOGITS_ALL) == RQ_OK);
+    double first = 0, last = 0, l0;
+    RQ_ASSERT(rq_train_eval(tc, tok, ts->logits, 0.3, &l0) == RQ_OK);
+    for (int step = 0; step < 12; step++) {
+        rq_train_step_opts so = {.teacher = ts->logits, .gamma = 0.3, .clip = 1, .lr_factor = 1, .qat = q};
+        RQ_ASSERT(rq_train_step(tc, &p, &g, &o, tok, &so, &last, NULL) == RQ_OK);
+        if (step == 0) first = last;
+    }
+    RQ_CHECK(first == l0); /* the step's loss is the one before its update */
+    double lend;
+    RQ_ASSERT(rq_train_eval(tc, tok, ts->logits, 0.3, &lend) == RQ_OK);
+    printf("  CAKLD(γ 0.3) to the float teacher: %.5f -> %.5f after 12 steps\n", l0, lend);
+    RQ_CHECK(lend < 0.5 * l0);
+    rq_state_free(ts);
+    rq_train_ctx_free(tc);
+    rq_adamw_free(&o);
+    rq_qat_free(q);
+    rq_params_free(&g);
+    rq_params_free(&p);
+    rq_model_free(t);
+    rq_model_free(m);
+}
+
+/* ---- the CLI: errors, and a run stopped and resumed ------------------------------------ */
+
+static bool file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static void check_cli(void) {
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) {
+        printf("CLI checks skipped (RQ_CLI not set)\n");
+        return;
+    }
+    printf("rotquant train CLI\n");
+    char mA[512], mB[512], ids[512], err[512];
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    snprintf(mA, sizeof mA, "%s", write_model("cliA.gguf", &a));
+    arch b = {.gemma = false, .untied = false, .h = 3, .hk = 1, .hd = 8};
+    snprintf(mB, sizeof mB, "%s", write_model("cliB.gguf", &b));
+    snprintf(ids, sizeof ids, "%s/ids.txt", tmpdir);
+    snprintf(err, sizeof err, "%s/err.txt", tmpdir);
+    FILE *f = fopen(ids, "w");
+    for (int i = 0; i < 300; i++) fprintf(f, "%d%c", (i % 7) * 5 + 1, i % 20 == 19 ? '\n' : ' ');
+    fclose(f);
+    const char *common = "--seq-len 10 --batch 2 --eval-every 2 --lr 1e-3 --quiet -t 2";
+    /* a run of 6 steps, and the same run stopped after 3 and resumed: the same file */
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 6 -o %s/a.gguf > %s/a.out 2>&1", cli, mA, ids, common, tmpdir,
+                tmpdir) == 0);
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 3 --checkpoint %s/ck.gguf > /dev/null 2>&1", cli, mA, ids,
+                common, tmpdir) == 0);
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 6 --resume %s/ck.gguf -o %s/c.gguf > /dev/null 2>&1", cli, mA,
+                ids, common, tmpdir, tmpdir) == 0);
+    RQ_CHECK(sh("cmp -s %s/a.gguf %s/c.gguf", tmpdir, tmpdir) == 0);
+    RQ_CHECK(sh("cmp -s %s/a.gguf %s", tmpdir, mA) != 0); /* it did train */
+    char out[600];
+    snprintf(out, sizeof out, "%s/a.out", tmpdir);
+    RQ_CHECK(file_has(out, "step 0: validation loss") && file_has(out, "step 6: train loss"));
+    /* the trained file loads as a model */
+    rq_model *m;
+    snprintf(out, sizeof out, "%s/a.gguf", tmpdir);
+    RQ_CHECK(rq_model_load_file(out, &m) == RQ_OK);
+    rq_model_free(m);
+    /* errors: non-zero exit, "rotquant: error: ...", no output written */
+#define FAILS(needle, ...)                                                                             \
+    do {                                                                                               \
+        RQ_CHECK(sh(__VA_ARGS__) != 0);                                                                \
+        RQ_CHECK_MSG(file_has(err, "rotquant: error: ") && file_has(err, needle), "missing '%s'", needle); \
+    } while (0)
+    FAILS("--lr must be > 0", "%s train -m %s --data-ids %s --lr 0 2> %s", cli, mA, ids, err);
+    FAILS("--lr must be > 0", "%s train -m %s --data-ids %s --lr -1e-3 2> %s", cli, mA, ids, err);
+    FAILS("another model", "%s train -m %s --data-ids %s %s --steps 4 --resume %s/ck.gguf -o %s/x.gguf 2> %s", cli, mB,
+          ids, common, tmpdir, tmpdir, err);
+    RQ_CHECK(sh("head -c 3000 %s/ck.gguf > %s/ck_trunc.gguf", tmpdir, tmpdir) == 0);
+    FAILS("ck_trunc.gguf", "%s train -m %s --data-ids %s %s --steps 4 --resume %s/ck_trunc.gguf -o %s/x.gguf 2> %s", cli,
+          mA, ids, common, tmpdir, tmpdir, err);
+    RQ_CHECK(sh(": > %s/empty.txt", tmpdir) == 0);
+    FAILS("no tokens", "%s train -m %s --data-ids %s/empty.txt %s -o %s/x.gguf 2> %s", cli, mA, tmpdir, common, tmpdir,
+          err);
+    FAILS("GiB", "%s train -m %s --data-ids %s --batch 1000000 --seq-len 64 -o %s/x.gguf 2> %s", cli, mA, ids, tmpdir,
+          err);
+    RQ_CHECK(sh("test -e %s/x.gguf", tmpdir) != 0); /* nothing written by the failed runs */
+#undef FAILS
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rq_test_train_%d", (int)getpid());
+    RQ_ASSERT(mkdir(tmpdir, 0700) == 0);
+    rq_rng_seed(&rng, 77);
+    check_model("LLaMA untied, GQA 4:2, head_dim 6", &(arch){.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6});
+    check_model("LLaMA tied, GQA 3:1, head_dim 8", &(arch){.gemma = false, .untied = false, .h = 3, .hk = 1, .hd = 8});
+    check_model("Gemma-3, GQA 2:1, head_dim 8, window 4 < 11", &(arch){.gemma = true, .h = 2, .hk = 1, .hd = 8});
+    check_resume();
+    check_qat();
+    check_cli();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);
+    return rq_test_finish();
+}
