@@ -8,6 +8,7 @@
 #include "base/pool.h"
 #include "base/rng.h"
 #include "kernels/actq.h"
+#include "format/format.h"
 #include "model/ops.h"
 #include "train/fakequant.h"
 #include "train/ops.h"
@@ -558,6 +559,148 @@ static void test_fq_kv4(void) {
     fd_check("KV4 g8 clip dc (fp16 scale STE)", kv_loss, &c, &c.clip, &dclip, 1, KV4_CLIP_REL_TOL, codes_flipped);
 }
 
+/* ---- 2-bit 4-level quantizers (UNIFORM, LDP, SEQ) ------------------------------------- */
+
+enum { Q2G = 17, Q2N = 4 * Q2G };
+typedef struct {
+    code_track tr;
+    rq_fq2_kind kind;
+    double q[(Q2N / Q2G) * RQ_FQ2_MAX_PARAM], r[(Q2N / Q2G) * 2], w[Q2N], dy[Q2N];
+    int codes[Q2N], codes0[Q2N];
+} fq2_ctx;
+
+static double half_d(double x) { return rq_fp16_to_fp32(rq_fp32_to_fp16((float)x)); }
+
+/* METHODS.md's levels in float64 (unrounded: the rounding is passed straight through) */
+static void fq2_levels_d(rq_fq2_kind k, const double *q, const double *r, double v[4]) {
+    if (k == RQ_FQ2_SEQ) {
+        double a = r[0] * exp(q[0]);
+        for (int c = 0; c < 4; c++) v[c] = a * (c - 1.5) / 2;
+        return;
+    }
+    double lo = sigm(q[0]) * r[0], hi = sigm(q[1]) * r[1], P[4] = {0, 1.0 / 3, 2.0 / 3, 1};
+    if (k == RQ_FQ2_LDP) {
+        double e[3], sum = 0;
+        for (int i = 0; i < 3; i++) sum += e[i] = exp(q[2 + i]);
+        P[1] = e[0] / sum, P[2] = (e[0] + e[1]) / sum;
+    }
+    for (int c = 0; c < 4; c++) v[c] = lo + P[c] * (hi - lo);
+}
+
+/* L = Σ dy·v[code], the code of each weight from the fp16-rounded levels (as stored) */
+static double fq2_loss(void *c_) {
+    fq2_ctx *c = c_;
+    int np = rq_fq2_n_param(c->kind), nc = rq_fq2_n_const(c->kind);
+    double L = 0;
+    for (int g = 0; g < Q2N / Q2G; g++) {
+        double v[4], vh[4];
+        fq2_levels_d(c->kind, c->q + g * np, c->r + g * nc, v);
+        for (int k = 0; k < 4; k++) vh[k] = half_d(v[k]);
+        for (int i = g * Q2G; i < (g + 1) * Q2G; i++) {
+            int code = 0;
+            for (int k = 1; k < 4; k++) code += c->w[i] > 0.5 * (vh[k - 1] + vh[k]);
+            c->codes[i] = code;
+            L += c->dy[i] * v[code];
+        }
+    }
+    return L;
+}
+
+/* fp16 rounding of the levels, and the W2U form d·k − d·z, against the unrounded levels */
+#define FQ2_LEVEL_REL_TOL 2e-3
+
+static void test_fq2(rq_fq2_kind kind) {
+    static fq2_ctx c;
+    int np = rq_fq2_n_param(kind), nc = rq_fq2_n_const(kind), ng = Q2N / Q2G;
+    float w[Q2N], dy[Q2N], q[(Q2N / Q2G) * RQ_FQ2_MAX_PARAM], r[(Q2N / Q2G) * 2], wq[Q2N], dw[Q2N] = {0};
+    float dq[(Q2N / Q2G) * RQ_FQ2_MAX_PARAM] = {0};
+    uint8_t codes[Q2N];
+    randn(w, Q2N, 1), randn(dy, Q2N, 1);
+    for (int g = 0; g < ng; g++) {
+        rq_fq2_init(kind, w + g * Q2G, Q2G, 4.0f, NULL, q + g * np, r + g * nc);
+        /* move off the initial point: clips 0.7..0.95, partitions away from ⅓, α shrunk */
+        if (kind == RQ_FQ2_SEQ) q[g * np] = -0.3f - 0.1f * (float)g;
+        else q[g * np] = 1.0f + 0.5f * (float)g, q[g * np + 1] = 2.5f - 0.4f * (float)g;
+        if (kind == RQ_FQ2_LDP)
+            for (int i = 0; i < 3; i++) q[g * np + 2 + i] = 0.4f * (float)(i - 1) * (float)(g + 1);
+    }
+    to_d(w, c.w, Q2N), to_d(dy, c.dy, Q2N), to_d(q, c.q, ng * np), to_d(r, c.r, ng * nc);
+    c.kind = kind;
+    c.tr = (code_track){c.codes, c.codes0, Q2N};
+    fq2_loss(&c);
+    memcpy(c.codes0, c.codes, sizeof c.codes);
+    rq_fq2_forward(kind, Q2G, w, Q2N, q, r, wq, codes);
+    /* forward: the codes of the fp16 levels, values within fp16 precision of METHODS.md's */
+    double err = 0, big = 0;
+    int bad_codes = 0;
+    for (int g = 0; g < ng; g++) {
+        double v[4];
+        fq2_levels_d(kind, c.q + g * np, c.r + g * nc, v);
+        for (int i = g * Q2G; i < (g + 1) * Q2G; i++) {
+            bad_codes += codes[i] != c.codes[i];
+            err = fmax(err, fabs(wq[i] - v[codes[i]]));
+            big = fmax(big, fabs(v[codes[i]]));
+        }
+    }
+    RQ_CHECK_MSG(bad_codes == 0 && err <= FQ2_LEVEL_REL_TOL * big, "%s forward: %d codes differ, err %.3g",
+                 rq_fq2_name(kind), bad_codes, err);
+    rq_fq2_backward(kind, Q2G, w, Q2N, q, r, dy, dw, dq);
+    char what[64];
+    snprintf(what, sizeof what, "2-bit %s d(params)", rq_fq2_name(kind));
+    fd_check(what, fq2_loss, &c, c.q, dq, ng * np, GRAD_REL_TOL, codes_flipped);
+    /* STE: dw = dy inside the range ([lo, hi]; SEQ [−α, α]), 0 outside; some are outside */
+    int outside = 0, bad = 0;
+    for (int g = 0; g < ng; g++) {
+        double lo, hi;
+        if (kind == RQ_FQ2_SEQ) hi = c.r[g * nc] * exp(c.q[g * np]), lo = -hi;
+        else lo = sigm(c.q[g * np]) * c.r[g * nc], hi = sigm(c.q[g * np + 1]) * c.r[g * nc + 1];
+        for (int i = g * Q2G; i < (g + 1) * Q2G; i++) {
+            bool in = c.w[i] >= lo && c.w[i] <= hi;
+            outside += !in;
+            bad += dw[i] != (in ? dy[i] : 0.0f);
+        }
+    }
+    RQ_CHECK_MSG(outside >= ng && bad == 0, "%s STE: %d outside, %d wrong", rq_fq2_name(kind), outside, bad);
+}
+
+/* LDP with θ = 0 is uniform round-to-nearest on [lo, hi] (METHODS.md): the codes are
+ * clamp(round((w − lo)/s)) with s = (hi − lo)/3, the values lo + code·s to fp16 precision;
+ * and an initialization from a PTQ grid reproduces that grid's levels exactly. */
+static void test_fq2_ldp_special(void) {
+    enum { G = 64 };
+    float w[G], q[5], r[2], wq[G];
+    uint8_t codes[G];
+    randn(w, G, 0.05);
+    rq_fq2_init(RQ_FQ2_LDP, w, G, 3.0f, NULL, q, r);
+    RQ_CHECK(q[2] == q[3] && q[3] == q[4]);
+    rq_fq2_forward(RQ_FQ2_LDP, G, w, G, q, r, wq, codes);
+    double lo = sigm(q[0]) * r[0], hi = sigm(q[1]) * r[1], s = (hi - lo) / 3;
+    int bad = 0;
+    double err = 0;
+    for (int i = 0; i < G; i++) {
+        double x = (w[i] - lo) / s, c = fmin(fmax(rint(x), 0), 3);
+        if (fabs(x - rint(x)) < 0.49) bad += codes[i] != (uint8_t)c; /* away from a midpoint */
+        err = fmax(err, fabs(wq[i] - (lo + c * s)));
+    }
+    RQ_CHECK_MSG(bad == 0 && err <= FQ2_LEVEL_REL_TOL * fmax(fabs(lo), fabs(hi)), "LDP θ=0: %d codes, err %.3g", bad,
+                 err);
+    /* from a PTQ grid (fp16 levels, uneven): the same levels back */
+    const float v[4] = {rq_fp16_to_fp32(rq_fp32_to_fp16(-0.071f)), rq_fp16_to_fp32(rq_fp32_to_fp16(-0.013f)),
+                        rq_fp16_to_fp32(rq_fp32_to_fp16(0.022f)), rq_fp16_to_fp32(rq_fp32_to_fp16(0.094f))};
+    float back[4];
+    rq_fq2_init(RQ_FQ2_LDP, w, G, 4.0f, v, q, r);
+    rq_fq2_levels(RQ_FQ2_LDP, q, r, back, NULL);
+    RQ_CHECK(memcmp(back, v, sizeof v) == 0);
+    /* uniform from a W2U grid d·(k − z): d and z back */
+    const float d = rq_fp16_to_fp32(rq_fp32_to_fp16(0.0317f)), z = rq_fp16_to_fp32(rq_fp32_to_fp16(1.43f));
+    float vu[4], dz[2];
+    for (int k = 0; k < 4; k++) vu[k] = d * ((float)k - z);
+    rq_fq2_init(RQ_FQ2_UNIFORM, w, G, 4.0f, vu, q, r);
+    rq_fq2_levels(RQ_FQ2_UNIFORM, q, r, back, dz);
+    RQ_CHECK_MSG(dz[0] == d && dz[1] == z, "uniform init: d %g z %g, want %g %g", dz[0], dz[1], d, z);
+    printf("  LDP θ=0 = uniform RTN; PTQ grids reproduced exactly\n");
+}
+
 int main(void) {
     rq_rng_seed(&rng, 20261206);
     rq_threads_set(2);
@@ -576,5 +719,9 @@ int main(void) {
     test_fq_act(8, false);
     test_fq_act(4, true);
     test_fq_kv4();
+    test_fq2(RQ_FQ2_UNIFORM);
+    test_fq2(RQ_FQ2_LDP);
+    test_fq2(RQ_FQ2_SEQ);
+    test_fq2_ldp_special();
     return rq_test_finish();
 }

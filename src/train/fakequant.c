@@ -2,9 +2,11 @@
 #include "train/fakequant.h"
 
 #include "base/status.h"
+#include "format/format.h"
 #include "format/kv.h"
 
 #include <math.h>
+#include <string.h>
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -111,4 +113,144 @@ void rq_fq_kv4_backward(const float *x, const float *dy, int64_t n, int64_t dim,
         }
     }
     if (dclip) *dclip += (float)dc;
+}
+
+/* ---- 2-bit, 4 levels per group (RCP's quantizers) ------------------------------------ */
+
+static const int fq2_np[RQ_FQ2_COUNT] = {2, 5, 1}, fq2_nc[RQ_FQ2_COUNT] = {2, 2, 1};
+static const char *const fq2_names[RQ_FQ2_COUNT] = {"uniform", "ldp", "seq"};
+
+int rq_fq2_n_param(rq_fq2_kind k) { return fq2_np[k]; }
+int rq_fq2_n_const(rq_fq2_kind k) { return fq2_nc[k]; }
+const char *rq_fq2_name(rq_fq2_kind k) { return fq2_names[k]; }
+
+int rq_fq2_parse(const char *name) {
+    for (int k = 0; k < RQ_FQ2_COUNT; k++)
+        if (!strcmp(name, fq2_names[k])) return k;
+    return -1;
+}
+
+static inline float round_h(float x) { return rq_fp16_to_fp32(rq_fp32_to_fp16(x)); }
+
+/* what a group's levels are made of, before the fp16 rounding */
+typedef struct {
+    float lo, hi;  /* UNIFORM/LDP range; SEQ: −α, α (the STE region) */
+    float P[4];    /* UNIFORM/LDP: cumulative fractions of the range */
+    float p[3];    /* LDP: softmax(θ) */
+    float alpha;   /* SEQ */
+    float v[4];    /* the levels (fp16-representable) */
+    float dz[2];   /* UNIFORM/SEQ: stored scale and zero */
+} fq2_group;
+
+static fq2_group fq2_group_of(rq_fq2_kind k, const float *q, const float *r) {
+    fq2_group G = {0};
+    if (k == RQ_FQ2_SEQ) {
+        G.alpha = r[0] * expf(q[0]);
+        G.lo = -G.alpha, G.hi = G.alpha;
+        float d = round_h(0.5f * G.alpha), dz = d * 1.5f;
+        for (int c = 0; c < 4; c++) G.v[c] = d * (float)c - dz;
+        G.dz[0] = d, G.dz[1] = 1.5f;
+        return G;
+    }
+    G.lo = sigmoidf(q[0]) * r[0];
+    G.hi = sigmoidf(q[1]) * r[1];
+    if (k == RQ_FQ2_UNIFORM) {
+        for (int c = 0; c < 4; c++) G.P[c] = (float)c / 3.0f;
+        float d = round_h((G.hi - G.lo) / 3.0f), z = d != 0.0f ? round_h(-G.lo / d) : 0.0f, dz = d * z;
+        for (int c = 0; c < 4; c++) G.v[c] = d * (float)c - dz;
+        G.dz[0] = d, G.dz[1] = z;
+        return G;
+    }
+    float m = fmaxf(fmaxf(q[2], q[3]), q[4]), e[3], sum = 0.0f;
+    for (int i = 0; i < 3; i++) sum += e[i] = expf(q[2 + i] - m);
+    for (int i = 0; i < 3; i++) G.p[i] = e[i] / sum;
+    G.P[0] = 0.0f, G.P[1] = G.p[0], G.P[2] = G.p[0] + G.p[1], G.P[3] = 1.0f;
+    float R = G.hi - G.lo;
+    G.v[0] = round_h(G.lo);
+    G.v[1] = round_h(G.lo + G.P[1] * R);
+    G.v[2] = round_h(G.lo + G.P[2] * R);
+    G.v[3] = round_h(G.hi);
+    return G;
+}
+
+void rq_fq2_levels(rq_fq2_kind k, const float *q, const float *r, float v[4], float dz[2]) {
+    fq2_group G = fq2_group_of(k, q, r);
+    memcpy(v, G.v, sizeof G.v);
+    if (dz && k != RQ_FQ2_LDP) dz[0] = G.dz[0], dz[1] = G.dz[1];
+}
+
+/* nearest level: midpoint thresholds (ties to the lower code); levels sorted */
+static inline int fq2_code(const float v[4], float w) {
+    return (w > 0.5f * (v[0] + v[1])) + (w > 0.5f * (v[1] + v[2])) + (w > 0.5f * (v[2] + v[3]));
+}
+
+void rq_fq2_init(rq_fq2_kind k, const float *w, int64_t group, float init_logit, const float *v, float *q,
+                 float *r) {
+    float mn = w[0], mx = w[0];
+    for (int64_t i = 1; i < group; i++) mn = fminf(mn, w[i]), mx = fmaxf(mx, w[i]);
+    if (k == RQ_FQ2_SEQ) {
+        r[0] = fmaxf(fabsf(mn), fabsf(mx));
+        q[0] = 0.0f;
+        return;
+    }
+    q[0] = q[1] = init_logit;
+    float sg = sigmoidf(init_logit);
+    if (!v) {
+        r[0] = mn, r[1] = mx;
+    } else {
+        r[0] = v[0] / sg, r[1] = v[3] / sg;
+    }
+    if (k == RQ_FQ2_LDP) {
+        float R = v ? v[3] - v[0] : 0.0f;
+        for (int i = 0; i < 3; i++) {
+            float frac = R > 0.0f ? (v[i + 1] - v[i]) / R : 1.0f / 3.0f;
+            q[2 + i] = logf(fmaxf(frac, 1e-6f));
+        }
+    }
+}
+
+void rq_fq2_forward(rq_fq2_kind k, int64_t group, const float *w, int64_t n, const float *q, const float *r,
+                    float *wq, uint8_t *codes) {
+    RQ_ASSERT(group >= 1 && n % group == 0);
+    int np = fq2_np[k], nc = fq2_nc[k];
+    for (int64_t g = 0; g < n / group; g++) {
+        fq2_group G = fq2_group_of(k, q + g * np, r + g * nc);
+        for (int64_t i = g * group; i < (g + 1) * group; i++) {
+            int c = fq2_code(G.v, w[i]);
+            wq[i] = G.v[c];
+            if (codes) codes[i] = (uint8_t)c;
+        }
+    }
+}
+
+void rq_fq2_backward(rq_fq2_kind k, int64_t group, const float *w, int64_t n, const float *q, const float *r,
+                     const float *dwq, float *dw, float *dq) {
+    RQ_ASSERT(group >= 1 && n % group == 0);
+    int np = fq2_np[k], nc = fq2_nc[k];
+    for (int64_t g = 0; g < n / group; g++) {
+        const float *qg = q + g * np;
+        fq2_group G = fq2_group_of(k, qg, r + g * nc);
+        double dv[4] = {0};
+        for (int64_t i = g * group; i < (g + 1) * group; i++) {
+            dv[fq2_code(G.v, w[i])] += dwq[i];
+            if (dw && w[i] >= G.lo && w[i] <= G.hi) dw[i] += dwq[i];
+        }
+        float *d = dq + g * np;
+        if (k == RQ_FQ2_SEQ) {
+            double da = 0;
+            for (int c = 0; c < 4; c++) da += dv[c] * 0.5 * ((double)c - 1.5);
+            d[0] += (float)(da * G.alpha);
+            continue;
+        }
+        double dlo = 0, dhi = 0, dP1 = 0, dP2 = 0, R = (double)G.hi - G.lo;
+        for (int c = 0; c < 4; c++) dlo += dv[c] * (1.0 - G.P[c]), dhi += dv[c] * G.P[c];
+        float sb = sigmoidf(qg[0]), sgm = sigmoidf(qg[1]);
+        d[0] += (float)(dlo * sb * (1.0f - sb) * r[g * nc]);
+        d[1] += (float)(dhi * sgm * (1.0f - sgm) * r[g * nc + 1]);
+        if (k != RQ_FQ2_LDP) continue;
+        dP1 = dv[1] * R, dP2 = dv[2] * R;
+        double dp[3] = {dP1 + dP2, dP2, 0.0}, s = 0;
+        for (int i = 0; i < 3; i++) s += G.p[i] * dp[i];
+        for (int i = 0; i < 3; i++) d[2 + i] += (float)(G.p[i] * (dp[i] - s));
+    }
 }

@@ -49,4 +49,68 @@ void rq_fq_act_backward(const rq_actq *q, const float *x, const float *dy, int64
 void rq_fq_kv4_backward(const float *x, const float *dy, int64_t n, int64_t dim, int64_t group, float clip,
                         float *dx, float *dclip);
 
+/* ---- weights: 2-bit, 4 levels per group, the runtime grid (RCP / METHODS.md LDP) -------
+ * Three quantizers that share one form: each group of `group` consecutive weights has 4
+ * levels computed from its trainable parameters q and its constants r (set at
+ * initialization, not trained), rounded through fp16 exactly as the exported file stores
+ * them; a weight takes the code of the nearest level (midpoint thresholds, a value on a
+ * midpoint takes the lower code); ŵ = v_code. The exported file holds these codes and
+ * levels (W2L) or the equivalent fp16 scale and zero (W2U), so the runtime grid is the
+ * training grid bit for bit.
+ *
+ *   UNIFORM  q = (β, γ), r = (m_lo, m_hi): lo = σ(β)·m_lo, hi = σ(γ)·m_hi,
+ *            d = fp16((hi − lo)/3), z = fp16(−lo/d), v_k = d·k − d·z (as the W2U kernels
+ *            compute it; d = 0 gives all levels 0). Exported as W2U (d, z).
+ *   LDP      q = (β, γ, θ1, θ2, θ3), r = (m_lo, m_hi): lo, hi as above, p = softmax(θ),
+ *            v_0 = lo, v_1 = lo + p1·(hi − lo), v_2 = v_1 + p2·(hi − lo), v_3 = hi, each
+ *            rounded to fp16. Exported as W2L (v). θ = 0 gives the uniform grid.
+ *   SEQ      q = (a), r = (m): α = m·e^a (ParetoQ's SEQ; a relative parameterization so
+ *            that one learning rate suits every row), d = fp16(α/2), z = 1.5, levels
+ *            v_k = d·k − d·z = α·{−¾, −¼, ¼, ¾}. Exported as W2U (d, 1.5).
+ *
+ * Departures from METHODS.md (said in the notes): the range statistics m_lo, m_hi (and
+ * SEQ's m) are the group's min and max AT INITIALIZATION, held constant (METHODS.md reads
+ * the current latent's min and max, treated as constants in the gradient anyway; frozen
+ * statistics let an initialization reproduce a PTQ grid exactly and keep the levels from
+ * jumping when the extreme weight moves); SEQ's α gets the codes-held gradient below, like
+ * LDP's levels, not LSQ's (level − w/α).
+ *
+ * Backward (the fp16 rounding passed straight through):
+ *   ∂ŵ/∂w = 1 for w inside [lo, hi] (SEQ: |w| <= α), else 0;
+ *   ∂ŵ/∂v_code = 1, chained to the parameters: UNIFORM/LDP v_k = lo + P_k·(hi − lo) with
+ *   P = (0, p1, p1 + p2, 1) (UNIFORM: P_k = k/3), the softmax's Jacobian for θ,
+ *   ∂lo/∂β = σ'(β)·m_lo, ∂hi/∂γ = σ'(γ)·m_hi; SEQ ∂v_k/∂a = α·(k − 1.5)/2. */
+typedef enum rq_fq2_kind { RQ_FQ2_UNIFORM = 0, RQ_FQ2_LDP = 1, RQ_FQ2_SEQ = 2, RQ_FQ2_COUNT } rq_fq2_kind;
+
+#define RQ_FQ2_MAX_PARAM 5
+
+/* Trainable parameters and constants per group. */
+int rq_fq2_n_param(rq_fq2_kind k);
+int rq_fq2_n_const(rq_fq2_kind k);
+/* "uniform", "ldp", "seq"; and back (−1 for an unknown name). */
+const char *rq_fq2_name(rq_fq2_kind k);
+int rq_fq2_parse(const char *name);
+
+/* One group's 4 levels (fp16-representable floats); for UNIFORM and SEQ also the stored
+ * scale and zero (dz may be NULL), for LDP dz is left untouched. */
+void rq_fq2_levels(rq_fq2_kind k, const float *q, const float *r, float v[4], float dz[2]);
+
+/* Initialize one group's q and r from its weights w [group]:
+ *   from the weights' range: UNIFORM/LDP m_lo = min w, m_hi = max w, β = γ = init_logit,
+ *   θ = 0; SEQ m = max|w|, a = 0;
+ *   from a PTQ grid (levels v[4] sorted, or NULL): UNIFORM/LDP β = γ = init_logit and
+ *   m_lo = v0/σ(init_logit), m_hi = v3/σ(init_logit), θ_i = log of the interval fractions
+ *   (so the levels are v again, up to float rounding before the fp16 rounding); SEQ
+ *   ignores v. */
+void rq_fq2_init(rq_fq2_kind k, const float *w, int64_t group, float init_logit, const float *v, float *q,
+                 float *r);
+
+/* ŵ [n] and, if codes is not NULL, the codes [n] of w [n] (n % group == 0); q [n/group,
+ * n_param], r [n/group, n_const]. */
+void rq_fq2_forward(rq_fq2_kind k, int64_t group, const float *w, int64_t n, const float *q, const float *r,
+                    float *wq, uint8_t *codes);
+/* dw += STE(dwq) (dw may be NULL); dq [n/group, n_param] += the parameters' gradients. */
+void rq_fq2_backward(rq_fq2_kind k, int64_t group, const float *w, int64_t n, const float *q, const float *r,
+                     const float *dwq, float *dw, float *dq);
+
 #endif
