@@ -96,6 +96,7 @@ typedef struct {
     const int64_t *perm;  /* [d] original column of permuted position i */
     float *params;        /* [out, d/g, n_param] */
     uint8_t *codes;       /* [out, d] permuted */
+    float *pre;           /* [out, d] original order, or NULL (rq_gptq_cfg.pre) */
     double *tile_loss;    /* [n_tiles] */
 } solve_ctx;
 
@@ -123,6 +124,7 @@ static void solve_tiles(void *vctx, int64_t t0, int64_t t1, int thread) {
                         p = c->params + (r * ng + c->perm[i] / g) * np;
                     }
                     double wq;
+                    if (c->pre) c->pre[r * d + c->perm[i]] = (float)wr[i];
                     int code = q->quant(q, p, wr[i], &wq);
                     c->codes[r * d + i] = (uint8_t)code;
                     const double *ui = c->U + i * d;
@@ -296,7 +298,7 @@ rq_status rq_gptq_quantize(const rq_gptq_cfg *cfg, const rq_group_quantizer *q, 
     solve_ctx c = {
         .q = q, .out = out, .d = d, .g = g, .B = cfg->block, .dynamic = !cfg->static_groups,
         .W = Wp, .U = A, .imp = cfg->fit_importance ? dgp : NULL, .perm = perm,
-        .params = params, .codes = codes_p, .tile_loss = tile_loss,
+        .params = params, .codes = codes_p, .pre = cfg->pre, .tile_loss = tile_loss,
     };
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);

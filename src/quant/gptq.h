@@ -76,6 +76,10 @@ typedef struct rq_gptq_cfg {
     bool static_groups; /* fit all groups upfront on the original W and order */
     bool fit_importance; /* pass diag(H) of a group's columns to the quantizer's fit */
     int max_retries;    /* damping increases after a failed Cholesky (default 6) */
+    float *pre;         /* optional output [out, d] (caller-owned, original column order): each
+                         * weight's value at the moment it was rounded, i.e. the GPTQ-updated
+                         * weights, whose nearest grid points are the codes (QAT starts its
+                         * latent weights there); NULL: not kept */
 } rq_gptq_cfg;
 
 rq_gptq_cfg rq_gptq_cfg_default(void);

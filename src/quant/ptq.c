@@ -51,6 +51,7 @@ void rq_ptq_result_free(rq_ptq_result *res) {
     for (int64_t i = 0; i < res->n_lin; i++) {
         rq_free(res->lin[i].codes);
         rq_free(res->lin[i].params);
+        rq_free(res->lin[i].latent);
     }
     rq_free(res->lin);
     memset(res, 0, sizeof *res);
@@ -168,6 +169,9 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             ql->codes = rq_xalloc(n);
             ql->params = rq_xalloc(n / ql->group * q.n_param * (int64_t)sizeof(float));
             float *deq = rq_xalloc(n * (int64_t)sizeof(float));
+            if (o->keep_latent) ql->latent = rq_xalloc(n * (int64_t)sizeof(float));
+            gcfg.pre = ql->latent;
+            if (!gptq && ql->latent) memcpy(ql->latent, lin->w, (size_t)n * sizeof(float));
             if (gptq) {
                 /* q, k, v share one Hessian, gate and up another: fetch it once per site */
                 bool first_of_site = i == 0 || lin_site[i] != lin_site[i - 1];

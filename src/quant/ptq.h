@@ -32,6 +32,7 @@ typedef struct rq_ptq_opts {
                                * squares (uniform, 2-4 bits; real-valued zero points) */
     int lut_iters;            /* Lloyd iterations of the LUT quantizer (10) */
     bool progress;            /* per-layer lines on stderr */
+    bool keep_latent;         /* fill rq_qlinear.latent (quantization-aware training starts there) */
 } rq_ptq_opts;
 
 rq_ptq_opts rq_ptq_opts_default(void);
@@ -44,6 +45,8 @@ typedef struct rq_qlinear {
     uint8_t *codes;    /* [n_out, n_in] unpacked */
     float *params;     /* [n_out, n_in/group, n_param] */
     double loss;       /* GPTQ: Σe²/2 weighted by H; RTN: Σ(w − ŵ)² */
+    float *latent;     /* [n_out, n_in] with opts.keep_latent, else NULL: the weights as they were
+                        * rounded (GPTQ: updated by the earlier columns' errors; RTN: the input) */
 } rq_qlinear;
 
 typedef struct rq_ptq_result {

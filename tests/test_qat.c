@@ -1,0 +1,272 @@
+/* Quantization-aware training's 2-bit quantizers on the runtime grid (src/train/qat.h):
+ * the exported packed file computes exactly what the training graph computed, a start from
+ * a PTQ result reproduces it bit for bit, block-wise freezing, and bad input.
+ *
+ * Oracles: the packed file loaded on the reference path (weights dequantized from the
+ * file's codes and fp16 parameters by format/qpacked.h, code independent of the
+ * quantizers) must hold the training graph's fake-quantized weights bit for bit; loaded on
+ * the fast path (W2L/W2U kernels) its logits must equal the training graph's float logits
+ * to the kernels' summation-order tolerance; a PTQ start must give back the PTQ's own
+ * dequantized weights. */
+#include "testing.h"
+
+#include "base/pool.h"
+#include "base/rng.h"
+#include "format/format.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/qinfo.h"
+#include "quant/ptq.h"
+#include "quant/qmodel.h"
+#include "train/params.h"
+#include "train/qat.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* a tiny LLaMA whose linear widths take groups of 32 and 64 (the packed kernels' sizes) */
+enum { V = 61, E = 64, H = 4, HK = 2, HD = 16, FF = 128, NL = 2, NT = 13 };
+/* packed kernels (float activations) against BLAS: different summation order over 64-128
+ * terms through 2 layers; observed ~1e-6 relative to the largest logit */
+#define LOGIT_REL_TOL 1e-4
+
+static rq_rng rng;
+static char path_model[256], path_out[256];
+
+static void add_rand(rq_gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, double scale, double offset,
+                     float **keep) {
+    float *d = malloc(sizeof(float) * (size_t)(ne0 * ne1));
+    for (int64_t i = 0; i < ne0 * ne1; i++) d[i] = (float)(offset + scale * rq_rng_normal(&rng));
+    int64_t ne[2] = {ne0, ne1};
+    RQ_ASSERT(rq_gguf_writer_add_tensor(w, name, RQ_TYPE_F32, ne1 == 1 ? 1 : 2, ne, d, ne0 * ne1 * 4) == RQ_OK);
+    *keep = d;
+}
+
+static void write_model(const char *path) {
+    float *keep[NL * 9 + 3];
+    int nk = 0;
+    char name[96];
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", "llama");
+    rq_gguf_writer_set_u32(w, "llama.block_count", NL);
+    rq_gguf_writer_set_u32(w, "llama.context_length", 64);
+    rq_gguf_writer_set_u32(w, "llama.embedding_length", E);
+    rq_gguf_writer_set_u32(w, "llama.feed_forward_length", FF);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count", H);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count_kv", HK);
+    rq_gguf_writer_set_f32(w, "llama.rope.freq_base", 1e4f);
+    rq_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f);
+    add_rand(w, "token_embd.weight", E, V, 1.0, 0, &keep[nk++]);
+    add_rand(w, "output_norm.weight", E, 1, 0.1, 1, &keep[nk++]);
+    add_rand(w, "output.weight", E, V, 0.3, 0, &keep[nk++]);
+#define ADD(sfx, ne0, ne1, sc, off) \
+    (snprintf(name, sizeof name, "blk.%d.%s.weight", l, sfx), add_rand(w, name, ne0, ne1, sc, off, &keep[nk++]))
+    for (int l = 0; l < NL; l++) {
+        ADD("attn_norm", E, 1, 0.1, 1);
+        ADD("attn_q", E, H * HD, 0.3, 0);
+        ADD("attn_k", E, HK * HD, 0.3, 0);
+        ADD("attn_v", E, HK * HD, 0.3, 0);
+        ADD("attn_output", H * HD, E, 0.2, 0);
+        ADD("ffn_norm", E, 1, 0.1, 1);
+        ADD("ffn_gate", E, FF, 0.3, 0);
+        ADD("ffn_up", E, FF, 0.3, 0);
+        ADD("ffn_down", FF, E, 0.2, 0);
+    }
+#undef ADD
+    RQ_ASSERT(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    for (int i = 0; i < nk; i++) free(keep[i]);
+}
+
+/* the model's list with only the block linears trainable (QAT's set-up) */
+static void linears_only(rq_params *p) {
+    for (int64_t i = 0; i < p->count; i++) p->p[i].trainable = p->p[i].group == RQ_PGROUP_LINEAR && !strncmp(p->p[i].name, "blk.", 4);
+}
+
+static void logits_of(rq_model *m, const int32_t *tok, float *out) {
+    rq_state *st;
+    RQ_ASSERT(rq_state_new(m, NT, NT, true, &st) == RQ_OK);
+    RQ_ASSERT(rq_model_forward(st, tok, NT, 0, RQ_LOGITS_ALL) == RQ_OK);
+    memcpy(out, st->logits, sizeof(float) * NT * V);
+    rq_state_free(st);
+}
+
+/* move the latents and quantizer parameters off their start, as training would */
+static void perturb(rq_qat *q) {
+    for (int64_t j = 0; j < q->list.count; j++) {
+        rq_param *e = &q->list.p[j];
+        if (!e->trainable) continue;
+        double sc = e->group == RQ_PGROUP_QUANT ? 0.3 : 0.02;
+        for (int64_t i = 0; i < e->n; i++) e->data[i] += (float)(sc * rq_rng_normal(&rng));
+    }
+}
+
+/* export q's model to path_out and check it: reference-path weights bit-identical to the
+ * training graph's, fast-path logits equal */
+static void check_export(rq_model *m, const rq_gguf *src, rq_qat *q, int64_t file_group, const char *what) {
+    rq_ptq_result res;
+    rq_qparam_kind kind;
+    RQ_ASSERT(rq_qat_export(q, file_group, &res, &kind) == RQ_OK);
+    rq_qinfo qi;
+    memset(&qi, 0, sizeof qi);
+    qi.wbits = 2, qi.group = (uint32_t)file_group, qi.quantizer = kind;
+    strcpy(qi.method, "qat");
+    strcpy(qi.embd_type, "f32");
+    qi.r1 = rq_rot_make(RQ_ROT_NONE, E, 0, 0), qi.r2 = rq_rot_make(RQ_ROT_NONE, HD, 0, 0);
+    RQ_ASSERT(rq_qmodel_write(m, src, &res, &qi, path_out) == RQ_OK);
+    rq_ptq_result_free(&res);
+
+    rq_gguf *g;
+    rq_model *mr, *mf;
+    rq_model_load_opts ref = {.ref_linear = true};
+    RQ_ASSERT(rq_gguf_open(path_out, &g) == RQ_OK);
+    RQ_ASSERT(rq_model_load_ex(g, &ref, &mr) == RQ_OK);
+    rq_gguf_close(g);
+    int diff = 0;
+    for (int l = 0; l < NL; l++) {
+        rq_linear *a[7] = {&m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv, &m->layers[l].wo,
+                           &m->layers[l].w_gate, &m->layers[l].w_up, &m->layers[l].w_down};
+        rq_linear *b[7] = {&mr->layers[l].wq, &mr->layers[l].wk, &mr->layers[l].wv, &mr->layers[l].wo,
+                           &mr->layers[l].w_gate, &mr->layers[l].w_up, &mr->layers[l].w_down};
+        for (int i = 0; i < 7; i++) diff += memcmp(a[i]->w, b[i]->w, sizeof(float) * (size_t)(a[i]->n_out * a[i]->n_in)) != 0;
+    }
+    RQ_CHECK_MSG(diff == 0, "%s: %d linears of the file differ from the training graph's weights", what, diff);
+    rq_model_free(mr);
+
+    RQ_ASSERT(rq_model_load_file(path_out, &mf) == RQ_OK);
+    char desc[256];
+    rq_model_describe(mf, desc, sizeof desc);
+    int32_t tok[NT];
+    for (int i = 0; i < NT; i++) tok[i] = (int32_t)rq_rng_below(&rng, V);
+    static float la[NT * V], lb[NT * V];
+    logits_of(m, tok, la);
+    logits_of(mf, tok, lb);
+    double err = 0, big = 0;
+    for (int i = 0; i < NT * V; i++) err = fmax(err, fabs(la[i] - lb[i])), big = fmax(big, fabs(la[i]));
+    printf("  %-28s file %s: weights bit-identical, logits rel err %.2e (tol %.0e)\n", what, desc, err / big,
+           LOGIT_REL_TOL);
+    RQ_CHECK_MSG(err <= LOGIT_REL_TOL * big, "%s: fast-path logits differ by %.3g (max %.3g)", what, err, big);
+    rq_model_free(mf);
+}
+
+static void test_export(rq_fq2_kind kind, int64_t group, int64_t file_group, const char *what) {
+    rq_gguf *g;
+    rq_model *m;
+    RQ_ASSERT(rq_gguf_open(path_model, &g) == RQ_OK && rq_model_load(g, &m) == RQ_OK);
+    rq_params p;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK);
+    linears_only(&p);
+    rq_qat *q;
+    rq_qat_cfg cfg = {.fq2 = true, .kind = kind, .group = group, .init_logit = 4.0f};
+    RQ_ASSERT(rq_qat_new_cfg(&p, &cfg, &q) == RQ_OK);
+    perturb(q);
+    rq_qat_apply(q, &p);
+    /* at most 4 distinct values per group of the model's weights */
+    const float *w = m->layers[1].w_up.w;
+    int64_t gg = group ? group : E, worst = 0;
+    for (int64_t k = 0; k < FF * E / gg; k++) {
+        float seen[8];
+        int ns = 0;
+        for (int64_t i = 0; i < gg && ns < 8; i++) {
+            int f = 0;
+            for (int s = 0; s < ns; s++) f |= seen[s] == w[k * gg + i];
+            if (!f) seen[ns++] = w[k * gg + i];
+        }
+        worst = ns > worst ? ns : worst;
+    }
+    RQ_CHECK_MSG(worst <= 4, "%s: a group has %lld distinct values", what, (long long)worst);
+    check_export(m, g, q, file_group, what);
+    rq_qat_free(q);
+    rq_params_free(&p);
+    rq_model_free(m);
+    rq_gguf_close(g);
+}
+
+/* a start from a PTQ result (GPTQ is not needed here: RTN LUT and RTN uniform with their
+ * latents) gives the PTQ's dequantized weights back exactly; a start with another group is
+ * refused naming the linear */
+static void test_ptq_start(void) {
+    rq_gguf *g;
+    rq_model *m;
+    RQ_ASSERT(rq_gguf_open(path_model, &g) == RQ_OK && rq_model_load(g, &m) == RQ_OK);
+    for (int u = 0; u < 2; u++) {
+        rq_model *mp;
+        RQ_ASSERT(rq_model_load(g, &mp) == RQ_OK);
+        rq_ptq_opts o = rq_ptq_opts_default();
+        o.method = RQ_PTQ_RTN, o.wbits = 2, o.group = 32, o.keep_latent = true;
+        o.quantizer = u ? RQ_QPARAM_UNIFORM : RQ_QPARAM_LUT;
+        o.least_squares = u ? false : o.least_squares;
+        rq_ptq_result res;
+        RQ_ASSERT(rq_ptq_run(mp, &o, NULL, 0, 0, &res) == RQ_OK);
+        rq_params p;
+        RQ_ASSERT(rq_params_build(m, &p) == RQ_OK);
+        linears_only(&p);
+        rq_qat *q;
+        rq_qat_cfg cfg = {.fq2 = true, .kind = u ? RQ_FQ2_UNIFORM : RQ_FQ2_LDP, .group = 32, .init_logit = 4.0f,
+                          .init = &res, .init_kind = o.quantizer};
+        RQ_ASSERT(rq_qat_new_cfg(&p, &cfg, &q) == RQ_OK);
+        int64_t diff = 0, tot = 0;
+        for (int l = 0; l < NL; l++) {
+            const rq_linear *a = &m->layers[l].w_gate, *b = &mp->layers[l].w_gate;
+            for (int64_t i = 0; i < a->n_out * a->n_in; i++) diff += a->w[i] != b->w[i], tot++;
+        }
+        printf("  start from PTQ %-8s: %lld of %lld weights differ from the PTQ's\n", u ? "uniform" : "LUT",
+               (long long)diff, (long long)tot);
+        RQ_CHECK(diff == 0);
+        rq_qat_free(q);
+        /* another group */
+        cfg.group = 64;
+        RQ_CHECK(rq_qat_new_cfg(&p, &cfg, &q) == RQ_EINVAL && strstr(rq_last_error(), "groups of 32") != NULL);
+        cfg.group = 48; /* not a kernel group */
+        RQ_CHECK(rq_qat_new_cfg(&p, &cfg, &q) == RQ_EINVAL);
+        rq_params_free(&p);
+        rq_ptq_result_free(&res);
+        rq_model_free(mp);
+    }
+    rq_model_free(m);
+    rq_gguf_close(g);
+}
+
+/* rq_qat_only_block: the other blocks' entries frozen, the QR constants never trainable */
+static void test_only_block(void) {
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(path_model, &m) == RQ_OK);
+    rq_params p;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK);
+    linears_only(&p);
+    rq_qat *q;
+    rq_qat_cfg cfg = {.fq2 = true, .kind = RQ_FQ2_LDP, .group = 64, .init_logit = 4.0f};
+    RQ_ASSERT(rq_qat_new_cfg(&p, &cfg, &q) == RQ_OK);
+    int64_t all = rq_params_n_trainable(&q->list), one = rq_qat_only_block(q, 1);
+    /* per block: 7 latents (q 64·64, k 32·64, v 32·64, o 64·64, gate/up 128·64, down 64·128) and
+     * LDP's 5 parameters per group of 64 */
+    int64_t lin = (64 + 32 + 32 + 64 + 128 + 128) * 64 + 64 * 128;
+    RQ_CHECK(one == lin + 5 * lin / 64 && all == NL * one);
+    for (int64_t j = 0; j < q->list.count; j++)
+        if (q->list.p[j].trainable) RQ_CHECK(!strncmp(q->list.p[j].name, "blk.1.", 6));
+    RQ_CHECK(rq_qat_only_block(q, -1) == all);
+    printf("  block-wise freezing: %lld of %lld trainable\n", (long long)one, (long long)all);
+    rq_qat_free(q);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+int main(void) {
+    rq_rng_seed(&rng, 1206);
+    rq_threads_set(2);
+    snprintf(path_model, sizeof path_model, "/tmp/rq_test_qat_%d.gguf", (int)getpid());
+    snprintf(path_out, sizeof path_out, "/tmp/rq_test_qat_out_%d.gguf", (int)getpid());
+    write_model(path_model);
+    test_export(RQ_FQ2_LDP, 32, 32, "LDP g32 -> W2L g32");
+    test_export(RQ_FQ2_LDP, 0, 64, "LDP per channel -> W2L g64");
+    test_export(RQ_FQ2_UNIFORM, 64, 64, "uniform g64 -> W2U g64");
+    test_export(RQ_FQ2_SEQ, 0, 32, "SEQ per channel -> W2U g32");
+    test_ptq_start();
+    test_only_block();
+    unlink(path_model);
+    unlink(path_out);
+    return rq_test_finish();
+}
