@@ -546,6 +546,7 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     ffn_job fj = {.st = st, .L = L, .n = n, .blk = blk, .layer = l};
     rq_parallel_for((c->n_ff + blk - 1) / blk, 1, gate_up_items, &fj);
     if (on->p4) rq_rot_apply(on->p4, st->gate, st->gate, n); /* R4 (its inverse is in W_down) */
+    if (A && A->down_in) save_act(st, A->down_in, st->gate, n, c->n_ff);
     quant_input(st, st->gate, n, c->n_ff, &L->w_down);
     hook(st, l, RQ_SITE_FFN_DOWN, st->gate, n, c->n_ff);
     if (c->post_norms) { /* x += RMSNorm(h·W_downᵀ) */
@@ -637,14 +638,14 @@ rq_status rq_model_forward_tree(rq_state *st, const int32_t *tokens, const int32
     return RQ_OK;
 }
 
-rq_status rq_model_forward_segments(rq_state *st, const int32_t *tokens, const int64_t *seg, const int64_t *pos,
-                                    int64_t n, rq_logits_mode mode) {
+/* Check seg/pos of a segmented batch and lay out its slots and attention blocks (the rules of
+ * rq_model_forward_segments); on success the state is in segmented mode until segments_end. */
+static rq_status segments_begin(rq_state *st, const int64_t *seg, const int64_t *pos, int64_t n) {
     if (st->seg_len < 1)
         return rq_errorf(RQ_EINVAL, "forward_segments: the state has no segments (rq_state_set_segments)");
     if (st->kq_cache)
         return rq_errorf(RQ_EUNSUPPORTED, "forward_segments: the packed 4-bit KV cache is not supported "
                          "(use a float cache)");
-    RQ_TRY(check_batch(st, tokens, n, mode));
     /* seg_next[s]: the position segment s's next row must have (−1: none of its rows yet) */
     rq_status s = RQ_OK;
     for (int64_t i = 0; i < n && s == RQ_OK; i++) {
@@ -681,17 +682,55 @@ rq_status rq_model_forward_segments(rq_state *st, const int32_t *tokens, const i
         st->vm = rq_vmath_get();
         st->tree = false;
         st->segments = true;
-        forward_body(st, tokens, n, 0, mode);
-        st->segments = false;
-        st->n_past = 0;
     }
-    /* the segments in the batch now hold up to their last row; seg_next back to −1 */
+    return s;
+}
+
+/* Leave segmented mode: the segments in the batch now hold up to their last row (when the
+ * batch ran, s == RQ_OK); seg_next back to −1. */
+static void segments_end(rq_state *st, const int64_t *seg, int64_t n, rq_status s) {
+    st->segments = false;
+    if (s == RQ_OK) st->n_past = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t g = seg[i];
         if (g < 0 || g >= st->n_seg || st->seg_next[g] < 0) continue;
         if (s == RQ_OK) st->seg_fill[g] = st->seg_next[g];
         st->seg_next[g] = -1;
     }
+}
+
+rq_status rq_model_forward_segments(rq_state *st, const int32_t *tokens, const int64_t *seg, const int64_t *pos,
+                                    int64_t n, rq_logits_mode mode) {
+    if (st->seg_len < 1)
+        return rq_errorf(RQ_EINVAL, "forward_segments: the state has no segments (rq_state_set_segments)");
+    if (st->kq_cache)
+        return rq_errorf(RQ_EUNSUPPORTED, "forward_segments: the packed 4-bit KV cache is not supported "
+                         "(use a float cache)");
+    RQ_TRY(check_batch(st, tokens, n, mode));
+    rq_status s = segments_begin(st, seg, pos, n);
+    if (s == RQ_OK) forward_body(st, tokens, n, 0, mode);
+    segments_end(st, seg, n, s);
+    return s;
+}
+
+rq_status rq_model_forward_layers_segments(rq_state *st, int64_t l0, int64_t l1, const int64_t *seg,
+                                           const int64_t *pos, int64_t n) {
+    const rq_model_config *c = &st->model->cfg;
+    if (l0 < 0 || l1 > c->n_layer || l0 > l1)
+        return rq_errorf(RQ_EINVAL, "forward: layers [%lld, %lld) out of range", (long long)l0, (long long)l1);
+    if (n < 1 || n > st->n_batch)
+        return rq_errorf(RQ_EINVAL, "forward: %lld rows, the state takes 1..%lld per call", (long long)n,
+                         (long long)st->n_batch);
+    if (st->acts && n > st->acts->n_rows)
+        return rq_errorf(RQ_EINVAL, "forward: %lld rows, the saved activations hold %lld", (long long)n,
+                         (long long)st->acts->n_rows);
+    rq_status s = segments_begin(st, seg, pos, n);
+    if (s == RQ_OK) {
+        int prev = rq_blas_single_begin();
+        for (int64_t l = l0; l < l1; l++) layer_forward(st, l, n, 0);
+        rq_blas_single_end(prev);
+    }
+    segments_end(st, seg, n, s);
     return s;
 }
 

@@ -279,8 +279,12 @@ typedef enum rq_logits_mode {
 /* Activations saved for training (llm.c's pattern): when a state's `acts` is set, the one
  * forward pass copies into these buffers what each layer's backward needs (src/train/);
  * inference and calibration leave it NULL and pay nothing. Rows are the batch's n tokens
- * (n <= n_rows). Allocated and owned by src/train (rq_train_acts_new). The forward writes
- * them only for float activations and cache (no online quantizers or rotations). */
+ * (n <= n_rows). Allocated and owned by src/train (train/backward.h). With the online
+ * quantizers and rotations on (rq_model_set_online) the saved tensors are the values BEFORE
+ * each quantizer and before R3 (q, k, v, att, the normed inputs recomputed from x_in), so
+ * that the backward can recompute the quantizers' decisions bit for bit; down_in is the one
+ * addition it needs. Several entries of `layers` may share one buffer (a block-wise context
+ * holds one layer's activations). */
 typedef struct rq_layer_acts {
     float *x_in;     /* [n, n_embd] residual stream entering the layer */
     float *q_pre;    /* [n, n_head·head_dim] q before its per-head norm (cfg.qk_norm; else NULL) */
@@ -294,6 +298,8 @@ typedef struct rq_layer_acts {
     float *gate;     /* [n, n_ff] gate's output before the activation */
     float *up;       /* [n, n_ff] up's output */
     float *down_out; /* [n, n_embd] down's output before post_ffn_norm (cfg.post_norms; else NULL) */
+    float *down_in;  /* [n, n_ff] the input of down after R4, before the activation quantizer
+                      * (saved when not NULL: training with an activation quantizer) */
 } rq_layer_acts;
 
 typedef struct rq_model_acts {
@@ -372,6 +378,16 @@ rq_status rq_model_forward(rq_state *st, const int32_t *tokens, int64_t n, int64
  * pos..pos+n-1 (their K/V go to the cache of those layers). The calibration driver steps
  * through the model this way, one layer for all its sequences at a time. */
 rq_status rq_model_forward_layers(rq_state *st, int64_t l0, int64_t l1, int64_t n, int64_t pos);
+
+/* rq_model_forward_layers on a segmented state (rq_state_set_segments): layers [l0, l1) on
+ * the residual rows already in st->x [n, n_embd], row i of segment seg[i] at position pos[i]
+ * (the rules of rq_model_forward_segments: each row attends only to its own segment). Block-
+ * wise training runs one layer over the independent sequences of a batch this way. Saves
+ * activations when st->acts is set. Errors (RQ_EINVAL): layers out of range, no segments,
+ * n outside [1, n_batch], a segment or position out of range or not consecutive;
+ * RQ_EUNSUPPORTED: packed KV cache. */
+rq_status rq_model_forward_layers_segments(rq_state *st, int64_t l0, int64_t l1, const int64_t *seg,
+                                           const int64_t *pos, int64_t n);
 
 /* Tree-batched forward: n tokens forming a forest of sequences that share prefixes (a
  * shared context followed by several continuations, several such items side by side),

@@ -3,7 +3,11 @@
 
 #include "base/pool.h"
 #include "kernels/vmath.h"
+#include "format/kv.h"
+#include "train/fakequant.h"
 #include "train/ops.h"
+
+#include <string.h>
 
 
 #define ROWS_PER_ITEM 16
@@ -29,9 +33,12 @@ void rq_train_ctx_free(rq_train_ctx *c) {
     if (!c) return;
     rq_state_free(c->st);
     if (c->acts.layers) {
-        for (int64_t l = 0; l < c->model->cfg.n_layer; l++) rq_free(c->acts.layers[l].x_in); /* one block each */
+        /* one block each (a block-wise context: one for all) */
+        int64_t nb = c->block ? 1 : c->model->cfg.n_layer;
+        for (int64_t l = 0; l < nb; l++) rq_free(c->acts.layers[l].x_in);
         rq_free(c->acts.layers);
     }
+    rq_free(c->xq); /* one block for the online scratch */
     rq_free(c->acts.x_final);
     rq_free(c->seg);
     rq_free(c->target);
@@ -39,26 +46,34 @@ void rq_train_ctx_free(rq_train_ctx *c) {
     rq_free(c);
 }
 
-rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx **out) {
+rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_train_ctx_opts *opts,
+                              rq_train_ctx **out) {
     *out = NULL;
     const rq_model_config *cf = &m->cfg;
-    const rq_online_cfg *oc = &m->online.cfg;
+    const rq_online *on = &m->online;
+    bool block = opts && opts->block;
     if (n_seq < 1 || T < 1) return rq_errorf(RQ_EINVAL, "training: batch of %lld × %lld tokens", (long long)n_seq, (long long)T);
-    if (oc->act.bits || oc->kv_bits || m->online.p3 || m->online.p4)
-        return rq_errorf(RQ_EUNSUPPORTED, "training: online activation/KV quantizers and rotations are not supported "
-                         "by the backward pass");
     int64_t n = n_seq * T, e = cf->n_embd, qd = cf->n_head * cf->head_dim, kvd = cf->n_head_kv * cf->head_dim;
     int64_t f = cf->n_ff;
+    bool actq = on->cfg.act.bits != 0, kv4 = on->cfg.kv_bits == 4, online = actq || kv4 || on->p3 || on->p4;
     rq_train_ctx *c = rq_calloc(sizeof *c);
     if (!c) return RQ_ENOMEM;
     c->model = m;
     c->n_seq = n_seq, c->T = T, c->n = n;
-    rq_status s = rq_state_new(m, n, n, true, &c->st);
+    c->block = block;
+    c->block_l = -1;
+    /* the segmented forward needs the float cache: the fake-quantized one for KV4 (kv_fake is
+     * read only when a state is created) */
+    bool kv_fake = m->online.kv_fake;
+    m->online.kv_fake = true;
+    rq_status s = rq_state_new(m, n, n, !block, &c->st);
+    m->online.kv_fake = kv_fake;
     if (s == RQ_OK) s = rq_state_set_segments(c->st, T);
     c->acts.n_rows = n;
     if (s == RQ_OK && !(c->acts.layers = rq_calloc(cf->n_layer * (int64_t)sizeof(rq_layer_acts)))) s = RQ_ENOMEM;
-    int64_t per_layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (cf->qk_norm ? qd + kvd : 0) + (cf->post_norms ? 2 * e : 0);
-    for (int64_t l = 0; l < cf->n_layer && s == RQ_OK; l++) {
+    int64_t per_layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (cf->qk_norm ? qd + kvd : 0) + (cf->post_norms ? 2 * e : 0) +
+                        (actq ? f : 0);
+    for (int64_t l = 0; l < (block ? 1 : cf->n_layer) && s == RQ_OK; l++) {
         float *b = rq_alloc(n * per_layer * (int64_t)sizeof(float));
         if (!b) {
             s = RQ_ENOMEM;
@@ -70,13 +85,19 @@ rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx *
         TAKE(A->gate, f), TAKE(A->up, f);
         if (cf->qk_norm) TAKE(A->q_pre, qd), TAKE(A->k_pre, kvd);
         if (cf->post_norms) TAKE(A->o_out, e), TAKE(A->down_out, e);
+        if (actq) TAKE(A->down_in, f);
     }
-    if (s == RQ_OK && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
+    if (s == RQ_OK && block)
+        for (int64_t l = 1; l < cf->n_layer; l++) c->acts.layers[l] = c->acts.layers[0];
+    if (s == RQ_OK && !block && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->target = rq_alloc(n * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
     float *b = s == RQ_OK ? rq_alloc(n * (5 * e + 3 * qd + 3 * kvd + 3 * f) * (int64_t)sizeof(float)) : NULL;
     if (s == RQ_OK && !b) s = RQ_ENOMEM;
+    float *ob = s == RQ_OK && online ? rq_alloc(n * (e + 2 * qd + 5 * kvd + f) * (int64_t)sizeof(float)) : NULL;
+    if (s == RQ_OK && online && !ob) s = RQ_ENOMEM;
     if (s != RQ_OK) {
+        rq_free(b);
         rq_train_ctx_free(c);
         return s;
     }
@@ -84,6 +105,11 @@ rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx *
     TAKE(c->dq, qd), TAKE(c->dq2, qd), TAKE(c->datt, qd);
     TAKE(c->dk, kvd), TAKE(c->dk2, kvd), TAKE(c->dv, kvd);
     TAKE(c->dgate, f), TAKE(c->dup, f), TAKE(c->h, f);
+    if (online) {
+        b = ob;
+        TAKE(c->xq, e), TAKE(c->attq, qd), TAKE(c->qr, qd), TAKE(c->hq, f);
+        TAKE(c->kr, kvd), TAKE(c->kq, kvd), TAKE(c->vq, kvd), TAKE(c->dks, kvd), TAKE(c->dvs, kvd);
+    }
 #undef TAKE
     c->pos = c->seg + n;
     for (int64_t i = 0; i < n; i++) c->seg[i] = i / T, c->pos[i] = i % T;
@@ -91,7 +117,12 @@ rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx *
     return RQ_OK;
 }
 
+rq_status rq_train_ctx_new(rq_model *m, int64_t n_seq, int64_t T, rq_train_ctx **out) {
+    return rq_train_ctx_new_ex(m, n_seq, T, NULL, out);
+}
+
 rq_status rq_train_forward(rq_train_ctx *c, const int32_t *tokens) {
+    if (c->block) return rq_errorf(RQ_EINVAL, "training: a block-wise context cannot run the whole model");
     rq_state *st = c->st;
     st->acts = &c->acts;
     rq_state_reset(st);
@@ -163,6 +194,50 @@ static float *grad_of(const rq_params *p, rq_params *g, const float *data) {
 
 /* ---- the backward -------------------------------------------------------------------- */
 
+/* ---- online quantizers, row-parallel ------------------------------------------------- */
+
+typedef struct {
+    const rq_actq *aq; /* activation quantizer, or NULL: the KV quantizer */
+    const rq_online_cfg *oc;
+    const float *x, *dy;
+    float *y;
+    int64_t dim;
+} fq_job;
+
+/* y = x̃ (rows copied and fake-quantized, as the forward's quant_input / kv_store_rows) */
+static void fq_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const fq_job *j = ctx;
+    memcpy(j->y + b * j->dim, j->x + b * j->dim, (size_t)((e - b) * j->dim) * sizeof(float));
+    for (int64_t i = b; i < e; i++) {
+        if (j->aq) rq_actq_row(j->aq, j->y + i * j->dim, j->dim);
+        else rq_kv4_fake_row_ref(j->y + i * j->dim, j->dim, j->oc->kv_group, j->oc->kv_clip);
+    }
+}
+
+/* y = STE(dy) given the quantizer's input x (no clip gradient) */
+static void fq_back_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const fq_job *j = ctx;
+    int64_t o = b * j->dim;
+    if (j->aq) rq_fq_act_backward(j->aq, j->x + o, j->dy + o, e - b, j->dim, j->y + o, NULL);
+    else rq_fq_kv4_backward(j->x + o, j->dy + o, e - b, j->dim, j->oc->kv_group, j->oc->kv_clip, j->y + o, NULL);
+}
+
+/* x̃ [n, dim] of rows x through the activation quantizer (aq) or the KV one (aq NULL) */
+static void fq_fwd(const rq_train_ctx *c, const rq_actq *aq, const float *x, int64_t dim, float *y) {
+    fq_job j = {.aq = aq, .oc = &c->model->online.cfg, .x = x, .y = y, .dim = dim};
+    rq_parallel_for(c->n, ROWS_PER_ITEM, fq_rows, &j);
+}
+
+/* dx [n, dim] = the straight-through gradient of dy through the quantizer of input x */
+static void fq_bwd(const rq_train_ctx *c, const rq_actq *aq, const float *x, const float *dy, int64_t dim,
+                   float *dx) {
+    fq_job j = {.aq = aq, .oc = &c->model->online.cfg, .x = x, .dy = dy, .y = dx, .dim = dim};
+    rq_parallel_for(c->n, ROWS_PER_ITEM, fq_back_rows, &j);
+}
+
+/* ---- the backward -------------------------------------------------------------------- */
+
+/* Layer l: c->dx holds ∂L/∂(its output); on return ∂L/∂(its input x_in). */
 static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_params *g) {
     const rq_model *m = c->model;
     const rq_model_config *cf = &m->cfg;
@@ -171,58 +246,110 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     int64_t n = c->n, e = cf->n_embd, f = cf->n_ff, hd = cf->head_dim;
     int64_t qd = cf->n_head * hd, kvd = cf->n_head_kv * hd;
     float eps = cf->rms_eps;
+    const rq_online *on = &m->online;
+    /* training runs F32 linears: the forward's quant_input applies the quantizer to all seven */
+    const rq_actq *aq = on->cfg.act.bits ? &on->cfg.act : NULL;
+    bool kv4 = on->cfg.kv_bits == 4;
 
-    /* MLP block: x_out = x_mid + [post_norm](down(act(gate(xn)) · up(xn))), xn = norm(x_mid) */
+    /* MLP block: x_out = x_mid + [post_norm](down(Q(R4(act(gate(Q(xn)))·up(Q(xn)))))),
+     * xn = norm(x_mid), Q the activation quantizer (identity when off) */
     const float *dd = c->dx;
     if (cf->post_norms) {
         rq_train_rmsnorm_backward(A->down_out, L->post_ffn_norm, c->dx, n, e, eps, c->tmp, false,
                                   grad_of(p, g, L->post_ffn_norm));
         dd = c->tmp;
     }
-    /* h = act(gate)·up recomputed; dh (into dup) = dd·W_down, dW_down += ddᵀ·h; then dgate and
-     * dup (over dh: each element of dh is read before its dup is written) */
+    /* down's input as it received it; dh (into dup) = dd·W_down, dW_down += ddᵀ·input, then
+     * back through Q and R4; then dgate and dup (over dh: each element of dh is read before
+     * its dup is written) */
     rows_job aj = {.c = c, .gate = A->gate, .up = A->up, .dh = c->dup, .dgate = c->dgate, .dup = c->dup, .h = c->h,
                    .gelu = cf->ffn_gelu, .d = f};
-    rq_parallel_for(n, ROWS_PER_ITEM, act_fwd_rows, &aj);
-    rq_train_linear_backward(L->w_down.w, c->h, dd, n, e, f, c->dup, false, grad_of(p, g, L->w_down.w));
+    if (aq) {
+        fq_fwd(c, aq, A->down_in, f, c->hq);
+        rq_train_linear_backward(L->w_down.w, c->hq, dd, n, e, f, c->dgate, false, grad_of(p, g, L->w_down.w));
+        fq_bwd(c, aq, A->down_in, c->dgate, f, c->dup);
+    } else {
+        rq_parallel_for(n, ROWS_PER_ITEM, act_fwd_rows, &aj);
+        if (on->p4) rq_rot_apply(on->p4, c->h, c->h, n);
+        rq_train_linear_backward(L->w_down.w, c->h, dd, n, e, f, c->dup, false, grad_of(p, g, L->w_down.w));
+    }
+    if (on->p4) rq_rot_apply_t(on->p4, c->dup, c->dup, n);
     rq_parallel_for(n, ROWS_PER_ITEM, act_rows, &aj);
     rmsnorm_fwd(c, A->x_mid, L->ffn_norm, e, c->xn);
-    rq_train_linear_backward(L->w_gate.w, c->xn, c->dgate, n, f, e, c->dxn, false, grad_of(p, g, L->w_gate.w));
-    rq_train_linear_backward(L->w_up.w, c->xn, c->dup, n, f, e, c->dxn, true, grad_of(p, g, L->w_up.w));
-    rq_train_rmsnorm_backward(A->x_mid, L->ffn_norm, c->dxn, n, e, eps, c->dx, true, grad_of(p, g, L->ffn_norm));
+    const float *xin = c->xn;
+    if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
+    rq_train_linear_backward(L->w_gate.w, xin, c->dgate, n, f, e, c->dxn, false, grad_of(p, g, L->w_gate.w));
+    rq_train_linear_backward(L->w_up.w, xin, c->dup, n, f, e, c->dxn, true, grad_of(p, g, L->w_up.w));
+    const float *dxn = c->dxn;
+    if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    rq_train_rmsnorm_backward(A->x_mid, L->ffn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->ffn_norm));
 
-    /* attention block: x_mid = x_in + [post_norm](o(attention(q, k, v))) */
+    /* attention block: x_mid = x_in + [post_norm](o(Q(attention(q·R3, KVQ(k·R3), KVQ(v))))) */
     const float *dout = c->dx;
     if (cf->post_norms) {
         rq_train_rmsnorm_backward(A->o_out, L->post_attn_norm, c->dx, n, e, eps, c->tmp, false,
                                   grad_of(p, g, L->post_attn_norm));
         dout = c->tmp;
     }
-    rq_train_linear_backward(L->wo.w, A->att, dout, n, e, qd, c->datt, false, grad_of(p, g, L->wo.w));
+    if (aq) {
+        fq_fwd(c, aq, A->att, qd, c->attq);
+        rq_train_linear_backward(L->wo.w, c->attq, dout, n, e, qd, c->dq2, false, grad_of(p, g, L->wo.w));
+        fq_bwd(c, aq, A->att, c->dq2, qd, c->datt);
+    } else {
+        rq_train_linear_backward(L->wo.w, A->att, dout, n, e, qd, c->datt, false, grad_of(p, g, L->wo.w));
+    }
+    /* the attention's inputs as the forward used them */
+    const float *qa = A->q, *ka = A->k, *va = A->v;
+    if (on->p3) {
+        rq_rot_apply(on->p3, A->q, c->qr, n * cf->n_head);
+        rq_rot_apply(on->p3, A->k, c->kr, n * cf->n_head_kv);
+        qa = c->qr, ka = c->kr;
+    }
+    const float *k_pre = ka; /* the KV quantizer's input */
+    if (kv4) {
+        fq_fwd(c, NULL, ka, kvd, c->kq);
+        fq_fwd(c, NULL, A->v, kvd, c->vq);
+        ka = c->kq, va = c->vq;
+    }
     bool swa = rq_model_layer_is_swa(cf, l);
     rq_train_attn_shape as = {.n_seq = c->n_seq, .T = c->T, .n_head = cf->n_head, .n_kv = cf->n_head_kv, .hd = hd,
                               .window = swa ? cf->sliding_window : 0, .scale = cf->attn_scale};
-    rq_train_attention_backward(&as, A->q, A->k, A->v, c->datt, c->dq, c->dk, c->dv);
-    rows_job rj = {.c = c, .dq = c->dq, .dk = c->dk, .cos_ = swa ? c->st->rope_cos_swa : c->st->rope_cos,
+    rq_train_attention_backward(&as, qa, ka, va, c->datt, c->dq, c->dk, c->dv);
+    float *dkr = c->dk, *dvr = c->dv;
+    if (kv4) {
+        fq_bwd(c, NULL, k_pre, c->dk, kvd, c->dks);
+        fq_bwd(c, NULL, A->v, c->dv, kvd, c->dvs);
+        dkr = c->dks, dvr = c->dvs;
+    }
+    if (on->p3) {
+        rq_rot_apply_t(on->p3, c->dq, c->dq, n * cf->n_head);
+        rq_rot_apply_t(on->p3, dkr, dkr, n * cf->n_head_kv);
+    }
+    rows_job rj = {.c = c, .dq = c->dq, .dk = dkr, .cos_ = swa ? c->st->rope_cos_swa : c->st->rope_cos,
                    .sin_ = swa ? c->st->rope_sin_swa : c->st->rope_sin};
     rq_parallel_for(n, ROWS_PER_ITEM, rope_rows, &rj);
-    const float *dq = c->dq, *dk = c->dk;
+    const float *dq = c->dq, *dk = dkr;
     if (cf->qk_norm) { /* per-head RMSNorm: rows of head_dim */
         rq_train_rmsnorm_backward(A->q_pre, L->q_norm, c->dq, n * cf->n_head, hd, eps, c->dq2, false,
                                   grad_of(p, g, L->q_norm));
-        rq_train_rmsnorm_backward(A->k_pre, L->k_norm, c->dk, n * cf->n_head_kv, hd, eps, c->dk2, false,
+        rq_train_rmsnorm_backward(A->k_pre, L->k_norm, dkr, n * cf->n_head_kv, hd, eps, c->dk2, false,
                                   grad_of(p, g, L->k_norm));
         dq = c->dq2, dk = c->dk2;
     }
     rmsnorm_fwd(c, A->x_in, L->attn_norm, e, c->xn);
-    rq_train_linear_backward(L->wq.w, c->xn, dq, n, qd, e, c->dxn, false, grad_of(p, g, L->wq.w));
-    rq_train_linear_backward(L->wk.w, c->xn, dk, n, kvd, e, c->dxn, true, grad_of(p, g, L->wk.w));
-    rq_train_linear_backward(L->wv.w, c->xn, c->dv, n, kvd, e, c->dxn, true, grad_of(p, g, L->wv.w));
-    rq_train_rmsnorm_backward(A->x_in, L->attn_norm, c->dxn, n, e, eps, c->dx, true, grad_of(p, g, L->attn_norm));
+    xin = c->xn;
+    if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
+    rq_train_linear_backward(L->wq.w, xin, dq, n, qd, e, c->dxn, false, grad_of(p, g, L->wq.w));
+    rq_train_linear_backward(L->wk.w, xin, dk, n, kvd, e, c->dxn, true, grad_of(p, g, L->wk.w));
+    rq_train_linear_backward(L->wv.w, xin, dvr, n, kvd, e, c->dxn, true, grad_of(p, g, L->wv.w));
+    dxn = c->dxn;
+    if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    rq_train_rmsnorm_backward(A->x_in, L->attn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->attn_norm));
 }
 
 void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlogits, const rq_params *p,
                        rq_params *g) {
+    RQ_ASSERT(!c->block);
     const rq_model *m = c->model;
     const rq_model_config *cf = &m->cfg;
     int64_t n = c->n, e = cf->n_embd;
@@ -237,7 +364,37 @@ void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlog
     if (dE) rq_train_embed_backward(c->dx, tokens, n, e, cf->embd_scale, dE);
 }
 
+rq_status rq_train_block_forward(rq_train_ctx *c, int64_t l, const float *x_in, float *y) {
+    const rq_model_config *cf = &c->model->cfg;
+    if (l < 0 || l >= cf->n_layer)
+        return rq_errorf(RQ_EINVAL, "training: block %lld out of range [0, %lld)", (long long)l,
+                         (long long)cf->n_layer);
+    rq_state *st = c->st;
+    int64_t ne = c->n * cf->n_embd;
+    if (st->x != x_in) memcpy(st->x, x_in, (size_t)ne * sizeof(float));
+    st->acts = &c->acts;
+    rq_state_reset(st);
+    c->block_l = -1;
+    rq_status s = rq_model_forward_layers_segments(st, l, l + 1, c->seg, c->pos, c->n);
+    st->acts = NULL;
+    if (s != RQ_OK) return s;
+    c->block_l = l;
+    if (y != st->x) memmove(y, st->x, (size_t)ne * sizeof(float));
+    return RQ_OK;
+}
+
+void rq_train_block_backward(rq_train_ctx *c, int64_t l, const float *dy, const rq_params *p, rq_params *g,
+                             float *dx_in) {
+    const rq_model_config *cf = &c->model->cfg;
+    RQ_ASSERT(l >= 0 && l < cf->n_layer && (!c->block || c->block_l == l));
+    int64_t ne = c->n * cf->n_embd;
+    memmove(c->dx, dy, (size_t)ne * sizeof(float));
+    layer_backward(c, l, p, g);
+    if (dx_in) memmove(dx_in, c->dx, (size_t)ne * sizeof(float));
+}
+
 double rq_train_loss(rq_train_ctx *c, const int32_t *tokens, const float *teacher, double gamma) {
+    RQ_ASSERT(!c->block);
     int64_t n = c->n, V = c->model->cfg.n_vocab;
     float *z = c->st->logits;
     if (teacher) return rq_train_kl(z, teacher, n, V, gamma, 1.0f / (float)n, z) / (double)n;
