@@ -63,17 +63,19 @@ static rq_status fq2_init_linear(const rq_qat_cfg *c, const rq_param *e, float *
     if (ql && (ql->n_in != in || ql->n_out != out))
         return rq_errorf(RQ_EINVAL, "QAT: the start point's '%s' is [%lld, %lld], the model's [%lld, %lld]", e->name,
                          (long long)ql->n_out, (long long)ql->n_in, (long long)out, (long long)in);
-    if (ql && ql->group != g)
+    /* per-channel training and SEQ take only the start's latents (their grids differ) */
+    bool grid = ql && c->group > 0 && c->kind != RQ_FQ2_SEQ;
+    if (grid && ql->group != g)
         return rq_errorf(RQ_EINVAL, "QAT: the start point's '%s' has groups of %lld, training asks for %lld", e->name,
                          (long long)ql->group, (long long)g);
     memcpy(lat, ql && ql->latent ? ql->latent : e->data, (size_t)e->n * sizeof(float));
     /* the start grid's parameter kind: 4 values are LUT levels, 2 a scale and zero */
     int n_par = 0;
-    if (ql) n_par = c->init_kind == RQ_QPARAM_LUT ? 4 : 2;
+    if (grid) n_par = c->init_kind == RQ_QPARAM_LUT ? 4 : 2;
     for (int64_t r = 0; r < out; r++)
         for (int64_t k = 0; k < ng; k++) {
             float v[4], *vp = NULL;
-            if (ql) {
+            if (n_par) {
                 const float *pp = ql->params + (r * ng + k) * n_par;
                 if (n_par == 4) {
                     memcpy(v, pp, sizeof v);

@@ -34,8 +34,9 @@ typedef struct rq_qat_cfg {
     float init_logit;     /* clip logits' start (METHODS.md's margin, e.g. 4: σ = 0.982) */
     const rq_ptq_result *init; /* fq2: start from this PTQ result (the same linears and group):
                                 * latents from its latent weights (or the model's current,
-                                * dequantized ones), levels from its grid; NULL: from the
-                                * model's weights and their min/max */
+                                * dequantized ones), levels from its grid (per-channel groups
+                                * and SEQ: the latents only, ranges from their min/max); NULL:
+                                * from the model's weights and their min/max */
     rq_qparam_kind init_kind;  /* the kind of init's parameters (LUT levels or scale/zero) */
 } rq_qat_cfg;
 

@@ -1,0 +1,338 @@
+/* RCP's quantization-aware training pipeline (train/rcp.h). */
+#include "train/rcp.h"
+
+#include "base/pool.h"
+#include "base/rng.h"
+#include "base/timer.h"
+#include "format/format.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/qinfo.h"
+#include "quant/calib.h"
+#include "quant/ptq.h"
+#include "quant/qmodel.h"
+#include "rotate/fold.h"
+#include "text/tokenizer.h"
+#include "train/backward.h"
+#include "train/blockwise.h"
+#include "train/params.h"
+#include "train/qat.h"
+#include "train/run.h"
+#include "train/step.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+rq_rcp_opts rq_rcp_opts_default(void) {
+    return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .abits = 16, .kvbits = 16,
+                         .aclip = 1.0f, .init_ptq = true, .calib_n = 16, .gen_seqs = 80, .gen_temp = 0.7f, .T = 512,
+                         .n_seq = 4, .val_frac = 0.2, .block_steps = 40, .block_lr = 1e-4f, .block_lr_quant = 1e-3f,
+                         .steps = 100, .lr = 2e-5f, .lr_quant = 1e-4f, .schedule = RQ_LR_CONSTANT, .gamma = -1,
+                         .eval_every = 25, .clip = 1.0, .embd_type = "q8_0"};
+}
+
+/* the teacher's mean top-1 probability over up to 4 batches of windows (CAKLD's γ) */
+static rq_status teacher_confidence(const rq_model *t, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T,
+                                    double *gamma) {
+    rq_state *st;
+    int64_t n = n_seq * T, V = t->cfg.n_vocab;
+    RQ_TRY(rq_state_new(t, n, n, true, &st));
+    rq_status s = rq_state_set_segments(st, T);
+    int64_t *seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t));
+    if (!seg) s = RQ_ENOMEM;
+    double sum = 0;
+    int64_t cnt = 0;
+    for (int64_t i = 0; s == RQ_OK && i < n; i++) seg[i] = i / T, seg[n + i] = i % T;
+    for (int64_t b = 0; s == RQ_OK && b < 4 && (b + 1) * n_seq <= n_win; b++) {
+        rq_state_reset(st);
+        if ((s = rq_model_forward_segments(st, win + b * n, seg, seg + n, n, RQ_LOGITS_ALL)) != RQ_OK) break;
+        for (int64_t r = 0; r < n; r++) {
+            const float *z = st->logits + r * V;
+            float mx = z[0];
+            for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            double den = 0;
+            for (int64_t v = 0; v < V; v++) den += exp((double)z[v] - mx);
+            sum += 1.0 / den, cnt++;
+        }
+    }
+    rq_free(seg);
+    rq_state_free(st);
+    *gamma = cnt ? sum / (double)cnt : 0.5;
+    return s;
+}
+
+/* the model's perplexity (next-token cross-entropy) on windows [n_win, T], n_seq at a time */
+static rq_status window_ppl(rq_model *m, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T, double *ppl) {
+    rq_train_ctx *c;
+    RQ_TRY(rq_train_ctx_new(m, n_seq, T, &c));
+    double sum = 0;
+    int64_t nb = 0;
+    rq_status s = RQ_OK;
+    for (int64_t b = 0; (b + 1) * n_seq <= n_win && s == RQ_OK; b++, nb++) {
+        double l;
+        s = rq_train_eval(c, win + b * n_seq * T, NULL, 0, &l);
+        sum += l;
+    }
+    rq_train_ctx_free(c);
+    *ppl = nb ? exp(sum / (double)nb) : 0;
+    return s;
+}
+
+/* the same perplexity through the ordinary inference path (one window at a time, the
+ * model's own KV cache, packed kernels when the model was loaded from a packed file) */
+static rq_status window_ppl_infer(const rq_model *m, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T,
+                                  double *ppl) {
+    rq_state *st;
+    int64_t V = m->cfg.n_vocab, nw = n_win / n_seq * n_seq; /* the windows window_ppl scores */
+    RQ_TRY(rq_state_new(m, T, T, true, &st));
+    double nll = 0;
+    int64_t cnt = 0;
+    rq_status s = RQ_OK;
+    for (int64_t w = 0; w < nw && s == RQ_OK; w++) {
+        rq_state_reset(st);
+        if ((s = rq_model_forward(st, win + w * T, T, 0, RQ_LOGITS_ALL)) != RQ_OK) break;
+        for (int64_t t = 0; t + 1 < T; t++, cnt++) {
+            const float *z = st->logits + t * V;
+            float mx = z[0];
+            for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            double den = 0;
+            for (int64_t v = 0; v < V; v++) den += exp((double)z[v] - mx);
+            nll += log(den) + mx - z[win[w * T + t + 1]];
+        }
+    }
+    rq_state_free(st);
+    *ppl = cnt ? exp(nll / (double)cnt) : 0;
+    return s;
+}
+
+/* rows [rows, cols] ← their values as the file will store them (embd_type q8_0 or f16), so
+ * that the student trains with the embedding and lm_head it will run with */
+static rq_status as_stored(float *x, int64_t rows, int64_t cols, const char *type) {
+    if (!strcmp(type, "f32")) return RQ_OK;
+    if (!strcmp(type, "f16")) {
+        for (int64_t i = 0; i < rows * cols; i++) x[i] = rq_fp16_to_fp32(rq_fp32_to_fp16(x[i]));
+        return RQ_OK;
+    }
+    if (strcmp(type, "q8_0") || cols % RQ_QK8_0) return rq_errorf(RQ_EINVAL, "qat: embedding type '%s' for width %lld", type, (long long)cols);
+    rq_block_q8_0 *b = rq_alloc(cols / RQ_QK8_0 * (int64_t)sizeof *b);
+    if (!b) return RQ_ENOMEM;
+    for (int64_t r = 0; r < rows; r++) {
+        rq_quant_q8_0_ref(x + r * cols, b, cols);
+        rq_dequant_q8_0(b, x + r * cols, cols);
+    }
+    rq_free(b);
+    return RQ_OK;
+}
+
+static void print_val(void *user, int64_t step, double train_loss, double val_loss) {
+    (void)user;
+    if (train_loss < 0) fprintf(stderr, "qat: step %lld: validation KL %.5f\n", (long long)step, val_loss);
+    else fprintf(stderr, "qat: step %lld: train loss %.5f, validation KL %.5f\n", (long long)step, train_loss, val_loss);
+}
+
+static rq_status check_opts(const rq_rcp_opts *o) {
+    if (o->quantizer < 0 || o->quantizer >= RQ_FQ2_COUNT) return rq_errorf(RQ_EINVAL, "qat: unknown quantizer");
+    if (o->group != 0 && o->group != 32 && o->group != 64 && o->group != 128)
+        return rq_errorf(RQ_EINVAL, "qat: --group %lld has no 2-bit kernel (32, 64, 128, or 0 = per channel)",
+                         (long long)o->group);
+    if (o->abits != 16 && o->abits != 8 && o->abits != 4) return rq_errorf(RQ_EINVAL, "qat: --abits %d", o->abits);
+    if (o->kvbits != 16 && o->kvbits != 4) return rq_errorf(RQ_EINVAL, "qat: --kvbits %d", o->kvbits);
+    if (o->T < 2 || o->n_seq < 1) return rq_errorf(RQ_EINVAL, "qat: windows of %lld tokens, batches of %lld",
+                                                   (long long)o->T, (long long)o->n_seq);
+    if (!(o->lr > 0) || !(o->lr_quant > 0) || !(o->block_lr > 0) || !(o->block_lr_quant > 0))
+        return rq_errorf(RQ_EINVAL, "qat: learning rates must be > 0");
+    if (o->init_ptq && o->calib_n < 1) return rq_errorf(RQ_EINVAL, "qat: --calib-n must be >= 1");
+    return RQ_OK;
+}
+
+rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_rcp_result *res) {
+    memset(res, 0, sizeof *res);
+    RQ_TRY(check_opts(o));
+    double t_start = rq_time_now(), t0;
+    rq_gguf *g = NULL;
+    rq_model *m = NULL, *teacher = NULL;
+    rq_tokenizer *tok = NULL;
+    int32_t *win = NULL;
+    rq_params p = {0};
+    rq_qat *qat = NULL;
+    rq_ptq_result pres = {0}, eres = {0};
+    rq_qinfo qi;
+    memset(&qi, 0, sizeof qi);
+    rq_model_load_opts lo = {.ref_linear = true};
+    rq_status s = rq_gguf_open(in, &g);
+    if (s == RQ_OK) s = rq_qinfo_read(g, &qi);
+    if (s == RQ_OK && qi.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant: give the float model", in);
+    if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &m);
+    if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &teacher);
+    if (s == RQ_OK && !o->ids) s = rq_tokenizer_load(g, &tok);
+    if (s != RQ_OK) goto done;
+    const rq_model_config *c = &m->cfg;
+    if (o->T > c->n_ctx_train && c->n_ctx_train > 0) {
+        s = rq_errorf(RQ_EINVAL, "qat: windows of %lld tokens exceed the model's context %lld", (long long)o->T,
+                      (long long)c->n_ctx_train);
+        goto done;
+    }
+    /* rotations: R1 (block = the group, 64 per channel) and R2 none folded into both models;
+     * with A/KV quantizers R3/R4 of the same kind online in the student (R4 folded into down) */
+    int64_t blk = o->group ? o->group : 64, file_group = blk;
+    bool gb = o->rotate == RQ_ROT_GH || o->rotate == RQ_ROT_GSR;
+    rq_rotation r1 = rq_rot_make(o->rotate, c->n_embd, gb ? blk : 0, o->seed);
+    rq_rotation r2 = rq_rot_make(RQ_ROT_NONE, c->head_dim, 0, o->seed + 1);
+    bool online = o->abits < 16 || o->kvbits < 16;
+    rq_rot_kind k34 = online ? o->rotate : RQ_ROT_NONE;
+    bool gb34 = k34 == RQ_ROT_GH || k34 == RQ_ROT_GSR;
+    rq_rotation r3 = rq_rot_make(k34, c->head_dim, gb34 ? c->head_dim : 0, o->seed + 2);
+    rq_rotation r4 = rq_rot_make(k34, c->n_ff, gb34 ? rq_qpacked_group_for(blk, c->n_ff) : 0, o->seed + 3);
+    rq_online_cfg oc = {.act = {.bits = o->abits < 16 ? o->abits : 0, .asym = o->asym, .clip = o->aclip},
+                        .kv_bits = o->kvbits < 16 ? o->kvbits : 0, .kv_group = c->head_dim, .kv_clip = 1.0f,
+                        .r3 = r3, .r4 = r4};
+    if ((s = rq_fold_model(m, &r1, &r2)) != RQ_OK || (s = rq_fold_model(teacher, &r1, &r2)) != RQ_OK) goto done;
+    if ((s = as_stored(m->tok_embd, c->n_vocab, c->n_embd, o->embd_type)) != RQ_OK) goto done;
+    if (m->output.w != m->tok_embd && (s = as_stored(m->output.w, c->n_vocab, c->n_embd, o->embd_type)) != RQ_OK)
+        goto done;
+
+    /* data */
+    t0 = rq_time_now();
+    int64_t n_win;
+    if (o->ids) {
+        n_win = o->n_ids / o->T;
+        for (int64_t i = 0; i < n_win * o->T; i++)
+            if (o->ids[i] < 0 || o->ids[i] >= c->n_vocab) {
+                s = rq_errorf(RQ_EINVAL, "qat: token id %d at index %lld out of range", o->ids[i], (long long)i);
+                goto done;
+            }
+        if (n_win > 0 && !(win = rq_alloc(n_win * o->T * (int64_t)sizeof(int32_t)))) {
+            s = RQ_ENOMEM;
+            goto done;
+        }
+        if (n_win > 0) memcpy(win, o->ids, (size_t)(n_win * o->T) * sizeof(int32_t));
+    } else {
+        n_win = o->gen_seqs;
+        if ((s = rq_calib_generate(teacher, tok, n_win, o->T, o->gen_temp, o->seed, o->progress, &win)) != RQ_OK)
+            goto done;
+    }
+    rq_rng rng;
+    rq_rng_seed(&rng, o->seed ^ 0x717174ULL);
+    for (int64_t i = n_win - 1; i > 0; i--) { /* seeded shuffle of whole windows */
+        int64_t j = (int64_t)rq_rng_below(&rng, (uint64_t)(i + 1));
+        for (int64_t t = 0; t < o->T; t++) {
+            int32_t x = win[i * o->T + t];
+            win[i * o->T + t] = win[j * o->T + t], win[j * o->T + t] = x;
+        }
+    }
+    int64_t n_val = (int64_t)(o->val_frac * (double)n_win + 0.5), n_train = n_win - n_val;
+    if (n_train < o->n_seq || (n_val > 0 && n_val < o->n_seq) || (o->init_ptq && o->calib_n > n_train)) {
+        s = rq_errorf(RQ_EINVAL, "qat: %lld windows of %lld tokens (%lld held out) are too few for batches of %lld "
+                      "and %lld calibration windows", (long long)n_win, (long long)o->T, (long long)n_val,
+                      (long long)o->n_seq, (long long)o->calib_n);
+        goto done;
+    }
+    const int32_t *val = win + n_train * o->T;
+    res->t_data = rq_time_now() - t0;
+
+    /* the student: R4 folded, online quantizers on (a float KV cache holding the quantized
+     * values: the training forward runs segments), then the start point */
+    t0 = rq_time_now();
+    if ((s = rq_fold_r4(m, &r4)) != RQ_OK || (s = rq_model_set_online(m, &oc)) != RQ_OK) goto done;
+    m->online.kv_fake = true;
+    rq_qparam_kind pkind = o->quantizer == RQ_FQ2_LDP ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM;
+    if (o->init_ptq) {
+        rq_ptq_opts po = rq_ptq_opts_default();
+        po.wbits = 2, po.group = blk, po.quantizer = pkind, po.method = RQ_PTQ_GPTQ;
+        po.act_order = po.fit_importance = true;
+        po.clip_search = po.least_squares = pkind == RQ_QPARAM_UNIFORM;
+        po.keep_latent = true, po.progress = o->progress;
+        if ((s = rq_ptq_run(m, &po, win, o->calib_n, o->T, &pres)) != RQ_OK) goto done;
+    }
+    res->t_ptq = rq_time_now() - t0;
+    if ((s = rq_params_build(m, &p)) != RQ_OK) goto done;
+    for (int64_t i = 0; i < p.count; i++) p.p[i].trainable = p.p[i].group == RQ_PGROUP_LINEAR && !strncmp(p.p[i].name, "blk.", 4);
+    rq_qat_cfg qc = {.fq2 = true, .kind = o->quantizer, .group = o->group, .init_logit = 4.0f,
+                     .init = o->init_ptq ? &pres : NULL, .init_kind = pkind};
+    if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
+    rq_ptq_result_free(&pres);
+    if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
+    if (o->progress)
+        fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
+                o->init_ptq ? "GPTQ" : "min/max", res->val_ppl_start, (long long)n_train, (long long)o->T,
+                (long long)n_val);
+
+    /* phase 1: block-wise */
+    t0 = rq_time_now();
+    if (o->block_steps > 0 && !o->resume) {
+        rq_blockwise_opts bo = {.n_seq = o->n_seq, .T = o->T, .steps = o->block_steps, .clip = o->clip,
+                                .seed = o->seed, .progress = o->progress};
+        bo.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = o->block_lr};
+        bo.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = o->block_lr_quant};
+        bo.schedule = (rq_lr_schedule){.shape = RQ_LR_CONSTANT, .total = o->block_steps};
+        rq_blockwise_result br;
+        if ((s = rq_blockwise_run(m, &p, qat, teacher, win, n_train, &bo, &br)) != RQ_OK) goto done;
+        res->mse_first = br.mse_first, res->mse_last = br.mse_last, res->tokens_block = br.tokens;
+        if (o->progress && n_val) {
+            double pp;
+            if ((s = window_ppl(m, val, n_val, o->n_seq, o->T, &pp)) != RQ_OK) goto done;
+            fprintf(stderr, "qat: block-wise phase done in %.0f s: MSE %.5g -> %.5g (mean over blocks); held-out "
+                    "perplexity %.3f\n", rq_time_now() - t0, br.mse_first, br.mse_last, pp);
+        }
+    }
+    res->t_block = rq_time_now() - t0;
+
+    /* phase 2: end-to-end distillation from the rotated float teacher */
+    t0 = rq_time_now();
+    res->gamma = o->gamma;
+    if (o->steps > 0) {
+        if (res->gamma < 0 && (s = teacher_confidence(teacher, win, n_train, o->n_seq, o->T, &res->gamma)) != RQ_OK)
+            goto done;
+        if (o->progress) fprintf(stderr, "qat: end-to-end distillation, CAKLD γ = %.3f\n", res->gamma);
+        rq_train_run_opts ro = {.n_seq = o->n_seq, .T = o->T, .steps = o->steps, .eval_every = o->eval_every,
+                                .clip = o->clip, .gamma = res->gamma, .seed = o->seed, .checkpoint = o->checkpoint,
+                                .resume = o->resume, .progress = o->progress,
+                                .on_validation = o->progress ? print_val : NULL};
+        ro.schedule = (rq_lr_schedule){.shape = o->schedule, .total = o->steps};
+        ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = o->lr};
+        ro.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = o->lr_quant};
+        rq_train_run_result rr;
+        if ((s = rq_train_run(m, &p, qat, teacher, win, n_train, val, n_val, &ro, &rr)) != RQ_OK) goto done;
+        res->val_first = rr.val_first, res->val_last = rr.val_last, res->tokens_e2e = rr.tokens;
+    }
+    res->t_e2e = rq_time_now() - t0;
+    if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_end)) != RQ_OK) goto done;
+
+    /* export exactly what was trained */
+    rq_qparam_kind ekind;
+    if ((s = rq_qat_export(qat, file_group, &eres, &ekind)) != RQ_OK) goto done;
+    qi = (rq_qinfo){0};
+    qi.wbits = 2, qi.group = (uint32_t)file_group, qi.quantizer = ekind;
+    snprintf(qi.method, sizeof qi.method, "qat");
+    qi.r1 = r1, qi.r2 = r2, qi.r3 = r3, qi.r4 = r4;
+    qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
+    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
+    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", o->embd_type);
+    snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
+    qi.calib_n = o->init_ptq ? (uint32_t)o->calib_n : 0, qi.calib_len = o->init_ptq ? (uint32_t)o->T : 0;
+    qi.seed = o->seed, qi.act_order = o->init_ptq, qi.fit_importance = o->init_ptq;
+    snprintf(qi.weight_fit, sizeof qi.weight_fit, "%s", rq_fq2_name(o->quantizer));
+    qi.damp = 0.01f;
+    if ((s = rq_qmodel_write(m, g, &eres, &qi, out)) != RQ_OK) goto done;
+    res->bits_per_weight = qi.bits_per_weight;
+    /* the file as `rotquant ppl/run` load it computes what was trained */
+    if (n_val) {
+        rq_model *mf = NULL;
+        if ((s = rq_model_load_file(out, &mf)) == RQ_OK)
+            s = window_ppl_infer(mf, val, n_val, o->n_seq, o->T, &res->val_ppl_file);
+        rq_model_free(mf);
+    }
+done:
+    res->t_total = rq_time_now() - t_start;
+    rq_ptq_result_free(&eres);
+    rq_ptq_result_free(&pres);
+    rq_qat_free(qat);
+    rq_params_free(&p);
+    rq_free(win);
+    rq_tokenizer_free(tok);
+    rq_model_free(teacher);
+    rq_model_free(m);
+    rq_gguf_close(g);
+    return s;
+}
