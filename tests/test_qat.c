@@ -16,6 +16,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
+#include "rotate/fold.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
 #include "train/params.h"
@@ -25,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* a tiny LLaMA whose linear widths take groups of 32 and 64 (the packed kernels' sizes) */
@@ -45,13 +48,13 @@ static void add_rand(rq_gguf_writer *w, const char *name, int64_t ne0, int64_t n
     *keep = d;
 }
 
-static void write_model(const char *path) {
-    float *keep[NL * 9 + 3];
+static void write_model(const char *path, int nl) {
+    float *keep[(NL + 2) * 9 + 3];
     int nk = 0;
     char name[96];
     rq_gguf_writer *w = rq_gguf_writer_new(0);
     rq_gguf_writer_set_str(w, "general.architecture", "llama");
-    rq_gguf_writer_set_u32(w, "llama.block_count", NL);
+    rq_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)nl);
     rq_gguf_writer_set_u32(w, "llama.context_length", 64);
     rq_gguf_writer_set_u32(w, "llama.embedding_length", E);
     rq_gguf_writer_set_u32(w, "llama.feed_forward_length", FF);
@@ -64,7 +67,7 @@ static void write_model(const char *path) {
     add_rand(w, "output.weight", E, V, 0.3, 0, &keep[nk++]);
 #define ADD(sfx, ne0, ne1, sc, off) \
     (snprintf(name, sizeof name, "blk.%d.%s.weight", l, sfx), add_rand(w, name, ne0, ne1, sc, off, &keep[nk++]))
-    for (int l = 0; l < NL; l++) {
+    for (int l = 0; l < nl; l++) {
         ADD("attn_norm", E, 1, 0.1, 1);
         ADD("attn_q", E, H * HD, 0.3, 0);
         ADD("attn_k", E, HK * HD, 0.3, 0);
@@ -254,18 +257,141 @@ static void test_only_block(void) {
     rq_model_free(m);
 }
 
+/* ---- the CLI: a run whose file computes what was trained, a start file, bad input ----- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static bool file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+/* the file's and the training graph's held-out perplexity from a run's stdout, equal to 4
+ * significant digits (in fact to the printed 6) */
+static void check_ppl_line(const char *path, const char *what) {
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    double pf = -1, pg = -2;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *k = strstr(line, "held-out perplexity of the file ");
+        if (k) RQ_CHECK(sscanf(k, "held-out perplexity of the file %lf, of the training graph %lf", &pf, &pg) == 2);
+    }
+    if (f) fclose(f);
+    printf("  %-28s held-out perplexity: file %.4f, training graph %.4f\n", what, pf, pg);
+    RQ_CHECK_MSG(pf > 1 && fabs(pf - pg) <= 5e-5 * pg, "%s: file %.6g vs graph %.6g", what, pf, pg);
+}
+
+/* a PTQ file (RTN, GSR folded, f32 embedding) written by the library: the tiny models have no
+ * tokenizer, which rotquant quantize needs */
+static void write_ptq(const char *src, int wbits, int64_t group, rq_qparam_kind kind, const char *dst) {
+    rq_gguf *g;
+    rq_model *m;
+    RQ_ASSERT(rq_gguf_open(src, &g) == RQ_OK && rq_model_load(g, &m) == RQ_OK);
+    rq_rotation r1 = rq_rot_make(RQ_ROT_GSR, m->cfg.n_embd, group, 0), r2 = rq_rot_make(RQ_ROT_NONE, HD, 0, 0);
+    RQ_ASSERT(rq_fold_model(m, &r1, &r2) == RQ_OK);
+    rq_ptq_opts o = rq_ptq_opts_default();
+    o.method = RQ_PTQ_RTN, o.wbits = wbits, o.group = group, o.quantizer = kind;
+    rq_ptq_result res;
+    RQ_ASSERT(rq_ptq_run(m, &o, NULL, 0, 0, &res) == RQ_OK);
+    rq_qinfo qi;
+    memset(&qi, 0, sizeof qi);
+    qi.wbits = (uint32_t)wbits, qi.group = (uint32_t)group, qi.quantizer = kind, qi.r1 = r1, qi.r2 = r2;
+    strcpy(qi.method, "rtn");
+    strcpy(qi.embd_type, "f32");
+    RQ_ASSERT(rq_qmodel_write(m, g, &res, &qi, dst) == RQ_OK);
+    rq_ptq_result_free(&res);
+    rq_model_free(m);
+    rq_gguf_close(g);
+}
+
+static void test_cli(void) {
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) {
+        printf("CLI checks skipped (RQ_CLI not set)\n");
+        return;
+    }
+    char dir[128], ids[192], err[192], outp[192], mB[192];
+    snprintf(dir, sizeof dir, "/tmp/rq_test_qat_cli_%d", (int)getpid());
+    RQ_ASSERT(sh("mkdir -p %s", dir) == 0);
+    snprintf(ids, sizeof ids, "%s/ids.txt", dir);
+    snprintf(err, sizeof err, "%s/err.txt", dir);
+    snprintf(outp, sizeof outp, "%s/out.txt", dir);
+    snprintf(mB, sizeof mB, "%s/modelB.gguf", dir);
+    write_model(mB, NL + 1);
+    FILE *f = fopen(ids, "w");
+    for (int i = 0; i < 16 * 24; i++) fprintf(f, "%d%c", (int)rq_rng_below(&rng, V), i % 16 == 15 ? '\n' : ' ');
+    fclose(f);
+    const char *common = "--seq-len 16 --batch 2 --calib-n 2 --block-steps 2 --steps 2 --eval-every 1 --quiet -t 2";
+    /* W2A16 LDP from GPTQ, and W2A4KV4 SEQ per channel: the file computes what was trained */
+    RQ_CHECK(sh("%s qat -m %s -o %s/a.gguf --data-ids %s %s > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
+    check_ppl_line(outp, "qat LDP g64 (q8_0 embedding)");
+    RQ_CHECK(sh("%s qat -m %s -o %s/b.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
+                "--embd-type f32 > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
+    check_ppl_line(outp, "qat SEQ per channel, A4 KV4");
+    /* a start file made by rotquant quantize */
+    char pf[256];
+    snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);
+    write_ptq(path_model, 2, 32, RQ_QPARAM_LUT, pf);
+    RQ_CHECK(sh("%s qat -m %s -o %s/c.gguf --init-file %s/ptq32.gguf --group 32 --data-ids %s %s > %s 2> %s", cli,
+                path_model, dir, dir, ids, common, outp, err) == 0);
+    check_ppl_line(outp, "qat from a PTQ file (W2L g32)");
+    /* bad input: a clear error, nothing written */
+#define FAILS(needle, ...)                                                                                 \
+    do {                                                                                                   \
+        RQ_CHECK(sh(__VA_ARGS__) != 0);                                                                    \
+        RQ_CHECK_MSG(file_has(err, "rotquant: error: ") && file_has(err, needle), "missing '%s'", needle); \
+    } while (0)
+    FAILS("groups of 32", "%s qat -m %s -o %s/x.gguf --init-file %s/ptq32.gguf --group 64 --data-ids %s %s 2> %s", cli,
+          path_model, dir, dir, ids, common, err);
+    snprintf(pf, sizeof pf, "%s/ptqB.gguf", dir);
+    write_ptq(mB, 2, 32, RQ_QPARAM_UNIFORM, pf);
+    FAILS("another model", "%s qat -m %s -o %s/x.gguf --init-file %s/ptqB.gguf --group 32 --data-ids %s %s 2> %s", cli,
+          path_model, dir, dir, ids, common, err);
+    snprintf(pf, sizeof pf, "%s/ptq4.gguf", dir);
+    write_ptq(path_model, 4, 64, RQ_QPARAM_UNIFORM, pf);
+    FAILS("not a 2-bit", "%s qat -m %s -o %s/x.gguf --init-file %s/ptq4.gguf --data-ids %s %s 2> %s", cli, path_model,
+          dir, dir, ids, common, err);
+    FAILS("already quantized", "%s qat -m %s/a.gguf -o %s/x.gguf --data-ids %s %s 2> %s", cli, dir, dir, ids, common, err);
+    FAILS("no 2-bit kernel", "%s qat -m %s -o %s/x.gguf --group 48 --data-ids %s %s 2> %s", cli, path_model, dir, ids,
+          common, err);
+    FAILS("not ldp, uniform or seq", "%s qat -m %s -o %s/x.gguf --quantizer lut --data-ids %s 2> %s", cli, path_model,
+          dir, ids, err);
+    FAILS("too few", "%s qat -m %s -o %s/x.gguf --data-ids %s --seq-len 64 --batch 4 --quiet 2> %s", cli, path_model,
+          dir, ids, err);
+    FAILS("learning rates", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --lr 0 2> %s", cli, path_model, dir, ids, common,
+          err);
+    RQ_CHECK(sh("test -e %s/x.gguf", dir) != 0);
+#undef FAILS
+    RQ_CHECK(sh("rm -rf %s", dir) == 0);
+}
+
 int main(void) {
     rq_rng_seed(&rng, 1206);
     rq_threads_set(2);
     snprintf(path_model, sizeof path_model, "/tmp/rq_test_qat_%d.gguf", (int)getpid());
     snprintf(path_out, sizeof path_out, "/tmp/rq_test_qat_out_%d.gguf", (int)getpid());
-    write_model(path_model);
+    write_model(path_model, NL);
     test_export(RQ_FQ2_LDP, 32, 32, "LDP g32 -> W2L g32");
     test_export(RQ_FQ2_LDP, 0, 64, "LDP per channel -> W2L g64");
     test_export(RQ_FQ2_UNIFORM, 64, 64, "uniform g64 -> W2U g64");
     test_export(RQ_FQ2_SEQ, 0, 32, "SEQ per channel -> W2U g32");
     test_ptq_start();
     test_only_block();
+    test_cli();
     unlink(path_model);
     unlink(path_out);
     return rq_test_finish();

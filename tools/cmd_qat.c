@@ -22,6 +22,8 @@ static void usage(void) {
            "  --abits A           16 (default), 8 or 4: per-token activations (R3/R4 online as --rotate)\n"
            "  --kvbits K          16 (default) or 4: KV cache; --asym, --aclip X for the activations\n"
            "  --init I            ptq (default: GPTQ's grid and updated weights) or minmax\n"
+           "  --init-file PTQ     start from this 2-bit rotquant file of the same model (rotquant quantize\n"
+           "                      --wbits 2 ...): its grid, rotations, A/KV settings and group are kept\n"
            "  --calib-n N         GPTQ calibration windows, taken from the training data (default %lld)\n"
            "  --data-ids IDS      token ids to train on (default: the float model generates --gen-seqs\n"
            "                      windows at --gen-temp, default %lld and %.1f)\n"
@@ -60,7 +62,7 @@ int cmd_qat(int argc, char **argv) {
             return 0;
         }
         STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--quantizer", quant) STR("--rotate", rot)
-        STR("--init", init) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
+        STR("--init", init) STR("--init-file", o.init_file) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
         INT("--group", o.group, 0, 4096) INT("--calib-n", o.calib_n, 1, 1 << 20) INT("--gen-seqs", o.gen_seqs, 1, 1 << 20)
         INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--block-steps", o.block_steps, 0, INT64_C(1) << 40) INT("--steps", o.steps, 0, INT64_C(1) << 40)

@@ -146,26 +146,70 @@ static rq_status check_opts(const rq_rcp_opts *o) {
     return RQ_OK;
 }
 
+/* the quantizer parameters of a 2-bit rotquant file as a PTQ result (no codes or latents:
+ * the latents start from the dequantized weights the file's model holds) */
+static rq_status file_start(const rq_gguf *gp, const rq_qinfo *qp, const rq_model *m, rq_ptq_result *r) {
+    static const char *sfx[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    const rq_model_config *c = &m->cfg;
+    int np = rq_qparam_count(qp->quantizer);
+    memset(r, 0, sizeof *r);
+    if (!(r->lin = rq_calloc(c->n_layer * 7 * (int64_t)sizeof(rq_qlinear)))) return RQ_ENOMEM;
+    for (int64_t l = 0; l < c->n_layer; l++)
+        for (int i = 0; i < 7; i++) {
+            const rq_linear *ls[7] = {&m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv, &m->layers[l].wo,
+                                      &m->layers[l].w_gate, &m->layers[l].w_up, &m->layers[l].w_down};
+            const rq_linear *lin = ls[i];
+            rq_qlinear *q = &r->lin[r->n_lin++];
+            snprintf(q->name, sizeof q->name, "blk.%lld.%s.weight", (long long)l, sfx[i]);
+            q->n_out = lin->n_out, q->n_in = lin->n_in;
+            const rq_gguf_tensor *tc, *tp;
+            RQ_TRY(rq_qinfo_linear_tensors(gp, qp, q->name, q->n_out, q->n_in, &tc, &tp, &q->group));
+            int64_t n = q->n_out * (q->n_in / q->group) * np;
+            if (!(q->params = rq_alloc(n * (int64_t)sizeof(float)))) return RQ_ENOMEM;
+            rq_fp16_to_fp32_array((const rq_half *)tp->data, q->params, n);
+        }
+    return RQ_OK;
+}
+
 rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_rcp_result *res) {
     memset(res, 0, sizeof *res);
     RQ_TRY(check_opts(o));
     double t_start = rq_time_now(), t0;
-    rq_gguf *g = NULL;
+    rq_gguf *g = NULL, *gp = NULL;
     rq_model *m = NULL, *teacher = NULL;
     rq_tokenizer *tok = NULL;
     int32_t *win = NULL;
     rq_params p = {0};
     rq_qat *qat = NULL;
     rq_ptq_result pres = {0}, eres = {0};
-    rq_qinfo qi;
+    rq_qinfo qi, qp;
     memset(&qi, 0, sizeof qi);
+    memset(&qp, 0, sizeof qp);
+    const char *embd_type = o->embd_type;
     rq_model_load_opts lo = {.ref_linear = true};
     rq_status s = rq_gguf_open(in, &g);
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi);
     if (s == RQ_OK && qi.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant: give the float model", in);
-    if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &m);
     if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &teacher);
     if (s == RQ_OK && !o->ids) s = rq_tokenizer_load(g, &tok);
+    if (s == RQ_OK && o->init_file) { /* the start file: a 2-bit rotquant model of the same float model */
+        s = rq_gguf_open(o->init_file, &gp);
+        if (s == RQ_OK) s = rq_qinfo_read(gp, &qp);
+        if (s == RQ_OK && (!qp.present || qp.wbits != 2))
+            s = rq_errorf(RQ_EINVAL, "%s: not a 2-bit rotquant model (rotquant quantize --wbits 2 makes one)",
+                          o->init_file);
+        if (s == RQ_OK && o->group && qp.group != (uint32_t)o->group)
+            s = rq_errorf(RQ_EINVAL, "%s has groups of %u, --group asks for %lld", o->init_file, qp.group,
+                          (long long)o->group);
+        if (s == RQ_OK) s = rq_model_load_ex(gp, &lo, &m);
+        char d1[256], d2[256];
+        if (s == RQ_OK && strcmp(rq_model_config_describe(&m->cfg, d1, sizeof d1),
+                                 rq_model_config_describe(&teacher->cfg, d2, sizeof d2)))
+            s = rq_errorf(RQ_EINVAL, "%s is another model (%s) than %s (%s)", o->init_file, d1, in, d2);
+        if (s == RQ_OK) embd_type = qp.embd_type;
+    } else if (s == RQ_OK) {
+        s = rq_model_load_ex(g, &lo, &m);
+    }
     if (s != RQ_OK) goto done;
     const rq_model_config *c = &m->cfg;
     if (o->T > c->n_ctx_train && c->n_ctx_train > 0) {
@@ -174,7 +218,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         goto done;
     }
     /* rotations: R1 (block = the group, 64 per channel) and R2 none folded into both models;
-     * with A/KV quantizers R3/R4 of the same kind online in the student (R4 folded into down) */
+     * with A/KV quantizers R3/R4 of the same kind online in the student (R4 folded into down).
+     * A start file brings its own (already folded into it, and its online settings set). */
     int64_t blk = o->group ? o->group : 64, file_group = blk;
     bool gb = o->rotate == RQ_ROT_GH || o->rotate == RQ_ROT_GSR;
     rq_rotation r1 = rq_rot_make(o->rotate, c->n_embd, gb ? blk : 0, o->seed);
@@ -187,9 +232,14 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     rq_online_cfg oc = {.act = {.bits = o->abits < 16 ? o->abits : 0, .asym = o->asym, .clip = o->aclip},
                         .kv_bits = o->kvbits < 16 ? o->kvbits : 0, .kv_group = c->head_dim, .kv_clip = 1.0f,
                         .r3 = r3, .r4 = r4};
-    if ((s = rq_fold_model(m, &r1, &r2)) != RQ_OK || (s = rq_fold_model(teacher, &r1, &r2)) != RQ_OK) goto done;
-    if ((s = as_stored(m->tok_embd, c->n_vocab, c->n_embd, o->embd_type)) != RQ_OK) goto done;
-    if (m->output.w != m->tok_embd && (s = as_stored(m->output.w, c->n_vocab, c->n_embd, o->embd_type)) != RQ_OK)
+    if (gp) {
+        r1 = qp.r1, r2 = qp.r2, r3 = qp.r3, r4 = qp.r4, file_group = qp.group;
+        rq_qinfo_online_cfg(&qp, &oc);
+    }
+    if ((!gp && (s = rq_fold_model(m, &r1, &r2)) != RQ_OK) || (s = rq_fold_model(teacher, &r1, &r2)) != RQ_OK)
+        goto done;
+    if ((s = as_stored(m->tok_embd, c->n_vocab, c->n_embd, embd_type)) != RQ_OK) goto done;
+    if (m->output.w != m->tok_embd && (s = as_stored(m->output.w, c->n_vocab, c->n_embd, embd_type)) != RQ_OK)
         goto done;
 
     /* data */
@@ -222,7 +272,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         }
     }
     int64_t n_val = (int64_t)(o->val_frac * (double)n_win + 0.5), n_train = n_win - n_val;
-    if (n_train < o->n_seq || (n_val > 0 && n_val < o->n_seq) || (o->init_ptq && o->calib_n > n_train)) {
+    bool gptq = o->init_ptq && !gp;
+    if (n_train < o->n_seq || (n_val > 0 && n_val < o->n_seq) || (gptq && o->calib_n > n_train)) {
         s = rq_errorf(RQ_EINVAL, "qat: %lld windows of %lld tokens (%lld held out) are too few for batches of %lld "
                       "and %lld calibration windows", (long long)n_win, (long long)o->T, (long long)n_val,
                       (long long)o->n_seq, (long long)o->calib_n);
@@ -234,10 +285,13 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     /* the student: R4 folded, online quantizers on (a float KV cache holding the quantized
      * values: the training forward runs segments), then the start point */
     t0 = rq_time_now();
-    if ((s = rq_fold_r4(m, &r4)) != RQ_OK || (s = rq_model_set_online(m, &oc)) != RQ_OK) goto done;
+    if ((!gp && (s = rq_fold_r4(m, &r4)) != RQ_OK) || (s = rq_model_set_online(m, &oc)) != RQ_OK) goto done;
     m->online.kv_fake = true;
     rq_qparam_kind pkind = o->quantizer == RQ_FQ2_LDP ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM;
-    if (o->init_ptq) {
+    if (gp) {
+        pkind = qp.quantizer;
+        if ((s = file_start(gp, &qp, m, &pres)) != RQ_OK) goto done;
+    } else if (gptq) {
         rq_ptq_opts po = rq_ptq_opts_default();
         po.wbits = 2, po.group = blk, po.quantizer = pkind, po.method = RQ_PTQ_GPTQ;
         po.act_order = po.fit_importance = true;
@@ -249,13 +303,13 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if ((s = rq_params_build(m, &p)) != RQ_OK) goto done;
     for (int64_t i = 0; i < p.count; i++) p.p[i].trainable = p.p[i].group == RQ_PGROUP_LINEAR && !strncmp(p.p[i].name, "blk.", 4);
     rq_qat_cfg qc = {.fq2 = true, .kind = o->quantizer, .group = o->group, .init_logit = 4.0f,
-                     .init = o->init_ptq ? &pres : NULL, .init_kind = pkind};
+                     .init = gptq || gp ? &pres : NULL, .init_kind = pkind};
     if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
     rq_ptq_result_free(&pres);
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
     if (o->progress)
         fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
-                o->init_ptq ? "GPTQ" : "min/max", res->val_ppl_start, (long long)n_train, (long long)o->T,
+                gp ? o->init_file : gptq ? "GPTQ" : "min/max", res->val_ppl_start, (long long)n_train, (long long)o->T,
                 (long long)n_val);
 
     /* phase 1: block-wise */
@@ -308,10 +362,12 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     qi.r1 = r1, qi.r2 = r2, qi.r3 = r3, qi.r4 = r4;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
     qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
-    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", o->embd_type);
+    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", embd_type);
     snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
-    qi.calib_n = o->init_ptq ? (uint32_t)o->calib_n : 0, qi.calib_len = o->init_ptq ? (uint32_t)o->T : 0;
-    qi.seed = o->seed, qi.act_order = o->init_ptq, qi.fit_importance = o->init_ptq;
+    qi.calib_n = gptq ? (uint32_t)o->calib_n : 0, qi.calib_len = gptq ? (uint32_t)o->T : 0;
+    qi.seed = o->seed, qi.act_order = gptq, qi.fit_importance = gptq;
+    if (gp) qi.abits = qp.abits, qi.asym = qp.asym, qi.aclip = qp.aclip, qi.kvbits = qp.kvbits, qi.kv_group = qp.kv_group,
+            qi.kv_clip = qp.kv_clip;
     snprintf(qi.weight_fit, sizeof qi.weight_fit, "%s", rq_fq2_name(o->quantizer));
     qi.damp = 0.01f;
     if ((s = rq_qmodel_write(m, g, &eres, &qi, out)) != RQ_OK) goto done;
@@ -333,6 +389,7 @@ done:
     rq_tokenizer_free(tok);
     rq_model_free(teacher);
     rq_model_free(m);
+    rq_gguf_close(gp);
     rq_gguf_close(g);
     return s;
 }

@@ -30,6 +30,9 @@ typedef struct rq_rcp_opts {
     bool asym;               /* asymmetric activations */
     bool init_ptq;           /* start from GPTQ (else from the weights' min/max) */
     int64_t calib_n;         /* GPTQ calibration windows (<= the training windows) */
+    const char *init_file;   /* or start from this 2-bit rotquant file of the same model (its
+                              * rotations, A/KV settings, group and embedding type are used; the
+                              * options' ones are ignored) */
     /* data */
     const int32_t *ids;      /* given token ids [n_ids] (NULL: generate) */
     int64_t n_ids;
