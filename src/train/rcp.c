@@ -62,26 +62,10 @@ static rq_status teacher_confidence(const rq_model *t, const int32_t *win, int64
     return s;
 }
 
-/* the model's perplexity (next-token cross-entropy) on windows [n_win, T], n_seq at a time */
-static rq_status window_ppl(rq_model *m, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T, double *ppl) {
-    rq_train_ctx *c;
-    RQ_TRY(rq_train_ctx_new(m, n_seq, T, &c));
-    double sum = 0;
-    int64_t nb = 0;
-    rq_status s = RQ_OK;
-    for (int64_t b = 0; (b + 1) * n_seq <= n_win && s == RQ_OK; b++, nb++) {
-        double l;
-        s = rq_train_eval(c, win + b * n_seq * T, NULL, 0, &l);
-        sum += l;
-    }
-    rq_train_ctx_free(c);
-    *ppl = nb ? exp(sum / (double)nb) : 0;
-    return s;
-}
-
-/* the same perplexity through the ordinary inference path (one window at a time, the
- * model's own KV cache, packed kernels when the model was loaded from a packed file) */
-static rq_status window_ppl_infer(const rq_model *m, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T,
+/* the model's perplexity (next-token cross-entropy) on the windows [n_win, T] through the
+ * ordinary inference path (one window at a time, the model's own KV cache, packed kernels
+ * when the model was loaded from a packed file); the first n_win/n_seq·n_seq windows */
+static rq_status window_ppl(const rq_model *m, const int32_t *win, int64_t n_win, int64_t n_seq, int64_t T,
                                   double *ppl) {
     rq_state *st;
     int64_t V = m->cfg.n_vocab, nw = n_win / n_seq * n_seq; /* the windows window_ppl scores */
@@ -125,10 +109,22 @@ static rq_status as_stored(float *x, int64_t rows, int64_t cols, const char *typ
     return RQ_OK;
 }
 
+typedef struct {
+    const rq_model *m;
+    const int32_t *val;
+    int64_t n_val, n_seq, T;
+} val_ctx;
+
+/* a validation line: the loss, and the student's held-out perplexity */
 static void print_val(void *user, int64_t step, double train_loss, double val_loss) {
-    (void)user;
-    if (train_loss < 0) fprintf(stderr, "qat: step %lld: validation KL %.5f\n", (long long)step, val_loss);
-    else fprintf(stderr, "qat: step %lld: train loss %.5f, validation KL %.5f\n", (long long)step, train_loss, val_loss);
+    const val_ctx *v = user;
+    double ppl = 0;
+    if (window_ppl(v->m, v->val, v->n_val, v->n_seq, v->T, &ppl) != RQ_OK) ppl = NAN;
+    if (train_loss < 0)
+        fprintf(stderr, "qat: step %lld: validation KL %.5f, held-out perplexity %.3f\n", (long long)step, val_loss, ppl);
+    else
+        fprintf(stderr, "qat: step %lld: train loss %.5f, validation KL %.5f, held-out perplexity %.3f\n",
+                (long long)step, train_loss, val_loss, ppl);
 }
 
 static rq_status check_opts(const rq_rcp_opts *o) {
@@ -343,6 +339,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                                 .clip = o->clip, .gamma = res->gamma, .seed = o->seed, .checkpoint = o->checkpoint,
                                 .resume = o->resume, .progress = o->progress,
                                 .on_validation = o->progress ? print_val : NULL};
+        val_ctx vc = {.m = m, .val = val, .n_val = n_val, .n_seq = o->n_seq, .T = o->T};
+        ro.user = &vc;
         ro.schedule = (rq_lr_schedule){.shape = o->schedule, .total = o->steps};
         ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = o->lr};
         ro.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = o->lr_quant};
@@ -376,7 +374,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if (n_val) {
         rq_model *mf = NULL;
         if ((s = rq_model_load_file(out, &mf)) == RQ_OK)
-            s = window_ppl_infer(mf, val, n_val, o->n_seq, o->T, &res->val_ppl_file);
+            s = window_ppl(mf, val, n_val, o->n_seq, o->T, &res->val_ppl_file);
         rq_model_free(mf);
     }
 done:
