@@ -26,7 +26,7 @@ static void usage(void) {
            "                      --wbits 2 ...): its grid, rotations, A/KV settings and group are kept\n"
            "  --calib-n N         GPTQ calibration windows, taken from the training data (default %lld)\n"
            "  --data-ids IDS      token ids to train on (default: the float model generates --gen-seqs\n"
-           "                      windows at --gen-temp, default %lld and %.1f)\n"
+           "                      windows at --gen-temp, default %lld and %.1f; --data-save FILE keeps them)\n"
            "  --seq-len T         tokens per window (default %lld); --batch B windows per step (default %lld)\n"
            "  --val-frac F        windows held out for validation (default %.2f)\n"
            "  --block-steps N     phase 1: steps per block (default %lld; 0 skips it)\n"
@@ -62,7 +62,7 @@ int cmd_qat(int argc, char **argv) {
             return 0;
         }
         STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--quantizer", quant) STR("--rotate", rot)
-        STR("--init", init) STR("--init-file", o.init_file) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
+        STR("--init", init) STR("--init-file", o.init_file) STR("--data-save", o.data_save) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
         INT("--group", o.group, 0, 4096) INT("--calib-n", o.calib_n, 1, 1 << 20) INT("--gen-seqs", o.gen_seqs, 1, 1 << 20)
         INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--block-steps", o.block_steps, 0, INT64_C(1) << 40) INT("--steps", o.steps, 0, INT64_C(1) << 40)
@@ -94,8 +94,8 @@ int cmd_qat(int argc, char **argv) {
     o.abits = (int)abits, o.kvbits = (int)kvbits, o.gamma = gamma, o.seed = (uint64_t)seed, o.progress = !quiet;
     if (strcmp(o.embd_type, "q8_0") && strcmp(o.embd_type, "f16") && strcmp(o.embd_type, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", o.embd_type);
-    const char *outputs[] = {out, o.checkpoint};
-    if (!cli_check_outputs(outputs, 2)) return 1;
+    const char *outputs[] = {out, o.checkpoint, o.data_save};
+    if (!cli_check_outputs(outputs, 3)) return 1;
     char *text = NULL;
     int32_t *ids = NULL;
     int64_t len = 0;

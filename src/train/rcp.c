@@ -5,6 +5,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "format/format.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
@@ -257,6 +258,16 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         n_win = o->gen_seqs;
         if ((s = rq_calib_generate(teacher, tok, n_win, o->T, o->gen_temp, o->seed, o->progress, &win)) != RQ_OK)
             goto done;
+        if (o->data_save) { /* one window per line, for --data-ids of later runs */
+            rq_atomic_file af;
+            s = rq_atomic_file_open(&af, o->data_save);
+            for (int64_t q = 0; q < n_win && s == RQ_OK; q++)
+                for (int64_t t = 0; t < o->T && s == RQ_OK; t++)
+                    s = rq_atomic_file_printf(&af, "%d%c", win[q * o->T + t], t + 1 < o->T ? ' ' : '\n');
+            if (s == RQ_OK) s = rq_atomic_file_commit(&af);
+            else rq_atomic_file_abort(&af);
+            if (s != RQ_OK) goto done;
+        }
     }
     rq_rng rng;
     rq_rng_seed(&rng, o->seed ^ 0x717174ULL);
