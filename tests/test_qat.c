@@ -342,6 +342,10 @@ static void test_cli(void) {
     RQ_CHECK(sh("%s qat -m %s -o %s/b.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
                 "--embd-type f32 > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
     check_ppl_line(outp, "qat SEQ per channel, A4 KV4");
+    /* --save-block writes the model after phase 1: with no phase 2 it is the output, byte for byte */
+    RQ_CHECK(sh("%s qat -m %s -o %s/d.gguf --data-ids %s %s --steps 0 --save-block %s/d1.gguf 2> %s", cli, path_model,
+                dir, ids, common, dir, err) == 0);
+    RQ_CHECK_MSG(sh("cmp -s %s/d.gguf %s/d1.gguf", dir, dir) == 0, "--save-block file differs from the phase-1 output");
     /* a start file made by rotquant quantize */
     char pf[256];
     snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);

@@ -168,6 +168,50 @@ static rq_status file_start(const rq_gguf *gp, const rq_qinfo *qp, const rq_mode
     return RQ_OK;
 }
 
+/* What the export needs besides the trained state. */
+typedef struct export_ctx {
+    const rq_rcp_opts *o;
+    rq_model *m;
+    const rq_gguf *g;
+    const rq_qat *qat;
+    const rq_qinfo *qp;  /* the start file's settings, or NULL */
+    rq_rotation r1, r2, r3, r4;
+    int64_t file_group;
+    const char *embd_type;
+    bool gptq;
+    double bits_per_weight; /* out */
+} export_ctx;
+
+/* Writes the student as it stands (trained codes and levels, the online settings) to path,
+ * atomically. */
+static rq_status export_file(export_ctx *e, const char *path) {
+    const rq_rcp_opts *o = e->o;
+    const rq_model_config *c = &e->m->cfg;
+    rq_ptq_result eres = {0};
+    rq_qparam_kind ekind;
+    rq_status s = rq_qat_export(e->qat, e->file_group, &eres, &ekind);
+    if (s != RQ_OK) return s;
+    rq_qinfo qi = {0};
+    qi.wbits = 2, qi.group = (uint32_t)e->file_group, qi.quantizer = ekind;
+    snprintf(qi.method, sizeof qi.method, "qat");
+    qi.r1 = e->r1, qi.r2 = e->r2, qi.r3 = e->r3, qi.r4 = e->r4;
+    qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
+    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
+    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", e->embd_type);
+    snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
+    qi.calib_n = e->gptq ? (uint32_t)o->calib_n : 0, qi.calib_len = e->gptq ? (uint32_t)o->T : 0;
+    qi.seed = o->seed, qi.act_order = e->gptq, qi.fit_importance = e->gptq;
+    if (e->qp)
+        qi.abits = e->qp->abits, qi.asym = e->qp->asym, qi.aclip = e->qp->aclip, qi.kvbits = e->qp->kvbits,
+        qi.kv_group = e->qp->kv_group, qi.kv_clip = e->qp->kv_clip;
+    snprintf(qi.weight_fit, sizeof qi.weight_fit, "%s", rq_fq2_name(o->quantizer));
+    qi.damp = 0.01f;
+    s = rq_qmodel_write(e->m, e->g, &eres, &qi, path);
+    e->bits_per_weight = qi.bits_per_weight;
+    rq_ptq_result_free(&eres);
+    return s;
+}
+
 rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_rcp_result *res) {
     memset(res, 0, sizeof *res);
     RQ_TRY(check_opts(o));
@@ -178,7 +222,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     int32_t *win = NULL;
     rq_params p = {0};
     rq_qat *qat = NULL;
-    rq_ptq_result pres = {0}, eres = {0};
+    rq_ptq_result pres = {0};
     rq_qinfo qi, qp;
     memset(&qi, 0, sizeof qi);
     memset(&qp, 0, sizeof qp);
@@ -313,6 +357,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                      .init = gptq || gp ? &pres : NULL, .init_kind = pkind};
     if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
     rq_ptq_result_free(&pres);
+    export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .r1 = r1, .r2 = r2, .r3 = r3,
+                     .r4 = r4, .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
     if (o->progress)
         fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
@@ -336,6 +382,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
             fprintf(stderr, "qat: block-wise phase done in %.0f s: MSE %.5g -> %.5g (mean over blocks); held-out "
                     "perplexity %.3f\n", rq_time_now() - t0, br.mse_first, br.mse_last, pp);
         }
+        if (o->save_block && (s = export_file(&ex, o->save_block)) != RQ_OK) goto done;
     }
     res->t_block = rq_time_now() - t0;
 
@@ -363,24 +410,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_end)) != RQ_OK) goto done;
 
     /* export exactly what was trained */
-    rq_qparam_kind ekind;
-    if ((s = rq_qat_export(qat, file_group, &eres, &ekind)) != RQ_OK) goto done;
-    qi = (rq_qinfo){0};
-    qi.wbits = 2, qi.group = (uint32_t)file_group, qi.quantizer = ekind;
-    snprintf(qi.method, sizeof qi.method, "qat");
-    qi.r1 = r1, qi.r2 = r2, qi.r3 = r3, qi.r4 = r4;
-    qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
-    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
-    snprintf(qi.embd_type, sizeof qi.embd_type, "%s", embd_type);
-    snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
-    qi.calib_n = gptq ? (uint32_t)o->calib_n : 0, qi.calib_len = gptq ? (uint32_t)o->T : 0;
-    qi.seed = o->seed, qi.act_order = gptq, qi.fit_importance = gptq;
-    if (gp) qi.abits = qp.abits, qi.asym = qp.asym, qi.aclip = qp.aclip, qi.kvbits = qp.kvbits, qi.kv_group = qp.kv_group,
-            qi.kv_clip = qp.kv_clip;
-    snprintf(qi.weight_fit, sizeof qi.weight_fit, "%s", rq_fq2_name(o->quantizer));
-    qi.damp = 0.01f;
-    if ((s = rq_qmodel_write(m, g, &eres, &qi, out)) != RQ_OK) goto done;
-    res->bits_per_weight = qi.bits_per_weight;
+    if ((s = export_file(&ex, out)) != RQ_OK) goto done;
+    res->bits_per_weight = ex.bits_per_weight;
     /* the file as `rotquant ppl/run` load it computes what was trained */
     if (n_val) {
         rq_model *mf = NULL;
@@ -390,7 +421,6 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     }
 done:
     res->t_total = rq_time_now() - t_start;
-    rq_ptq_result_free(&eres);
     rq_ptq_result_free(&pres);
     rq_qat_free(qat);
     rq_params_free(&p);
