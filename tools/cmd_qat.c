@@ -113,12 +113,15 @@ int cmd_qat(int argc, char **argv) {
     rq_free(ids);
     if (s != RQ_OK) return cli_fail_status();
     printf("qat: wrote %s (%.3f bits/weight on the linears); held-out perplexity of the file %.4f, of the "
-           "training graph %.4f\n"
-           "qat: held-out perplexity %.3f -> %.3f; block-wise MSE %.5g -> %.5g (%lld tokens, %.0f s); end-to-end "
-           "KL %.5f -> %.5f (γ %.3f, %lld tokens, %.0f s)\n"
-           "qat: time %.0f s (data %.0f s, GPTQ start %.0f s); peak RSS %.0f MiB; %d threads\n",
-           out, r.bits_per_weight, r.val_ppl_file, r.val_ppl_end, r.val_ppl_start, r.val_ppl_end, r.mse_first, r.mse_last, (long long)r.tokens_block,
-           r.t_block, r.val_first, r.val_last, r.gamma, (long long)r.tokens_e2e, r.t_e2e, r.t_total, r.t_data, r.t_ptq,
-           (double)rq_peak_rss_bytes() / 1048576.0, rq_threads_get());
+           "training graph %.4f\n", out, r.bits_per_weight, r.val_ppl_file, r.val_ppl_end);
+    printf("qat: held-out perplexity %.3f -> %.3f; ", r.val_ppl_start, r.val_ppl_end);
+    if (r.tokens_block) printf("block-wise MSE %.5g -> %.5g (%lld tokens, %.0f s); ", r.mse_first, r.mse_last,
+                               (long long)r.tokens_block, r.t_block);
+    else printf("no block-wise phase; ");
+    if (r.tokens_e2e) printf("end-to-end KL %.5f -> %.5f (γ %.3f, %lld tokens, %.0f s)\n", r.val_first, r.val_last,
+                             r.gamma, (long long)r.tokens_e2e, r.t_e2e);
+    else printf("no end-to-end phase\n");
+    printf("qat: time %.0f s (data %.0f s, GPTQ start %.0f s); peak RSS %.0f MiB; %d threads\n", r.t_total, r.t_data,
+           r.t_ptq, (double)rq_peak_rss_bytes() / 1048576.0, rq_threads_get());
     return 0;
 }
