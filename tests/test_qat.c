@@ -346,6 +346,11 @@ static void test_cli(void) {
     RQ_CHECK(sh("%s qat -m %s -o %s/d.gguf --data-ids %s %s --steps 0 --save-block %s/d1.gguf 2> %s", cli, path_model,
                 dir, ids, common, dir, err) == 0);
     RQ_CHECK_MSG(sh("cmp -s %s/d.gguf %s/d1.gguf", dir, dir) == 0, "--save-block file differs from the phase-1 output");
+    /* --save-start writes the start point: with no training it is the output, byte for byte */
+    RQ_CHECK(sh("%s qat -m %s -o %s/e.gguf --data-ids %s %s --block-steps 0 --steps 0 --save-start %s/e0.gguf 2> %s",
+                cli, path_model, dir, ids, common, dir, err) == 0);
+    RQ_CHECK_MSG(sh("cmp -s %s/e.gguf %s/e0.gguf", dir, dir) == 0, "--save-start file differs from the untrained output");
+    RQ_CHECK_MSG(sh("cmp -s %s/d.gguf %s/e0.gguf", dir, dir) != 0, "the block-wise phase changed nothing");
     /* a start file made by rotquant quantize */
     char pf[256];
     snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);

@@ -38,7 +38,8 @@ static void usage(void) {
            "  --eval-every K      validation every K steps (default %lld)\n"
            "  --checkpoint PATH   phase 2 checkpoint after each validation; --resume PATH continues one\n"
            "                      (phase 1 is then skipped: the checkpoint holds its result)\n"
-           "  --save-block PATH   also write the model as it is after phase 1 (a 2-bit file like OUT)\n"
+           "  --save-start PATH   also write the start point before any training; --save-block PATH the\n"
+           "                      model after phase 1 (2-bit files like OUT)\n"
            "  --embd-type T       q8_0 (default), f16 or f32 for the embedding and lm_head\n"
            "  --seed S            data, rotation and sampling (default 0); -t N threads; --quiet\n",
            (long long)d.calib_n, (long long)d.gen_seqs, d.gen_temp, (long long)d.T, (long long)d.n_seq, d.val_frac,
@@ -63,7 +64,7 @@ int cmd_qat(int argc, char **argv) {
             return 0;
         }
         STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--quantizer", quant) STR("--rotate", rot)
-        STR("--init", init) STR("--init-file", o.init_file) STR("--data-save", o.data_save) STR("--save-block", o.save_block) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
+        STR("--init", init) STR("--init-file", o.init_file) STR("--data-save", o.data_save) STR("--save-block", o.save_block) STR("--save-start", o.save_start) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
         INT("--group", o.group, 0, 4096) INT("--calib-n", o.calib_n, 1, 1 << 20) INT("--gen-seqs", o.gen_seqs, 1, 1 << 20)
         INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--block-steps", o.block_steps, 0, INT64_C(1) << 40) INT("--steps", o.steps, 0, INT64_C(1) << 40)
@@ -95,8 +96,8 @@ int cmd_qat(int argc, char **argv) {
     o.abits = (int)abits, o.kvbits = (int)kvbits, o.gamma = gamma, o.seed = (uint64_t)seed, o.progress = !quiet;
     if (strcmp(o.embd_type, "q8_0") && strcmp(o.embd_type, "f16") && strcmp(o.embd_type, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", o.embd_type);
-    const char *outputs[] = {out, o.checkpoint, o.data_save, o.save_block};
-    if (!cli_check_outputs(outputs, 4)) return 1;
+    const char *outputs[] = {out, o.checkpoint, o.data_save, o.save_block, o.save_start};
+    if (!cli_check_outputs(outputs, 5)) return 1;
     char *text = NULL;
     int32_t *ids = NULL;
     int64_t len = 0;

@@ -359,6 +359,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     rq_ptq_result_free(&pres);
     export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .r1 = r1, .r2 = r2, .r3 = r3,
                      .r4 = r4, .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
+    if (o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
     if (o->progress)
         fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
