@@ -37,6 +37,7 @@
 #include "train/ops.h"
 #include "train/params.h"
 #include "train/qat.h"
+#include "train/run.h"
 #include "train/step.h"
 
 #include <math.h>
@@ -846,6 +847,57 @@ static void check_resume(void) {
     rq_model_free(m);
 }
 
+/* ---- keep the best: the run ends with the parameters of its lowest validation loss ---- */
+
+/* rq_train_run on the resume test's model and stream (16 training windows of T tokens, 4
+ * held out); the final parameters (malloc'ed) and the result */
+static void run_loop(const char *model_path, int64_t steps, bool keep_best, float lr, float **final, int64_t *n_final,
+                     rq_train_run_result *res) {
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    rq_params p;
+    RQ_ASSERT(rq_params_build(m, &p) == RQ_OK);
+    int32_t win[20 * T];
+    for (int i = 0; i < 20 * T; i++) win[i] = data[(i * 3) % NDATA];
+    rq_train_run_opts o = {.n_seq = NSEQ, .T = T, .steps = steps, .eval_every = 1, .clip = 0, .seed = 5,
+                           .keep_best = keep_best};
+    o.schedule = (rq_lr_schedule){.shape = RQ_LR_CONSTANT, .total = steps};
+    for (int g = 0; g < RQ_PGROUP_COUNT; g++) o.group[g].lr = lr;
+    RQ_ASSERT(rq_train_run(m, &p, NULL, NULL, win, 16, win + 16 * T, 4, &o, res) == RQ_OK);
+    *n_final = 0;
+    for (int64_t i = 0; i < p.count; i++) *n_final += p.p[i].n;
+    *final = malloc(sizeof(float) * (size_t)*n_final);
+    for (int64_t i = 0, at = 0; i < p.count; at += p.p[i].n, i++) memcpy(*final + at, p.p[i].data, sizeof(float) * (size_t)p.p[i].n);
+    rq_params_free(&p);
+    rq_model_free(m);
+}
+
+/* A learning rate that overshoots (0.5 with AdamW here: the minimum is at step 8 of 12) makes the validation loss rise after its minimum: the
+ * run with keep_best must end with the parameters of a run stopped at that step. */
+static void check_keep_best(void) {
+    printf("keep the best parameters\n");
+    arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};
+    const char *path = write_model("best.gguf", &a);
+    for (int i = 0; i < NDATA; i++) data[i] = (int32_t)((i % 5) * 7 + 3);
+    enum { S = 12 };
+    float *pa, *pb, *pc;
+    int64_t na, nb, nc;
+    rq_train_run_result ra, rb, rc;
+    run_loop(path, S, true, 0.5f, &pa, &na, &ra);
+    run_loop(path, S, false, 0.5f, &pc, &nc, &rc);
+    printf("  validation loss %.4f -> best %.4f at step %lld -> last %.4f\n", ra.val_first, ra.val_best,
+           (long long)ra.best_step, ra.val_last);
+    RQ_CHECK_MSG(ra.best_step > 0 && ra.best_step < S, "best at step %lld: the test needs a minimum inside the run",
+                 (long long)ra.best_step);
+    RQ_CHECK(ra.val_best < ra.val_last && ra.val_best < ra.val_first);
+    run_loop(path, ra.best_step, false, 0.5f, &pb, &nb, &rb);
+    RQ_CHECK(fabs(rb.val_last - ra.val_best) == 0);
+    RQ_CHECK(na == nb && memcmp(pa, pb, sizeof(float) * (size_t)na) == 0);
+    /* without keep_best the run ends where it stops */
+    RQ_CHECK(nc == na && memcmp(pa, pc, sizeof(float) * (size_t)na) != 0 && rc.val_last == ra.val_last);
+    free(pa), free(pb), free(pc);
+}
+
 /* ---- QAT: fake-quantized weights, and distillation steps lowering the KL -------------- */
 
 static void check_qat(void) {
@@ -985,6 +1037,7 @@ int main(void) {
     check_block("block Gemma-3, window 4", &(arch){.gemma = true, .h = 2, .hk = 1, .hd = 8}, false);
     check_block("block LLaMA, A4 KV4 R3 R4", &(arch){.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 8}, true);
     check_resume();
+    check_keep_best();
     check_qat();
     check_cli();
     char cmd[300];

@@ -38,6 +38,8 @@ static void usage(void) {
            "  --eval-every K      validation every K steps (default %lld)\n"
            "  --checkpoint PATH   phase 2 checkpoint after each validation; --resume PATH continues one\n"
            "                      (phase 1 is then skipped: the checkpoint holds its result)\n"
+           "  --keep-last         end with the last parameters (default: those of the lowest validation\n"
+           "                      loss of phase 2)\n"
            "  --save-start PATH   also write the start point before any training; --save-block PATH the\n"
            "                      model after phase 1 (2-bit files like OUT)\n"
            "  --embd-type T       q8_0 (default), f16 or f32 for the embedding and lm_head\n"
@@ -79,6 +81,7 @@ int cmd_qat(int argc, char **argv) {
         else if (!strcmp(a, "--schedule")) { if (!v || rq_lr_shape_parse(NEED(), &o.schedule) != RQ_OK) return v ? cli_fail_status() : cli_fail("--schedule needs a value"); }
         else if (!strcmp(a, "--asym")) o.asym = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "--keep-last")) o.keep_last = true;
         else return cli_fail("qat: unknown option '%s' (see rotquant qat --help)", a);
 #undef NEED
 #undef STR

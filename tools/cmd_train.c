@@ -47,6 +47,7 @@ static void usage(void) {
            "  --eval-every K     validation loss every K steps (default 25) on the held-out split\n"
            "  --val-frac F       fraction of the sequences held out (default 0.2)\n"
            "  --checkpoint PATH  write a checkpoint after each validation; --resume PATH continues one\n"
+           "  --keep-best        end with (and write) the parameters of the lowest validation loss\n"
            "  --seed S           data generation, split and batch sampling (default 0)\n"
            "  -t N               threads (default: the cores present); deterministic for a fixed N\n"
            "  --quiet            no progress lines\n");
@@ -57,7 +58,7 @@ typedef struct {
     int64_t gen_seqs, T, B, steps, warmup, wbits, group, eval_every, seed, threads;
     double gen_temp, lr, lr_quant, lr_norm, wd, clip, clip_init, gamma, val_frac;
     rq_lr_shape schedule;
-    bool train_embd, quiet;
+    bool train_embd, quiet, keep_best;
 } train_args;
 
 static int parse(int argc, char **argv, train_args *a) {
@@ -88,6 +89,7 @@ static int parse(int argc, char **argv, train_args *a) {
             i++;
         } else if (!strcmp(o, "--train-embd")) a->train_embd = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "--keep-best")) a->keep_best = true;
         else return cli_fail("train: unknown argument '%s'", o);
 #undef STR
 #undef INT
@@ -240,7 +242,7 @@ int cmd_train(int argc, char **argv) {
                 (long long)n_val);
     rq_train_run_opts ro = {.n_seq = a.B, .T = a.T, .steps = a.steps, .eval_every = a.eval_every, .clip = a.clip,
                             .gamma = a.gamma, .seed = (uint64_t)a.seed, .checkpoint = a.ckpt, .resume = a.resume,
-                            .progress = !a.quiet, .on_validation = print_validation,
+                            .progress = !a.quiet, .keep_best = a.keep_best, .on_validation = print_validation,
                             .user = (void *)(qat ? "KL" : "loss")};
     ro.schedule = (rq_lr_schedule){.shape = a.schedule, .warmup = a.warmup, .total = a.steps, .min_ratio = 0};
     ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = (float)a.lr, .weight_decay = (float)a.wd};

@@ -51,6 +51,8 @@ typedef struct rq_rcp_opts {
     double gamma;            /* CAKLD γ (< 0: the teacher's mean top-1 probability) */
     int64_t eval_every;
     const char *checkpoint, *resume;
+    bool keep_last;          /* end phase 2 with its last parameters (default: those of the lowest
+                              * validation loss) */
     const char *save_start;  /* also write the start point (GPTQ or min/max), before any training */
     const char *save_block;  /* also write the model after phase 1 (as `out` is written) */
     double clip;             /* gradient-norm clip */

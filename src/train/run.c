@@ -17,6 +17,18 @@ static rq_status teacher_logits(rq_state *tst, const rq_train_ctx *c, const int3
     return rq_model_forward_segments(tst, tok, c->seg, c->pos, c->n, RQ_LOGITS_ALL);
 }
 
+/* copies the trainable entries of list into buf (to = true) or back (to = false) */
+static void snapshot(rq_params *list, float *buf, bool to) {
+    int64_t o = 0;
+    for (int64_t i = 0; i < list->count; i++) {
+        const rq_param *e = &list->p[i];
+        if (!e->trainable) continue;
+        if (to) memcpy(buf + o, e->data, (size_t)e->n * sizeof(float));
+        else memcpy(e->data, buf + o, (size_t)e->n * sizeof(float));
+        o += e->n;
+    }
+}
+
 /* mean loss over the validation windows, n_seq at a time */
 static rq_status validate(rq_train_ctx *c, rq_state *tst, const int32_t *val, int64_t n_val, double gamma,
                           double *loss) {
@@ -55,15 +67,21 @@ rq_status rq_train_run(rq_model *m, rq_params *p, rq_qat *qat, const rq_model *t
         if (s == RQ_OK) s = rq_state_set_segments(tst, o->T);
     }
     if (s == RQ_OK && !(batch = rq_alloc(o->n_seq * o->T * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
+    float *best = NULL; /* [n_trainable] the parameters at the lowest validation loss */
+    bool do_val = n_val >= o->n_seq;
+    if (s == RQ_OK && o->keep_best && do_val &&
+        !(best = rq_alloc(rq_params_n_trainable(list) * (int64_t)sizeof(float))))
+        s = RQ_ENOMEM;
     if (s == RQ_OK) {
         memcpy(opt.group, o->group, sizeof opt.group);
         if (o->resume && (s = rq_checkpoint_load(o->resume, m, list, &opt, &rng)) == RQ_OK && qat) rq_qat_apply(qat, p);
     }
-    bool do_val = n_val >= o->n_seq;
     double vl = 0, t_start = rq_time_now();
     res->step0 = opt.t;
     if (s == RQ_OK && do_val && (s = validate(c, tst, val, n_val, o->gamma, &vl)) == RQ_OK) {
-        res->val_first = res->val_last = vl;
+        res->val_first = res->val_last = res->val_best = vl;
+        res->best_step = opt.t;
+        if (best) snapshot(list, best, true);
         if (o->on_validation) o->on_validation(o->user, opt.t, -1, vl);
     }
     while (s == RQ_OK && opt.t < o->steps) {
@@ -83,12 +101,24 @@ rq_status rq_train_run(rq_model *m, rq_params *p, rq_qat *qat, const rq_model *t
         if ((opt.t % o->eval_every == 0 || opt.t == o->steps) && do_val) {
             if ((s = validate(c, tst, val, n_val, o->gamma, &vl)) != RQ_OK) break;
             res->val_last = vl;
+            if (vl < res->val_best) {
+                res->val_best = vl, res->best_step = opt.t;
+                if (best) snapshot(list, best, true);
+            }
             if (o->on_validation) o->on_validation(o->user, opt.t, loss, vl);
             if (o->checkpoint) s = rq_checkpoint_save(o->checkpoint, m, list, &opt, &rng);
         }
     }
     res->steps = opt.t;
+    if (s == RQ_OK && best && res->best_step != opt.t) { /* end with the best parameters */
+        snapshot(list, best, false);
+        if (qat) rq_qat_apply(qat, p);
+        if (o->progress)
+            fprintf(stderr, "train: ending with the parameters of step %lld (validation loss %.5f; last %.5f)\n",
+                    (long long)res->best_step, res->val_best, res->val_last);
+    }
     res->seconds = rq_time_now() - t_start;
+    rq_free(best);
     rq_free(batch);
     rq_state_free(tst);
     rq_train_ctx_free(c);

@@ -3,7 +3,8 @@
  * rq_train_step, the validation loss on the held-out windows before the first step, every
  * eval_every steps and after the last, a checkpoint after each validation, resume from one.
  * Deterministic for a fixed thread count: a run resumed from a checkpoint reproduces the
- * uninterrupted run bit for bit. */
+ * uninterrupted run bit for bit. With keep_best the run ends with the parameters of its lowest
+ * validation loss. */
 #ifndef RQ_TRAIN_RUN_H
 #define RQ_TRAIN_RUN_H
 
@@ -23,6 +24,9 @@ typedef struct rq_train_run_opts {
     const char *checkpoint; /* written after each validation, or NULL */
     const char *resume;     /* checkpoint to continue, or NULL */
     bool progress;          /* a line per step on stderr: loss, gradient norm, tokens/s, ETA */
+    bool keep_best;         /* keep a copy of the trainable parameters at the lowest validation loss
+                             * and end the run with them (METHODS.md: keep the best checkpoint);
+                             * a resumed run tracks the best from its own first validation */
     /* called after each validation (may be NULL); train_loss < 0 before the first step */
     void (*on_validation)(void *user, int64_t step, double train_loss, double val_loss);
     void *user;
@@ -33,6 +37,8 @@ typedef struct rq_train_run_result {
     int64_t tokens;         /* trained on */
     double seconds;         /* of the loop (validation included) */
     double val_first, val_last; /* validation loss at step0 and at the end (0 without validation) */
+    double val_best;        /* the lowest validation loss seen (keep_best: the parameters the run ends with) */
+    int64_t best_step;      /* the step of val_best */
 } rq_train_run_result;
 
 /* m: the student, p its list (rq_params_build; trainable flags as wanted); qat: NULL or the
