@@ -1,6 +1,9 @@
 /* Tests of the packed weight formats (format/lowbit.h: 2-bit W2U, W2L and 4-bit W4U;
  * format/act.h) and the low-bit GEMV/GEMM kernels (kernels/gemv.h):
  *   - traits, block sizes, the code layouts against the diagrams in lowbit.h;
+ *   - the per-type kernel table (kernels/type_kernels.h): an entry exactly for the types
+ *     that can be dequantized, its dequantizer equal to the traits' to_float bit for bit,
+ *     Q8_0's GEMV equal to rq_q8_0_gemv;
  *   - pack/unpack round trips; dequantization equals what src/quant computed (uniform RTN
  *     at 2 and 4 bits, Lloyd-Max LUT) bit for bit, and W4U equals rq_qpacked_dequant of
  *     the same codes and parameters in the file layout (format/qpacked.h) bit for bit;
@@ -22,6 +25,8 @@
 #include "format/qpacked.h"
 #include "format/lowbit.h"
 #include "kernels/gemv.h"
+#include "kernels/qgemv.h"
+#include "kernels/type_kernels.h"
 #include "quant/lut.h"
 #include "quant/uniform.h"
 
@@ -154,6 +159,64 @@ static void test_traits(void) {
     RQ_CHECK(rq_lowbit_kind_of(RQ_TYPE_Q4_0) == -1 && rq_lowbit_bits(RQ_TYPE_Q4_0) == 0);
     RQ_CHECK(rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, 48) == -1 && rq_lowbit_kind_type((rq_lowbit_kind)3, 64) == -1);
     RQ_CHECK(sizeof(rq_block_a4) == 16);
+}
+
+/* The per-type kernel table: present exactly where the traits can dequantize; each
+ * entry's dequantizer gives the traits' to_float values bit for bit on whole rows at once;
+ * the GEMV entries are the kernel families' dispatching ones. */
+static void test_type_kernels(void) {
+    for (int t = -2; t < RQ_TYPE_OWN_END + 4; t++) {
+        const rq_type_kernels *k = rq_type_kernels_get(t);
+        RQ_CHECK_MSG((k != NULL) == rq_type_can_dequantize(t), "type %d (%s): kernel entry %s, can dequantize %d", t,
+                     rq_type_name(t), k ? "present" : "absent", (int)rq_type_can_dequantize(t));
+        RQ_CHECK_MSG(!k || k->gemv_f32 == NULL || t == RQ_TYPE_Q8_0, "type %s has an unexpected GEMV", rq_type_name(t));
+    }
+    RQ_CHECK(rq_type_kernels_get(RQ_TYPE_Q8_0)->gemv_f32 != NULL);
+    rq_rng r;
+    rq_rng_seed(&r, 41);
+    const int64_t out = 5, in = 4 * 64;
+    /* random bytes, then every fp16 field made a finite value; rows [out, in] */
+    const int types[] = {RQ_TYPE_Q4_0, RQ_TYPE_Q8_0, RQ_TYPE_Q4_K, RQ_TYPE_W2U_G64, RQ_TYPE_W2L_G32, RQ_TYPE_W4U_G128};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        const int type = types[i];
+        int64_t rb = 0;
+        RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
+        uint8_t *w = rq_xalloc(out * rb + 2);
+        float *want = rq_xalloc(out * in * 4), *got = rq_xalloc(out * in * 4);
+        if (rq_lowbit_group(type)) {
+            uint8_t *codes = rq_xalloc(out * in);
+            float *params = rq_xalloc(out * (in / rq_lowbit_group(type)) * 4 * 4);
+            random_weights(&r, type, out, in, false, codes, params);
+            rq_lowbit_pack(type, out, in, codes, params, w);
+            rq_free(codes);
+            rq_free(params);
+        } else {
+            for (int64_t b = 0; b < out * rb; b++) w[b] = (uint8_t)(rq_rng_u64(&r) >> 56);
+            /* Q4_0, Q8_0: d at the start of each block; Q4_K: d, dmin at the start */
+            const rq_type_traits *tr = rq_type_traits_get(type);
+            const int nh = type == RQ_TYPE_Q4_K ? 2 : 1;
+            for (int64_t b = 0; b < out * rb / tr->type_size; b++)
+                for (int h = 0; h < nh; h++) {
+                    const rq_half d = rq_fp32_to_fp16(rand_fp16(&r, 0.001, 0.1));
+                    memcpy(w + b * tr->type_size + 2 * h, &d, 2);
+                }
+        }
+        const rq_type_traits *tr = rq_type_traits_get(type);
+        for (int64_t o = 0; o < out; o++) tr->to_float(w + o * rb, want + o * in, in);
+        rq_type_kernels_get(type)->dequant(type, w, got, out * in);
+        RQ_CHECK_MSG(memcmp(got, want, (size_t)(out * in * 4)) == 0, "%s: the kernel table's dequantizer differs from to_float",
+                     rq_type_name(type));
+        if (type == RQ_TYPE_Q8_0) {
+            float x[4 * 64], y1[5], y2[5];
+            for (int64_t j = 0; j < in; j++) x[j] = rand_fp16(&r, -1.0, 1.0);
+            rq_q8_0_gemv(w, out, in, x, y1);
+            rq_type_kernels_get(type)->gemv_f32(type, w, out, in, x, y2);
+            RQ_CHECK(memcmp(y1, y2, sizeof y1) == 0);
+        }
+        rq_free(w);
+        rq_free(want);
+        rq_free(got);
+    }
 }
 
 /* The layout diagram of lowbit.h: element k·L + j in bits 2k..2k+1 of qs[j]. */
@@ -594,6 +657,7 @@ static void test_kernels(void) {
 int main(void) {
     printf("CPU max level: %s, VNNI %d\n", rq_cpu_level_name(rq_cpu_max_level()), (int)rq_cpu_features_get()->avx512vnni);
     test_traits();
+    test_type_kernels();
     test_layout();
     test_pack_roundtrip();
     test_quantizer_roundtrip();

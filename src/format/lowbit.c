@@ -4,23 +4,30 @@
 
 #include "base/status.h"
 
-int64_t rq_lowbit_group(int type) {
-    switch (type) {
-    case RQ_TYPE_W2U_G32: case RQ_TYPE_W2L_G32: case RQ_TYPE_W4U_G32: return 32;
-    case RQ_TYPE_W2U_G64: case RQ_TYPE_W2L_G64: case RQ_TYPE_W4U_G64: return 64;
-    case RQ_TYPE_W2U_G128: case RQ_TYPE_W2L_G128: case RQ_TYPE_W4U_G128: return 128;
-    default: return 0;
-    }
+/* Kind and group size of each family type, indexed by id - RQ_TYPE_OWN_FIRST; group 0
+ * marks an own id that is not in the family. */
+static const struct {
+    rq_lowbit_kind kind;
+    int64_t group;
+} lowbit_ids[RQ_TYPE_OWN_END - RQ_TYPE_OWN_FIRST] = {
+    [RQ_TYPE_W2U_G32 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2U, 32},
+    [RQ_TYPE_W2U_G64 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2U, 64},
+    [RQ_TYPE_W2U_G128 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2U, 128},
+    [RQ_TYPE_W2L_G32 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2L, 32},
+    [RQ_TYPE_W2L_G64 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2L, 64},
+    [RQ_TYPE_W2L_G128 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W2L, 128},
+    [RQ_TYPE_W4U_G32 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W4U, 32},
+    [RQ_TYPE_W4U_G64 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W4U, 64},
+    [RQ_TYPE_W4U_G128 - RQ_TYPE_OWN_FIRST] = {RQ_LOWBIT_KIND_W4U, 128},
+};
+
+static bool in_family(int type) {
+    return type >= RQ_TYPE_OWN_FIRST && type < RQ_TYPE_OWN_END && lowbit_ids[type - RQ_TYPE_OWN_FIRST].group > 0;
 }
 
-int rq_lowbit_kind_of(int type) {
-    switch (type) {
-    case RQ_TYPE_W2U_G32: case RQ_TYPE_W2U_G64: case RQ_TYPE_W2U_G128: return RQ_LOWBIT_KIND_W2U;
-    case RQ_TYPE_W2L_G32: case RQ_TYPE_W2L_G64: case RQ_TYPE_W2L_G128: return RQ_LOWBIT_KIND_W2L;
-    case RQ_TYPE_W4U_G32: case RQ_TYPE_W4U_G64: case RQ_TYPE_W4U_G128: return RQ_LOWBIT_KIND_W4U;
-    default: return -1;
-    }
-}
+int64_t rq_lowbit_group(int type) { return in_family(type) ? lowbit_ids[type - RQ_TYPE_OWN_FIRST].group : 0; }
+
+int rq_lowbit_kind_of(int type) { return in_family(type) ? (int)lowbit_ids[type - RQ_TYPE_OWN_FIRST].kind : -1; }
 
 int rq_lowbit_bits(int type) {
     const int k = rq_lowbit_kind_of(type);

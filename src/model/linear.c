@@ -14,7 +14,8 @@
  *          Haswell SGEMM (9 us with its SkylakeX kernels) plus 36 us per call to
  *          dequantize the matrix, so the dequantizing path wins from a few tokens on.
  *          The full float matrix is never materialized: a tile is ~512 KiB.
- *   GGUF   one token of Q8_0: rq_q8_0_gemv (kernels/qgemv.h); otherwise tiles of rows are
+ *   GGUF   one token of a type with a direct GEMV (kernels/type_kernels.h: Q8_0's
+ *          rq_q8_0_gemv): that GEMV; otherwise tiles of rows are
  *          dequantized into a scratch buffer and multiplied with BLAS (the tile's
  *          dequantization is shared by all n tokens). */
 #include "model/model.h"
@@ -23,7 +24,7 @@
 #include "format/act.h"
 #include "format/format.h"
 #include "kernels/gemv.h"
-#include "kernels/qgemv.h"
+#include "kernels/type_kernels.h"
 #include "model/blas_threads.h"
 
 #include <stdlib.h>
@@ -85,15 +86,14 @@ static void f32_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, 
                     (int)l->n_in, l->w + c0 * l->n_in, (int)l->n_in, beta, y + c0, (int)ldy);
 }
 
-/* Rows [c0, c1) dequantized a tile at a time (low-bit: rq_lowbit_dequant; GGUF: the type's
- * to_float) and multiplied with BLAS. */
+/* Rows [c0, c1) dequantized a tile at a time by the type's dequantizer (kernels/type_kernels.h:
+ * SIMD for the low-bit family, the traits' to_float for GGUF types) and multiplied with BLAS. */
 static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
                        bool accumulate) {
     const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
     const int64_t in = l->n_in;
-    const bool lowbit = rq_linear_kind_lowbit(l->kind);
-    const rq_type_traits *tr = rq_type_traits_get(l->type);
-    RQ_ASSERT(lowbit || (tr && tr->to_float));
+    const rq_type_kernels *tk = rq_type_kernels_get(l->type);
+    RQ_ASSERT(tk);
     int64_t tile = GGUF_TILE_BYTES / (in * (int64_t)sizeof(float));
     tile = tile < 16 ? 16 : tile;
     if (tile > c1 - c0) tile = c1 - c0;
@@ -101,9 +101,7 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
     const float beta = accumulate ? 1.0f : 0.0f;
     for (int64_t r0 = c0; r0 < c1; r0 += tile) {
         const int64_t m = r0 + tile < c1 ? tile : c1 - r0;
-        if (lowbit) rq_lowbit_dequant(l->type, rows + (r0 - c0) * l->row_bytes, wt, m * in);
-        else
-            for (int64_t r = 0; r < m; r++) tr->to_float(rows + (r0 - c0 + r) * l->row_bytes, wt + r * in, in);
+        tk->dequant(l->type, rows + (r0 - c0) * l->row_bytes, wt, m * in);
         if (n == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)in, 1.0f, wt, (int)in, x, 1, beta, y + r0, 1);
         else
@@ -115,14 +113,15 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
 
 static void gguf_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
                       bool accumulate) {
-    if (n == 1 && l->type == RQ_TYPE_Q8_0) {
+    const rq_type_kernels *tk = rq_type_kernels_get(l->type);
+    if (n == 1 && tk && tk->gemv_f32) {
         const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
         if (!accumulate) {
-            rq_q8_0_gemv(rows, c1 - c0, l->n_in, x, y + c0);
+            tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, y + c0);
             return;
         }
         float *tmp = rq_xalloc((c1 - c0) * (int64_t)sizeof(float));
-        rq_q8_0_gemv(rows, c1 - c0, l->n_in, x, tmp);
+        tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, tmp);
         for (int64_t r = 0; r < c1 - c0; r++) y[c0 + r] += tmp[r];
         rq_free(tmp);
         return;

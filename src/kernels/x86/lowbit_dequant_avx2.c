@@ -1,4 +1,4 @@
-/* AVX2 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant_rows): as the AVX-512
+/* AVX2 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant): as the AVX-512
  * version with an 8-float table T[i] = lv[i & 3] and vpermps on 8 codes at a time (8
  * code bytes widened, shifted by 2k). W4U: 8 code bytes widened, masked (low nibbles) or
  * shifted by 4 (high nibbles), converted to float, d·(c − z) as the reference computes it.

@@ -1,4 +1,4 @@
-/* AVX-512 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant_rows): per group, the 4
+/* AVX-512 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant): per group, the 4
  * levels (W2L: v_k; W2U: d·(k − z), computed as the reference does) broadcast to a
  * 16-float table T[i] = lv[i & 3], and vpermps picks lv[code] for 16 codes at a time from
  * the shifted code bytes (the layout of format/lowbit.h puts 16 consecutive codes in one
