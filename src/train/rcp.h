@@ -51,6 +51,7 @@ typedef struct rq_rcp_opts {
     double gamma;            /* CAKLD γ (< 0: the teacher's mean top-1 probability) */
     int64_t eval_every;
     const char *checkpoint, *resume;
+    bool checkpoint_act;     /* phase 2: activation checkpointing per block (train/run.h) */
     double clip;             /* gradient-norm clip */
     uint64_t seed;
     const char *embd_type;   /* "q8_0", "f16", "f32" */

@@ -23,6 +23,8 @@ typedef struct rq_train_run_opts {
     const char *checkpoint; /* written after each validation, or NULL */
     const char *resume;     /* checkpoint to continue, or NULL */
     bool progress;          /* a line per step on stderr: loss, gradient norm, tokens/s, ETA */
+    bool checkpoint_act;    /* activation checkpointing per block (train/backward.h): less memory,
+                             * one more forward per step, the same gradients bit for bit */
     /* called after each validation (may be NULL); train_loss < 0 before the first step */
     void (*on_validation)(void *user, int64_t step, double train_loss, double val_loss);
     void *user;
