@@ -20,7 +20,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "base/timer.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 #include "kernels/gemv.h"
 
 #include <cblas.h>
@@ -171,8 +171,8 @@ static void gemv_call(void *ctx, int i) {
                         c->w[i], (int)c->in, 0.0f, c->y, (int)c->out);
         return;
     }
-    rq_w2_matrix m = {.type = c->type, .out = c->out, .in = c->in, .data = c->w[i]};
-    rq_w2_gemm(&m, c->act, c->x, c->n_tok, c->y);
+    rq_lowbit_matrix m = {.type = c->type, .out = c->out, .in = c->in, .data = c->w[i]};
+    rq_lowbit_gemm(&m, c->act, c->x, c->n_tok, c->y);
 }
 
 /* Random matrix of `type` (or float32): k copies of `bytes` bytes each. */
@@ -192,18 +192,18 @@ static void **make_weights(rq_rng *r, int type, int64_t out, int64_t in, int k, 
     int64_t rb = 0;
     RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
     *bytes = out * rb;
-    const int64_t g = rq_w2_group(type), ng = in / g;
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
     uint8_t *codes = rq_xalloc(out * in);
     float *params = rq_xalloc(out * ng * 16);
-    const uint64_t nc = 1u << rq_w2_bits(type);
+    const uint64_t nc = 1u << rq_lowbit_bits(type);
     for (int64_t j = 0; j < out * in; j++) codes[j] = (uint8_t)rq_rng_below(r, nc);
     for (int64_t j = 0; j < out * ng; j++) {
-        float *p = params + j * rq_w2_n_param(type);
-        if (rq_w2_is_lut(type)) { p[0] = -0.03f; p[1] = -0.01f; p[2] = 0.01f; p[3] = 0.03f; }
+        float *p = params + j * rq_lowbit_n_param(type);
+        if (rq_lowbit_is_lut(type)) { p[0] = -0.03f; p[1] = -0.01f; p[2] = 0.01f; p[3] = 0.03f; }
         else { p[0] = 0.01f + 0.01f * (float)rq_rng_uniform(r); p[1] = (float)rq_rng_below(r, nc); }
     }
     w[0] = rq_xalloc(*bytes);
-    rq_w2_pack(type, out, in, codes, params, w[0]);
+    rq_lowbit_pack(type, out, in, codes, params, w[0]);
     for (int i = 1; i < k; i++) {
         w[i] = rq_xalloc(*bytes);
         memcpy(w[i], w[0], (size_t)*bytes);
@@ -253,30 +253,30 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (rq_w2_type(false, group) < 0) {
+    if (rq_lowbit_type(false, group) < 0) {
         fprintf(stderr, "bench_kernels: group must be 32, 64 or 128\n");
         return 2;
     }
     rq_threads_set(threads);
     openblas_set_num_threads(rq_threads_get());
     printf("bench_kernels: %d threads, group %lld, kernels %s, weights %s\n", rq_threads_get(), (long long)group,
-           rq_w2_kernel_name(), g_hot ? "hot (one copy, cache-resident when small)" : "cold (cycling over > 256 MiB of copies)");
+           rq_lowbit_kernel_name(), g_hot ? "hot (one copy, cache-resident when small)" : "cold (cycling over > 256 MiB of copies)");
     const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
-    const int wu = rq_w2_type(false, group), wl = rq_w2_type(true, group);
-    const int w4 = rq_w2_kind_type(RQ_W2_KIND_W4U, group);
-    const struct { const char *name; int type; rq_act_kind act; rq_w2_lut_int_method m; } ks[] = {
-        {"f32 sgemv", -1, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
-        {"W2U A16", wu, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
-        {"W2U A8", wu, RQ_ACT_Q8, RQ_W2_LUT_INT_FLOAT},
-        {"W2U A4", wu, RQ_ACT_Q4, RQ_W2_LUT_INT_FLOAT},
-        {"W2L A16", wl, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
-        {"W2L A8", wl, RQ_ACT_Q8, RQ_W2_LUT_INT_FLOAT},
-        {"W2L A8 bitplane", wl, RQ_ACT_Q8, RQ_W2_LUT_INT_BITPLANE},
-        {"W2L A4", wl, RQ_ACT_Q4, RQ_W2_LUT_INT_FLOAT},
-        {"W2L A4 bitplane", wl, RQ_ACT_Q4, RQ_W2_LUT_INT_BITPLANE},
-        {"W4U A16", w4, RQ_ACT_F32, RQ_W2_LUT_INT_FLOAT},
-        {"W4U A8", w4, RQ_ACT_Q8, RQ_W2_LUT_INT_FLOAT},
-        {"W4U A4", w4, RQ_ACT_Q4, RQ_W2_LUT_INT_FLOAT},
+    const int wu = rq_lowbit_type(false, group), wl = rq_lowbit_type(true, group);
+    const int w4 = rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, group);
+    const struct { const char *name; int type; rq_act_kind act; rq_lowbit_lut_int_method m; } ks[] = {
+        {"f32 sgemv", -1, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2U A16", wu, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2U A8", wu, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2U A4", wu, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2L A16", wl, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2L A8", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2L A8 bitplane", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_BITPLANE},
+        {"W2L A4", wl, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W2L A4 bitplane", wl, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_BITPLANE},
+        {"W4U A16", w4, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W4U A8", w4, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
+        {"W4U A4", w4, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
     };
     const int nk = (int)(sizeof ks / sizeof ks[0]);
     rq_rng r;
@@ -293,14 +293,14 @@ int main(int argc, char **argv) {
         float *x = rq_xalloc(in * 4), *y = rq_xalloc(out * 4);
         for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
         for (int k = 0; k < nk; k++) {
-            rq_w2_tuning t;
-            rq_w2_tuning_get(&t);
+            rq_lowbit_tuning t;
+            rq_lowbit_tuning_get(&t);
             t.lut_int = ks[k].m;
-            rq_w2_tuning_set(&t);
+            rq_lowbit_tuning_set(&t);
             int64_t bytes = 0;
             double med;
             const double sec = time_kernel(&r, ks[k].type, ks[k].act, out, in, 1, x, y, &bytes, &med);
-            rq_w2_tuning_set(NULL);
+            rq_lowbit_tuning_set(NULL);
             double copy, rd;
             roofline(bytes, &copy, &rd);
             const double gbs = (double)bytes / sec / 1e9;
@@ -325,17 +325,17 @@ int main(int argc, char **argv) {
         float *x = rq_xalloc(batch * in * 4), *y = rq_xalloc(batch * out * 4);
         for (int64_t i = 0; i < batch * in; i++) x[i] = (float)rq_rng_normal(&r);
         for (int k = 0; k < nk; k++) {
-            if (ks[k].m == RQ_W2_LUT_INT_BITPLANE) continue;
+            if (ks[k].m == RQ_LOWBIT_LUT_INT_BITPLANE) continue;
             int64_t bytes;
             double per[3];
             for (int v = 0; v < 3; v++) {
-                rq_w2_tuning t;
-                rq_w2_tuning_get(&t);
+                rq_lowbit_tuning t;
+                rq_lowbit_tuning_get(&t);
                 t.tok_tile = v == 1 ? 1 : 4;
-                rq_w2_tuning_set(&t);
+                rq_lowbit_tuning_set(&t);
                 const int64_t nt = v == 0 ? 1 : batch;
                 per[v] = time_kernel(&r, ks[k].type, ks[k].act, out, in, nt, x, y, &bytes, NULL) / (double)nt;
-                rq_w2_tuning_set(NULL);
+                rq_lowbit_tuning_set(NULL);
             }
             printf("%-12s %-16s %12.1f %12.1f %12.1f %8.2f\n", k == 0 ? shape : "", ks[k].name, per[0] * 1e6, per[1] * 1e6,
                    per[2] * 1e6, per[1] / per[2]);

@@ -1,6 +1,6 @@
 /* The model's fast path against its reference path.
  *   - Q8_0 GEMV (kernels/qgemv.h): every level the CPU has against a float64 oracle, odd
- *     shapes; W2U/W2L/W4U dequantization (rq_w2_dequant) equal to rq_dequant_w2 bit for bit;
+ *     shapes; W2U/W2L/W4U dequantization (rq_lowbit_dequant) equal to rq_dequant_lowbit bit for bit;
  *   - rq_linear of the packed kinds (W2U, W2L, W4U, GGUF Q8_0/F16) against kind F32 holding the
  *     dequantized matrix (the reference path), for float and int8/int4 activations
  *     (act_bits; the F32 kind gets the rows fake-quantized by rq_act_quant_ref), one token and batches below and above the
@@ -22,7 +22,7 @@
 #include "eval/ppl.h"
 #include "format/act.h"
 #include "format/format.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 #include "kernels/gemv.h"
 #include "kernels/qgemv.h"
 #include "model/model.h"
@@ -114,30 +114,30 @@ static void test_q8_0_gemv(void) {
         }
 }
 
-/* ------------------------------------------------------------------ W2 dequantization */
+/* ------------------------------------------------------------------ low-bit dequantization */
 
-static void test_w2_dequant(void) {
+static void test_lowbit_dequant(void) {
     rq_rng r;
     rq_rng_seed(&r, 13);
     const int types[9] = {RQ_TYPE_W2U_G32, RQ_TYPE_W2U_G64, RQ_TYPE_W2U_G128, RQ_TYPE_W2L_G32, RQ_TYPE_W2L_G64,
                           RQ_TYPE_W2L_G128, RQ_TYPE_W4U_G32, RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128};
     for (int ti = 0; ti < 9; ti++) {
         const int type = types[ti];
-        const int64_t n = 5 * 128, g = rq_w2_group(type);
-        const int np = rq_w2_n_param(type), nc = 1 << rq_w2_bits(type);
+        const int64_t n = 5 * 128, g = rq_lowbit_group(type);
+        const int np = rq_lowbit_n_param(type), nc = 1 << rq_lowbit_bits(type);
         uint8_t *codes = rq_xalloc(n), *data = rq_xalloc(n);
         float *params = rq_xalloc(n / g * np * 4), *want = rq_xalloc(n * 4), *got = rq_xalloc(n * 4);
         for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)rq_rng_below(&r, (uint64_t)nc);
         for (int64_t i = 0; i < n / g * np; i++) params[i] = (float)rq_rng_normal(&r);
-        if (!rq_w2_is_lut(type))
+        if (!rq_lowbit_is_lut(type))
             for (int64_t b = 0; b < n / g; b++) params[b * 2 + 1] = (float)rq_rng_below(&r, (uint64_t)nc) + (b % 3 ? 0.f : 0.5f);
-        rq_w2_pack(type, 1, n, codes, params, data);
-        rq_dequant_w2(type, data, want, n);
+        rq_lowbit_pack(type, 1, n, codes, params, data);
+        rq_dequant_lowbit(type, data, want, n);
         for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
             rq_cpu_set_level((rq_cpu_level)lvl);
             memset(got, 0xff, (size_t)n * 4);
-            rq_w2_dequant(type, data, got, n);
-            RQ_CHECK_MSG(memcmp(got, want, (size_t)n * 4) == 0, "rq_w2_dequant %s %s differs from rq_dequant_w2",
+            rq_lowbit_dequant(type, data, got, n);
+            RQ_CHECK_MSG(memcmp(got, want, (size_t)n * 4) == 0, "rq_lowbit_dequant %s %s differs from rq_dequant_lowbit",
                          rq_type_name(type), rq_cpu_level_name((rq_cpu_level)lvl));
         }
         rq_cpu_set_level(RQ_CPU_AVX512);
@@ -153,25 +153,25 @@ static void make_pair(rq_rng *r, int type, int64_t out, int64_t in, rq_linear *p
     RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
     uint8_t *data = rq_xalloc(out * rb);
     float *w = rq_xalloc(out * in * 4);
-    int64_t g = rq_w2_group(type);
+    int64_t g = rq_lowbit_group(type);
     if (g) {
-        const int np = rq_w2_n_param(type), nc = 1 << rq_w2_bits(type);
+        const int np = rq_lowbit_n_param(type), nc = 1 << rq_lowbit_bits(type);
         uint8_t *codes = rq_xalloc(out * in);
         float *params = rq_xalloc(out * (in / g) * np * 4);
         for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)nc);
         for (int64_t b = 0; b < out * (in / g); b++) {
             float *p = params + b * np;
-            if (rq_w2_is_lut(type))
+            if (rq_lowbit_is_lut(type))
                 for (int k = 0; k < 4; k++) p[k] = (float)(rq_rng_normal(r) * 0.05);
             else
                 p[0] = (float)(0.01 + 0.05 * rq_rng_uniform(r)), p[1] = (float)rq_rng_below(r, (uint64_t)nc);
         }
-        rq_w2_pack(type, out, in, codes, params, data);
+        rq_lowbit_pack(type, out, in, codes, params, data);
         rq_free(codes);
         rq_free(params);
-        const int kind = rq_w2_kind_of(type);
-        *packed = (rq_linear){.kind = kind == RQ_W2_KIND_W4U   ? RQ_LINEAR_W4U
-                                      : kind == RQ_W2_KIND_W2L ? RQ_LINEAR_W2L
+        const int kind = rq_lowbit_kind_of(type);
+        *packed = (rq_linear){.kind = kind == RQ_LOWBIT_KIND_W4U   ? RQ_LINEAR_W4U
+                                      : kind == RQ_LOWBIT_KIND_W2L ? RQ_LINEAR_W2L
                                                                : RQ_LINEAR_W2U};
     } else {
         float *wf = rq_xalloc(out * in * 4);
@@ -225,7 +225,7 @@ static void test_linear_kinds(void) {
             for (int ai = 0; ai < 3; ai++) {
                 const int type = types[ti];
                 const int64_t n = ns[ni];
-                const bool w2 = rq_w2_group(type) != 0;
+                const bool w2 = rq_lowbit_group(type) != 0;
                 if (!w2 && abits[ai]) continue; /* the GGUF kind keeps float activations */
                 rq_linear lp, lr;
                 make_pair(&r, type, out, in, &lp, &lr);
@@ -445,7 +445,7 @@ static void compare_paths(const char *path, const char *label, int wbits, const 
     RQ_CHECK_MSG(rq_model_weight_bytes(fast) == expect, "%s: %lld bytes of weights, expected %lld", label,
                  (long long)rq_model_weight_bytes(fast), (long long)expect);
     /* the W2 kernels for every batch (prefill included): the path under test */
-    rq_linear_set_w2_dequant_min(INT64_MAX);
+    rq_linear_set_lowbit_dequant_min(INT64_MAX);
     double t0 = rq_time_now();
     double pf = ppl_of(fast, ids, n_ids, ctx, 8), pr = ppl_of(ref, ids, n_ids, ctx, 8);
     printf("%s, 8 chunks of %lld: PPL fast %.6f, reference %.6f (%.1f s)\n", label, (long long)ctx, pf, pr,
@@ -457,7 +457,7 @@ static void compare_paths(const char *path, const char *label, int wbits, const 
     const int abits[3] = {16, 8, 4};
     const double tol[3] = {LAYER_TOL_A16, LAYER_TOL_A8, LAYER_TOL_A4};
     for (int route = 0; route < 2; route++) {
-        rq_linear_set_w2_dequant_min(route == 0 ? INT64_MAX : 1);
+        rq_linear_set_lowbit_dequant_min(route == 0 ? INT64_MAX : 1);
         for (int a = 0; a < 3; a++) {
             RQ_CHECK(rq_model_set_act_bits(fast, abits[a]) == RQ_OK && rq_model_set_act_bits(ref, abits[a]) == RQ_OK);
             double e = first_block_error(fast, ref, ids, ctx);
@@ -474,7 +474,7 @@ static void compare_paths(const char *path, const char *label, int wbits, const 
             }
         }
     }
-    rq_linear_set_w2_dequant_min(INT64_MAX);
+    rq_linear_set_lowbit_dequant_min(INT64_MAX);
     t0 = rq_time_now();
     RQ_CHECK(rq_model_set_act_bits(fast, 16) == RQ_OK && rq_model_set_act_bits(ref, 16) == RQ_OK);
     for (int p = 0; p < n_prompts; p++) {
@@ -484,7 +484,7 @@ static void compare_paths(const char *path, const char *label, int wbits, const 
         RQ_CHECK_MSG(memcmp(tf, tr, sizeof tf) == 0, "%s: greedy tokens of prompt %d differ", label, p);
     }
     printf("%s: greedy tokens compared (%.1f s)\n", label, rq_time_now() - t0);
-    rq_linear_set_w2_dequant_min(0);
+    rq_linear_set_lowbit_dequant_min(0);
     rq_model_free(fast);
     rq_model_free(ref);
 }
@@ -550,7 +550,7 @@ static void test_models(void) {
 int main(void) {
     rq_threads_set(0);
     test_q8_0_gemv();
-    test_w2_dequant();
+    test_lowbit_dequant();
     test_linear_kinds();
     test_models();
     return rq_test_finish();

@@ -1,6 +1,9 @@
-/* Tests of the packed weight formats (format/w2.h: 2-bit W2U, W2L and 4-bit W4U;
- * format/act.h) and the W2 GEMV/GEMM kernels (kernels/gemv.h):
- *   - traits, block sizes, the code layouts against the diagrams in w2.h;
+/* Tests of the packed weight formats (format/lowbit.h: 2-bit W2U, W2L and 4-bit W4U;
+ * format/act.h) and the low-bit GEMV/GEMM kernels (kernels/gemv.h):
+ *   - traits, block sizes, the code layouts against the diagrams in lowbit.h;
+ *   - the per-type kernel table (kernels/type_kernels.h): an entry exactly for the types
+ *     that can be dequantized, its dequantizer equal to the traits' to_float bit for bit,
+ *     Q8_0's GEMV equal to rq_q8_0_gemv;
  *   - pack/unpack round trips; dequantization equals what src/quant computed (uniform RTN
  *     at 2 and 4 bits, Lloyd-Max LUT) bit for bit, and W4U equals rq_qpacked_dequant of
  *     the same codes and parameters in the file layout (format/qpacked.h) bit for bit;
@@ -20,8 +23,10 @@
 #include "format/act.h"
 #include "format/format.h"
 #include "format/qpacked.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 #include "kernels/gemv.h"
+#include "kernels/qgemv.h"
+#include "kernels/type_kernels.h"
 #include "quant/lut.h"
 #include "quant/uniform.h"
 
@@ -38,10 +43,10 @@
 static double kernel_tol(double M, int64_t in) { return 2.0 * 3.0 * (double)(in + 8) * FLT_EPSILON * M; }
 
 static const int64_t GROUPS[3] = {32, 64, 128};
-static const rq_w2_kind KINDS[RQ_W2_N_KINDS] = {RQ_W2_KIND_W2U, RQ_W2_KIND_W2L, RQ_W2_KIND_W4U};
+static const rq_lowbit_kind KINDS[RQ_LOWBIT_N_KINDS] = {RQ_LOWBIT_KIND_W2U, RQ_LOWBIT_KIND_W2L, RQ_LOWBIT_KIND_W4U};
 
 /* Largest code of a type: 3 (2-bit), 15 (4-bit). */
-static int code_max(int type) { return (1 << rq_w2_bits(type)) - 1; }
+static int code_max(int type) { return (1 << rq_lowbit_bits(type)) - 1; }
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -53,13 +58,13 @@ static float rand_fp16(rq_rng *r, double lo, double hi) {
  * levels are small binary fractions and zero points integers. */
 static void random_weights(rq_rng *r, int type, int64_t out, int64_t in, bool dyadic,
                            uint8_t *codes, float *params) {
-    const int64_t g = rq_w2_group(type), ng = in / g;
-    const int np = rq_w2_n_param(type);
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
+    const int np = rq_lowbit_n_param(type);
     const int nc = code_max(type) + 1;
     for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)nc);
     for (int64_t b = 0; b < out * ng; b++) {
         float *p = params + b * np;
-        if (rq_w2_is_lut(type)) {
+        if (rq_lowbit_is_lut(type)) {
             for (int k = 0; k < 4; k++)
                 p[k] = dyadic ? (float)((int)rq_rng_below(r, 33) - 16) / 8.0f : rand_fp16(r, -0.2, 0.2);
         } else {
@@ -89,10 +94,10 @@ static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_
     float *W = rq_xalloc(out * in * 4 + 4);
     for (int64_t o = 0; o < out; o++) tr->to_float((const uint8_t *)wdata + o * rb, W + o * in, in);
     /* each element's bound m_i: the largest |value| its group can dequantize to */
-    const int64_t g = rq_w2_group(type), ng = in / g;
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
     uint8_t *codes = rq_xalloc(out * in + 1);
     float *params = rq_xalloc(out * ng * 4 * 4 + 4);
-    rq_w2_unpack(type, out, in, wdata, codes, params);
+    rq_lowbit_unpack(type, out, in, wdata, codes, params);
     double *xt = rq_xalloc(in * 8 + 8);
     int8_t *q = rq_xalloc(in + 1);
     for (int64_t t = 0; t < n_tok; t++) {
@@ -106,9 +111,9 @@ static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_
             double s = 0, m = 0;
             for (int64_t i = 0; i < in; i++) {
                 s += (double)W[o * in + i] * xt[i];
-                const float *p = params + (o * ng + i / g) * rq_w2_n_param(type);
+                const float *p = params + (o * ng + i / g) * rq_lowbit_n_param(type);
                 double mi;
-                if (rq_w2_is_lut(type)) mi = fmax(fmax(fabs(p[0]), fabs(p[1])), fmax(fabs(p[2]), fabs(p[3])));
+                if (rq_lowbit_is_lut(type)) mi = fmax(fmax(fabs(p[0]), fabs(p[1])), fmax(fabs(p[2]), fabs(p[3])));
                 else mi = fabs(p[0]) * (code_max(type) + fabs(p[1]));
                 m += mi * fabs(xt[i]);
             }
@@ -126,12 +131,12 @@ static void oracle(int type, int64_t out, int64_t in, const void *wdata, rq_act_
 /* ------------------------------------------------------------------ formats */
 
 static void test_traits(void) {
-    static const struct { int id; const char *name; int64_t g, bytes; rq_w2_kind kind; int bits; } want[] = {
-        {RQ_TYPE_W2U_G32, "W2U_G32", 32, 12, RQ_W2_KIND_W2U, 2},   {RQ_TYPE_W2U_G64, "W2U_G64", 64, 20, RQ_W2_KIND_W2U, 2},
-        {RQ_TYPE_W2U_G128, "W2U_G128", 128, 36, RQ_W2_KIND_W2U, 2}, {RQ_TYPE_W2L_G32, "W2L_G32", 32, 16, RQ_W2_KIND_W2L, 2},
-        {RQ_TYPE_W2L_G64, "W2L_G64", 64, 24, RQ_W2_KIND_W2L, 2},    {RQ_TYPE_W2L_G128, "W2L_G128", 128, 40, RQ_W2_KIND_W2L, 2},
-        {RQ_TYPE_W4U_G32, "W4U_G32", 32, 20, RQ_W2_KIND_W4U, 4},   {RQ_TYPE_W4U_G64, "W4U_G64", 64, 36, RQ_W2_KIND_W4U, 4},
-        {RQ_TYPE_W4U_G128, "W4U_G128", 128, 68, RQ_W2_KIND_W4U, 4},
+    static const struct { int id; const char *name; int64_t g, bytes; rq_lowbit_kind kind; int bits; } want[] = {
+        {RQ_TYPE_W2U_G32, "W2U_G32", 32, 12, RQ_LOWBIT_KIND_W2U, 2},   {RQ_TYPE_W2U_G64, "W2U_G64", 64, 20, RQ_LOWBIT_KIND_W2U, 2},
+        {RQ_TYPE_W2U_G128, "W2U_G128", 128, 36, RQ_LOWBIT_KIND_W2U, 2}, {RQ_TYPE_W2L_G32, "W2L_G32", 32, 16, RQ_LOWBIT_KIND_W2L, 2},
+        {RQ_TYPE_W2L_G64, "W2L_G64", 64, 24, RQ_LOWBIT_KIND_W2L, 2},    {RQ_TYPE_W2L_G128, "W2L_G128", 128, 40, RQ_LOWBIT_KIND_W2L, 2},
+        {RQ_TYPE_W4U_G32, "W4U_G32", 32, 20, RQ_LOWBIT_KIND_W4U, 4},   {RQ_TYPE_W4U_G64, "W4U_G64", 64, 36, RQ_LOWBIT_KIND_W4U, 4},
+        {RQ_TYPE_W4U_G128, "W4U_G128", 128, 68, RQ_LOWBIT_KIND_W4U, 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const rq_type_traits *t = rq_type_traits_get(want[i].id);
@@ -140,35 +145,93 @@ static void test_traits(void) {
         RQ_CHECK(strcmp(t->name, want[i].name) == 0);
         RQ_CHECK(strcmp(rq_type_name(want[i].id), want[i].name) == 0);
         RQ_CHECK(t->block_size == want[i].g && t->type_size == want[i].bytes && t->quantized && t->to_float);
-        const bool lut = want[i].kind == RQ_W2_KIND_W2L;
-        RQ_CHECK(rq_w2_group(want[i].id) == want[i].g && rq_w2_is_lut(want[i].id) == lut);
-        RQ_CHECK(rq_w2_kind_of(want[i].id) == (int)want[i].kind && rq_w2_bits(want[i].id) == want[i].bits);
-        RQ_CHECK(rq_w2_kind_type(want[i].kind, want[i].g) == want[i].id);
-        if (want[i].bits == 2) RQ_CHECK(rq_w2_type(lut, want[i].g) == want[i].id);
-        RQ_CHECK(rq_w2_n_param(want[i].id) == (lut ? 4 : 2));
+        const bool lut = want[i].kind == RQ_LOWBIT_KIND_W2L;
+        RQ_CHECK(rq_lowbit_group(want[i].id) == want[i].g && rq_lowbit_is_lut(want[i].id) == lut);
+        RQ_CHECK(rq_lowbit_kind_of(want[i].id) == (int)want[i].kind && rq_lowbit_bits(want[i].id) == want[i].bits);
+        RQ_CHECK(rq_lowbit_kind_type(want[i].kind, want[i].g) == want[i].id);
+        if (want[i].bits == 2) RQ_CHECK(rq_lowbit_type(lut, want[i].g) == want[i].id);
+        RQ_CHECK(rq_lowbit_n_param(want[i].id) == (lut ? 4 : 2));
         int64_t rb = 0;
         RQ_CHECK(rq_type_row_bytes(want[i].id, 4096, &rb) && rb == 4096 / want[i].g * want[i].bytes);
         RQ_CHECK(!rq_type_row_bytes(want[i].id, want[i].g + 1, &rb));
     }
-    RQ_CHECK(rq_w2_group(RQ_TYPE_Q4_0) == 0 && rq_w2_type(false, 48) == -1);
-    RQ_CHECK(rq_w2_kind_of(RQ_TYPE_Q4_0) == -1 && rq_w2_bits(RQ_TYPE_Q4_0) == 0);
-    RQ_CHECK(rq_w2_kind_type(RQ_W2_KIND_W4U, 48) == -1 && rq_w2_kind_type((rq_w2_kind)3, 64) == -1);
+    RQ_CHECK(rq_lowbit_group(RQ_TYPE_Q4_0) == 0 && rq_lowbit_type(false, 48) == -1);
+    RQ_CHECK(rq_lowbit_kind_of(RQ_TYPE_Q4_0) == -1 && rq_lowbit_bits(RQ_TYPE_Q4_0) == 0);
+    RQ_CHECK(rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, 48) == -1 && rq_lowbit_kind_type((rq_lowbit_kind)3, 64) == -1);
     RQ_CHECK(sizeof(rq_block_a4) == 16);
 }
 
-/* The layout diagram of w2.h: element k·L + j in bits 2k..2k+1 of qs[j]. */
+/* The per-type kernel table: present exactly where the traits can dequantize; each
+ * entry's dequantizer gives the traits' to_float values bit for bit on whole rows at once;
+ * the GEMV entries are the kernel families' dispatching ones. */
+static void test_type_kernels(void) {
+    for (int t = -2; t < RQ_TYPE_OWN_END + 4; t++) {
+        const rq_type_kernels *k = rq_type_kernels_get(t);
+        RQ_CHECK_MSG((k != NULL) == rq_type_can_dequantize(t), "type %d (%s): kernel entry %s, can dequantize %d", t,
+                     rq_type_name(t), k ? "present" : "absent", (int)rq_type_can_dequantize(t));
+        RQ_CHECK_MSG(!k || k->gemv_f32 == NULL || t == RQ_TYPE_Q8_0, "type %s has an unexpected GEMV", rq_type_name(t));
+    }
+    RQ_CHECK(rq_type_kernels_get(RQ_TYPE_Q8_0)->gemv_f32 != NULL);
+    rq_rng r;
+    rq_rng_seed(&r, 41);
+    const int64_t out = 5, in = 4 * 64;
+    /* random bytes, then every fp16 field made a finite value; rows [out, in] */
+    const int types[] = {RQ_TYPE_Q4_0, RQ_TYPE_Q8_0, RQ_TYPE_Q4_K, RQ_TYPE_W2U_G64, RQ_TYPE_W2L_G32, RQ_TYPE_W4U_G128};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        const int type = types[i];
+        int64_t rb = 0;
+        RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
+        uint8_t *w = rq_xalloc(out * rb + 2);
+        float *want = rq_xalloc(out * in * 4), *got = rq_xalloc(out * in * 4);
+        if (rq_lowbit_group(type)) {
+            uint8_t *codes = rq_xalloc(out * in);
+            float *params = rq_xalloc(out * (in / rq_lowbit_group(type)) * 4 * 4);
+            random_weights(&r, type, out, in, false, codes, params);
+            rq_lowbit_pack(type, out, in, codes, params, w);
+            rq_free(codes);
+            rq_free(params);
+        } else {
+            for (int64_t b = 0; b < out * rb; b++) w[b] = (uint8_t)(rq_rng_u64(&r) >> 56);
+            /* Q4_0, Q8_0: d at the start of each block; Q4_K: d, dmin at the start */
+            const rq_type_traits *tr = rq_type_traits_get(type);
+            const int nh = type == RQ_TYPE_Q4_K ? 2 : 1;
+            for (int64_t b = 0; b < out * rb / tr->type_size; b++)
+                for (int h = 0; h < nh; h++) {
+                    const rq_half d = rq_fp32_to_fp16(rand_fp16(&r, 0.001, 0.1));
+                    memcpy(w + b * tr->type_size + 2 * h, &d, 2);
+                }
+        }
+        const rq_type_traits *tr = rq_type_traits_get(type);
+        for (int64_t o = 0; o < out; o++) tr->to_float(w + o * rb, want + o * in, in);
+        rq_type_kernels_get(type)->dequant(type, w, got, out * in);
+        RQ_CHECK_MSG(memcmp(got, want, (size_t)(out * in * 4)) == 0, "%s: the kernel table's dequantizer differs from to_float",
+                     rq_type_name(type));
+        if (type == RQ_TYPE_Q8_0) {
+            float x[4 * 64], y1[5], y2[5];
+            for (int64_t j = 0; j < in; j++) x[j] = rand_fp16(&r, -1.0, 1.0);
+            rq_q8_0_gemv(w, out, in, x, y1);
+            rq_type_kernels_get(type)->gemv_f32(type, w, out, in, x, y2);
+            RQ_CHECK(memcmp(y1, y2, sizeof y1) == 0);
+        }
+        rq_free(w);
+        rq_free(want);
+        rq_free(got);
+    }
+}
+
+/* The layout diagram of lowbit.h: element k·L + j in bits 2k..2k+1 of qs[j]. */
 static void test_layout(void) {
     rq_rng r;
     rq_rng_seed(&r, 11);
     for (int gi = 0; gi < 3; gi++) {
         const int64_t g = GROUPS[gi], L = g / 4;
         for (int lut = 0; lut < 2; lut++) {
-            const int type = rq_w2_type(lut, g);
+            const int type = rq_lowbit_type(lut, g);
             uint8_t codes[128];
             float params[4] = {0.25f, 1, 0.5f, 0.75f};
             for (int64_t i = 0; i < g; i++) codes[i] = (uint8_t)rq_rng_below(&r, 4);
             uint8_t blk[64];
-            rq_w2_pack(type, 1, g, codes, params, blk);
+            rq_lowbit_pack(type, 1, g, codes, params, blk);
             const int head = lut ? RQ_W2L_HEAD : RQ_W2U_HEAD;
             int bad = 0;
             for (int64_t j = 0; j < L; j++) {
@@ -182,11 +245,11 @@ static void test_layout(void) {
         }
         /* W4U: element j in the low nibble of qs[j], element L4 + j in the high one */
         const int64_t L4 = g / 2;
-        const int type = rq_w2_kind_type(RQ_W2_KIND_W4U, g);
+        const int type = rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, g);
         uint8_t codes[128], blk[128];
         const float params[2] = {0.25f, 7};
         for (int64_t i = 0; i < g; i++) codes[i] = (uint8_t)rq_rng_below(&r, 16);
-        rq_w2_pack(type, 1, g, codes, params, blk);
+        rq_lowbit_pack(type, 1, g, codes, params, blk);
         int bad = 0;
         for (int64_t j = 0; j < L4; j++) bad += blk[RQ_W4U_HEAD + j] != (codes[j] | codes[L4 + j] << 4);
         RQ_CHECK_MSG(bad == 0, "W4U g %lld: %d code bytes differ from the diagram", (long long)g, bad);
@@ -202,9 +265,9 @@ static void test_pack_roundtrip(void) {
     rq_rng r;
     rq_rng_seed(&r, 12);
     for (int gi = 0; gi < 3; gi++)
-        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
-            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
-            const bool lut = KINDS[ki] == RQ_W2_KIND_W2L;
+        for (int ki = 0; ki < RQ_LOWBIT_N_KINDS; ki++) {
+            const int type = rq_lowbit_kind_type(KINDS[ki], GROUPS[gi]);
+            const bool lut = KINDS[ki] == RQ_LOWBIT_KIND_W2L;
             const int64_t out = 5, in = GROUPS[gi] * 3, ng = in / GROUPS[gi];
             int64_t rb = 0;
             RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
@@ -212,17 +275,17 @@ static void test_pack_roundtrip(void) {
             float *params = rq_xalloc(out * ng * 16), *params2 = rq_xalloc(out * ng * 16);
             void *blocks = rq_xalloc(out * rb);
             random_weights(&r, type, out, in, false, codes, params);
-            rq_w2_pack(type, out, in, codes, params, blocks);
-            rq_w2_unpack(type, out, in, blocks, codes2, params2);
+            rq_lowbit_pack(type, out, in, codes, params, blocks);
+            rq_lowbit_unpack(type, out, in, blocks, codes2, params2);
             RQ_CHECK(memcmp(codes, codes2, (size_t)(out * in)) == 0);
-            RQ_CHECK(memcmp(params, params2, (size_t)(out * ng * rq_w2_n_param(type) * 4)) == 0);
+            RQ_CHECK(memcmp(params, params2, (size_t)(out * ng * rq_lowbit_n_param(type) * 4)) == 0);
             /* dequantization equals lv[code] computed here from the unpacked form */
             float *y = rq_xalloc(in * 4);
             int bad = 0;
             for (int64_t o = 0; o < out; o++) {
                 rq_type_traits_get(type)->to_float((const uint8_t *)blocks + o * rb, y, in);
                 for (int64_t i = 0; i < in; i++) {
-                    const float *p = params + (o * ng + i / GROUPS[gi]) * rq_w2_n_param(type);
+                    const float *p = params + (o * ng + i / GROUPS[gi]) * rq_lowbit_n_param(type);
                     const int c = codes[o * in + i];
                     const float want = lut ? p[c] : p[0] * ((float)c - p[1]);
                     bad += y[i] != want;
@@ -251,12 +314,12 @@ static void test_quantizer_roundtrip(void) {
         float *params = rq_xalloc(out * ng * 16), *scales = rq_xalloc(out * ng * 4);
         uint8_t *zeros = rq_xalloc(out * ng);
         /* ls = 1: the uniform kinds with the least-squares fit's real-valued zero points */
-        for (int ci = 0; ci < 2 * RQ_W2_N_KINDS; ci++) {
+        for (int ci = 0; ci < 2 * RQ_LOWBIT_N_KINDS; ci++) {
             const int ki = ci / 2, ls = ci % 2;
-            if (ls && KINDS[ki] == RQ_W2_KIND_W2L) continue;
-            const int type = rq_w2_kind_type(KINDS[ki], g);
-            const int bits = rq_w2_bits(type);
-            if (KINDS[ki] == RQ_W2_KIND_W2L) {
+            if (ls && KINDS[ki] == RQ_LOWBIT_KIND_W2L) continue;
+            const int type = rq_lowbit_kind_type(KINDS[ki], g);
+            const int bits = rq_lowbit_bits(type);
+            if (KINDS[ki] == RQ_LOWBIT_KIND_W2L) {
                 rq_lut_cfg cfg = {.iters = RQ_LUT_ITERS_DEFAULT};
                 RQ_CHECK(rq_lut_quantize(&cfg, w, out, in, g, NULL, codes, params, deq) == RQ_OK);
             } else if (ls) {
@@ -275,27 +338,27 @@ static void test_quantizer_roundtrip(void) {
             int64_t rb = 0;
             RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
             void *blocks = rq_xalloc(out * rb);
-            rq_w2_pack(type, out, in, codes, params, blocks);
+            rq_lowbit_pack(type, out, in, codes, params, blocks);
             for (int64_t o = 0; o < out; o++)
                 rq_type_traits_get(type)->to_float((const uint8_t *)blocks + o * rb, y + o * in, in);
             RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: dequantized file differs from the quantizer's ŵ", rq_type_name(type));
             /* the file layout (format/qpacked.h: bit-packed codes, fp16 params) dequantized
              * by rq_qpacked_dequant equals the packed blocks' dequantization, scalar and
-             * SIMD (rq_w2_dequant) on every level */
-            const int np = rq_w2_n_param(type);
+             * SIMD (rq_lowbit_dequant) on every level */
+            const int np = rq_lowbit_n_param(type);
             const int64_t crb = rq_qpacked_row_bytes(bits, in);
             uint8_t *file_codes = rq_xalloc(out * crb);
             uint16_t *file_params = rq_xalloc(out * ng * np * 2);
             for (int64_t o = 0; o < out; o++) rq_qpacked_pack_row(bits, codes + o * in, in, file_codes + o * crb);
             rq_fp32_to_fp16_array(params, file_params, out * ng * np);
-            rq_qpacked_dequant(KINDS[ki] == RQ_W2_KIND_W2L ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM, bits, g, file_codes,
+            rq_qpacked_dequant(KINDS[ki] == RQ_LOWBIT_KIND_W2L ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM, bits, g, file_codes,
                                file_params, out, in, deq);
             RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: differs from rq_qpacked_dequant", rq_type_name(type));
             for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
                 rq_cpu_set_level((rq_cpu_level)lvl);
                 memset(y, 0xff, (size_t)(out * in * 4));
-                rq_w2_dequant(type, blocks, y, out * in);
-                RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: rq_w2_dequant (%s) differs from rq_qpacked_dequant",
+                rq_lowbit_dequant(type, blocks, y, out * in);
+                RQ_CHECK_MSG(memcmp(y, deq, (size_t)(out * in * 4)) == 0, "%s: rq_lowbit_dequant (%s) differs from rq_qpacked_dequant",
                              rq_type_name(type), rq_cpu_level_name((rq_cpu_level)lvl));
             }
             rq_cpu_set_level(rq_cpu_max_level());
@@ -375,7 +438,7 @@ static void test_act_quant(void) {
 typedef struct {
     const char *name;
     rq_cpu_level level;
-    rq_w2_tuning tuning;
+    rq_lowbit_tuning tuning;
 } kpath;
 
 static int kernel_paths(kpath *p) {
@@ -383,13 +446,13 @@ static int kernel_paths(kpath *p) {
     for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
         for (int variant = 0; variant < 4; variant++) {
             kpath k = {.level = (rq_cpu_level)lvl,
-                       .tuning = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = 4, .no_vnni = false}};
-            if (variant == 1) k.tuning.lut_int = RQ_W2_LUT_INT_BITPLANE;
+                       .tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = 4, .no_vnni = false}};
+            if (variant == 1) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE;
             if (variant == 2) k.tuning.tok_tile = 1;
             if (variant == 3) {
                 if (lvl != RQ_CPU_AVX512 || !rq_cpu_features_get()->avx512vnni) continue;
                 k.tuning.no_vnni = true;
-                k.tuning.lut_int = RQ_W2_LUT_INT_BITPLANE;
+                k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE;
             }
             p[n++] = k;
         }
@@ -398,16 +461,16 @@ static int kernel_paths(kpath *p) {
 }
 
 static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int64_t n_tok, bool dyadic) {
-    const int64_t g = rq_w2_group(type), ng = in / g;
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
     int64_t rb = 0;
     RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
     uint8_t *codes = rq_xalloc(out * in);
     float *params = rq_xalloc(out * ng * 16);
     void *blocks = rq_xalloc(out * rb);
     random_weights(r, type, out, in, dyadic, codes, params);
-    rq_w2_pack(type, out, in, codes, params, blocks);
-    rq_w2_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
-    RQ_CHECK(rq_w2_matrix_check(&w) == RQ_OK);
+    rq_lowbit_pack(type, out, in, codes, params, blocks);
+    rq_lowbit_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
+    RQ_CHECK(rq_lowbit_matrix_check(&w) == RQ_OK);
     float *x = rq_xalloc(n_tok * in * 4);
     for (int64_t t = 0; t < n_tok; t++) random_acts(r, in, dyadic, x + t * in);
     double *yo = rq_xalloc(n_tok * out * 8), *M = rq_xalloc(n_tok * out * 8);
@@ -418,9 +481,9 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
         oracle(type, out, in, blocks, (rq_act_kind)act, x, n_tok, yo, M);
         for (int pi = 0; pi < np; pi++) {
             rq_cpu_set_level(paths[pi].level);
-            rq_w2_tuning_set(&paths[pi].tuning);
+            rq_lowbit_tuning_set(&paths[pi].tuning);
             for (int64_t i = 0; i < n_tok * out; i++) y[i] = NAN;
-            rq_w2_gemm(&w, (rq_act_kind)act, x, n_tok, y);
+            rq_lowbit_gemm(&w, (rq_act_kind)act, x, n_tok, y);
             int bad = 0, bad_exact = 0;
             double worst = 0;
             for (int64_t i = 0; i < n_tok * out; i++) {
@@ -433,19 +496,19 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
                 if (pi > 0 && dyadic && memcmp(&y[i], &yfirst[i], 4) != 0) bad_exact++;
             }
             RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
-                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                          (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile, (int)paths[pi].tuning.no_vnni,
                          (long long)out, (long long)in, (long long)n_tok, dyadic ? " dyadic" : "", bad,
                          (long long)(n_tok * out), worst);
             RQ_CHECK_MSG(bad_exact == 0, "%s act %s level %s: %d results differ from the scalar path on dyadic data",
-                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(), bad_exact);
+                         rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(), bad_exact);
             if (pi == 0) memcpy(yfirst, y, (size_t)(n_tok * out * 4));
         }
-        rq_w2_tuning_set(NULL);
+        rq_lowbit_tuning_set(NULL);
         rq_cpu_set_level(rq_cpu_max_level());
     }
     /* pre-quantized activations: Q4 rows packed, unpacked and passed with their scales
-     * give the same result as rq_w2_gemm with RQ_ACT_Q4 */
+     * give the same result as rq_lowbit_gemm with RQ_ACT_Q4 */
     int8_t *q = rq_xalloc(n_tok * in);
     float *sc = rq_xalloc(n_tok * 4), *y2 = rq_xalloc(n_tok * out * 4);
     rq_block_a4 *packed = rq_xalloc(n_tok * in / 2);
@@ -455,8 +518,8 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
     }
     memset(q, 0, (size_t)(n_tok * in));
     for (int64_t t = 0; t < n_tok; t++) rq_act_q4_unpack(packed + t * in / RQ_QK_A4, in, q + t * in);
-    rq_w2_gemm(&w, RQ_ACT_Q4, x, n_tok, y);
-    rq_w2_gemm_q(&w, q, sc, n_tok, y2);
+    rq_lowbit_gemm(&w, RQ_ACT_Q4, x, n_tok, y);
+    rq_lowbit_gemm_q(&w, q, sc, n_tok, y2);
     RQ_CHECK(memcmp(y, y2, (size_t)(n_tok * out * 4)) == 0);
     rq_free(q);
     rq_free(sc);
@@ -504,15 +567,15 @@ static void test_int_accuracy(void) {
     double worst = 0;
     char where[128] = "";
     for (int gi = 0; gi < 3; gi++)
-        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
-            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
+        for (int ki = 0; ki < RQ_LOWBIT_N_KINDS; ki++) {
+            const int type = rq_lowbit_kind_type(KINDS[ki], GROUPS[gi]);
             const int64_t g = GROUPS[gi], ng = in / g;
             for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(&r, (uint64_t)code_max(type) + 1);
             for (int64_t b = 0; b < out * ng; b++) {
-                float *p = params + b * rq_w2_n_param(type);
-                if (KINDS[ki] == RQ_W2_KIND_W2L) {
+                float *p = params + b * rq_lowbit_n_param(type);
+                if (KINDS[ki] == RQ_LOWBIT_KIND_W2L) {
                     for (int k = 0; k < 4; k++) p[k] = rand_fp16(&r, -0.06, -0.03) + 0.03f * (float)k;
-                } else if (KINDS[ki] == RQ_W2_KIND_W4U) {
+                } else if (KINDS[ki] == RQ_LOWBIT_KIND_W4U) {
                     p[0] = rand_fp16(&r, 0.001, 0.01); /* RTN of a centred group: z = 7 or 8 */
                     p[1] = rq_rng_below(&r, 8) ? (float)(7 + rq_rng_below(&r, 2)) : 7.5f;
                 } else {
@@ -520,8 +583,8 @@ static void test_int_accuracy(void) {
                     p[1] = rq_rng_below(&r, 8) ? (float)(1 + rq_rng_below(&r, 2)) : 1.5f; /* any z is accepted */
                 }
             }
-            rq_w2_pack(type, out, in, codes, params, blocks);
-            rq_w2_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
+            rq_lowbit_pack(type, out, in, codes, params, blocks);
+            rq_lowbit_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
             for (int offset = 0; offset < 2; offset++) {
                 /* normal, every 61st element ×8 (outlier channels), and with a mean offset */
                 for (int64_t i = 0; i < n_tok * in; i++)
@@ -532,25 +595,25 @@ static void test_int_accuracy(void) {
                     for (int64_t i = 0; i < n_tok * out; i++) ny += yo[i] * yo[i];
                     for (int pi = 0; pi < np; pi++) {
                         rq_cpu_set_level(paths[pi].level);
-                        rq_w2_tuning_set(&paths[pi].tuning);
-                        rq_w2_gemm(&w, (rq_act_kind)act, x, n_tok, y);
+                        rq_lowbit_tuning_set(&paths[pi].tuning);
+                        rq_lowbit_gemm(&w, (rq_act_kind)act, x, n_tok, y);
                         double e2 = 0;
                         for (int64_t i = 0; i < n_tok * out; i++) e2 += (y[i] - yo[i]) * (y[i] - yo[i]);
                         const double rel = sqrt(e2 / ny);
                         RQ_CHECK_MSG(rel <= INT_ACC_REL_TOL,
                                      "%s %s %s (lut_int %d tile %d novnni %d), in %lld%s: relative L2 error %.3g",
-                                     rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                                     rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                                      (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile,
                                      (int)paths[pi].tuning.no_vnni, (long long)in, offset ? ", offset" : "", rel);
                         if (rel > worst) {
                             worst = rel;
                             snprintf(where, sizeof where, "%s %s %s lut_int %d tile %d%s", rq_type_name(type),
-                                     rq_act_kind_name((rq_act_kind)act), rq_w2_kernel_name(),
+                                     rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                                      (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile,
                                      offset ? " offset" : "");
                         }
                     }
-                    rq_w2_tuning_set(NULL);
+                    rq_lowbit_tuning_set(NULL);
                     rq_cpu_set_level(rq_cpu_max_level());
                 }
             }
@@ -565,8 +628,8 @@ static void test_kernels(void) {
     rq_rng_seed(&r, 15);
     rq_threads_set(2);
     for (int gi = 0; gi < 3; gi++)
-        for (int ki = 0; ki < RQ_W2_N_KINDS; ki++) {
-            const int type = rq_w2_kind_type(KINDS[ki], GROUPS[gi]);
+        for (int ki = 0; ki < RQ_LOWBIT_N_KINDS; ki++) {
+            const int type = rq_lowbit_kind_type(KINDS[ki], GROUPS[gi]);
             const int64_t g = GROUPS[gi];
             /* odd shapes: out not a multiple of any tile, in = 1 / 3 / 5 groups, batches
              * 1 (GEMV), 3 (one partial tile) and 6 (a full tile and a partial one) */
@@ -577,23 +640,24 @@ static void test_kernels(void) {
             test_kernels_case(&r, type, 19, g * 5, 6, true);
         }
     /* in = 0 and out = 0 */
-    rq_w2_matrix w0 = {.type = RQ_TYPE_W2U_G64, .out = 3, .in = 0, .data = NULL};
+    rq_lowbit_matrix w0 = {.type = RQ_TYPE_W2U_G64, .out = 3, .in = 0, .data = NULL};
     float y0[6] = {1, 1, 1, 1, 1, 1};
-    rq_w2_gemm(&w0, RQ_ACT_Q8, NULL, 2, y0);
+    rq_lowbit_gemm(&w0, RQ_ACT_Q8, NULL, 2, y0);
     RQ_CHECK(y0[0] == 0 && y0[5] == 0);
-    rq_w2_matrix bad = {.type = RQ_TYPE_Q4_0, .out = 1, .in = 64, .data = y0};
-    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    rq_lowbit_matrix bad = {.type = RQ_TYPE_Q4_0, .out = 1, .in = 64, .data = y0};
+    RQ_CHECK(rq_lowbit_matrix_check(&bad) == RQ_EINVAL);
     bad.type = RQ_TYPE_W2L_G128;
-    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    RQ_CHECK(rq_lowbit_matrix_check(&bad) == RQ_EINVAL);
     bad.type = RQ_TYPE_W4U_G128;
-    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_EINVAL);
+    RQ_CHECK(rq_lowbit_matrix_check(&bad) == RQ_EINVAL);
     bad.type = RQ_TYPE_W4U_G64;
-    RQ_CHECK(rq_w2_matrix_check(&bad) == RQ_OK);
+    RQ_CHECK(rq_lowbit_matrix_check(&bad) == RQ_OK);
 }
 
 int main(void) {
     printf("CPU max level: %s, VNNI %d\n", rq_cpu_level_name(rq_cpu_max_level()), (int)rq_cpu_features_get()->avx512vnni);
     test_traits();
+    test_type_kernels();
     test_layout();
     test_pack_roundtrip();
     test_quantizer_roundtrip();

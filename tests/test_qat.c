@@ -1,6 +1,7 @@
 /* Quantization-aware training's 2-bit quantizers on the runtime grid (src/train/qat.h):
  * the exported packed file computes exactly what the training graph computed, a start from
- * a PTQ result reproduces it bit for bit, block-wise freezing, and bad input.
+ * a PTQ result reproduces it bit for bit, block-wise freezing, bad input, and `rotquant qat
+ * --checkpoint-act` (activation checkpointing in phase 2) writing the same file.
  *
  * Oracles: the packed file loaded on the reference path (weights dequantized from the
  * file's codes and fp16 parameters by format/qpacked.h, code independent of the
@@ -351,6 +352,10 @@ static void test_cli(void) {
                 cli, path_model, dir, ids, common, dir, err) == 0);
     RQ_CHECK_MSG(sh("cmp -s %s/e.gguf %s/e0.gguf", dir, dir) == 0, "--save-start file differs from the untrained output");
     RQ_CHECK_MSG(sh("cmp -s %s/d.gguf %s/e0.gguf", dir, dir) != 0, "the block-wise phase changed nothing");
+    /* phase 2 with activation checkpointing: the same gradients, so the same file */
+    RQ_CHECK(sh("%s qat -m %s -o %s/b2.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
+                "--embd-type f32 --checkpoint-act > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
+    RQ_CHECK_MSG(sh("cmp -s %s/b.gguf %s/b2.gguf", dir, dir) == 0, "qat --checkpoint-act wrote another file");
     /* a start file made by rotquant quantize */
     char pf[256];
     snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);

@@ -17,6 +17,10 @@
  * point (see `frozen`: its exact gradient is the straight-through one); A8 and A4 (symmetric,
  * clip 1) gradients against the float one (closer as the grid gets finer).
  *
+ * Activation checkpointing per block (rq_train_ctx_opts.checkpoint_act, check_ckpt): the
+ * gradients and loss equal the non-checkpointed ones bit for bit (LLaMA untied and tied,
+ * Gemma-3, and LLaMA / Gemma-3 with A4 KV4 R3 R4 online), and the context is smaller.
+ *
  * One block alone (check_block, rq_train_block_forward/backward): block by block equals the
  * whole model's residual stream; each block's parameter and input gradients against
  * differences of the float64 layer (LLaMA, Gemma-3 with its sliding window, and LLaMA with
@@ -322,6 +326,28 @@ static double train_grads(rq_train_ctx *tc, const int32_t *tok, const int32_t *t
     return L;
 }
 
+/* Activation checkpointing: a checkpointed context gives the gradients `want` (and loss
+ * L_want) of a plain one bit for bit (the recomputed block forwards run the same code on
+ * the same rows with the same thread count), for the model under its current online
+ * setting. Leaves its gradients in g. */
+static void check_ckpt(rq_model *m, const int32_t *tok, const int32_t *target, const rq_params *p, rq_params *g,
+                       const float *want, double L_want) {
+    const rq_train_ctx_opts co = {.checkpoint_act = true};
+    rq_train_ctx *tc;
+    RQ_ASSERT(rq_train_ctx_new_ex(m, NSEQ, T, &co, &tc) == RQ_OK);
+    RQ_CHECK(tc->checkpoint_act && tc->x_ins != NULL);
+    double L = train_grads(tc, tok, target, p, g);
+    double worst = 0;
+    for (int64_t i = 0; i < g->n_total; i++) worst = fmax(worst, fabs((double)g->buf[i] - want[i]));
+    RQ_CHECK_MSG(L == L_want && memcmp(want, g->buf, sizeof(float) * (size_t)g->n_total) == 0,
+                 "checkpointed gradients differ: loss %.9g vs %.9g, largest |Δg| %.3e", L, L_want, worst);
+    int64_t plain = rq_train_ctx_bytes(&m->cfg, NSEQ, T), ck = rq_train_ctx_bytes_ex(&m->cfg, NSEQ, T, &co);
+    RQ_CHECK(ck < plain);
+    printf("  activation checkpointing: loss and gradients bit-identical (largest |Δg| %.1e), context %lld -> %lld "
+           "bytes\n", worst, (long long)plain, (long long)ck);
+    rq_train_ctx_free(tc);
+}
+
 /* ---- finite differences of a float64 loss over the parameters ------------------------- */
 
 typedef double (*loss_fn)(const naive *nv, void *arg);
@@ -417,6 +443,8 @@ static void check_model(const char *label, const arch *a) {
     memcpy(g2, g.buf, sizeof(float) * (size_t)g.n_total);
     train_grads(tc, tok, target, &p, &g);
     RQ_CHECK_MSG(memcmp(g2, g.buf, sizeof(float) * (size_t)g.n_total) == 0, "gradients differ between two runs");
+    check_ckpt(m, tok, target, &p, &g, g2, L);
+    memcpy(g.buf, g2, sizeof(float) * (size_t)g.n_total);
     free(g2);
 
     naive nv = naive_new(m, &p);
@@ -592,6 +620,8 @@ static void check_online(const char *label, const arch *a) {
     RQ_ASSERT(rq_model_set_online(m, &oc) == RQ_OK);
     rq_train_ctx *tc;
     float *g4 = online_grads(m, tok, target, &p, &g, &L, &tc);
+    check_ckpt(m, tok, target, &p, &g, g4, L);
+    memcpy(g.buf, g4, sizeof(float) * (size_t)g.n_total);
     /* the training forward (segments, fake-quantized float KV cache) gives the logits of a
      * plain forward of each sequence on the packed 4-bit cache (the loss wrote dlogits over
      * the logits: forward again) */
@@ -994,6 +1024,12 @@ static void check_cli(void) {
                 ids, common, tmpdir, tmpdir) == 0);
     RQ_CHECK(sh("cmp -s %s/a.gguf %s/c.gguf", tmpdir, tmpdir) == 0);
     RQ_CHECK(sh("cmp -s %s/a.gguf %s", tmpdir, mA) != 0); /* it did train */
+    /* activation checkpointing trains the same model bit for bit */
+    RQ_CHECK(sh("%s train -m %s --data-ids %s %s --steps 6 --checkpoint-act -o %s/d.gguf > /dev/null 2>&1", cli, mA,
+                ids, common, tmpdir) == 0);
+    RQ_CHECK(sh("cmp -s %s/a.gguf %s/d.gguf", tmpdir, tmpdir) == 0);
+    RQ_CHECK(sh("%s train --help | grep -q -- --checkpoint-act && %s qat --help | grep -q -- --checkpoint-act", cli,
+                cli) == 0);
     char out[600];
     snprintf(out, sizeof out, "%s/a.out", tmpdir);
     RQ_CHECK(file_has(out, "step 0: validation loss") && file_has(out, "step 6: train loss"));

@@ -42,6 +42,8 @@ static void usage(void) {
            "                      loss of phase 2)\n"
            "  --save-start PATH   also write the start point before any training; --save-block PATH the\n"
            "                      model after phase 1 (2-bit files like OUT)\n"
+           "  --checkpoint-act    phase 2: activation checkpointing (keep only each block's input, recompute\n"
+           "                      the block in the backward: less memory, ~one more forward per step)\n"
            "  --embd-type T       q8_0 (default), f16 or f32 for the embedding and lm_head\n"
            "  --seed S            data, rotation and sampling (default 0); -t N threads; --quiet\n",
            (long long)d.calib_n, (long long)d.gen_seqs, d.gen_temp, (long long)d.T, (long long)d.n_seq, d.val_frac,
@@ -82,6 +84,7 @@ int cmd_qat(int argc, char **argv) {
         else if (!strcmp(a, "--asym")) o.asym = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--keep-last")) o.keep_last = true;
+        else if (!strcmp(a, "--checkpoint-act")) o.checkpoint_act = true;
         else return cli_fail("qat: unknown option '%s' (see rotquant qat --help)", a);
 #undef NEED
 #undef STR

@@ -48,6 +48,9 @@ static void usage(void) {
            "  --val-frac F       fraction of the sequences held out (default 0.2)\n"
            "  --checkpoint PATH  write a checkpoint after each validation; --resume PATH continues one\n"
            "  --keep-best        end with (and write) the parameters of the lowest validation loss\n"
+           "  --checkpoint-act   activation checkpointing: keep only each block's input in the forward and\n"
+           "                     recompute the block in the backward (less memory for long --seq-len or\n"
+           "                     large --batch, about one more forward per step; the same gradients)\n"
            "  --seed S           data generation, split and batch sampling (default 0)\n"
            "  -t N               threads (default: the cores present); deterministic for a fixed N\n"
            "  --quiet            no progress lines\n");
@@ -58,7 +61,7 @@ typedef struct {
     int64_t gen_seqs, T, B, steps, warmup, wbits, group, eval_every, seed, threads;
     double gen_temp, lr, lr_quant, lr_norm, wd, clip, clip_init, gamma, val_frac;
     rq_lr_shape schedule;
-    bool train_embd, quiet, keep_best;
+    bool train_embd, quiet, keep_best, ckpt_act;
 } train_args;
 
 static int parse(int argc, char **argv, train_args *a) {
@@ -90,6 +93,7 @@ static int parse(int argc, char **argv, train_args *a) {
         } else if (!strcmp(o, "--train-embd")) a->train_embd = true;
         else if (!strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--keep-best")) a->keep_best = true;
+        else if (!strcmp(o, "--checkpoint-act")) a->ckpt_act = true;
         else return cli_fail("train: unknown argument '%s'", o);
 #undef STR
 #undef INT
@@ -162,7 +166,8 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     /* memory, before allocating anything large or writing anything */
-    int64_t need = rq_train_ctx_bytes(cf, a.B, a.T), avail = mem_available();
+    int64_t need = rq_train_ctx_bytes_ex(cf, a.B, a.T, &(rq_train_ctx_opts){.checkpoint_act = a.ckpt_act});
+    int64_t avail = mem_available();
     if (a.wbits) need += a.B * a.T * cf->n_vocab * 4 + 4 * rq_model_n_params(m) * 4; /* teacher logits; latents, grads, moments */
     else need += 3 * rq_model_n_params(m) * 4;                                          /* grads, moments */
     if (need > avail) {
@@ -242,7 +247,8 @@ int cmd_train(int argc, char **argv) {
                 (long long)n_val);
     rq_train_run_opts ro = {.n_seq = a.B, .T = a.T, .steps = a.steps, .eval_every = a.eval_every, .clip = a.clip,
                             .gamma = a.gamma, .seed = (uint64_t)a.seed, .checkpoint = a.ckpt, .resume = a.resume,
-                            .progress = !a.quiet, .keep_best = a.keep_best, .on_validation = print_validation,
+                            .progress = !a.quiet, .keep_best = a.keep_best, .checkpoint_act = a.ckpt_act,
+                            .on_validation = print_validation,
                             .user = (void *)(qat ? "KL" : "loss")};
     ro.schedule = (rq_lr_schedule){.shape = a.schedule, .warmup = a.warmup, .total = a.steps, .min_ratio = 0};
     ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = (float)a.lr, .weight_decay = (float)a.wd};

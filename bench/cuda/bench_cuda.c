@@ -9,7 +9,7 @@
  * they come from HBM rather than the 50 MB L2. */
 #include "base/status.h"
 #include "base/timer.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 #include "kernels/cuda/rq_cuda.h"
 
 #include <stdio.h>
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
         for (int vi = 0; vi < 7; vi++) { /* W2U × 3 splits, W2L × 3 splits, W4U */
             const int lut = vi / 3 == 1, w4 = vi == 6, split = w4 ? 8 : (vi % 3) * 4;
             CHECK(rq_cuda_gemv_split_set(w4 ? -1 : split));
-            const int type = w4 ? rq_w2_kind_type(RQ_W2_KIND_W4U, group) : rq_w2_type(lut, group);
+            const int type = w4 ? rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, group) : rq_lowbit_type(lut, group);
             int64_t rb = 0;
             if (type < 0) {
                 fprintf(stderr, "bench_cuda: group must be 32, 64 or 128\n");

@@ -2,7 +2,7 @@
 #include "format/format.h"
 
 #include "base/status.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 
 /* ---------------------------------------------------------------- to_float adapters */
 
@@ -51,19 +51,19 @@ RQ_DEQUANT_ADAPTER(q4_K, rq_block_q4_K)
 RQ_DEQUANT_ADAPTER(q5_K, rq_block_q5_K)
 RQ_DEQUANT_ADAPTER(q6_K, rq_block_q6_K)
 
-#define RQ_W2_ADAPTER(name, type)                                                    \
+#define RQ_LOWBIT_ADAPTER(name, type)                                                \
     static void name##_to_float(const void *src, float *dst, int64_t n) {            \
-        rq_dequant_w2(type, src, dst, n);                                            \
+        rq_dequant_lowbit(type, src, dst, n);                                        \
     }
-RQ_W2_ADAPTER(w2u_g32, RQ_TYPE_W2U_G32)
-RQ_W2_ADAPTER(w2u_g64, RQ_TYPE_W2U_G64)
-RQ_W2_ADAPTER(w2u_g128, RQ_TYPE_W2U_G128)
-RQ_W2_ADAPTER(w2l_g32, RQ_TYPE_W2L_G32)
-RQ_W2_ADAPTER(w2l_g64, RQ_TYPE_W2L_G64)
-RQ_W2_ADAPTER(w2l_g128, RQ_TYPE_W2L_G128)
-RQ_W2_ADAPTER(w4u_g32, RQ_TYPE_W4U_G32)
-RQ_W2_ADAPTER(w4u_g64, RQ_TYPE_W4U_G64)
-RQ_W2_ADAPTER(w4u_g128, RQ_TYPE_W4U_G128)
+RQ_LOWBIT_ADAPTER(w2u_g32, RQ_TYPE_W2U_G32)
+RQ_LOWBIT_ADAPTER(w2u_g64, RQ_TYPE_W2U_G64)
+RQ_LOWBIT_ADAPTER(w2u_g128, RQ_TYPE_W2U_G128)
+RQ_LOWBIT_ADAPTER(w2l_g32, RQ_TYPE_W2L_G32)
+RQ_LOWBIT_ADAPTER(w2l_g64, RQ_TYPE_W2L_G64)
+RQ_LOWBIT_ADAPTER(w2l_g128, RQ_TYPE_W2L_G128)
+RQ_LOWBIT_ADAPTER(w4u_g32, RQ_TYPE_W4U_G32)
+RQ_LOWBIT_ADAPTER(w4u_g64, RQ_TYPE_W4U_G64)
+RQ_LOWBIT_ADAPTER(w4u_g128, RQ_TYPE_W4U_G128)
 
 /* ---------------------------------------------------------------- the table */
 

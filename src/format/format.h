@@ -78,7 +78,7 @@ typedef enum rq_type {
     RQ_TYPE_Q1_0 = 41,
     /* ids 42..1023 are left to ggml. rotquant's own layouts start here. */
     RQ_TYPE_OWN_FIRST = 1024,
-    /* 2-bit weights, layouts in format/w2.h: uniform (scale + zero point per group) and
+    /* 2-bit weights, layouts in format/lowbit.h: uniform (scale + zero point per group) and
      * non-uniform (4 fp16 levels per group), groups of 32, 64 or 128 input columns */
     RQ_TYPE_W2U_G32 = RQ_TYPE_OWN_FIRST,
     RQ_TYPE_W2U_G64 = 1025,
@@ -86,7 +86,7 @@ typedef enum rq_type {
     RQ_TYPE_W2L_G32 = 1027,
     RQ_TYPE_W2L_G64 = 1028,
     RQ_TYPE_W2L_G128 = 1029,
-    /* 4-bit uniform weights (scale + zero point per group), layout in format/w2.h */
+    /* 4-bit uniform weights (scale + zero point per group), layout in format/lowbit.h */
     RQ_TYPE_W4U_G32 = 1030,
     RQ_TYPE_W4U_G64 = 1031,
     RQ_TYPE_W4U_G128 = 1032,

@@ -16,7 +16,7 @@
  * Parameters (fp16), per METHODS.md:
  *   uniform (n_param = 2): [scale s, zero point z]   ŵ = s·(code − z)
  *   lut     (n_param = 4): [v0, v1, v2, v3]          ŵ = v[code]
- * The fast kernels repack these into their own block layouts at load (format/w2.h). */
+ * The fast kernels repack these into their own block layouts at load (format/lowbit.h). */
 #ifndef RQ_FORMAT_QPACKED_H
 #define RQ_FORMAT_QPACKED_H
 

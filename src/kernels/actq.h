@@ -19,9 +19,9 @@
  * scalar reference and the SIMD versions perform the same float operations and give
  * bit-identical rows. Inputs must be finite.
  *
- * Dispatch: rq_actq_row / rq_kv4_dequant_row pick the fastest level allowed by
- * rq_cpu_level_get() (AVX-512 machines use the AVX2 code: these loops are memory-bound
- * and short). */
+ * Dispatch (kernels/actq.c): rq_actq_row / rq_kv4_dequant_rows pick the fastest level
+ * allowed by rq_cpu_level_get() (AVX-512 machines use the AVX2 code: these loops are
+ * memory-bound and short); the scalar references are in ref/actq_ref.c. */
 #ifndef RQ_KERNELS_ACTQ_H
 #define RQ_KERNELS_ACTQ_H
 
@@ -67,6 +67,7 @@ void rq_actq_row_avx2(const rq_actq *q, float *x, int64_t n);
 /* 4-bit KV rows (format/kv.h): src [rows, row_bytes(n, group)] → y [rows, ldy] (first n
  * columns). Bit-identical to rq_kv4_dequant_row_ref. */
 void rq_kv4_dequant_rows(const uint8_t *src, int64_t rows, int64_t n, int64_t group, float *y, int64_t ldy);
+void rq_kv4_dequant_rows_ref(const uint8_t *src, int64_t rows, int64_t n, int64_t group, float *y, int64_t ldy);
 void rq_kv4_dequant_rows_avx2(const uint8_t *src, int64_t rows, int64_t n, int64_t group, float *y, int64_t ldy);
 
 #endif

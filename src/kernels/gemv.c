@@ -1,44 +1,44 @@
-/* The W2 GEMV/GEMM driver: kernel dispatch (the one place that reads the CPU level),
+/* The low-bit (W2U, W2L, W4U) GEMV/GEMM driver: kernel dispatch (the one place that reads the CPU level),
  * activation preparation, and the parallel loop over output rows. */
 #include "kernels/gemv.h"
 
 #include "base/cpu.h"
 #include "base/pool.h"
-#include "kernels/w2_impl.h"
+#include "kernels/lowbit_impl.h"
 
-static rq_w2_tuning g_tuning = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = RQ_W2_TILE, .no_vnni = false};
+static rq_lowbit_tuning g_tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE, .no_vnni = false};
 
-void rq_w2_tuning_get(rq_w2_tuning *t) { *t = g_tuning; }
+void rq_lowbit_tuning_get(rq_lowbit_tuning *t) { *t = g_tuning; }
 
-void rq_w2_tuning_set(const rq_w2_tuning *t) {
-    static const rq_w2_tuning def = {.lut_int = RQ_W2_LUT_INT_FLOAT, .tok_tile = RQ_W2_TILE, .no_vnni = false};
+void rq_lowbit_tuning_set(const rq_lowbit_tuning *t) {
+    static const rq_lowbit_tuning def = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE, .no_vnni = false};
     g_tuning = t ? *t : def;
     if (g_tuning.tok_tile < 1) g_tuning.tok_tile = 1;
-    if (g_tuning.tok_tile > RQ_W2_TILE) g_tuning.tok_tile = RQ_W2_TILE;
+    if (g_tuning.tok_tile > RQ_LOWBIT_TILE) g_tuning.tok_tile = RQ_LOWBIT_TILE;
 }
 
-static const rq_w2_kernel_set *kernels(void) {
+static const rq_lowbit_kernel_set *kernels(void) {
     switch (rq_cpu_level_get()) {
     case RQ_CPU_AVX512:
-        return rq_cpu_features_get()->avx512vnni && !g_tuning.no_vnni ? &rq_w2_kernels_avx512
-                                                                      : &rq_w2_kernels_avx512_novnni;
-    case RQ_CPU_AVX2: return &rq_w2_kernels_avx2;
+        return rq_cpu_features_get()->avx512vnni && !g_tuning.no_vnni ? &rq_lowbit_kernels_avx512
+                                                                      : &rq_lowbit_kernels_avx512_novnni;
+    case RQ_CPU_AVX2: return &rq_lowbit_kernels_avx2;
     case RQ_CPU_SCALAR: break;
     }
-    return &rq_w2_kernels_ref;
+    return &rq_lowbit_kernels_ref;
 }
 
-const char *rq_w2_kernel_name(void) { return kernels()->name; }
+const char *rq_lowbit_kernel_name(void) { return kernels()->name; }
 
-void rq_w2_dequant(int type, const void *src, float *y, int64_t n) {
-    const int64_t g = rq_w2_group(type);
+void rq_lowbit_dequant(int type, const void *src, float *y, int64_t n) {
+    const int64_t g = rq_lowbit_group(type);
     RQ_ASSERT(g > 0 && n >= 0 && n % g == 0);
     switch (rq_cpu_level_get()) {
-    case RQ_CPU_AVX512: rq_w2_dequant_avx512(type, src, y, n); return;
-    case RQ_CPU_AVX2: rq_w2_dequant_avx2(type, src, y, n); return;
+    case RQ_CPU_AVX512: rq_lowbit_dequant_avx512(type, src, y, n); return;
+    case RQ_CPU_AVX2: rq_lowbit_dequant_avx2(type, src, y, n); return;
     case RQ_CPU_SCALAR: break;
     }
-    rq_dequant_w2(type, src, y, n);
+    rq_dequant_lowbit(type, src, y, n);
 }
 
 float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
@@ -46,23 +46,23 @@ float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return kernels()->act_quant(x, n, qmax, q);
 }
 
-rq_status rq_w2_matrix_check(const rq_w2_matrix *w) {
-    const int64_t g = rq_w2_group(w->type);
+rq_status rq_lowbit_matrix_check(const rq_lowbit_matrix *w) {
+    const int64_t g = rq_lowbit_group(w->type);
     if (g == 0)
-        return rq_errorf(RQ_EINVAL, "W2 matrix: type %s (%d) is not a W2U, W2L or W4U type", rq_type_name(w->type), w->type);
-    if (w->out < 0 || w->in < 0) return rq_errorf(RQ_EINVAL, "W2 matrix: negative shape [%lld, %lld]", (long long)w->out, (long long)w->in);
+        return rq_errorf(RQ_EINVAL, "low-bit matrix: type %s (%d) is not a W2U, W2L or W4U type", rq_type_name(w->type), w->type);
+    if (w->out < 0 || w->in < 0) return rq_errorf(RQ_EINVAL, "low-bit matrix: negative shape [%lld, %lld]", (long long)w->out, (long long)w->in);
     if (w->in % g != 0)
-        return rq_errorf(RQ_EINVAL, "W2 matrix: in = %lld is not a multiple of the group size %lld", (long long)w->in, (long long)g);
-    if (!w->data && w->out > 0 && w->in > 0) return rq_errorf(RQ_EINVAL, "W2 matrix: no data");
+        return rq_errorf(RQ_EINVAL, "low-bit matrix: in = %lld is not a multiple of the group size %lld", (long long)w->in, (long long)g);
+    if (!w->data && w->out > 0 && w->in > 0) return rq_errorf(RQ_EINVAL, "low-bit matrix: no data");
     return RQ_OK;
 }
 
-/* Blocking of the row loop. A chunk of output rows is done RQ_W2_ROW_BLOCK rows at a time;
+/* Blocking of the row loop. A chunk of output rows is done RQ_LOWBIT_ROW_BLOCK rows at a time;
  * for each tile of tokens the groups are walked in K blocks whose activation slice (tile
- * tokens × K block) stays within RQ_W2_ACT_BLOCK_BYTES, so that it is read from L1 for
+ * tokens × K block) stays within RQ_LOWBIT_ACT_BLOCK_BYTES, so that it is read from L1 for
  * every row of the block (a 4096-float row alone is 16 KiB; 4 of them overflow L1). */
-#define RQ_W2_ROW_BLOCK 16
-#define RQ_W2_ACT_BLOCK_BYTES (16 * 1024)
+#define RQ_LOWBIT_ROW_BLOCK 16
+#define RQ_LOWBIT_ACT_BLOCK_BYTES (16 * 1024)
 /* The GEMV (one token) walks whole rows unless its activation row exceeds this: one row
  * is read from L1/L2 by every weight row, and splitting long weight rows into pieces
  * interleaves 16 partial-row streams that the prefetchers follow poorly. Measured on the
@@ -70,14 +70,14 @@ rq_status rq_w2_matrix_check(const rq_w2_matrix *w) {
  * threads, cold weights: W2U A16 1055 -> 690 us, W2L A16 913 -> 705 us; integer
  * activations (11 KiB rows) were never split. Rows longer than measured here (> 64K
  * floats) are split as before. */
-#define RQ_W2_GEMV_ACT_BYTES (256 * 1024)
+#define RQ_LOWBIT_GEMV_ACT_BYTES (256 * 1024)
 
 typedef struct {
     const uint8_t *w;
     int64_t row_bytes, out;
-    const rq_w2_act *a;
+    const rq_lowbit_act *a;
     const float *scale; /* [n_tok] or NULL (all 1) */
-    rq_w2_dot_fn fn;
+    rq_lowbit_dot_fn fn;
     int tile;
     int64_t kc; /* groups per K block */
     float *y;   /* [n_tok, ldy] */
@@ -88,9 +88,9 @@ typedef struct {
 static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const gemm_job *j = ctx;
     const int64_t ng = j->a->in / j->a->group, n_tok = j->a->n_tok;
-    float acc[RQ_W2_ROW_BLOCK][RQ_W2_TILE], tmp[RQ_W2_TILE];
-    for (int64_t rb = r0; rb < r1; rb += RQ_W2_ROW_BLOCK) {
-        const int64_t re = rb + RQ_W2_ROW_BLOCK < r1 ? rb + RQ_W2_ROW_BLOCK : r1;
+    float acc[RQ_LOWBIT_ROW_BLOCK][RQ_LOWBIT_TILE], tmp[RQ_LOWBIT_TILE];
+    for (int64_t rb = r0; rb < r1; rb += RQ_LOWBIT_ROW_BLOCK) {
+        const int64_t re = rb + RQ_LOWBIT_ROW_BLOCK < r1 ? rb + RQ_LOWBIT_ROW_BLOCK : r1;
         for (int64_t t0 = 0; t0 < n_tok; t0 += j->tile) {
             const int nt = (int)(n_tok - t0 < j->tile ? n_tok - t0 : j->tile);
             for (int64_t b0 = 0; b0 < ng; b0 += j->kc) {
@@ -111,25 +111,25 @@ static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
 }
 
 /* Runs the row loop with activations already prepared. */
-static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, bool int_act,
+static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *scale, bool int_act,
                 float *y, int64_t ldy, bool accumulate) {
-    const rq_w2_kernel_set *ks = kernels();
-    const int kind = rq_w2_kind_of(w->type);
-    const bool lut = kind == RQ_W2_KIND_W2L;
-    const int gi = rq_w2_gidx(a->group);
+    const rq_lowbit_kernel_set *ks = kernels();
+    const int kind = rq_lowbit_kind_of(w->type);
+    const bool lut = kind == RQ_LOWBIT_KIND_W2L;
+    const int gi = rq_lowbit_gidx(a->group);
     gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y,
                   .ldy = ldy, .accumulate = accumulate};
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
-    const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT);
+    const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT);
     j.fn = int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
     /* activation bytes per group and token: int8 values or floats. The integer kernels
-     * also read the lane sums (w2_impl.h, 4·lanes bytes per group: as many as the values
+     * also read the lane sums (lowbit_impl.h, 4·lanes bytes per group: as many as the values
      * for AVX-512 at g = 64), left out here: the 48 KiB L1 of the dev VM holds both, and
      * counting them halved the K block, which cost 10% on the 4-token GEMM (4096², 160
      * vs 144 us per token) and nothing on the GEMV. */
     const int64_t gbytes = int_kernel ? a->group : a->group * 4;
-    j.kc = (tile == 1 ? RQ_W2_GEMV_ACT_BYTES : RQ_W2_ACT_BLOCK_BYTES) / (tile * gbytes);
+    j.kc = (tile == 1 ? RQ_LOWBIT_GEMV_ACT_BYTES : RQ_LOWBIT_ACT_BLOCK_BYTES) / (tile * gbytes);
     if (j.kc < 1) j.kc = 1;
     /* grain: about 64 KiB of weights per chunk, so that small matrices stay on one thread */
     int64_t grain = (64 * 1024) / (j.row_bytes > 0 ? j.row_bytes : 1);
@@ -138,13 +138,13 @@ static void run(const rq_w2_matrix *w, const rq_w2_act *a, const float *scale, b
 }
 
 /* Integer path from q [n_tok, in] and scales: group sums (and their split by SIMD lanes
- * for the integer kernels, w2_impl.h), the float copy when the LUT float method needs
+ * for the integer kernels, lowbit_impl.h), the float copy when the LUT float method needs
  * it, then the row loop. */
-static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y,
+static void run_int(const rq_lowbit_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y,
                     int64_t ldy, bool accumulate) {
-    const int64_t in = w->in, g = rq_w2_group(w->type), ng = in / g;
-    const bool lut_float = rq_w2_is_lut(w->type) && g_tuning.lut_int == RQ_W2_LUT_INT_FLOAT;
-    const rq_w2_kernel_set *ks = kernels();
+    const int64_t in = w->in, g = rq_lowbit_group(w->type), ng = in / g;
+    const bool lut_float = rq_lowbit_is_lut(w->type) && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT;
+    const rq_lowbit_kernel_set *ks = kernels();
     const int lanes = lut_float || ks->lanes == 0 ? 0 : (int)(g / 4 < ks->lanes ? g / 4 : ks->lanes);
     RQ_ASSERT(lanes <= 16);
     int32_t *qsum = rq_xalloc(n_tok * ng * (int64_t)sizeof(int32_t) + 64);
@@ -164,7 +164,7 @@ static void run_int(const rq_w2_matrix *w, const int8_t *q, const float *scale, 
         xf = rq_xalloc(n_tok * in * (int64_t)sizeof(float) + 64);
         for (int64_t i = 0; i < n_tok * in; i++) xf[i] = (float)q[i];
     }
-    rq_w2_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum, .qlane = qlane,
+    rq_lowbit_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum, .qlane = qlane,
                    .lanes = lanes};
     run(w, &a, scale, true, y, ldy, accumulate);
     rq_free(xf);
@@ -179,19 +179,19 @@ static void zero_rows(float *y, int64_t n_tok, int64_t out, int64_t ldy, bool ac
         for (int64_t r = 0; r < out; r++) y[t * ldy + r] = 0;
 }
 
-void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
+void rq_lowbit_gemm_ex(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
                    bool accumulate) {
-    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0 && ldy >= w->out);
+    RQ_ASSERT(rq_lowbit_matrix_check(w) == RQ_OK && n_tok >= 0 && ldy >= w->out);
     if (n_tok == 0 || w->out == 0) return;
     if (w->in == 0) {
         zero_rows(y, n_tok, w->out, ldy, accumulate);
         return;
     }
     if (act == RQ_ACT_F32) {
-        const int64_t g = rq_w2_group(w->type), ng = w->in / g;
-        rq_w2_act a = {.n_tok = n_tok, .in = w->in, .group = g, .xf = x};
+        const int64_t g = rq_lowbit_group(w->type), ng = w->in / g;
+        rq_lowbit_act a = {.n_tok = n_tok, .in = w->in, .group = g, .xf = x};
         float *xlane = NULL;
-        if (kernels()->f32_xlane[rq_w2_kind_of(w->type)]) { /* w2_impl.h */
+        if (kernels()->f32_xlane[rq_lowbit_kind_of(w->type)]) { /* lowbit_impl.h */
             xlane = rq_xalloc(n_tok * ng * 8 * (int64_t)sizeof(float) + 64);
             for (int64_t t = 0; t < n_tok; t++)
                 for (int64_t b = 0; b < ng; b++) {
@@ -208,7 +208,7 @@ void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64
     }
     RQ_ASSERT(act == RQ_ACT_Q8 || act == RQ_ACT_Q4);
     const int qmax = act == RQ_ACT_Q8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX;
-    const rq_w2_kernel_set *ks = kernels();
+    const rq_lowbit_kernel_set *ks = kernels();
     int8_t *q = rq_xalloc(n_tok * w->in + 64);
     float *scale = rq_xalloc(n_tok * (int64_t)sizeof(float));
     for (int64_t t = 0; t < n_tok; t++) scale[t] = ks->act_quant(x + t * w->in, w->in, qmax, q + t * w->in);
@@ -217,12 +217,12 @@ void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64
     rq_free(q);
 }
 
-void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y) {
-    rq_w2_gemm_ex(w, act, x, n_tok, y, w->out, false);
+void rq_lowbit_gemm(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y) {
+    rq_lowbit_gemm_ex(w, act, x, n_tok, y, w->out, false);
 }
 
-void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
-    RQ_ASSERT(rq_w2_matrix_check(w) == RQ_OK && n_tok >= 0);
+void rq_lowbit_gemm_q(const rq_lowbit_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y) {
+    RQ_ASSERT(rq_lowbit_matrix_check(w) == RQ_OK && n_tok >= 0);
     if (n_tok == 0 || w->out == 0) return;
     if (w->in == 0) {
         zero_rows(y, n_tok, w->out, w->out, false);

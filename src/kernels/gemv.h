@@ -1,4 +1,4 @@
-/* GEMV / small GEMM over the packed weight layouts of format/w2.h (2-bit W2U and W2L,
+/* GEMV / small GEMM over the packed weight layouts of format/lowbit.h (2-bit W2U and W2L,
  * 4-bit W4U), with float or per-token quantized activations (format/act.h),
  * multithreaded over output rows on the pool.
  *
@@ -6,7 +6,7 @@
  *   x̃ = x (RQ_ACT_F32) or x quantized per token and dequantized (RQ_ACT_Q8 / RQ_ACT_Q4).
  *
  * The kernel is chosen here, in one place, from rq_cpu_level_get() (RQ_CPU caps it):
- * scalar reference (kernels/ref), AVX2 (x86/w2_avx2.c) or AVX-512 (x86/w2_avx512.c,
+ * scalar reference (kernels/ref), AVX2 (x86/lowbit_w2_avx2.c) or AVX-512 (x86/lowbit_w2_avx512.c,
  * with vpdpbusd where the CPU has AVX512-VNNI). How each computes, and the measured
  * choices, are described in those files and in the report of bench/bench_kernels.c.
  * n_tok = 1 is the decode GEMV; larger batches (prefill) unpack each weight row once per
@@ -16,11 +16,11 @@
  * form a table and the codes index it (vpermps), then FMA. Integer activations compute
  * exact integer dot products per group (vpdpbusd / vpmaddubsw), take the zero point (or
  * the lowest LUT level) per vector lane with the lane sums of the activations, so that
- * no float sum grows beyond the products it adds (kernels/w2_impl.h), and apply the
+ * no float sum grows beyond the products it adds (kernels/lowbit_impl.h), and apply the
  * weight scales per group and the token's scale at the end.
  * W4U works the same way with 16 table entries d·(c − z) (AVX-512: one vpermps per 16
  * weights; AVX2: codes converted to float, d·(c − z)) and unsigned 4-bit codes in the
- * integer dot products (x86/w4_avx512.c, x86/w4_avx2.c).
+ * integer dot products (x86/lowbit_w4_avx512.c, x86/lowbit_w4_avx2.c).
  *
  * Measured (bench/bench_kernels.c, one thread of the AMD EPYC Zen 5 dev VM, AVX-512+VNNI,
  * group 64, weights cold; the machine was shared with other jobs): the kernels are
@@ -36,48 +36,48 @@
 
 #include "base/status.h"
 #include "format/act.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct rq_w2_matrix {
+typedef struct rq_lowbit_matrix {
     int type;         /* RQ_TYPE_W2U_G*, RQ_TYPE_W2L_G* or RQ_TYPE_W4U_G* */
     int64_t out, in;  /* in % group == 0 */
     const void *data; /* [out, in/group] blocks; row r starts at r·rq_type_row_bytes(type, in);
                        * borrowed, at least 2-byte aligned */
-} rq_w2_matrix;
+} rq_lowbit_matrix;
 
 /* RQ_EINVAL with a message if the type is not a W2U/W2L/W4U type, a size is negative, in is not a
  * multiple of the group, or data is NULL with out·in > 0. */
-rq_status rq_w2_matrix_check(const rq_w2_matrix *w);
+rq_status rq_lowbit_matrix_check(const rq_lowbit_matrix *w);
 
 /* y [n_tok, out] = x̃ [n_tok, in] · Ŵᵀ (see above). x and y caller-owned, not
- * overlapping; w must pass rq_w2_matrix_check (asserted). Allocates scratch for the
+ * overlapping; w must pass rq_lowbit_matrix_check (asserted). Allocates scratch for the
  * quantized activations (n_tok·in bytes and a little more) per call. */
-void rq_w2_gemm(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y);
+void rq_lowbit_gemm(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y);
 /* The same into rows of y that are ldy >= out floats apart (only the first out columns of
  * each row are written), and with accumulate, y += x̃·Ŵᵀ instead of y =. The model's
  * linear layers use this to write into wider buffers and to add into the residual. */
-void rq_w2_gemm_ex(const rq_w2_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
+void rq_lowbit_gemm_ex(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
                    bool accumulate);
 /* The decode case: y [out] = Ŵ · x̃ for one token x [in]. */
-static inline void rq_w2_gemv(const rq_w2_matrix *w, rq_act_kind act, const float *x, float *y) {
-    rq_w2_gemm(w, act, x, 1, y);
+static inline void rq_lowbit_gemv(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, float *y) {
+    rq_lowbit_gemm(w, act, x, 1, y);
 }
 /* Activations already quantized: q [n_tok, in] (values in [-127, 127]) with scales
  * [n_tok], e.g. from rq_act_quant_ref or rq_act_q4_unpack. y [n_tok, out]. */
-void rq_w2_gemm_q(const rq_w2_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
+void rq_lowbit_gemm_q(const rq_lowbit_matrix *w, const int8_t *q, const float *scale, int64_t n_tok,
                   float *y);
 
 /* Dequantization of n elements (n % group == 0, asserted) of W2U/W2L/W4U blocks to floats y [n],
- * with the dispatched SIMD code; the values equal rq_dequant_w2's (format/w2.h) bit for
+ * with the dispatched SIMD code; the values equal rq_dequant_lowbit's (format/lowbit.h) bit for
  * bit. The model's prefill dequantizes tiles of weight rows with it and multiplies them
  * with BLAS (model/linear.c). The AVX versions are callable directly (tests) where the
  * CPU has the instructions. */
-void rq_w2_dequant(int type, const void *src, float *y, int64_t n);
-void rq_w2_dequant_avx2(int type, const void *src, float *y, int64_t n);
-void rq_w2_dequant_avx512(int type, const void *src, float *y, int64_t n);
+void rq_lowbit_dequant(int type, const void *src, float *y, int64_t n);
+void rq_lowbit_dequant_avx2(int type, const void *src, float *y, int64_t n);
+void rq_lowbit_dequant_avx512(int type, const void *src, float *y, int64_t n);
 
 /* Per-token quantization with the dispatched SIMD code (same codes as rq_act_quant_ref):
  * q [n] and the returned scale. qmax = 127 (Q8) or 7 (Q4). */
@@ -85,26 +85,26 @@ float rq_act_quant(const float *x, int64_t n, int qmax, int8_t *q);
 
 /* ---- tuning knobs, for tests and bench/bench_kernels.c (process-wide; not thread-safe
  * against concurrent GEMMs). */
-typedef enum rq_w2_lut_int_method {
+typedef enum rq_lowbit_lut_int_method {
     /* W2L with integer activations: the integer values are turned into floats once per
      * token and the float table-lookup kernel runs on them (the measured winner; each
      * product of an integer value and an fp16 level is exact in float) */
-    RQ_W2_LUT_INT_FLOAT = 0,
+    RQ_LOWBIT_LUT_INT_FLOAT = 0,
     /* three vpdpbusd per group over bit planes (code, code & 2, code == 3), whose integer
      * sums give the 4 per-code partial sums, combined with the 4 levels */
-    RQ_W2_LUT_INT_BITPLANE = 1,
-} rq_w2_lut_int_method;
+    RQ_LOWBIT_LUT_INT_BITPLANE = 1,
+} rq_lowbit_lut_int_method;
 
-typedef struct rq_w2_tuning {
-    rq_w2_lut_int_method lut_int; /* default RQ_W2_LUT_INT_FLOAT */
+typedef struct rq_lowbit_tuning {
+    rq_lowbit_lut_int_method lut_int; /* default RQ_LOWBIT_LUT_INT_FLOAT */
     int tok_tile;                 /* tokens per weight-row unpack, 1..4 (default 4) */
     bool no_vnni;                 /* use the AVX-512 kernels without vpdpbusd */
-} rq_w2_tuning;
+} rq_lowbit_tuning;
 
-void rq_w2_tuning_get(rq_w2_tuning *t);
+void rq_lowbit_tuning_get(rq_lowbit_tuning *t);
 /* NULL restores the defaults. */
-void rq_w2_tuning_set(const rq_w2_tuning *t);
-/* Name of the kernel set rq_w2_gemm would use now ("scalar", "avx2", "avx512-vnni", ...). */
-const char *rq_w2_kernel_name(void);
+void rq_lowbit_tuning_set(const rq_lowbit_tuning *t);
+/* Name of the kernel set rq_lowbit_gemm would use now ("scalar", "avx2", "avx512-vnni", ...). */
+const char *rq_lowbit_kernel_name(void);
 
 #endif

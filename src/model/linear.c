@@ -3,18 +3,19 @@
  *   F32    BLAS sgemv/sgemm on the float matrix (act_bits is always 0: quantized
  *          activations reach it already fake-quantized by the forward pass, rq_actq_row,
  *          the reference path that the integer kernels must agree with).
- *   W2U/L, W4U  up to w2_dequant_min_tokens() - 1 tokens (decode, short batches):
- *          rq_w2_gemm_ex (kernels/gemv.h) with float or per-token int8/int4 activations;
- *          longer batches (prefill): tiles of rows dequantized (rq_w2_dequant, SIMD) into
+ *   W2U/L, W4U  up to lowbit_dequant_min_tokens() - 1 tokens (decode, short batches):
+ *          rq_lowbit_gemm_ex (kernels/gemv.h) with float or per-token int8/int4 activations;
+ *          longer batches (prefill): tiles of rows dequantized (rq_lowbit_dequant, SIMD) into
  *          a scratch buffer and multiplied with BLAS SGEMM, the activations quantized and
  *          dequantized per token first when act_bits is 8/4 (the same x̃ the integer
  *          kernels use: rq_act_quant gives the reference's codes bit for bit). Measured
  *          on the Zen 5 dev VM (bench/bench_kernels, 1536x576, 512 tokens, 1 thread):
- *          the W2 GEMM costs 25 (A16) / 17 (A8) us per token against 14 us for OpenBLAS's
+ *          the low-bit GEMM costs 25 (A16) / 17 (A8) us per token against 14 us for OpenBLAS's
  *          Haswell SGEMM (9 us with its SkylakeX kernels) plus 36 us per call to
  *          dequantize the matrix, so the dequantizing path wins from a few tokens on.
  *          The full float matrix is never materialized: a tile is ~512 KiB.
- *   GGUF   one token of Q8_0: rq_q8_0_gemv (kernels/qgemv.h); otherwise tiles of rows are
+ *   GGUF   one token of a type with a direct GEMV (kernels/type_kernels.h: Q8_0's
+ *          rq_q8_0_gemv): that GEMV; otherwise tiles of rows are
  *          dequantized into a scratch buffer and multiplied with BLAS (the tile's
  *          dequantization is shared by all n tokens). */
 #include "model/model.h"
@@ -23,7 +24,7 @@
 #include "format/act.h"
 #include "format/format.h"
 #include "kernels/gemv.h"
-#include "kernels/qgemv.h"
+#include "kernels/type_kernels.h"
 #include "model/blas_threads.h"
 
 #include <stdlib.h>
@@ -33,23 +34,25 @@
  * in L2 while BLAS multiplies all tokens by it). */
 #define GGUF_TILE_BYTES (512 * 1024)
 
-/* Tokens from which W2 layers dequantize tiles and use SGEMM instead of the W2 GEMM
- * kernels (see the top). RQ_W2_DEQUANT_MIN=<tokens> in the environment overrides it (a
- * huge value keeps the W2 kernels for every batch, 1 dequantizes always). */
-#define W2_DEQUANT_MIN_DEFAULT 8
+/* Tokens from which low-bit layers (W2U/W2L/W4U) dequantize tiles and use SGEMM instead
+ * of the low-bit GEMM kernels (see the top). RQ_LOWBIT_DEQUANT_MIN=<tokens> in the
+ * environment overrides it (a huge value keeps the low-bit kernels for every batch, 1
+ * dequantizes always); RQ_W2_DEQUANT_MIN, its former name, is still read when it is unset. */
+#define LOWBIT_DEQUANT_MIN_DEFAULT 8
 
-static int64_t g_w2_dequant_min = -1;
+static int64_t g_lowbit_dequant_min = -1;
 
-static int64_t w2_dequant_min_tokens(void) {
-    if (g_w2_dequant_min < 0) {
-        const char *e = getenv("RQ_W2_DEQUANT_MIN");
-        int64_t x = e && *e ? atoll(e) : W2_DEQUANT_MIN_DEFAULT;
-        g_w2_dequant_min = x < 1 ? 1 : x; /* benign race: every thread computes the same value */
+static int64_t lowbit_dequant_min_tokens(void) {
+    if (g_lowbit_dequant_min < 0) {
+        const char *e = getenv("RQ_LOWBIT_DEQUANT_MIN");
+        if (!e || !*e) e = getenv("RQ_W2_DEQUANT_MIN");
+        int64_t x = e && *e ? atoll(e) : LOWBIT_DEQUANT_MIN_DEFAULT;
+        g_lowbit_dequant_min = x < 1 ? 1 : x; /* benign race: every thread computes the same value */
     }
-    return g_w2_dequant_min;
+    return g_lowbit_dequant_min;
 }
 
-void rq_linear_set_w2_dequant_min(int64_t tokens) { g_w2_dequant_min = tokens > 0 ? tokens : -1; }
+void rq_linear_set_lowbit_dequant_min(int64_t tokens) { g_lowbit_dequant_min = tokens > 0 ? tokens : -1; }
 
 static rq_act_kind act_kind(int bits) {
     return bits == 8 ? RQ_ACT_Q8 : bits == 4 ? RQ_ACT_Q4 : RQ_ACT_F32;
@@ -83,15 +86,14 @@ static void f32_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, 
                     (int)l->n_in, l->w + c0 * l->n_in, (int)l->n_in, beta, y + c0, (int)ldy);
 }
 
-/* Rows [c0, c1) dequantized a tile at a time (W2: rq_w2_dequant; GGUF: the type's
- * to_float) and multiplied with BLAS. */
+/* Rows [c0, c1) dequantized a tile at a time by the type's dequantizer (kernels/type_kernels.h:
+ * SIMD for the low-bit family, the traits' to_float for GGUF types) and multiplied with BLAS. */
 static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
                        bool accumulate) {
     const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
     const int64_t in = l->n_in;
-    const bool w2 = rq_linear_kind_w2(l->kind);
-    const rq_type_traits *tr = rq_type_traits_get(l->type);
-    RQ_ASSERT(w2 || (tr && tr->to_float));
+    const rq_type_kernels *tk = rq_type_kernels_get(l->type);
+    RQ_ASSERT(tk);
     int64_t tile = GGUF_TILE_BYTES / (in * (int64_t)sizeof(float));
     tile = tile < 16 ? 16 : tile;
     if (tile > c1 - c0) tile = c1 - c0;
@@ -99,9 +101,7 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
     const float beta = accumulate ? 1.0f : 0.0f;
     for (int64_t r0 = c0; r0 < c1; r0 += tile) {
         const int64_t m = r0 + tile < c1 ? tile : c1 - r0;
-        if (w2) rq_w2_dequant(l->type, rows + (r0 - c0) * l->row_bytes, wt, m * in);
-        else
-            for (int64_t r = 0; r < m; r++) tr->to_float(rows + (r0 - c0 + r) * l->row_bytes, wt + r * in, in);
+        tk->dequant(l->type, rows + (r0 - c0) * l->row_bytes, wt, m * in);
         if (n == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)in, 1.0f, wt, (int)in, x, 1, beta, y + r0, 1);
         else
@@ -113,14 +113,15 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
 
 static void gguf_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
                       bool accumulate) {
-    if (n == 1 && l->type == RQ_TYPE_Q8_0) {
+    const rq_type_kernels *tk = rq_type_kernels_get(l->type);
+    if (n == 1 && tk && tk->gemv_f32) {
         const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
         if (!accumulate) {
-            rq_q8_0_gemv(rows, c1 - c0, l->n_in, x, y + c0);
+            tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, y + c0);
             return;
         }
         float *tmp = rq_xalloc((c1 - c0) * (int64_t)sizeof(float));
-        rq_q8_0_gemv(rows, c1 - c0, l->n_in, x, tmp);
+        tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, tmp);
         for (int64_t r = 0; r < c1 - c0; r++) y[c0 + r] += tmp[r];
         rq_free(tmp);
         return;
@@ -128,20 +129,20 @@ static void gguf_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0,
     tiled_cols(l, x, n, c0, c1, y, ldy, accumulate);
 }
 
-static rq_w2_matrix w2_view(const rq_linear *l, int64_t c0, int64_t c1) {
-    return (rq_w2_matrix){.type = l->type, .out = c1 - c0, .in = l->n_in,
+static rq_lowbit_matrix lowbit_view(const rq_linear *l, int64_t c0, int64_t c1) {
+    return (rq_lowbit_matrix){.type = l->type, .out = c1 - c0, .in = l->n_in,
                           .data = (const uint8_t *)l->data + c0 * l->row_bytes};
 }
 
-static bool w2_dequantizing(const rq_linear *l, int64_t n) {
-    return rq_linear_kind_w2(l->kind) && n >= w2_dequant_min_tokens();
+static bool lowbit_dequantizing(const rq_linear *l, int64_t n) {
+    return rq_linear_kind_lowbit(l->kind) && n >= lowbit_dequant_min_tokens();
 }
 
-/* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): W2 kinds
+/* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): low-bit kinds
  * on the dequantizing path; NULL when x itself serves. */
 static float *prepare_x(const rq_linear *l, const float *x, int64_t n) {
     RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
-    if (act_quantized(l) && w2_dequantizing(l, n)) return fake_quant(x, n, l->n_in, l->act_bits);
+    if (act_quantized(l) && lowbit_dequantizing(l, n)) return fake_quant(x, n, l->n_in, l->act_bits);
     return NULL;
 }
 
@@ -153,12 +154,12 @@ static void cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int6
     case RQ_LINEAR_W2U:
     case RQ_LINEAR_W2L:
     case RQ_LINEAR_W4U: {
-        if (w2_dequantizing(l, n)) {
+        if (lowbit_dequantizing(l, n)) {
             tiled_cols(l, x, n, c0, c1, y, ldy, accumulate);
             return;
         }
-        rq_w2_matrix v = w2_view(l, c0, c1);
-        rq_w2_gemm_ex(&v, act_kind(l->act_bits), x, n, y + c0, ldy, accumulate);
+        rq_lowbit_matrix v = lowbit_view(l, c0, c1);
+        rq_lowbit_gemm_ex(&v, act_kind(l->act_bits), x, n, y + c0, ldy, accumulate);
         return;
     }
     case RQ_LINEAR_GGUF: gguf_cols(l, x, n, c0, c1, y, ldy, accumulate); return;
@@ -195,11 +196,11 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
     RQ_ASSERT(n >= 1 && ldy >= l->n_out);
     RQ_ASSERT(l->kind == RQ_LINEAR_F32 ? l->w != NULL : l->data != NULL);
     int prev = rq_blas_single_begin();
-    if (rq_linear_kind_w2(l->kind) && !w2_dequantizing(l, n)) {
-        /* the W2 driver splits the rows over the pool itself, after quantizing the
+    if (rq_linear_kind_lowbit(l->kind) && !lowbit_dequantizing(l, n)) {
+        /* the low-bit driver splits the rows over the pool itself, after quantizing the
          * activations once */
-        rq_w2_matrix v = w2_view(l, 0, l->n_out);
-        rq_w2_gemm_ex(&v, act_kind(l->act_bits), x, n, y, ldy, accumulate);
+        rq_lowbit_matrix v = lowbit_view(l, 0, l->n_out);
+        rq_lowbit_gemm_ex(&v, act_kind(l->act_bits), x, n, y, ldy, accumulate);
         rq_blas_single_end(prev);
         return;
     }

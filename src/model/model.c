@@ -4,7 +4,7 @@
 
 #include "format/format.h"
 #include "format/qpacked.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -240,10 +240,10 @@ static rq_status load_gguf_rows(const rq_gguf *g, const char *name, int64_t n_ou
 }
 
 /* A 2-bit or 4-bit uniform quantized linear repacked from N.codes / N.params into
- * W2U/W2L/W4U blocks (format/w2.h). *done = false (and nothing allocated) when the layer
+ * W2U/W2L/W4U blocks (format/lowbit.h). *done = false (and nothing allocated) when the layer
  * has no such layout (3 or 8 bits, or a group other than 32/64/128): the caller
  * dequantizes it. */
-static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name, int64_t n_out, int64_t n_in,
+static rq_status load_lowbit(const rq_gguf *g, const rq_qinfo *qi, const char *name, int64_t n_out, int64_t n_in,
                          rq_linear *l, bool *done) {
     *done = false;
     const rq_gguf_tensor *tc, *tp;
@@ -251,8 +251,8 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     RQ_TRY(rq_qinfo_linear_tensors(g, qi, name, n_out, n_in, &tc, &tp, &group));
     const bool lut = qi->quantizer == RQ_QPARAM_LUT;
     const int bits = (int)qi->wbits;
-    const int type = bits == 2 ? rq_w2_type(lut, group)
-                     : bits == 4 && !lut ? rq_w2_kind_type(RQ_W2_KIND_W4U, group)
+    const int type = bits == 2 ? rq_lowbit_type(lut, group)
+                     : bits == 4 && !lut ? rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, group)
                                          : -1;
     if (type < 0) return RQ_OK;
     int64_t rb;
@@ -272,7 +272,7 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
     for (int64_t r = 0; r < n_out; r++) {
         rq_qpacked_unpack_row(bits, c + r * crb, n_in, codes);
         rq_fp16_to_fp32_array(p + r * ng * np, params, ng * np);
-        rq_w2_pack(type, 1, n_in, codes, params, data + r * rb);
+        rq_lowbit_pack(type, 1, n_in, codes, params, data + r * rb);
     }
     rq_free(params);
     rq_free(codes);
@@ -287,7 +287,7 @@ static rq_status load_w2(const rq_gguf *g, const rq_qinfo *qi, const char *name,
 
 /* A linear layer: a plain GGUF tensor (float; in a rotquant file on the fast path, kept in
  * its stored type unless F32), or a rotquant-quantized one (N.codes/N.params,
- * model/qinfo.h): packed W2 on the fast path, else dequantized to float. */
+ * model/qinfo.h): packed W2U/W2L/W4U on the fast path, else dequantized to float. */
 static rq_status load_linear(const rq_gguf *g, load_ctx *lc, const char *name, int64_t n_out, int64_t n_in,
                              rq_linear *l) {
     *l = (rq_linear){.kind = RQ_LINEAR_F32, .n_out = n_out, .n_in = n_in, .owns_w = true};
@@ -299,7 +299,7 @@ static rq_status load_linear(const rq_gguf *g, load_ctx *lc, const char *name, i
         lc->q_weights += n_out * n_in;
         if (lc->packed) {
             bool done;
-            RQ_TRY(load_w2(g, &lc->qi, name, n_out, n_in, l, &done));
+            RQ_TRY(load_lowbit(g, &lc->qi, name, n_out, n_in, l, &done));
             if (done) return RQ_OK;
         }
         return rq_qinfo_load_linear(g, &lc->qi, name, n_out, n_in, &l->w);

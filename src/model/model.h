@@ -80,9 +80,9 @@ static inline bool rq_model_layer_is_swa(const rq_model_config *c, int64_t l) {
 /* A linear layer y = x·Wᵀ. Kind F32 holds a float matrix (float models, and the
  * reference path for quantized files); the packed kinds hold the file's quantized rows and
  * run the kernels of src/kernels on them, never materializing the float matrix:
- *   W2U / W2L  2-bit uniform / LUT blocks (format/w2.h), repacked at load from a rotquant
- *              file's N.codes/N.params (format/qpacked.h); rq_w2_gemm (kernels/gemv.h)
- *   W4U        4-bit uniform blocks (format/w2.h), the same way
+ *   W2U / W2L  2-bit uniform / LUT blocks (format/lowbit.h), repacked at load from a rotquant
+ *              file's N.codes/N.params (format/qpacked.h); rq_lowbit_gemm (kernels/gemv.h)
+ *   W4U        4-bit uniform blocks (format/lowbit.h), the same way
  *   GGUF       rows in a GGUF block type as stored (Q8_0, F16, ...): the lm_head of
  *              rotquant files; Q8_0 GEMV for one token (kernels/qgemv.h), otherwise
  *              tiles of rows dequantized and multiplied with BLAS.
@@ -96,7 +96,7 @@ typedef enum rq_linear_kind {
 } rq_linear_kind;
 
 /* True for the kinds that run the packed-weight kernels of kernels/gemv.h (W2U, W2L, W4U). */
-static inline bool rq_linear_kind_w2(rq_linear_kind k) {
+static inline bool rq_linear_kind_lowbit(rq_linear_kind k) {
     return k == RQ_LINEAR_W2U || k == RQ_LINEAR_W2L || k == RQ_LINEAR_W4U;
 }
 
@@ -249,10 +249,10 @@ void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64
                             int64_t ldy, bool accumulate);
 
 /* Batches of at least this many tokens run W2U/W2L/W4U layers as dequantized tiles + SGEMM, smaller
- * ones on the W2 kernels (model/linear.c explains the measured choice; default 8, or
- * RQ_W2_DEQUANT_MIN from the environment). Process-wide; not to be changed while a
- * forward runs. 0 restores the default; INT64_MAX keeps the W2 kernels for every batch. */
-void rq_linear_set_w2_dequant_min(int64_t tokens);
+ * ones on the low-bit kernels (model/linear.c explains the measured choice; default 8, or
+ * RQ_LOWBIT_DEQUANT_MIN from the environment). Process-wide; not to be changed while a
+ * forward runs. 0 restores the default; INT64_MAX keeps the low-bit kernels for every batch. */
+void rq_linear_set_lowbit_dequant_min(int64_t tokens);
 
 /* ---- run state ---------------------------------------------------------------------- */
 

@@ -75,7 +75,7 @@ rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
         for (int s = 0; s < 4; s++) {
             bool all = kern;
             for (int k = 0; k < 3 && sets[s][k]; k++)
-                all = all && rq_linear_kind_w2(sets[s][k]->kind);
+                all = all && rq_linear_kind_lowbit(sets[s][k]->kind);
             for (int k = 0; k < 3 && sets[s][k]; k++) sets[s][k]->act_bits = all ? cfg.act.bits : 0;
         }
     }

@@ -27,7 +27,7 @@
  * stays 2^(b−1), slope only), each kept while it lowers Σ imp (w − ŵ)²; the best over the
  * grid wins. s' and z' are rounded through fp16 (what the file stores), so z is no longer
  * an integer: ŵ = s·(code − z) with code = clamp(round(w/s + z), 0, 2^b − 1), the nearest
- * grid point. Every packed layout and kernel reads z as fp16/float (format/w2.h), so the
+ * grid point. Every packed layout and kernel reads z as fp16/float (format/lowbit.h), so the
  * fitted grid is the grid that runs. Never worse than the same clip grid without it. */
 #ifndef RQ_QUANT_UNIFORM_H
 #define RQ_QUANT_UNIFORM_H

@@ -12,32 +12,42 @@
 
 #define ROWS_PER_ITEM 16
 
-static int64_t floats_per_row(const rq_model_config *c) {
+static int64_t floats_per_row(const rq_model_config *c, bool checkpoint_act) {
     int64_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim, e = c->n_embd, f = c->n_ff;
-    /* saved per layer: x_in, q, k, v, att, x_mid, gate, up (+ q_pre, k_pre, o_out, down_out) */
+    /* saved per layer: x_in, q, k, v, att, x_mid, gate, up (+ q_pre, k_pre, o_out, down_out);
+     * checkpointed: x_in per layer, the rest once */
     int64_t layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (c->qk_norm ? qd + kvd : 0) + (c->post_norms ? 2 * e : 0);
+    int64_t saved = checkpoint_act ? c->n_layer * e + (layer - e) : c->n_layer * layer;
     /* x_final, scratch (dx, dxn, xn, tmp, dq, dq2, dk, dk2, dv, datt, dgate, dup, h), state
      * buffers (x, xn, q, att, gate, up, hidden, KV cache) and the logits */
     int64_t scratch = 5 * e + 3 * qd + 3 * kvd + 3 * f;
     int64_t state = 3 * e + 2 * qd + 2 * f + 2 * c->n_layer * kvd;
-    return c->n_layer * layer + scratch + state + c->n_vocab;
+    return saved + scratch + state + c->n_vocab;
+}
+
+int64_t rq_train_ctx_bytes_ex(const rq_model_config *c, int64_t n_seq, int64_t T, const rq_train_ctx_opts *opts) {
+    const bool ckpt = opts && opts->checkpoint_act && !opts->block;
+    int64_t n, b;
+    if (!rq_mul_ok(n_seq, T, &n) || !rq_mul_ok(n, floats_per_row(c, ckpt), &b) || !rq_mul_ok(b, 4, &b))
+        return INT64_MAX;
+    return b;
 }
 
 int64_t rq_train_ctx_bytes(const rq_model_config *c, int64_t n_seq, int64_t T) {
-    int64_t n, b;
-    if (!rq_mul_ok(n_seq, T, &n) || !rq_mul_ok(n, floats_per_row(c), &b) || !rq_mul_ok(b, 4, &b)) return INT64_MAX;
-    return b;
+    return rq_train_ctx_bytes_ex(c, n_seq, T, NULL);
 }
 
 void rq_train_ctx_free(rq_train_ctx *c) {
     if (!c) return;
     rq_state_free(c->st);
     if (c->acts.layers) {
-        /* one block each (a block-wise context: one for all) */
-        int64_t nb = c->block ? 1 : c->model->cfg.n_layer;
-        for (int64_t l = 0; l < nb; l++) rq_free(c->acts.layers[l].x_in);
+        /* one buffer each, at its x_in; or one for all (block-wise, checkpointed) */
+        if (c->acts_buf) rq_free(c->acts_buf);
+        else
+            for (int64_t l = 0; l < c->model->cfg.n_layer; l++) rq_free(c->acts.layers[l].x_in);
         rq_free(c->acts.layers);
     }
+    rq_free(c->x_ins);
     rq_free(c->xq); /* one block for the online scratch */
     rq_free(c->acts.x_final);
     rq_free(c->seg);
@@ -52,6 +62,7 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     const rq_model_config *cf = &m->cfg;
     const rq_online *on = &m->online;
     bool block = opts && opts->block;
+    bool ckpt = opts && opts->checkpoint_act && !block;
     if (n_seq < 1 || T < 1) return rq_errorf(RQ_EINVAL, "training: batch of %lld × %lld tokens", (long long)n_seq, (long long)T);
     int64_t n = n_seq * T, e = cf->n_embd, qd = cf->n_head * cf->head_dim, kvd = cf->n_head_kv * cf->head_dim;
     int64_t f = cf->n_ff;
@@ -61,6 +72,7 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     c->model = m;
     c->n_seq = n_seq, c->T = T, c->n = n;
     c->block = block;
+    c->checkpoint_act = ckpt;
     c->block_l = -1;
     /* the segmented forward needs the float cache: the fake-quantized one for KV4 (kv_fake is
      * read only when a state is created) */
@@ -73,22 +85,28 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     if (s == RQ_OK && !(c->acts.layers = rq_calloc(cf->n_layer * (int64_t)sizeof(rq_layer_acts)))) s = RQ_ENOMEM;
     int64_t per_layer = 2 * e + 2 * qd + 2 * kvd + 2 * f + (cf->qk_norm ? qd + kvd : 0) + (cf->post_norms ? 2 * e : 0) +
                         (actq ? f : 0);
-    for (int64_t l = 0; l < (block ? 1 : cf->n_layer) && s == RQ_OK; l++) {
-        float *b = rq_alloc(n * per_layer * (int64_t)sizeof(float));
+    /* checkpointed: the shared block buffer has no x_in (x_ins holds every layer's) */
+    if (s == RQ_OK && ckpt && !(c->x_ins = rq_alloc(cf->n_layer * n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
+    for (int64_t l = 0; l < (block || ckpt ? 1 : cf->n_layer) && s == RQ_OK; l++) {
+        float *b = rq_alloc(n * (per_layer - (ckpt ? e : 0)) * (int64_t)sizeof(float));
         if (!b) {
             s = RQ_ENOMEM;
             break;
         }
+        if (block || ckpt) c->acts_buf = b;
         rq_layer_acts *A = &c->acts.layers[l];
 #define TAKE(dst, w) (dst = b, b += n * (w))
-        TAKE(A->x_in, e), TAKE(A->q, qd), TAKE(A->k, kvd), TAKE(A->v, kvd), TAKE(A->att, qd), TAKE(A->x_mid, e);
+        if (!ckpt) TAKE(A->x_in, e);
+        TAKE(A->q, qd), TAKE(A->k, kvd), TAKE(A->v, kvd), TAKE(A->att, qd), TAKE(A->x_mid, e);
         TAKE(A->gate, f), TAKE(A->up, f);
         if (cf->qk_norm) TAKE(A->q_pre, qd), TAKE(A->k_pre, kvd);
         if (cf->post_norms) TAKE(A->o_out, e), TAKE(A->down_out, e);
         if (actq) TAKE(A->down_in, f);
     }
-    if (s == RQ_OK && block)
+    if (s == RQ_OK && (block || ckpt))
         for (int64_t l = 1; l < cf->n_layer; l++) c->acts.layers[l] = c->acts.layers[0];
+    if (s == RQ_OK && ckpt)
+        for (int64_t l = 0; l < cf->n_layer; l++) c->acts.layers[l].x_in = c->x_ins + l * n * e;
     if (s == RQ_OK && !block && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->target = rq_alloc(n * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
@@ -126,9 +144,24 @@ rq_status rq_train_forward(rq_train_ctx *c, const int32_t *tokens) {
     rq_state *st = c->st;
     st->acts = &c->acts;
     rq_state_reset(st);
+    c->block_l = -1; /* a checkpointed context's shared buffer now holds the last layer's */
     rq_status s = rq_model_forward_segments(st, tokens, c->seg, c->pos, c->n, RQ_LOGITS_ALL);
     st->acts = NULL;
     return s;
+}
+
+/* Checkpointed: layer l's forward again from its saved input, refilling the shared block
+ * buffer exactly as the whole forward filled it for l (the same layer_forward on the same
+ * rows, segments and positions; the state's other layers are not touched). */
+static void recompute_layer(rq_train_ctx *c, int64_t l) {
+    rq_state *st = c->st;
+    memcpy(st->x, c->acts.layers[l].x_in, (size_t)(c->n * c->model->cfg.n_embd) * sizeof(float));
+    st->acts = &c->acts;
+    rq_state_reset(st);
+    rq_status s = rq_model_forward_layers_segments(st, l, l + 1, c->seg, c->pos, c->n);
+    st->acts = NULL;
+    RQ_ASSERT(s == RQ_OK); /* the rows the whole forward accepted */
+    c->block_l = l;
 }
 
 /* ---- row-parallel pieces ------------------------------------------------------------- */
@@ -359,7 +392,10 @@ void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlog
                              grad_of(p, g, m->output.w));
     rq_train_rmsnorm_backward(c->acts.x_final, m->output_norm, c->dxn, n, e, cf->rms_eps, c->dx, false,
                               grad_of(p, g, m->output_norm));
-    for (int64_t l = cf->n_layer - 1; l >= 0; l--) layer_backward(c, l, p, g);
+    for (int64_t l = cf->n_layer - 1; l >= 0; l--) {
+        if (c->checkpoint_act) recompute_layer(c, l);
+        layer_backward(c, l, p, g);
+    }
     float *dE = grad_of(p, g, m->tok_embd);
     if (dE) rq_train_embed_backward(c->dx, tokens, n, e, cf->embd_scale, dE);
 }
@@ -386,7 +422,7 @@ rq_status rq_train_block_forward(rq_train_ctx *c, int64_t l, const float *x_in, 
 void rq_train_block_backward(rq_train_ctx *c, int64_t l, const float *dy, const rq_params *p, rq_params *g,
                              float *dx_in) {
     const rq_model_config *cf = &c->model->cfg;
-    RQ_ASSERT(l >= 0 && l < cf->n_layer && (!c->block || c->block_l == l));
+    RQ_ASSERT(l >= 0 && l < cf->n_layer && (!(c->block || c->checkpoint_act) || c->block_l == l));
     int64_t ne = c->n * cf->n_embd;
     memmove(c->dx, dy, (size_t)ne * sizeof(float));
     layer_backward(c, l, p, g);

@@ -22,6 +22,16 @@
  * for bit: their inputs are the saved pre-quantization tensors or recomputed with the same
  * kernels.
  *
+ * Activation checkpointing per block (opts.checkpoint_act): the forward keeps only each
+ * layer's input x_in (rq_train_ctx.x_ins); all other saved tensors of every layer go into ONE
+ * block-sized buffer shared by the layers, and the backward, before each layer's backward,
+ * recomputes that layer's forward from its saved input (the same layer_forward, the same
+ * kernels, rows and threads) to refill the buffer. The activation memory is then
+ * n_layer·n·n_embd floats of block inputs plus one block's worth instead of n_layer blocks'
+ * worth; the cost is a second forward of each layer during the backward (about one more
+ * forward per step). The gradients are bit-identical to the non-checkpointed ones
+ * (tests/test_train_model.c checks it with the online quantizers on).
+ *
  * Block-wise use (EfficientQAT's Block-AP): rq_train_block_forward / rq_train_block_backward
  * run one transformer block alone on given residual rows. A context created with
  * opts.block holds the activations of ONE layer (shared by all layers) and can only do that. */
@@ -51,6 +61,11 @@ typedef struct rq_train_ctx {
     float *h;            /* [n, n_ff] the input of down, recomputed */
     int32_t *target;     /* [n] next-token targets of the cross-entropy (−1: unscored) */
     bool block;          /* one layer's activations shared by all layers (block-wise only) */
+    bool checkpoint_act; /* activation checkpointing (see the top): acts.layers[l] share one block
+                          * buffer except x_in, which points into x_ins */
+    float *x_ins;        /* [n_layer, n, n_embd] the layers' inputs (checkpoint_act; else NULL) */
+    float *acts_buf;     /* the block buffer of the shared layer activations (block or
+                          * checkpoint_act; else NULL: one buffer per layer, at its x_in) */
     int64_t block_l;     /* block-wise: the layer of the last rq_train_block_forward (−1: none) */
     /* online quantizers/rotations (NULL when the model has none): the inputs of the attention
      * and of the quantized linears as the forward used them, recomputed, and the gradients
@@ -67,6 +82,9 @@ typedef struct rq_train_ctx {
 typedef struct rq_train_ctx_opts {
     bool block; /* block-wise only: activations of one layer, no logits for all rows; the
                  * whole-model rq_train_forward/backward refuse such a context */
+    bool checkpoint_act; /* activation checkpointing per block (see the top): keep only each
+                          * layer's input, recompute the layer's forward in the backward.
+                          * Ignored with block (which already holds one layer). */
 } rq_train_ctx_opts;
 
 /* Bytes a context for n_seq sequences of T tokens takes (activations, scratch, logits, KV
@@ -74,6 +92,8 @@ typedef struct rq_train_ctx_opts {
  * context without online quantizers (the largest part); the block-wise one and the online
  * scratch are of the same order or smaller. */
 int64_t rq_train_ctx_bytes(const rq_model_config *c, int64_t n_seq, int64_t T);
+/* The same for a context with these options (NULL: the defaults, = rq_train_ctx_bytes). */
+int64_t rq_train_ctx_bytes_ex(const rq_model_config *c, int64_t n_seq, int64_t T, const rq_train_ctx_opts *opts);
 /* Allocate a context (owned by the caller, rq_train_ctx_free; the model must outlive it, and
  * its online configuration must not change while the context lives). opts may be NULL.
  * Errors: n_seq or T < 1 (RQ_EINVAL), ENOMEM. */
@@ -89,7 +109,8 @@ rq_status rq_train_forward(rq_train_ctx *c, const int32_t *tokens);
 /* The backward of the last rq_train_forward: dlogits [n, n_vocab] (∂L/∂logits; may be
  * c->st->logits overwritten by the loss); gradients ADDED to g (a mirror of p, the model's
  * list from rq_params_build, possibly with entries appended) for trainable entries.
- * Overwrites c->st->hidden. */
+ * Overwrites c->st->hidden (with checkpoint_act also the state's other activation buffers
+ * and KV cache, by the recomputed layer forwards; dlogits is read before them). */
 void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlogits, const rq_params *p,
                        rq_params *g);
 
@@ -97,7 +118,8 @@ void rq_train_backward(rq_train_ctx *c, const int32_t *tokens, const float *dlog
  * Layer l alone on residual rows x_in [n, n_embd] (row i: sequence i / T, position i % T;
  * each sequence attends only to itself), writing its output rows y [n, n_embd] (y may equal
  * x_in) and saving layer l's activations (overwriting what the context held for l; in a
- * block-wise context, for every layer). Errors (RQ_EINVAL): l out of range. */
+ * block-wise or checkpointed context, the shared block buffer). Errors (RQ_EINVAL): l out
+ * of range. */
 rq_status rq_train_block_forward(rq_train_ctx *c, int64_t l, const float *x_in, float *y);
 /* The backward of the last rq_train_block_forward of layer l (asserted: the context's
  * activations of l are that forward's): dy [n, n_embd] = ∂L/∂y; gradients ADDED to g (a

@@ -397,6 +397,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         rq_train_run_opts ro = {.n_seq = o->n_seq, .T = o->T, .steps = o->steps, .eval_every = o->eval_every,
                                 .clip = o->clip, .gamma = res->gamma, .seed = o->seed, .checkpoint = o->checkpoint,
                                 .resume = o->resume, .progress = o->progress, .keep_best = !o->keep_last,
+                                .checkpoint_act = o->checkpoint_act,
                                 .on_validation = o->progress ? print_val : NULL};
         val_ctx vc = {.m = m, .val = val, .n_val = n_val, .n_seq = o->n_seq, .T = o->T};
         ro.user = &vc;

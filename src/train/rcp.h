@@ -55,6 +55,7 @@ typedef struct rq_rcp_opts {
                               * validation loss) */
     const char *save_start;  /* also write the start point (GPTQ or min/max), before any training */
     const char *save_block;  /* also write the model after phase 1 (as `out` is written) */
+    bool checkpoint_act;     /* phase 2: activation checkpointing per block (train/run.h) */
     double clip;             /* gradient-norm clip */
     uint64_t seed;
     const char *embd_type;   /* "q8_0", "f16", "f32" */

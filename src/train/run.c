@@ -61,7 +61,8 @@ rq_status rq_train_run(rq_model *m, rq_params *p, rq_qat *qat, const rq_model *t
     rq_rng_seed(&rng, o->seed);
     rq_status s = rq_params_mirror(p, &gr);
     if (s == RQ_OK) s = rq_adamw_init(&opt, list);
-    if (s == RQ_OK) s = rq_train_ctx_new(m, o->n_seq, o->T, &c);
+    const rq_train_ctx_opts co = {.checkpoint_act = o->checkpoint_act};
+    if (s == RQ_OK) s = rq_train_ctx_new_ex(m, o->n_seq, o->T, &co, &c);
     if (s == RQ_OK && teacher) {
         s = rq_state_new(teacher, c->n, c->n, true, &tst);
         if (s == RQ_OK) s = rq_state_set_segments(tst, o->T);

@@ -27,6 +27,8 @@ typedef struct rq_train_run_opts {
     bool keep_best;         /* keep a copy of the trainable parameters at the lowest validation loss
                              * and end the run with them (METHODS.md: keep the best checkpoint);
                              * a resumed run tracks the best from its own first validation */
+    bool checkpoint_act;    /* activation checkpointing per block (train/backward.h): less memory,
+                             * one more forward per step, the same gradients bit for bit */
     /* called after each validation (may be NULL); train_loss < 0 before the first step */
     void (*on_validation)(void *user, int64_t step, double train_loss, double val_loss);
     void *user;

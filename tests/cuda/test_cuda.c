@@ -1,6 +1,6 @@
 /* Tests of the CUDA kernels (src/kernels/cuda/rq_cuda.h) against the CPU scalar
- * references: W2U GEMV with float activations against rq_w2_gemm (RQ_ACT_F32, scalar
- * level), W2L GEMV with packed int4 activations against rq_w2_gemm_q on the unpacked
+ * references: W2U GEMV with float activations against rq_lowbit_gemm (RQ_ACT_F32, scalar
+ * level), W2L GEMV with packed int4 activations against rq_lowbit_gemm_q on the unpacked
  * values (scalar level), and the FWHT against a float64 transform written here, on odd
  * shapes (out = 37 and 1, in = 1 / 5 / 9 groups; out = 1037, 4097 and 4099, which leave
  * partial warps / blocks) and the model shapes, for each work split of the GEMVs.
@@ -11,7 +11,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "format/act.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 #include "kernels/cuda/rq_cuda.h"
 #include "kernels/gemv.h"
 
@@ -52,16 +52,16 @@ static double fwht_tol(double sum_abs, int64_t n) {
     } while (0)
 
 static void make_weights(rq_rng *r, int type, int64_t out, int64_t in, void *blocks, float *mbound) {
-    const int64_t g = rq_w2_group(type), ng = in / g;
-    const int np = rq_w2_n_param(type);
-    const bool w4 = rq_w2_kind_of(type) == RQ_W2_KIND_W4U;
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
+    const int np = rq_lowbit_n_param(type);
+    const bool w4 = rq_lowbit_kind_of(type) == RQ_LOWBIT_KIND_W4U;
     const int levels = w4 ? 16 : 4;
     uint8_t *codes = rq_xalloc(out * in);
     float *params = rq_xalloc(out * ng * np * 4);
     for (int64_t i = 0; i < out * in; i++) codes[i] = (uint8_t)rq_rng_below(r, (uint64_t)levels);
     for (int64_t b = 0; b < out * ng; b++) {
         float *p = params + b * np;
-        if (rq_w2_is_lut(type)) {
+        if (rq_lowbit_is_lut(type)) {
             for (int k = 0; k < 4; k++) p[k] = rq_fp16_to_fp32(rq_fp32_to_fp16((float)(0.2 * (rq_rng_uniform(r) - 0.5))));
             mbound[b] = fmaxf(fmaxf(fabsf(p[0]), fabsf(p[1])), fmaxf(fabsf(p[2]), fabsf(p[3])));
         } else {
@@ -70,14 +70,14 @@ static void make_weights(rq_rng *r, int type, int64_t out, int64_t in, void *blo
             mbound[b] = p[0] * ((float)(levels - 1) + p[1]);
         }
     }
-    rq_w2_pack(type, out, in, codes, params, blocks);
+    rq_lowbit_pack(type, out, in, codes, params, blocks);
     rq_free(codes);
     rq_free(params);
 }
 
 static void test_gemv(rq_rng *r, int type, int64_t out, int64_t in) {
-    const bool lut = rq_w2_is_lut(type);
-    const int64_t g = rq_w2_group(type), ng = in / g;
+    const bool lut = rq_lowbit_is_lut(type);
+    const int64_t g = rq_lowbit_group(type), ng = in / g;
     int64_t rb = 0;
     RQ_ASSERT(rq_type_row_bytes(type, in, &rb));
     void *blocks = rq_xalloc(out * rb + 8);
@@ -88,14 +88,14 @@ static void test_gemv(rq_rng *r, int type, int64_t out, int64_t in) {
     int8_t *q = rq_xalloc(in);
     rq_block_a4 *xq = rq_xalloc(in / 2 + 16);
     float a = 1;
-    rq_w2_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
+    rq_lowbit_matrix w = {.type = type, .out = out, .in = in, .data = blocks};
     rq_cpu_set_level(RQ_CPU_SCALAR);
     if (lut) {
         a = rq_act_quant_ref(x, in, RQ_ACT_Q4_MAX, q);
         rq_act_q4_pack(q, in, xq);
-        rq_w2_gemm_q(&w, q, &a, 1, y_ref);
+        rq_lowbit_gemm_q(&w, q, &a, 1, y_ref);
     } else {
-        rq_w2_gemm(&w, RQ_ACT_F32, x, 1, y_ref);
+        rq_lowbit_gemm(&w, RQ_ACT_F32, x, 1, y_ref);
     }
     rq_cpu_set_level(rq_cpu_max_level());
 
@@ -109,7 +109,7 @@ static void test_gemv(rq_rng *r, int type, int64_t out, int64_t in) {
         CUDA_OK(rq_cuda_w2l_gemv_a4(type, out, in, w_dev, x_dev, a, y_dev));
     } else {
         CUDA_OK(rq_cuda_upload(x_dev, x, in * 4));
-        if (rq_w2_kind_of(type) == RQ_W2_KIND_W4U) CUDA_OK(rq_cuda_w4u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
+        if (rq_lowbit_kind_of(type) == RQ_LOWBIT_KIND_W4U) CUDA_OK(rq_cuda_w4u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
         else CUDA_OK(rq_cuda_w2u_gemv_f32(type, out, in, w_dev, x_dev, y_dev));
     }
     CUDA_OK(rq_cuda_sync());
@@ -198,7 +198,7 @@ int main(void) {
         CUDA_OK_MAIN(rq_cuda_gemv_split_set(splits[si]));
         for (int gi = 0; gi < 3; gi++)
             for (int lut = 0; lut < 2; lut++) {
-                const int type = rq_w2_type(lut, groups[gi]);
+                const int type = rq_lowbit_type(lut, groups[gi]);
                 test_gemv(&r, type, 37, groups[gi] * 5);
                 test_gemv(&r, type, 1, groups[gi]);
                 test_gemv(&r, type, 37, groups[gi] * 9);
@@ -216,7 +216,7 @@ int main(void) {
     }
     /* W4U (4-bit uniform, float activations): odd shapes, partial blocks, model shapes */
     for (int gi = 0; gi < 3; gi++) {
-        const int type = rq_w2_kind_type(RQ_W2_KIND_W4U, groups[gi]);
+        const int type = rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, groups[gi]);
         test_gemv(&r, type, 37, groups[gi] * 5);
         test_gemv(&r, type, 1, groups[gi]);
         test_gemv(&r, type, 13, groups[gi] * 9);

@@ -1,5 +1,5 @@
 /* CUDA kernels (built only with -DRQ_CUDA=ON, into the static library rotquant_cuda):
- * W2 GEMV for one token, W2U with float activations ("W2A16") and W2L with packed int4
+ * low-bit GEMV for one token, W2U with float activations ("W2A16") and W2L with packed int4
  * activations ("W2A4", RCP's non-uniform kernel), and the fast Walsh-Hadamard transform.
  * A plain C interface; every pointer named *_dev is device memory, and the kernels run
  * on the default stream (asynchronous: rq_cuda_sync waits). Errors are returned as
@@ -12,7 +12,7 @@
  *                         rq_block_a4 rows, format/act.h) and its scale a;
  *   rq_cuda_fwht:         x_r ← scale · x_r·S_n per row (S_n Sylvester, n = 2^k <= 32768),
  *                         the same definition as the CPU rq_fwht (kernels/fwht.h).
- * Layouts are the CPU ones (format/w2.h), so a model's packed tensors are copied as is.
+ * Layouts are the CPU ones (format/lowbit.h), so a model's packed tensors are copied as is.
  * Rows of W2U_G32/64/128 blocks are 4-byte aligned and W2L rows 8-byte aligned when the
  * matrix starts at a cudaMalloc address (block sizes 12/20/36 and 16/24/40 bytes). */
 #ifndef RQ_KERNELS_CUDA_RQ_CUDA_H
@@ -52,7 +52,7 @@ rq_status rq_cuda_w2l_gemv_a4(int type, int64_t out, int64_t in, const void *w_d
                               const rq_block_a4 *xq_dev, float scale, float *y_dev);
 /* How the GEMVs split the work (process-wide; for bench_cuda and tests):
  * 0 = one warp per output row, 4 or 8 = that many rows per block with the row's units
- * split over the block's threads (w2_gemv.cu), -1 = each kernel's measured best (the
+ * split over the block's threads (lowbit_gemv.cu), -1 = each kernel's measured best (the
  * default). RQ_EINVAL otherwise. */
 rq_status rq_cuda_gemv_split_set(int rows_per_block);
 int rq_cuda_gemv_split_get(void);

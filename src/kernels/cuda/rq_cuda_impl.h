@@ -6,7 +6,7 @@
 extern "C" {
 #include "base/status.h"
 #include "format/act.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 }
 #include "kernels/cuda/rq_cuda.h"
 

@@ -1,8 +1,7 @@
-/* Per-token activation fake quantization, scalar reference, and the dispatching entries
- * of kernels/actq.h. */
+/* Scalar references of kernels/actq.h: per-token activation fake quantization and the
+ * 4-bit KV row dequantizer (the dispatching entries are in kernels/actq.c). */
 #include "kernels/actq.h"
 
-#include "base/cpu.h"
 #include "base/status.h"
 #include "format/kv.h"
 
@@ -25,16 +24,7 @@ void rq_actq_row_ref(const rq_actq *q, float *x, int64_t n) {
     }
 }
 
-void rq_actq_row(const rq_actq *q, float *x, int64_t n) {
-    if (rq_cpu_level_get() >= RQ_CPU_AVX2) rq_actq_row_avx2(q, x, n);
-    else rq_actq_row_ref(q, x, n);
-}
-
-void rq_kv4_dequant_rows(const uint8_t *src, int64_t rows, int64_t n, int64_t group, float *y, int64_t ldy) {
-    if (rq_cpu_level_get() >= RQ_CPU_AVX2) {
-        rq_kv4_dequant_rows_avx2(src, rows, n, group, y, ldy);
-        return;
-    }
+void rq_kv4_dequant_rows_ref(const uint8_t *src, int64_t rows, int64_t n, int64_t group, float *y, int64_t ldy) {
     int64_t rb = rq_kv4_row_bytes(n, group);
     for (int64_t r = 0; r < rows; r++) rq_kv4_dequant_row_ref(src + r * rb, n, group, y + r * ldy);
 }

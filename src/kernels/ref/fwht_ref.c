@@ -1,8 +1,7 @@
-/* Scalar reference FWHT and Kronecker mix (the oracle for the SIMD versions), and the
- * dispatching entries. */
+/* Scalar reference FWHT and Kronecker mix (the oracle for the SIMD versions; the
+ * dispatching entries are in kernels/fwht.c). */
 #include "kernels/fwht.h"
 
-#include "base/cpu.h"
 #include "base/status.h"
 
 #include <string.h>
@@ -38,21 +37,5 @@ void rq_fwht_mix_ref(const float *c, int64_t m, int64_t p, float *x, int64_t row
             }
         }
         for (int64_t k = 0; k < len; k++) v[k] = tmp[k] * scale;
-    }
-}
-
-void rq_fwht(float *x, int64_t rows, int64_t n, float scale) {
-    switch (rq_cpu_level_get()) {
-    case RQ_CPU_AVX512: rq_fwht_avx512(x, rows, n, scale); return;
-    case RQ_CPU_AVX2: rq_fwht_avx2(x, rows, n, scale); return;
-    default: rq_fwht_ref(x, rows, n, scale); return;
-    }
-}
-
-void rq_fwht_mix(const float *c, int64_t m, int64_t p, float *x, int64_t rows, float scale, float *tmp) {
-    switch (rq_cpu_level_get()) {
-    case RQ_CPU_AVX512: rq_fwht_mix_avx512(c, m, p, x, rows, scale, tmp); return;
-    case RQ_CPU_AVX2: rq_fwht_mix_avx2(c, m, p, x, rows, scale, tmp); return;
-    default: rq_fwht_mix_ref(c, m, p, x, rows, scale, tmp); return;
     }
 }

@@ -1,6 +1,6 @@
+/* Scalar reference vector math (kernels/vmath.h), the oracle for the SIMD tables; the
+ * table for the CPU is picked in kernels/vmath.c. */
 #include "kernels/vmath.h"
-
-#include "base/cpu.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -37,11 +37,3 @@ static void rmsnorm_ref(const float *x, const float *w, int64_t n, float eps, fl
 }
 
 const rq_vmath rq_vmath_ref = {"ref", exp_sum_ref, max_ref, scale_ref, swiglu_ref, rmsnorm_ref};
-
-const rq_vmath *rq_vmath_get(void) {
-    switch (rq_cpu_level_get()) {
-    case RQ_CPU_AVX512: return &rq_vmath_avx512;
-    case RQ_CPU_AVX2: return &rq_vmath_avx2;
-    default: return &rq_vmath_ref;
-    }
-}

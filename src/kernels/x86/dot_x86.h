@@ -1,5 +1,5 @@
-/* Pieces shared by the x86 packed-weight dot kernels (w2_avx2.c, w4_avx2.c, w2_avx512.c,
- * w4_avx512.c): unaligned scalar loads, horizontal sums, the u8×s8 dot-product step with
+/* Pieces shared by the x86 packed-weight dot kernels (lowbit_w2_avx2.c, lowbit_w4_avx2.c, lowbit_w2_avx512.c,
+ * lowbit_w4_avx512.c): unaligned scalar loads, horizontal sums, the u8×s8 dot-product step with
  * and without VNNI, and the float kernels' tile of accumulators (NT tokens × NA
  * independent FMA chains, NA = 4 / 2 / 1 for 1 / 2 / 3-4 tokens, summed at the end).
  * Internal; always inlined so that each kernel compiles as if written out. The AVX-512
@@ -7,7 +7,7 @@
 #ifndef RQ_KERNELS_X86_DOT_X86_H
 #define RQ_KERNELS_X86_DOT_X86_H
 
-#include "kernels/w2_impl.h"
+#include "kernels/lowbit_impl.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -34,7 +34,7 @@ INLINE void scale_zero256(const uint8_t *blk, __m256 *d, __m256 *z) {
  * D_l = Σ code·q by 32-bit lane over the group's NV 32-byte parts c[] (vpmaddubsw into
  * int16, one vpmaddwd; the caller's codes keep every int16 sum of 4 parts exact:
  * 4·2·cmax·127 <= 32767), then acc + d·(D_l − z·Q_l) with the activations' lane sums
- * Q_l = qlg[0..7] (w2_impl.h), exact for an integer z before the scale. */
+ * Q_l = qlg[0..7] (lowbit_impl.h), exact for an integer z before the scale. */
 INLINE __m256 uniform_i8_step256(const __m256i *c, const int NV, const int8_t *qg, const float *qlg, __m256 d,
                                  __m256 z, __m256 acc) {
     __m256i s16 = _mm256_setzero_si256();
@@ -52,7 +52,7 @@ INLINE float hsum256(__m256 v) {
 }
 
 /* x[t] = the activation rows of the tile, acc = 0 */
-INLINE void tile_start256(const rq_w2_act *a, int64_t t0, const int NT, const float **x, __m256 (*acc)[4]) {
+INLINE void tile_start256(const rq_lowbit_act *a, int64_t t0, const int NT, const float **x, __m256 (*acc)[4]) {
     const int NA = RQ_DOT_NA(NT);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
@@ -95,7 +95,7 @@ INLINE void scale_zero512(const uint8_t *blk, __m512 *d, __m512 *z) {
     *z = _mm512_broadcastss_ps(_mm_movehdup_ps(h));
 }
 
-INLINE void tile_start512(const rq_w2_act *a, int64_t t0, const int NT, const float **x, __m512 (*acc)[4]) {
+INLINE void tile_start512(const rq_lowbit_act *a, int64_t t0, const int NT, const float **x, __m512 (*acc)[4]) {
     const int NA = RQ_DOT_NA(NT);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {

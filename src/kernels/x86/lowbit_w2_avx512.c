@@ -1,5 +1,5 @@
 /* AVX-512 (F/BW/VL/DQ) W2 dot kernels, two sets: with AVX512-VNNI (vpdpbusd) and
- * without (vpmaddubsw + vpmaddwd). Same methods as x86/w2_avx2.c, 16 lanes wide:
+ * without (vpmaddubsw + vpmaddwd). Same methods as x86/lowbit_w2_avx2.c, 16 lanes wide:
  *
  * Float activations: the 4 dequantized values broadcast to a 16-float table
  * (T[i] = lv[i & 3]); vpermps uses the low 4 bits of a lane, code_k + 4·code_k+1, so one
@@ -8,7 +8,7 @@
  * 2k per lane (vpsrlvd) give 64 consecutive codes in one register (g = 64: one register
  * per group; g = 128: two; g = 32: one 256-bit register), then vpdpbusd(codes, q);
  * the zero point (W2U) or the lowest level (W2L bit planes) enters per lane through the
- * lane sums of q (w2_impl.h), before the lanes are accumulated over the groups. */
+ * lane sums of q (lowbit_impl.h), before the lanes are accumulated over the groups. */
 #include "kernels/x86/dot_x86.h"
 
 #include <math.h>
@@ -22,15 +22,15 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
-    const float *x[RQ_W2_TILE];
-    __m512 acc[RQ_W2_TILE][4];
+    const float *x[RQ_LOWBIT_TILE];
+    __m512 acc[RQ_LOWBIT_TILE][4];
     tile_start512(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         const __m512 T = _mm512_broadcast_f32x4(levels(blk, LUT));
         /* NW vectors of 16 weights per group, in element order */
         __m512i idx[8];
@@ -114,14 +114,14 @@ INLINE void group_dots(const uint8_t *qs, const int8_t *q, const int G, const bo
     }
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT, const bool VNNI) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L;
     const int64_t in = a->in, ng = in / G;
     const int W = G == 32 ? 8 : 16; /* lanes per group, as the driver computes them */
-    const int8_t *q[RQ_W2_TILE];
-    const float *ql[RQ_W2_TILE]; /* lane sums of q (w2_impl.h) */
-    __m512 acc[RQ_W2_TILE];
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE]; /* lane sums of q (lowbit_impl.h) */
+    __m512 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
@@ -130,7 +130,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         if (!LUT) {
             __m512 d, z;
             scale_zero512(blk, &d, &z);
@@ -147,7 +147,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
                 }
             }
         } else {
-            /* bit planes, as in w2_avx2.c: Σ_k v_k S_k = v0·Q + c1·D1 + c2·D2 + c3·D3 */
+            /* bit planes, as in lowbit_w2_avx2.c: Σ_k v_k S_k = v0·Q + c1·D1 + c2·D2 + c3·D3 */
             float v[4];
             _mm_storeu_ps(v, levels(blk, true));
             const __m512 v0 = _mm512_set1_ps(v[0]);
@@ -193,7 +193,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_F32_INST(G, LUT)                                                              \
-    static void f32_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+    static void f32_##LUT##_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                    \
         case 1: dot_f32(r, a, t0, b0, b1, o, 1, G, LUT); break;                                  \
         case 2: dot_f32(r, a, t0, b0, b1, o, 2, G, LUT); break;                                  \
@@ -202,7 +202,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         }                                                                                \
     }
 #define RQ_I8_INST(G, LUT, VNNI)                                                         \
-    static void i8_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+    static void i8_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                    \
         case 1: dot_i8(r, a, t0, b0, b1, o, 1, G, LUT, VNNI); break;                             \
         case 2: dot_i8(r, a, t0, b0, b1, o, 2, G, LUT, VNNI); break;                             \
@@ -245,14 +245,14 @@ static float act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return amax / (float)qmax;
 }
 
-static const rq_w2_dot_fn f32_tab[2][3] = {{f32_false_32, f32_false_64, f32_false_128},
+static const rq_lowbit_dot_fn f32_tab[2][3] = {{f32_false_32, f32_false_64, f32_false_128},
                                             {f32_true_32, f32_true_64, f32_true_128}};
-static const rq_w2_dot_fn i8_vnni_tab[2][3] = {{i8_false_32_true, i8_false_64_true, i8_false_128_true},
+static const rq_lowbit_dot_fn i8_vnni_tab[2][3] = {{i8_false_32_true, i8_false_64_true, i8_false_128_true},
                                                {i8_true_32_true, i8_true_64_true, i8_true_128_true}};
-static const rq_w2_dot_fn i8_tab[2][3] = {{i8_false_32_false, i8_false_64_false, i8_false_128_false},
+static const rq_lowbit_dot_fn i8_tab[2][3] = {{i8_false_32_false, i8_false_64_false, i8_false_128_false},
                                           {i8_true_32_false, i8_true_64_false, i8_true_128_false}};
 
-const rq_w2_kernel_set rq_w2_kernels_avx512 = {
+const rq_lowbit_kernel_set rq_lowbit_kernels_avx512 = {
     .name = "avx512-vnni",
     .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx512},
     .i8 = {i8_vnni_tab[0], i8_vnni_tab[1], rq_w4_i8_avx512_vnni},
@@ -260,7 +260,7 @@ const rq_w2_kernel_set rq_w2_kernels_avx512 = {
     .lanes = 16,
 };
 
-const rq_w2_kernel_set rq_w2_kernels_avx512_novnni = {
+const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni = {
     .name = "avx512",
     .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx512},
     .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx512},

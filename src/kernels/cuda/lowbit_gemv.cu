@@ -1,9 +1,9 @@
-/* W2 GEMV kernels for one token (rq_cuda.h).
+/* Low-bit (W2U, W2L, W4U) GEMV kernels for one token (rq_cuda.h).
  *
  * Work split: one warp per output row; a row is cut into units of one 4-byte word of
  * codes, i.e. 4 code bytes of one group = 16 weights (for word w of group b: bytes
  * 4w..4w+3, and element k·L + 4w + j sits in bits 2k..2k+1 of byte j, L = g/4, see
- * format/w2.h). Lanes take units round-robin, so consecutive lanes read consecutive
+ * format/lowbit.h). Lanes take units round-robin, so consecutive lanes read consecutive
  * code words (coalesced) and a row of in = 576 already has 36 units for 32 lanes. Then
  * one warp reduction per row. Every weight byte is read once. A lane issues the loads of
  * 4 units before it uses them (the first version, one unit at a time, kept too few bytes
@@ -289,7 +289,7 @@ __global__ void rq_w2l_gemv_a4_rows(const uint8_t *__restrict__ w, const uint8_t
  * (15.9 vs 16.4-18.2 us on 11008x4096: its activations already come from shared memory) */
 static int g_split = -1;
 
-/* W4U × float x (4-bit uniform, format/w2.h): the rows kernel's split with a unit of one
+/* W4U × float x (4-bit uniform, format/lowbit.h): the rows kernel's split with a unit of one
  * 4-byte code word = 8 weights: word w of group b holds elements 4w .. 4w+3 in its low
  * nibbles and L+4w .. L+4w+3 in its high ones (L = g/2); per unit Σ code·x and Σ x from
  * two float4 loads, then d·Σcx − d·z·Σx as for W2U. Always R = 8 rows per block. */
@@ -351,18 +351,18 @@ static unsigned rows_threads(int64_t units) {
 
 static rq_status check_shape(int type, bool lut, int64_t out, int64_t in, const void *w, const void *x,
                              const void *y) {
-    const int64_t g = rq_w2_group(type);
-    if (g == 0 || rq_w2_kind_of(type) != (lut ? RQ_W2_KIND_W2L : RQ_W2_KIND_W2U))
-        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: type %s (%d) is not a %s type", rq_type_name(type), type,
+    const int64_t g = rq_lowbit_group(type);
+    if (g == 0 || rq_lowbit_kind_of(type) != (lut ? RQ_LOWBIT_KIND_W2L : RQ_LOWBIT_KIND_W2U))
+        return rq_errorf(RQ_EINVAL, "CUDA low-bit GEMV: type %s (%d) is not a %s type", rq_type_name(type), type,
                          lut ? "W2L" : "W2U");
     if (out < 0 || in < 0 || in % g != 0 || in > (1LL << 30))
-        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: bad shape [%lld, %lld] for group %lld", (long long)out,
+        return rq_errorf(RQ_EINVAL, "CUDA low-bit GEMV: bad shape [%lld, %lld] for group %lld", (long long)out,
                          (long long)in, (long long)g);
-    if ((out > 0 && in > 0) && (!w || !x || !y)) return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: NULL pointer");
+    if ((out > 0 && in > 0) && (!w || !x || !y)) return rq_errorf(RQ_EINVAL, "CUDA low-bit GEMV: NULL pointer");
     /* the kernels load W2U heads and code words as 4-byte words, W2L levels as 8 bytes,
      * and float activations as float4 */
     if (((uintptr_t)w & (lut ? 7 : 3)) || ((uintptr_t)x & 15))
-        return rq_errorf(RQ_EINVAL, "CUDA W2 GEMV: weights need %d-byte and activations 16-byte alignment", lut ? 8 : 4);
+        return rq_errorf(RQ_EINVAL, "CUDA low-bit GEMV: weights need %d-byte and activations 16-byte alignment", lut ? 8 : 4);
     return RQ_OK;
 }
 
@@ -399,7 +399,7 @@ extern "C" rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, con
     RQ_TRY(check_shape(type, false, out, in, w_dev, x_dev, y_dev));
     if (out == 0) return RQ_OK;
     const uint8_t *w = (const uint8_t *)w_dev;
-    switch (rq_w2_group(type)) {
+    switch (rq_lowbit_group(type)) {
     case 32: launch_w2u<32>(w, x_dev, y_dev, out, in); break;
     case 64: launch_w2u<64>(w, x_dev, y_dev, out, in); break;
     default: launch_w2u<128>(w, x_dev, y_dev, out, in); break;
@@ -410,8 +410,8 @@ extern "C" rq_status rq_cuda_w2u_gemv_f32(int type, int64_t out, int64_t in, con
 
 extern "C" rq_status rq_cuda_w4u_gemv_f32(int type, int64_t out, int64_t in, const void *w_dev,
                                           const float *x_dev, float *y_dev) {
-    const int64_t g = rq_w2_group(type);
-    if (g == 0 || rq_w2_kind_of(type) != RQ_W2_KIND_W4U)
+    const int64_t g = rq_lowbit_group(type);
+    if (g == 0 || rq_lowbit_kind_of(type) != RQ_LOWBIT_KIND_W4U)
         return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: type %s (%d) is not a W4U type", rq_type_name(type), type);
     if (out < 0 || in < 0 || in % g != 0 || in > (1LL << 30))
         return rq_errorf(RQ_EINVAL, "CUDA W4U GEMV: bad shape [%lld, %lld] for group %lld", (long long)out,
@@ -437,7 +437,7 @@ extern "C" rq_status rq_cuda_w2l_gemv_a4(int type, int64_t out, int64_t in, cons
     if (out == 0) return RQ_OK;
     if (in > 48 * 1024) return rq_errorf(RQ_EINVAL, "CUDA W2A4 GEMV: in = %lld above 49152", (long long)in);
     const uint8_t *w = (const uint8_t *)w_dev, *xq = (const uint8_t *)xq_dev;
-    switch (rq_w2_group(type)) {
+    switch (rq_lowbit_group(type)) {
     case 32: launch_w2l<32>(w, xq, scale, y_dev, out, in); break;
     case 64: launch_w2l<64>(w, xq, scale, y_dev, out, in); break;
     default: launch_w2l<128>(w, xq, scale, y_dev, out, in); break;

@@ -1,11 +1,11 @@
-/* AVX2 (+FMA, F16C) W4U dot kernels (4-bit uniform, format/w2.h), used by the AVX2 kernel
- * set of x86/w2_avx2.c; the baseline flags (x86-64-v3) compile this file.
+/* AVX2 (+FMA, F16C) W4U dot kernels (4-bit uniform, format/lowbit.h), used by the AVX2 kernel
+ * set of x86/lowbit_w2_avx2.c; the baseline flags (x86-64-v3) compile this file.
  *
  * Float activations: AVX2's vpermps has only 8 table entries, so the codes are converted
  * instead: 8 code bytes widened to 32-bit lanes (masked with 15 for the low nibbles,
  * shifted by 4 for the high ones) and converted to float, once per group for all tokens;
  * per token Σ c·x by lane (one FMA per 8 weights), then d·(Σ c·x − z·X_l) per lane with
- * the activations' lane sums X_l (rq_w2_act.xlane) and one FMA into the row's sum. The
+ * the activations' lane sums X_l (rq_lowbit_act.xlane) and one FMA into the row's sum. The
  * first version computed ŵ = d·(c − z) per weight (convert, subtract, multiply, FMA):
  * 4096×4096 GEMV, 1 thread, 930 µs; this one: see bench_kernels (RQ_CPU=avx2).
  * Integer activations: 32 consecutive codes per register (g = 32: the 16 code bytes in
@@ -13,18 +13,18 @@
  * shifted by 4 and masked), vpmaddubsw(codes, q) then vpmaddwd(·, 1) give exact int32
  * partial sums of Σ code·q (per int16: at most 4 parts · 2 · 15 · 127 = 15240, no
  * saturation); per group: convert, subtract z·Q_l per lane (the lane sums of q,
- * kernels/w2_impl.h), FMA with the scale, as for W2U in x86/w2_avx2.c. */
+ * kernels/lowbit_impl.h), FMA with the scale, as for W2U in x86/lowbit_w2_avx2.c. */
 #include "kernels/x86/dot_x86.h"
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NC = L / 8;
     const int64_t in = a->in, ng = in / G;
     const __m256i m15 = _mm256_set1_epi32(15);
-    const float *x[RQ_W2_TILE], *xl[RQ_W2_TILE];
-    __m256 acc[RQ_W2_TILE];
+    const float *x[RQ_LOWBIT_TILE], *xl[RQ_LOWBIT_TILE];
+    __m256 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         x[t] = a->xf + (t0 + t) * in;
@@ -33,7 +33,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         __m256 d, z;
         scale_zero256(blk, &d, &z);
         /* the codes as floats, vector k·NC + c = elements k·L + 8c .. +7 */
@@ -53,7 +53,7 @@ INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t 
                 s0 = _mm256_fmadd_ps(cf[c], _mm256_loadu_ps(xb + 8 * c), s0);
                 s1 = _mm256_fmadd_ps(cf[NC + c], _mm256_loadu_ps(xb + L + 8 * c), s1);
             }
-            /* per lane d·(Σ c·x − z·X_l) (w2_impl.h, xlane) */
+            /* per lane d·(Σ c·x − z·X_l) (lowbit_impl.h, xlane) */
             const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(xl[t] + b * 8), _mm256_add_ps(s0, s1));
             acc[t] = _mm256_fmadd_ps(d, D, acc[t]);
         }
@@ -78,13 +78,13 @@ INLINE __m256i codes32(const uint8_t *qs, const int G, const int p) {
     return _mm256_and_si256(nib ? _mm256_srli_epi32(v, 4) : v, m15);
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NV = G / 32;
     const int64_t in = a->in, ng = in / G;
-    const int8_t *q[RQ_W2_TILE];
-    const float *ql[RQ_W2_TILE]; /* lane sums of q, 8 per group (w2_impl.h) */
-    __m256 acc[RQ_W2_TILE];
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE]; /* lane sums of q, 8 per group (lowbit_impl.h) */
+    __m256 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
@@ -93,7 +93,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         __m256i c[4];
 #pragma GCC unroll 4
         for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
@@ -110,7 +110,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_DOT_NT(fn, G)                                                                         \
-    static void fn##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+    static void fn##_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                            \
         case 1: fn(r, a, t0, b0, b1, o, 1, G); break;                                            \
         case 2: fn(r, a, t0, b0, b1, o, 2, G); break;                                            \
@@ -121,5 +121,5 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 RQ_DOT_NT(dot_f32, 32) RQ_DOT_NT(dot_f32, 64) RQ_DOT_NT(dot_f32, 128)
 RQ_DOT_NT(dot_i8, 32) RQ_DOT_NT(dot_i8, 64) RQ_DOT_NT(dot_i8, 128)
 
-const rq_w2_dot_fn rq_w4_f32_avx2[3] = {dot_f32_32, dot_f32_64, dot_f32_128};
-const rq_w2_dot_fn rq_w4_i8_avx2[3] = {dot_i8_32, dot_i8_64, dot_i8_128};
+const rq_lowbit_dot_fn rq_w4_f32_avx2[3] = {dot_f32_32, dot_f32_64, dot_f32_128};
+const rq_lowbit_dot_fn rq_w4_i8_avx2[3] = {dot_i8_32, dot_i8_64, dot_i8_128};

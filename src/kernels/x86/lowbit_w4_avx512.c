@@ -1,5 +1,5 @@
-/* AVX-512 (F/BW/VL/DQ) W4U dot kernels (4-bit uniform, format/w2.h), used by both AVX-512
- * kernel sets of x86/w2_avx512.c: float activations, and integer activations with
+/* AVX-512 (F/BW/VL/DQ) W4U dot kernels (4-bit uniform, format/lowbit.h), used by both AVX-512
+ * kernel sets of x86/lowbit_w2_avx512.c: float activations, and integer activations with
  * AVX512-VNNI (vpdpbusd) and without (vpmaddubsw + vpmaddwd).
  *
  * Float activations: the group's 16 dequantized values d·(c − z) (computed as the
@@ -13,22 +13,22 @@
  * 256-bit register the same way), then vpdpbusd(codes, q) gives exact int32 sums per lane
  * (codes <= 15: 4·15·127 per lane and step, and vpmaddubsw's pairs, 2·15·127, stay far
  * from int16 saturation). The zero point enters per lane with the lane sums of q,
- * d·(D_l − z·Q_l), before the lanes are accumulated over the groups (kernels/w2_impl.h),
+ * d·(D_l − z·Q_l), before the lanes are accumulated over the groups (kernels/lowbit_impl.h),
  * exactly as for W2U. */
 #include "kernels/x86/dot_x86.h"
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NW = G / 16, NH = NW / 2;
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const float *x[RQ_W2_TILE];
-    __m512 acc[RQ_W2_TILE][4];
+    const float *x[RQ_LOWBIT_TILE];
+    __m512 acc[RQ_LOWBIT_TILE][4];
     tile_start512(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         __m512 d, z;
         scale_zero512(blk, &d, &z);
         const __m512 T = _mm512_mul_ps(d, _mm512_sub_ps(iota, z)); /* T[c] = d·(c − z) */
@@ -63,15 +63,15 @@ INLINE __m256i codes32(const uint8_t *qs) {
     return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(15));
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool VNNI) {
     const int L = G / 2, bb = RQ_W4U_HEAD + L, NV = G / 64;
     const int64_t in = a->in, ng = in / G;
     const int W = G == 32 ? 8 : 16; /* lanes per group, as the driver computes them */
-    const int8_t *q[RQ_W2_TILE];
-    const float *ql[RQ_W2_TILE]; /* lane sums of q (w2_impl.h) */
-    __m512 acc[RQ_W2_TILE];
-    __m256 acc8[RQ_W2_TILE]; /* G = 32: 8 lanes */
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE]; /* lane sums of q (lowbit_impl.h) */
+    __m512 acc[RQ_LOWBIT_TILE];
+    __m256 acc8[RQ_LOWBIT_TILE]; /* G = 32: 8 lanes */
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
@@ -81,7 +81,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + RQ_W4U_HEAD;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         __m512 d, z;
         scale_zero512(blk, &d, &z);
         if (G == 32) {
@@ -124,7 +124,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_F32_INST(G)                                                                           \
-    static void f32_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+    static void f32_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                            \
         case 1: dot_f32(r, a, t0, b0, b1, o, 1, G); break;                                       \
         case 2: dot_f32(r, a, t0, b0, b1, o, 2, G); break;                                       \
@@ -133,7 +133,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
         }                                                                                        \
     }
 #define RQ_I8_INST(G, VNNI)                                                                      \
-    static void i8_##G##_##VNNI(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
+    static void i8_##G##_##VNNI(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, float *o) { \
         switch (nt) {                                                                            \
         case 1: dot_i8(r, a, t0, b0, b1, o, 1, G, VNNI); break;                                  \
         case 2: dot_i8(r, a, t0, b0, b1, o, 2, G, VNNI); break;                                  \
@@ -145,6 +145,6 @@ RQ_F32_INST(32) RQ_F32_INST(64) RQ_F32_INST(128)
 RQ_I8_INST(32, true) RQ_I8_INST(64, true) RQ_I8_INST(128, true)
 RQ_I8_INST(32, false) RQ_I8_INST(64, false) RQ_I8_INST(128, false)
 
-const rq_w2_dot_fn rq_w4_f32_avx512[3] = {f32_32, f32_64, f32_128};
-const rq_w2_dot_fn rq_w4_i8_avx512_vnni[3] = {i8_32_true, i8_64_true, i8_128_true};
-const rq_w2_dot_fn rq_w4_i8_avx512[3] = {i8_32_false, i8_64_false, i8_128_false};
+const rq_lowbit_dot_fn rq_w4_f32_avx512[3] = {f32_32, f32_64, f32_128};
+const rq_lowbit_dot_fn rq_w4_i8_avx512_vnni[3] = {i8_32_true, i8_64_true, i8_128_true};
+const rq_lowbit_dot_fn rq_w4_i8_avx512[3] = {i8_32_false, i8_64_false, i8_128_false};

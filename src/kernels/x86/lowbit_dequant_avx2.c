@@ -1,8 +1,8 @@
-/* AVX2 dequantization of W2 rows (kernels/gemv.h rq_w2_dequant_rows): as the AVX-512
+/* AVX2 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant): as the AVX-512
  * version with an 8-float table T[i] = lv[i & 3] and vpermps on 8 codes at a time (8
  * code bytes widened, shifted by 2k). W4U: 8 code bytes widened, masked (low nibbles) or
  * shifted by 4 (high nibbles), converted to float, d·(c − z) as the reference computes it.
- * Equal to rq_dequant_w2 bit for bit. */
+ * Equal to rq_dequant_lowbit bit for bit. */
 #include "kernels/gemv.h"
 
 #include <immintrin.h>
@@ -63,10 +63,10 @@ INLINE void dequant4(const uint8_t *src, int64_t n_blocks, float *y, const int G
     }
 }
 
-void rq_w2_dequant_avx2(int type, const void *src, float *y, int64_t n) {
-    const int64_t g = rq_w2_group(type), nb = n / g;
-    const bool lut = rq_w2_is_lut(type);
-    if (rq_w2_kind_of(type) == RQ_W2_KIND_W4U) {
+void rq_lowbit_dequant_avx2(int type, const void *src, float *y, int64_t n) {
+    const int64_t g = rq_lowbit_group(type), nb = n / g;
+    const bool lut = rq_lowbit_is_lut(type);
+    if (rq_lowbit_kind_of(type) == RQ_LOWBIT_KIND_W4U) {
         if (g == 32) dequant4(src, nb, y, 32);
         else if (g == 64) dequant4(src, nb, y, 64);
         else dequant4(src, nb, y, 128);

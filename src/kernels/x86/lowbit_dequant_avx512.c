@@ -1,10 +1,10 @@
-/* AVX-512 dequantization of W2 rows (kernels/gemv.h rq_w2_dequant_rows): per group, the 4
+/* AVX-512 dequantization of low-bit rows (W2U, W2L, W4U) (kernels/gemv.h rq_lowbit_dequant): per group, the 4
  * levels (W2L: v_k; W2U: d·(k − z), computed as the reference does) broadcast to a
  * 16-float table T[i] = lv[i & 3], and vpermps picks lv[code] for 16 codes at a time from
- * the shifted code bytes (the layout of format/w2.h puts 16 consecutive codes in one
+ * the shifted code bytes (the layout of format/lowbit.h puts 16 consecutive codes in one
  * 16-byte load shifted by 2k). W4U: the 16 values d·(c − z) fill the table and 16 code
  * bytes, widened, index it by their low nibbles and, shifted by 4, by their high ones.
- * The values equal rq_dequant_w2's bit for bit. */
+ * The values equal rq_dequant_lowbit's bit for bit. */
 #include "kernels/gemv.h"
 
 #include <immintrin.h>
@@ -70,10 +70,10 @@ INLINE void dequant4(const uint8_t *src, int64_t n_blocks, float *y, const int G
     }
 }
 
-void rq_w2_dequant_avx512(int type, const void *src, float *y, int64_t n) {
-    const int64_t g = rq_w2_group(type), nb = n / g;
-    const bool lut = rq_w2_is_lut(type);
-    if (rq_w2_kind_of(type) == RQ_W2_KIND_W4U) {
+void rq_lowbit_dequant_avx512(int type, const void *src, float *y, int64_t n) {
+    const int64_t g = rq_lowbit_group(type), nb = n / g;
+    const bool lut = rq_lowbit_is_lut(type);
+    if (rq_lowbit_kind_of(type) == RQ_LOWBIT_KIND_W4U) {
         if (g == 32) dequant4(src, nb, y, 32);
         else if (g == 64) dequant4(src, nb, y, 64);
         else dequant4(src, nb, y, 128);

@@ -1,21 +1,21 @@
-/* Internal interface between the W2 GEMV/GEMM driver (gemv.c) and the per-CPU-level
- * kernels (ref/w2_ref.c, x86/w2_avx2.c, x86/w2_avx512.c, and for the 4-bit W4U layout
- * x86/w4_avx2.c, x86/w4_avx512.c). Not part of the public API.
+/* Internal interface between the low-bit GEMV/GEMM driver (gemv.c) and the per-CPU-level
+ * kernels (ref/lowbit_ref.c, x86/lowbit_w2_avx2.c, x86/lowbit_w2_avx512.c, and for the 4-bit W4U layout
+ * x86/lowbit_w4_avx2.c, x86/lowbit_w4_avx512.c). Not part of the public API.
  *
- * The driver quantizes the activations once per call into an rq_w2_act, then for every
- * output row and every tile of up to RQ_W2_TILE tokens calls one "dot" kernel, which
+ * The driver quantizes the activations once per call into an rq_lowbit_act, then for every
+ * output row and every tile of up to RQ_LOWBIT_TILE tokens calls one "dot" kernel, which
  * unpacks the row's codes once and uses them for all tokens of the tile (the GEMM's
  * weight reuse), and writes the unscaled dot products; the driver multiplies by each
  * token's activation scale. */
-#ifndef RQ_KERNELS_W2_IMPL_H
-#define RQ_KERNELS_W2_IMPL_H
+#ifndef RQ_KERNELS_LOWBIT_IMPL_H
+#define RQ_KERNELS_LOWBIT_IMPL_H
 
 #include "format/act.h"
-#include "format/w2.h"
+#include "format/lowbit.h"
 
 #include <stdint.h>
 
-#define RQ_W2_TILE 4 /* most tokens one kernel call handles */
+#define RQ_LOWBIT_TILE 4 /* most tokens one kernel call handles */
 /* Bytes ahead of the current block that the kernels prefetch within the row. The
  * driver walks a block of 16 rows in K blocks (gemv.c), so a row is read in segments
  * of ~1 KiB that the hardware stream prefetcher follows poorly; measured on 4096×11008
@@ -23,9 +23,9 @@
  * The integer kernels prefetch too since they also read the lane sums of the
  * activations (qlane below): 4-token W2U A8 GEMM on 4096², cold, 156-161 -> 142-144 us
  * per token, the same as before the lane sums; the GEMV unchanged. */
-#define RQ_W2_PREFETCH 1024
+#define RQ_LOWBIT_PREFETCH 1024
 
-typedef struct rq_w2_act {
+typedef struct rq_lowbit_act {
     int64_t n_tok, in, group;
     const float *xf;     /* [n_tok, in] input of the float kernels: x itself (F32), or the
                           * integer values q as floats (int activations, LUT "float" method) */
@@ -52,13 +52,13 @@ typedef struct rq_w2_act {
      * vectors starting at multiples of 8 put in lane l. The kernel then computes per
      * lane d·(Σ c·x − z·X_l), as the integer kernels do with qlane. NULL otherwise. */
     const float *xlane;
-} rq_w2_act;
+} rq_lowbit_act;
 
 /* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
- * (1 <= nt <= RQ_W2_TILE), where v is a->xf (float kernels) or a->q (integer kernels);
+ * (1 <= nt <= RQ_LOWBIT_TILE), where v is a->xf (float kernels) or a->q (integer kernels);
  * `row` points at the row's first block (group 0). Integer kernels compute each group's
  * integer sums exactly (see format/act.h) and combine them in float. */
-typedef void (*rq_w2_dot_fn)(const uint8_t *row, const rq_w2_act *a, int64_t t0, int nt,
+typedef void (*rq_lowbit_dot_fn)(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int nt,
                              int64_t b0, int64_t b1, float *out);
 
 /* Quantizes x [n] to q [n] in [-qmax, qmax]; returns the scale. Same codes as
@@ -66,28 +66,28 @@ typedef void (*rq_w2_dot_fn)(const uint8_t *row, const rq_w2_act *a, int64_t t0,
 typedef float (*rq_act_quant_fn)(const float *x, int64_t n, int qmax, int8_t *q);
 
 /* Index of a group size in the tables: 32 -> 0, 64 -> 1, 128 -> 2. */
-static inline int rq_w2_gidx(int64_t g) { return g == 32 ? 0 : g == 64 ? 1 : 2; }
+static inline int rq_lowbit_gidx(int64_t g) { return g == 32 ? 0 : g == 64 ? 1 : 2; }
 
-typedef struct rq_w2_kernel_set {
+typedef struct rq_lowbit_kernel_set {
     const char *name;
-    /* [rq_w2_kind] -> an array [group index] of kernels (pointers, so that a set can
+    /* [rq_lowbit_kind] -> an array [group index] of kernels (pointers, so that a set can
      * take a kind's kernels from another file) */
-    const rq_w2_dot_fn *f32[RQ_W2_N_KINDS]; /* float activations */
-    bool f32_xlane[RQ_W2_N_KINDS];          /* those kernels read rq_w2_act.xlane */
-    const rq_w2_dot_fn *i8[RQ_W2_N_KINDS];  /* integer activations */
+    const rq_lowbit_dot_fn *f32[RQ_LOWBIT_N_KINDS]; /* float activations */
+    bool f32_xlane[RQ_LOWBIT_N_KINDS];          /* those kernels read rq_lowbit_act.xlane */
+    const rq_lowbit_dot_fn *i8[RQ_LOWBIT_N_KINDS];  /* integer activations */
     rq_act_quant_fn act_quant;
-    int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_w2_act.qlane has
+    int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_lowbit_act.qlane has
                 * min(lanes, group/4) per group), 0 if they use qsum instead */
-} rq_w2_kernel_set;
+} rq_lowbit_kernel_set;
 
-extern const rq_w2_kernel_set rq_w2_kernels_ref;
-extern const rq_w2_kernel_set rq_w2_kernels_avx2;
-extern const rq_w2_kernel_set rq_w2_kernels_avx512;      /* VNNI dot products */
-extern const rq_w2_kernel_set rq_w2_kernels_avx512_novnni;
+extern const rq_lowbit_kernel_set rq_lowbit_kernels_ref;
+extern const rq_lowbit_kernel_set rq_lowbit_kernels_avx2;
+extern const rq_lowbit_kernel_set rq_lowbit_kernels_avx512;      /* VNNI dot products */
+extern const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni;
 
-/* The W4U kernels of the x86 levels, [group index] (x86/w4_avx2.c, x86/w4_avx512.c);
- * the kernel sets above use them as their RQ_W2_KIND_W4U entries. */
-extern const rq_w2_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
-extern const rq_w2_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
+/* The W4U kernels of the x86 levels, [group index] (x86/lowbit_w4_avx2.c, x86/lowbit_w4_avx512.c);
+ * the kernel sets above use them as their RQ_LOWBIT_KIND_W4U entries. */
+extern const rq_lowbit_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
+extern const rq_lowbit_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
 
 #endif

@@ -1,8 +1,7 @@
 /* rotquant's packed weight layouts for the fast kernels (kernels/gemv.h): 2-bit uniform
  * (W2U), 2-bit non-uniform / LUT (W2L) and 4-bit uniform (W4U), each with groups of 32,
- * 64 or 128 consecutive input columns of one output row. The "w2" prefix of the
- * functions below names this family after its first members; they all accept the W4U
- * types too (rq_w2_kind_of tells the three apart). Type ids are in format.h
+ * 64 or 128 consecutive input columns of one output row: the packed low-bit family. The
+ * rq_lowbit_* functions below accept all three (rq_lowbit_kind_of tells them apart). Type ids are in format.h
  * (RQ_TYPE_W2U_G32 .. RQ_TYPE_W4U_G128), traits in format.c, so a GGUF reader can size
  * and dequantize these tensors like any other block type. A row of `in` weights is in/g
  * consecutive blocks (one per group); a matrix [out, in] is out such rows.
@@ -70,8 +69,8 @@
  *
  * All structs have alignment 2 and no padding (like format.h's), so a block may sit at
  * any even address; the SIMD kernels use unaligned loads. */
-#ifndef RQ_FORMAT_W2_H
-#define RQ_FORMAT_W2_H
+#ifndef RQ_FORMAT_LOWBIT_H
+#define RQ_FORMAT_LOWBIT_H
 
 #include "format/format.h"
 
@@ -147,29 +146,29 @@ static_assert(sizeof(rq_block_w4u_g128) == 4 + 64, "rq_block_w4u_g128 size");
 #define RQ_W4U_HEAD 4
 
 /* The three layouts of the family; the kernels' tables are indexed by it. */
-typedef enum rq_w2_kind {
-    RQ_W2_KIND_W2U = 0,
-    RQ_W2_KIND_W2L = 1,
-    RQ_W2_KIND_W4U = 2,
-} rq_w2_kind;
-#define RQ_W2_N_KINDS 3
+typedef enum rq_lowbit_kind {
+    RQ_LOWBIT_KIND_W2U = 0,
+    RQ_LOWBIT_KIND_W2L = 1,
+    RQ_LOWBIT_KIND_W4U = 2,
+} rq_lowbit_kind;
+#define RQ_LOWBIT_N_KINDS 3
 
 /* Group size g of a W2U/W2L/W4U type, 0 if `type` is not one. */
-int64_t rq_w2_group(int type);
+int64_t rq_lowbit_group(int type);
 /* The kind of a W2U/W2L/W4U type; -1 if `type` is not one. */
-int rq_w2_kind_of(int type);
+int rq_lowbit_kind_of(int type);
 /* Bits per code: 2 (W2U, W2L), 4 (W4U), 0 for other types. */
-int rq_w2_bits(int type);
+int rq_lowbit_bits(int type);
 /* True for the W2L (non-uniform) types; false for W2U, W4U and other types. */
-bool rq_w2_is_lut(int type);
+bool rq_lowbit_is_lut(int type);
 /* The 2-bit type id for a format (lut or uniform) and group size; -1 if g is not 32/64/128. */
-int rq_w2_type(bool lut, int64_t group);
+int rq_lowbit_type(bool lut, int64_t group);
 /* The type id of a kind and group size; -1 if g is not 32/64/128 or the kind is unknown. */
-int rq_w2_kind_type(rq_w2_kind kind, int64_t group);
+int rq_lowbit_kind_type(rq_lowbit_kind kind, int64_t group);
 /* Parameters per group in the unpacked form: 2 for W2U/W4U (scale, zero), 4 for W2L. */
-static inline int rq_w2_n_param(int type) { return rq_w2_is_lut(type) ? RQ_W2_LEVELS : 2; }
+static inline int rq_lowbit_n_param(int type) { return rq_lowbit_is_lut(type) ? RQ_W2_LEVELS : 2; }
 /* Byte offset of the codes inside a block of `type` (a family type, asserted by callers). */
-static inline int rq_w2_head(int type) { return rq_w2_is_lut(type) ? RQ_W2L_HEAD : RQ_W2U_HEAD; }
+static inline int rq_lowbit_head(int type) { return rq_lowbit_is_lut(type) ? RQ_W2L_HEAD : RQ_W2U_HEAD; }
 
 /* Packs a quantized matrix [out, in] into `type` blocks; in % g == 0 (asserted).
  *   codes  [out, in]              codes in 0..2^bits − 1 (asserted), as src/quant writes them
@@ -178,16 +177,16 @@ static inline int rq_w2_head(int type) { return rq_w2_is_lut(type) ? RQ_W2L_HEAD
  *                                 each is rounded to fp16 (the quantizers already make
  *                                 them fp16-representable, so nothing changes)
  *   dst    out · rq_type_row_bytes(type, in) bytes, caller-owned (any even address) */
-void rq_w2_pack(int type, int64_t out, int64_t in, const uint8_t *codes, const float *params,
+void rq_lowbit_pack(int type, int64_t out, int64_t in, const uint8_t *codes, const float *params,
                 void *dst);
 /* The inverse: codes [out, in] and params [out, in/g, n_param] (fp16 values as floats),
  * both caller-owned. */
-void rq_w2_unpack(int type, int64_t out, int64_t in, const void *src, uint8_t *codes,
+void rq_lowbit_unpack(int type, int64_t out, int64_t in, const void *src, uint8_t *codes,
                   float *params);
 
 /* Scalar reference dequantization of n elements (n % g == 0, asserted): y [n].
  * W2U, W4U: y = d·((float)code − z); W2L: y = v[code]. */
-void rq_dequant_w2(int type, const void *src, float *y, int64_t n);
+void rq_dequant_lowbit(int type, const void *src, float *y, int64_t n);
 
 /* Code of element i of a W2U/W2L group from its qs bytes (the layout above; L = g/4). */
 static inline int rq_w2_code(const uint8_t *qs, int64_t L, int64_t i) {

@@ -1,4 +1,5 @@
-/* AVX2 (+FMA, F16C) W2 dot kernels; the baseline flags (x86-64-v3) compile this file.
+/* AVX2 (+FMA, F16C) W2U/W2L dot kernels and the AVX2 low-bit kernel set (its W4U entries come
+ * from x86/lowbit_w4_avx2.c); the baseline flags (x86-64-v3) compile this file.
  *
  * Float activations (W2U and W2L alike): the group's 4 dequantized values lv[0..3] are
  * put twice into an 8-float table T (T[i] = lv[i & 3]); the code bytes are widened to
@@ -9,7 +10,7 @@
  * Integer activations, W2U: codes unpacked to bytes (broadcast, vpsrlvd by 2k, and 3),
  * vpmaddubsw(codes, q) then vpmaddwd(·, 1) give exact int32 partial sums of Σ code·q;
  * per group: convert, subtract z·Q_l per lane (Q_l: the lane's Σq, precomputed per
- * token, w2_impl.h), FMA with the scale, so that no lane sums the uncentred d·D.
+ * token, lowbit_impl.h), FMA with the scale, so that no lane sums the uncentred d·D.
  * Integer activations, W2L (bit-plane method): three dot products per group with the
  * planes code, code & 2 and (code + 1) & 4 (= 4·[code == 3]); see dot_i8 below for how
  * they give Σ_k v_k·S_k, combined per lane with v0·Q_l before the accumulation. */
@@ -27,15 +28,15 @@ INLINE __m128 levels(const uint8_t *blk, const bool LUT) {
 
 /* ------------------------------------------------------------ float activations */
 
-INLINE void dot_f32(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_f32(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                     const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L, NC = L / 8;
-    const float *x[RQ_W2_TILE];
-    __m256 acc[RQ_W2_TILE][4];
+    const float *x[RQ_LOWBIT_TILE];
+    __m256 acc[RQ_LOWBIT_TILE][4];
     tile_start256(a, t0, NT, x, acc);
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         const __m128 lv = levels(blk, LUT);
         const __m256 T = _mm256_insertf128_ps(_mm256_castps128_ps256(lv), lv, 1);
         __m256i idx[4];
@@ -72,14 +73,14 @@ INLINE __m256i codes32(const uint8_t *qs, const int G, const int p) {
     return _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)qs), 2 * p), m3);
 }
 
-INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+INLINE void dot_i8(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT) {
     const int L = G / 4, head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + L, NV = G / 32;
     const int64_t in = a->in, ng = in / G;
     const __m256i ones = _mm256_set1_epi16(1);
-    const int8_t *q[RQ_W2_TILE];
-    const float *ql[RQ_W2_TILE]; /* lane sums of q, 8 per group (w2_impl.h) */
-    __m256 acc[RQ_W2_TILE];
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE]; /* lane sums of q, 8 per group (lowbit_impl.h) */
+    __m256 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         q[t] = a->q + (t0 + t) * in;
@@ -88,7 +89,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
     }
     for (int64_t b = b0; b < b1; b++) {
         const uint8_t *blk = row + b * bb, *qs = blk + head;
-        _mm_prefetch((const char *)blk + RQ_W2_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         __m256i c[4];
 #pragma GCC unroll 4
         for (int p = 0; p < NV; p++) c[p] = codes32(qs, G, p);
@@ -143,7 +144,7 @@ INLINE void dot_i8(const uint8_t *row, const rq_w2_act *a, int64_t t0, int64_t b
 /* ------------------------------------------------------------ instantiations */
 
 #define RQ_DOT_NT(fn, G, LUT)                                                            \
-    static void fn##_##LUT##_##G(const uint8_t *r, const rq_w2_act *a, int64_t t0, int nt,   \
+    static void fn##_##LUT##_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, \
                                  int64_t b0, int64_t b1, float *o) {                     \
         switch (nt) {                                                                    \
         case 1: fn(r, a, t0, b0, b1, o, 1, G, LUT); break;                               \
@@ -197,12 +198,12 @@ static float act_quant(const float *x, int64_t n, int qmax, int8_t *q) {
     return amax / (float)qmax;
 }
 
-static const rq_w2_dot_fn f32_tab[2][3] = {{dot_f32_false_32, dot_f32_false_64, dot_f32_false_128},
+static const rq_lowbit_dot_fn f32_tab[2][3] = {{dot_f32_false_32, dot_f32_false_64, dot_f32_false_128},
                                             {dot_f32_true_32, dot_f32_true_64, dot_f32_true_128}};
-static const rq_w2_dot_fn i8_tab[2][3] = {{dot_i8_false_32, dot_i8_false_64, dot_i8_false_128},
+static const rq_lowbit_dot_fn i8_tab[2][3] = {{dot_i8_false_32, dot_i8_false_64, dot_i8_false_128},
                                            {dot_i8_true_32, dot_i8_true_64, dot_i8_true_128}};
 
-const rq_w2_kernel_set rq_w2_kernels_avx2 = {
+const rq_lowbit_kernel_set rq_lowbit_kernels_avx2 = {
     .name = "avx2",
     .f32 = {f32_tab[0], f32_tab[1], rq_w4_f32_avx2},
     .f32_xlane = {false, false, true},
