@@ -21,7 +21,7 @@
 #include "model/sampler.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <string.h>
 #include <sys/stat.h>

@@ -139,7 +139,7 @@ typedef struct rq_layer {
  *   - R3 [head_dim]: q and k of every head after RoPE: q ← q·R3, k ← k·R3 (q·kᵀ is
  *     unchanged, so R3 only matters for the quantized keys);
  *   - R4 [n_ff]: the input of down: h ← h·R4 (before its quantizer). R4 must ALSO be
- *     folded into the weights (W_down ← W_down·R4, rq_fold_r4 in rotate/fold.h) — the
+ *     folded into the weights (W_down ← W_down·R4, rq_fold_r4 in model/fold.h) — the
  *     file loader assumes it was (rotquant files record R4 only once folded);
  *   - KV cache: keys (after R3) and values stored 4-bit packed (format/kv.h), one scale
  *     and zero point per token per group of kv_group channels (default head_dim).

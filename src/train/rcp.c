@@ -12,7 +12,7 @@
 #include "quant/calib.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 #include "text/tokenizer.h"
 #include "train/backward.h"
 #include "train/blockwise.h"
