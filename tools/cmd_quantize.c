@@ -82,8 +82,8 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--rotate4")) { if (!(rot4_name = VAL())) return cli_fail("--rotate4 needs a kind"); }
         else if (!strcmp(a, "--block3")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.block3)) return 1; }
         else if (!strcmp(a, "--block4")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.block4)) return 1; }
-        else if (!strcmp(a, "--abits")) { if (!cli_parse_int(a, VAL(), 2, 16, &abits)) return 1; }
-        else if (!strcmp(a, "--kvbits")) { if (!cli_parse_int(a, VAL(), 2, 16, &kvbits)) return 1; }
+        else if (!strcmp(a, "--abits")) { if (!cli_parse_abits(a, VAL(), &abits)) return 1; }
+        else if (!strcmp(a, "--kvbits")) { if (!cli_parse_kvbits(a, VAL(), &kvbits)) return 1; }
         else if (!strcmp(a, "--kv-group")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.kv_group)) return 1; }
         else if (!strcmp(a, "--aclip")) { if (!cli_parse_float(a, VAL(), 1e-6, 1, &o.aclip)) return 1; }
         else if (!strcmp(a, "--kvclip")) { if (!cli_parse_float(a, VAL(), 1e-6, 1, &o.kvclip)) return 1; }

@@ -2,6 +2,7 @@
 #include "quant/pipeline.h"
 
 #include "base/timer.h"
+#include "format/abits.h"
 #include "format/qpacked.h"
 #include "io/atomic_file.h"
 #include "io/file.h"
@@ -31,14 +32,13 @@ static bool kind_ok(int k) { return k >= 0 && k < RQ_ROT_KIND_COUNT; }
 rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     if (!rq_qpacked_bits_ok(o->wbits) && o->wbits != 16)
         return rq_errorf(RQ_EINVAL, "--wbits: %d is not one of 2, 3, 4, 8, 16", o->wbits);
-    if (o->abits != 4 && o->abits != 8 && o->abits != 16)
-        return rq_errorf(RQ_EINVAL, "--abits: %d is not one of 4, 8, 16", o->abits);
-    if (o->kvbits != 4 && o->kvbits != 16) return rq_errorf(RQ_EINVAL, "--kvbits: %d is not 4 or 16", o->kvbits);
+    RQ_TRY(rq_abits_check(o->abits, "--abits"));
+    RQ_TRY(rq_kvbits_check(o->kvbits, "--kvbits"));
     if (!(o->aclip > 0 && o->aclip <= 1)) return rq_errorf(RQ_EINVAL, "--aclip: %g is not in (0, 1]", o->aclip);
     if (!(o->kvclip > 0 && o->kvclip <= 1)) return rq_errorf(RQ_EINVAL, "--kvclip: %g is not in (0, 1]", o->kvclip);
-    if (o->kvbits == 16 && (o->kv_group || o->kvclip != 1.0))
+    if (o->kvbits == RQ_BITS_OFF && (o->kv_group || o->kvclip != 1.0))
         return rq_errorf(RQ_EINVAL, "--kv-group/--kvclip need --kvbits 4");
-    if (o->abits == 16 && (o->asym || o->aclip != 1.0)) return rq_errorf(RQ_EINVAL, "--asym/--aclip need --abits 4 or 8");
+    if (o->abits == RQ_BITS_OFF && (o->asym || o->aclip != 1.0)) return rq_errorf(RQ_EINVAL, "--asym/--aclip need --abits 4 or 8");
     if (o->kv_group < 0) return rq_errorf(RQ_EINVAL, "--kv-group: %lld is negative", (long long)o->kv_group);
     if (o->group < 1) return rq_errorf(RQ_EINVAL, "--group: %lld is not >= 1", (long long)o->group);
     if (o->block < 0 || o->block2 < 0 || o->block3 < 0 || o->block4 < 0)
@@ -78,7 +78,7 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     p->float_weights = o->wbits == 16;
     p->calibrated = o->method == RQ_PTQ_GPTQ && !p->float_weights;
     /* rotations: gh/gsr take a block, the full-size kinds none */
-    bool quantized_online = o->abits < 16 || o->kvbits < 16;
+    bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
     rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
     rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1 : RQ_ROT_NONE;
     rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4 : k3;
@@ -94,8 +94,8 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     p->r3 = rq_rot_make(k3, c->head_dim, BLOCKED(k3, block3), o->seed + 2);
     p->r4 = rq_rot_make(k4, c->n_ff, BLOCKED(k4, block4), o->seed + 3);
 #undef BLOCKED
-    p->online = (rq_online_cfg){.act = {.bits = o->abits < 16 ? o->abits : 0, .asym = o->asym, .clip = (float)o->aclip},
-                                .kv_bits = o->kvbits < 16 ? o->kvbits : 0,
+    p->online = (rq_online_cfg){.act = {.bits = rq_bits_to_runtime(o->abits), .asym = o->asym, .clip = (float)o->aclip},
+                                .kv_bits = rq_bits_to_runtime(o->kvbits),
                                 .kv_group = o->kv_group ? o->kv_group : c->head_dim, .kv_clip = (float)o->kvclip,
                                 .r3 = p->r3, .r4 = p->r4};
     /* the run-time configuration checked against the model before any long work; it is
@@ -179,7 +179,7 @@ void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_pl
     qi->asym = o->asym;
     qi->aclip = (float)o->aclip;
     qi->kvbits = (uint32_t)o->kvbits;
-    qi->kv_group = o->kvbits < 16 ? (uint32_t)m->online.cfg.kv_group : 0;
+    qi->kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)m->online.cfg.kv_group : 0;
     qi->kv_clip = (float)o->kvclip;
     snprintf(qi->embd_type, sizeof qi->embd_type, "%s", o->embd_type);
     const char *src = o->calib_ids ? o->calib_ids : o->calib, *base = strrchr(src, '/');

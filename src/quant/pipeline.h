@@ -10,8 +10,7 @@
  *   6. rq_quant_qinfo + rq_qmodel_write: the rotquant.* metadata and the file.
  * rq_quant_run does all of it from a file name to a file name.
  *
- * Bit widths follow the settings convention of format/abits.h: abits 16 and kvbits 16 mean
- * "off" (float). */
+ * Bit widths are settings (format/abits.h): abits 16 and kvbits 16 mean "off" (float). */
 #ifndef RQ_QUANT_PIPELINE_H
 #define RQ_QUANT_PIPELINE_H
 

@@ -4,6 +4,7 @@
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/timer.h"
+#include "format/abits.h"
 #include "format/format.h"
 #include "io/gguf.h"
 #include "model/model.h"
@@ -132,8 +133,8 @@ static rq_status check_opts(const rq_rcp_opts *o) {
     if (o->group != 0 && o->group != 32 && o->group != 64 && o->group != 128)
         return rq_errorf(RQ_EINVAL, "qat: --group %lld has no 2-bit kernel (32, 64, 128, or 0 = per channel)",
                          (long long)o->group);
-    if (o->abits != 16 && o->abits != 8 && o->abits != 4) return rq_errorf(RQ_EINVAL, "qat: --abits %d", o->abits);
-    if (o->kvbits != 16 && o->kvbits != 4) return rq_errorf(RQ_EINVAL, "qat: --kvbits %d", o->kvbits);
+    RQ_TRY(rq_abits_check(o->abits, "--abits"));
+    RQ_TRY(rq_kvbits_check(o->kvbits, "--kvbits"));
     if (o->T < 2 || o->n_seq < 1) return rq_errorf(RQ_EINVAL, "qat: windows of %lld tokens, batches of %lld",
                                                    (long long)o->T, (long long)o->n_seq);
     if (!(o->lr > 0) || !(o->lr_quant > 0) || !(o->block_lr > 0) || !(o->block_lr_quant > 0))
@@ -226,7 +227,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         rq_quant_opts qo = rq_quant_opts_default();
         qo.rotate = o->rotate, qo.block = blk, qo.group = blk, qo.seed = o->seed;
         qo.abits = o->abits, qo.kvbits = o->kvbits;
-        if (o->abits < 16) qo.asym = o->asym, qo.aclip = o->aclip;
+        if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;
         if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK) goto done;
     }
     if ((!gp && (s = rq_quant_fold(m, &plan)) != RQ_OK) || (s = rq_quant_fold(teacher, &plan)) != RQ_OK) goto done;
@@ -357,7 +358,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     snprintf(qi.method, sizeof qi.method, "qat");
     qi.r1 = plan.r1, qi.r2 = plan.r2, qi.r3 = plan.r3, qi.r4 = plan.r4;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
-    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
+    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", embd_type);
     snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
     qi.calib_n = gptq ? (uint32_t)o->calib_n : 0, qi.calib_len = gptq ? (uint32_t)o->T : 0;
