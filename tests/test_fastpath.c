@@ -29,7 +29,7 @@
 #include "model/qinfo.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 #include "text/tokenizer.h"
 
 #include <float.h>

@@ -5,7 +5,7 @@
 
 #include "base/pool.h"
 #include "model/model.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <string.h>
 

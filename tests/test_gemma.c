@@ -19,7 +19,7 @@
 #include "format/format.h"
 #include "io/gguf.h"
 #include "model/model.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -21,7 +21,7 @@
 #include "model/sampler.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -279,7 +279,7 @@ static void errors(const char *path) {
     oc = (rq_online_cfg){.kv_bits = 2};
     RQ_CHECK(rq_model_set_online(m, &oc) == RQ_EINVAL);
     oc = (rq_online_cfg){.act = {.bits = 3, .clip = 1}};
-    RQ_CHECK(rq_model_set_online(m, &oc) == RQ_EINVAL && strstr(rq_last_error(), "activation bits 3"));
+    RQ_CHECK(rq_model_set_online(m, &oc) == RQ_EINVAL && strstr(rq_last_error(), "activation bits: 3 is not one of 4, 8, 16"));
     oc = (rq_online_cfg){.act = {.bits = 4, .clip = 1.5f}};
     RQ_CHECK(rq_model_set_online(m, &oc) == RQ_EINVAL && strstr(rq_last_error(), "clip"));
     /* a failed call leaves the earlier configuration in place */

@@ -17,7 +17,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
 #include "train/params.h"

@@ -12,7 +12,7 @@
 #include "model/qinfo.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <math.h>
 #include <string.h>

@@ -26,8 +26,10 @@ int cli_fail_status(void);
 bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
 
-/* --abits: 16, 8 or 4 (false with an error printed otherwise). */
+/* --abits: 16 (float), 8 or 4; --kvbits: 16 (float) or 4 (format/abits.h; false with an
+ * error printed otherwise). */
 bool cli_parse_abits(const char *opt, const char *s, int64_t *out);
+bool cli_parse_kvbits(const char *opt, const char *s, int64_t *out);
 /* Size the thread pool (0 = the cores present) and give OpenBLAS the same count; first
  * let OpenBLAS use its AVX-512 kernels where it would not (model/blas.h). */
 void cli_threads_set(int64_t n);

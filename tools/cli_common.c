@@ -3,6 +3,7 @@
 #include "base/cpu.h"
 #include "base/pool.h"
 #include "base/status.h"
+#include "format/abits.h"
 #include "io/atomic_file.h"
 #include "io/file.h"
 #include "model/blas.h"
@@ -46,11 +47,14 @@ bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64
 }
 
 bool cli_parse_abits(const char *opt, const char *s, int64_t *out) {
-    if (!cli_parse_int(opt, s, 1, 64, out)) return false;
-    if (*out != 16 && *out != 8 && *out != 4) {
-        cli_fail("%s: %lld bits: 16 (float), 8 or 4 expected", opt, (long long)*out);
-        return false;
-    }
+    if (!cli_parse_int(opt, s, 0, 64, out)) return false;
+    if (rq_abits_check(*out, opt) != RQ_OK) return !cli_fail_status();
+    return true;
+}
+
+bool cli_parse_kvbits(const char *opt, const char *s, int64_t *out) {
+    if (!cli_parse_int(opt, s, 0, 64, out)) return false;
+    if (rq_kvbits_check(*out, opt) != RQ_OK) return !cli_fail_status();
     return true;
 }
 

@@ -5,6 +5,7 @@
 #include "base/status.h"
 #include "base/timer.h"
 #include "eval/ppl.h"
+#include "format/abits.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
@@ -32,7 +33,8 @@ static void usage(void) {
 
 int cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *ids_path = NULL;
-    int64_t ctx = 0, chunks = 0, threads = 0, abits = 0;
+    int64_t ctx = 0, chunks = 0, threads = 0;
+    int64_t abits = -1; /* -1: not given (the file's setting) */
     rq_ppl_protocol proto = RQ_PPL_LLAMACPP;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -89,7 +91,7 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     t_load = rq_time_now() - t_load;
-    if (abits && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
+    if (abits >= 0 && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
@@ -124,8 +126,8 @@ int cmd_ppl(int argc, char **argv) {
         if (qi.present) fprintf(stderr, "quantization: %s\n", rq_qinfo_describe(&qi, desc, sizeof desc));
     }
     /* the configuration in force (--abits may override the file's) */
-    qi.abits = (unsigned)m->online.cfg.act.bits;
-    qi.kvbits = (unsigned)m->online.cfg.kv_bits;
+    qi.abits = (unsigned)rq_bits_from_runtime(m->online.cfg.act.bits);
+    qi.kvbits = (unsigned)rq_bits_from_runtime(m->online.cfg.kv_bits);
     rq_ppl_result r;
     if (rq_ppl_eval(m, ids, n_ids, &p, &r) != RQ_OK) {
         cli_fail_status();

@@ -79,7 +79,7 @@ int cmd_qat(int argc, char **argv) {
         FLT("--lr-quant", o.lr_quant, -1e9, 1e9) FLT("--kl-gamma", gamma, 0, 1) FLT("--clip", o.clip, 0, 1e9)
         FLT("--aclip", o.aclip, 0.01, 1)
         else if (!strcmp(a, "--abits")) { if (!cli_parse_abits(a, NEED(), &abits)) return 1; }
-        else if (!strcmp(a, "--kvbits")) { if (!cli_parse_int(a, NEED(), 4, 16, &kvbits)) return 1; }
+        else if (!strcmp(a, "--kvbits")) { if (!cli_parse_kvbits(a, NEED(), &kvbits)) return 1; }
         else if (!strcmp(a, "--schedule")) { if (!v || rq_lr_shape_parse(NEED(), &o.schedule) != RQ_OK) return v ? cli_fail_status() : cli_fail("--schedule needs a value"); }
         else if (!strcmp(a, "--asym")) o.asym = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
@@ -98,7 +98,6 @@ int cmd_qat(int argc, char **argv) {
     if (rq_rot_kind_parse(rot, &o.rotate) != RQ_OK) return cli_fail_status();
     if (strcmp(init, "ptq") && strcmp(init, "minmax")) return cli_fail("--init: '%s' is not ptq or minmax", init);
     o.init_ptq = !strcmp(init, "ptq");
-    if (kvbits != 4 && kvbits != 16) return cli_fail("--kvbits: %lld is not 4 or 16", (long long)kvbits);
     o.abits = (int)abits, o.kvbits = (int)kvbits, o.gamma = gamma, o.seed = (uint64_t)seed, o.progress = !quiet;
     if (strcmp(o.embd_type, "q8_0") && strcmp(o.embd_type, "f16") && strcmp(o.embd_type, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", o.embd_type);

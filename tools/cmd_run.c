@@ -56,7 +56,8 @@ static bool print_token(void *user, int32_t id) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt_arg = NULL, *prompt_file = NULL, *system_msg = NULL;
-    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0, abits = 0;
+    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0;
+    int64_t abits = -1; /* -1: not given (the file's setting) */
     double temp = 0.8, top_p = 0.95;
     bool chat = false, verbose = false;
     for (int i = 1; i < argc; i++) {
@@ -119,7 +120,7 @@ int cmd_run(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    if (abits && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
+    if (abits >= 0 && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
         cli_fail_status();
         goto done;
     }

@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 typedef struct rq_actq {
-    int bits;   /* 0: off (float activations, "A16"); 4 or 8 */
+    int bits;   /* 0: off (float activations, "A16"); 4 or 8 (run-time encoding, format/abits.h) */
     bool asym;  /* asymmetric (zero point) or symmetric */
     float clip; /* clip ratio c in (0, 1] (QuaRot uses 0.9) */
 } rq_actq;

@@ -2,6 +2,7 @@
 #include "model/model.h"
 #include "model/qinfo.h"
 
+#include "format/abits.h"
 #include "format/format.h"
 #include "format/qpacked.h"
 #include "format/lowbit.h"
@@ -472,11 +473,10 @@ int64_t rq_model_weight_bytes(const rq_model *m) {
     return n;
 }
 
-rq_status rq_model_set_act_bits(rq_model *m, int act_bits) {
-    if (act_bits != 0 && act_bits != 16 && act_bits != 8 && act_bits != 4)
-        return rq_errorf(RQ_EINVAL, "activation bits %d: 16 (float), 8 or 4 expected", act_bits);
+rq_status rq_model_set_act_bits(rq_model *m, int abits) {
+    RQ_TRY(rq_abits_check(abits, "activation bits"));
     rq_online_cfg c = m->online.cfg;
-    c.act = (rq_actq){.bits = act_bits == 16 ? 0 : act_bits, .asym = false, .clip = 1.0f};
+    c.act = (rq_actq){.bits = rq_bits_to_runtime(abits), .asym = false, .clip = 1.0f};
     return rq_model_set_online(m, &c);
 }
 

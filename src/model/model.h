@@ -139,14 +139,14 @@ typedef struct rq_layer {
  *   - R3 [head_dim]: q and k of every head after RoPE: q ← q·R3, k ← k·R3 (q·kᵀ is
  *     unchanged, so R3 only matters for the quantized keys);
  *   - R4 [n_ff]: the input of down: h ← h·R4 (before its quantizer). R4 must ALSO be
- *     folded into the weights (W_down ← W_down·R4, rq_fold_r4 in rotate/fold.h) — the
+ *     folded into the weights (W_down ← W_down·R4, rq_fold_r4 in model/fold.h) — the
  *     file loader assumes it was (rotquant files record R4 only once folded);
  *   - KV cache: keys (after R3) and values stored 4-bit packed (format/kv.h), one scale
  *     and zero point per token per group of kv_group channels (default head_dim).
  * Rotations are applied with prepared fast transforms (rq_rot_apply), never dense. */
 typedef struct rq_online_cfg {
-    rq_actq act;          /* act.bits 0: float activations */
-    int kv_bits;          /* 0: float cache; 4: packed 4-bit */
+    rq_actq act;          /* act.bits 0: float activations (run-time encoding, format/abits.h) */
+    int kv_bits;          /* 0: float cache; 4: packed 4-bit (run-time encoding) */
     int64_t kv_group;     /* channels per scale/zero (0: head_dim) */
     float kv_clip;        /* clip ratio of the KV quantizer (0: 1.0) */
     rq_rotation r3, r4;   /* kind none when absent; hadamard, walsh, gh or gsr otherwise */
@@ -212,12 +212,12 @@ int64_t rq_model_weight_bytes(const rq_model *m);
 /* One line on how the weights are held, e.g. "blocks: 210 W2U_G64; lm_head Q8_0; embedding
  * Q8_0; 90.1 MiB of weights; activations A8". Writes into buf (n bytes), returns buf. */
 const char *rq_model_describe(const rq_model *m, char *buf, size_t n);
-/* Per-token symmetric activation quantizer without clipping, `act_bits` (0/16 float, 8
- * or 4), on the inputs of every linear of the blocks (q, k, v, o, gate, up, down; not the
+/* Per-token symmetric activation quantizer without clipping, `abits` (a setting,
+ * format/abits.h: 16 = float, 8 or 4), on the inputs of every linear of the blocks (q, k, v, o, gate, up, down; not the
  * lm_head), keeping the rest of the online configuration: rq_model_set_online with
  * act = {act_bits, symmetric, clip 1}. Packed W2U/W2L/W4U linears then run the integer kernels.
  * RQ_EINVAL for other values. */
-rq_status rq_model_set_act_bits(rq_model *m, int act_bits);
+rq_status rq_model_set_act_bits(rq_model *m, int abits);
 /* Token embeddings: x[i, :] = row tokens[i] of the embedding (float or dequantized) times
  * cfg.embd_scale (when not 1), for i < n; x [n, n_embd]. Token ids must be in range (asserted). */
 void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *x);

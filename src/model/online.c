@@ -1,6 +1,7 @@
 /* Run-time quantizers and online rotations of a model (model.h, rq_model_set_online). */
 #include "model/model.h"
 
+#include "format/abits.h"
 #include "format/kv.h"
 
 #include <stdio.h>
@@ -28,14 +29,15 @@ static void free_plans(rq_online *o) {
 rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
     const rq_model_config *c = &m->cfg;
     rq_online_cfg cfg = *cfg_in;
-    if (cfg.act.bits == 16) cfg.act.bits = 0;
-    if (cfg.act.bits != 0 && cfg.act.bits != 4 && cfg.act.bits != 8)
-        return rq_errorf(RQ_EINVAL, "activation bits %d (4, 8, or 16 = float)", cfg.act.bits);
+    /* run-time encoding, 0 = off (format/abits.h); a setting's 16 is taken as off too */
+    int abits = rq_bits_from_runtime(cfg.act.bits), kvbits = rq_bits_from_runtime(cfg.kv_bits);
+    RQ_TRY(rq_abits_check(abits, "activation bits"));
+    RQ_TRY(rq_kvbits_check(kvbits, "KV cache bits"));
+    cfg.act.bits = rq_bits_to_runtime(abits);
+    cfg.kv_bits = rq_bits_to_runtime(kvbits);
     if (cfg.act.bits == 0) cfg.act = (rq_actq){0};
     else if (!(cfg.act.clip > 0.0f && cfg.act.clip <= 1.0f))
         return rq_errorf(RQ_EINVAL, "activation clip ratio %g is not in (0, 1]", (double)cfg.act.clip);
-    if (cfg.kv_bits == 16) cfg.kv_bits = 0;
-    if (cfg.kv_bits != 0 && cfg.kv_bits != 4) return rq_errorf(RQ_EINVAL, "KV cache bits %d (4, or 16 = float)", cfg.kv_bits);
     if (cfg.kv_bits == 0) {
         cfg.kv_group = 0;
         cfg.kv_clip = 0;

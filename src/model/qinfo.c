@@ -1,5 +1,6 @@
 #include "model/qinfo.h"
 
+#include "format/abits.h"
 #include "format/format.h"
 
 #include <math.h>
@@ -74,12 +75,12 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     uint32_t u;
     if (rq_gguf_find(g, "rotquant.abits")) {
         RQ_TRY(rq_gguf_get_u32(g, "rotquant.abits", &u));
-        if (u != 16 && u != 8 && u != 4) return rq_errorf(RQ_EFORMAT, "%s: rotquant.abits = %u (16, 8 or 4 expected)", p, u);
+        if (rq_abits_check(u, "rotquant.abits") != RQ_OK) return rq_error_prefix(RQ_EFORMAT, p);
         q->abits = u;
     }
     if (rq_gguf_find(g, "rotquant.kvbits")) {
         RQ_TRY(rq_gguf_get_u32(g, "rotquant.kvbits", &u));
-        if (u != 16 && u != 4) return rq_errorf(RQ_EFORMAT, "%s: rotquant.kvbits = %u (16 or 4 expected)", p, u);
+        if (rq_kvbits_check(u, "rotquant.kvbits") != RQ_OK) return rq_error_prefix(RQ_EFORMAT, p);
         q->kvbits = u;
     }
     if (rq_gguf_find(g, "rotquant.kv_group")) RQ_TRY(rq_gguf_get_u32(g, "rotquant.kv_group", &q->kv_group));
@@ -150,8 +151,11 @@ static void write_rot(rq_gguf_writer *w, const char *prefix, const rq_rotation *
     rq_gguf_writer_set_u64(w, key, r->seed);
 }
 
+/* abits / kvbits as settings (format/abits.h); 0 in a zero-initialized rq_qinfo: not set, off */
+static uint32_t bits_setting(uint32_t bits) { return bits ? bits : RQ_BITS_OFF; }
+
 static bool needs_v2(const rq_qinfo *q) {
-    return q->wbits == 16 || (q->abits && q->abits != 16) || (q->kvbits && q->kvbits != 16) ||
+    return q->wbits == 16 || bits_setting(q->abits) != RQ_BITS_OFF || bits_setting(q->kvbits) != RQ_BITS_OFF ||
            q->r3.kind != RQ_ROT_NONE || q->r4.kind != RQ_ROT_NONE;
 }
 
@@ -168,10 +172,10 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     if (v2) {
         write_rot(w, "r3", &q->r3);
         write_rot(w, "r4", &q->r4);
-        rq_gguf_writer_set_u32(w, "rotquant.abits", q->abits ? q->abits : 16);
+        rq_gguf_writer_set_u32(w, "rotquant.abits", bits_setting(q->abits));
         rq_gguf_writer_set_bool(w, "rotquant.asym", q->asym);
         rq_gguf_writer_set_f32(w, "rotquant.aclip", q->aclip > 0 ? q->aclip : 1.0f);
-        rq_gguf_writer_set_u32(w, "rotquant.kvbits", q->kvbits ? q->kvbits : 16);
+        rq_gguf_writer_set_u32(w, "rotquant.kvbits", bits_setting(q->kvbits));
         rq_gguf_writer_set_u32(w, "rotquant.kv_group", q->kv_group);
         rq_gguf_writer_set_f32(w, "rotquant.kv_clip", q->kv_clip > 0 ? q->kv_clip : 1.0f);
     }
@@ -188,9 +192,10 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
 
 void rq_qinfo_online_cfg(const rq_qinfo *q, rq_online_cfg *c) {
     memset(c, 0, sizeof *c);
-    if (q->abits && q->abits != 16) c->act = (rq_actq){.bits = (int)q->abits, .asym = q->asym, .clip = q->aclip};
-    if (q->kvbits && q->kvbits != 16) {
-        c->kv_bits = (int)q->kvbits;
+    int abits = rq_bits_to_runtime(bits_setting(q->abits)), kvbits = rq_bits_to_runtime(bits_setting(q->kvbits));
+    if (abits) c->act = (rq_actq){.bits = abits, .asym = q->asym, .clip = q->aclip};
+    if (kvbits) {
+        c->kv_bits = kvbits;
         c->kv_group = q->kv_group;
         c->kv_clip = q->kv_clip;
     }
@@ -213,7 +218,7 @@ const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
 }
 
 const char *rq_qinfo_short(const rq_qinfo *q, char *buf, size_t n) {
-    snprintf(buf, n, "W%uA%uKV%u", q->present ? q->wbits : 16, q->abits ? q->abits : 16, q->kvbits ? q->kvbits : 16);
+    snprintf(buf, n, "W%uA%uKV%u", q->present ? q->wbits : 16, bits_setting(q->abits), bits_setting(q->kvbits));
     return buf;
 }
 

@@ -34,10 +34,11 @@ typedef struct rq_qinfo {
     char method[16];        /* "rtn", "gptq" */
     rq_rotation r1, r2;     /* folded rotations (kind none when absent) */
     rq_rotation r3, r4;     /* online rotations (kind none when absent; R4 folded into ffn_down) */
-    uint32_t abits;         /* 16 (float), 8 or 4: per-token quantizer of the linears' inputs */
+    uint32_t abits;         /* 16 (float), 8 or 4: per-token quantizer of the linears' inputs (a
+                             * setting, format/abits.h; 0 in a zero-initialized struct: 16) */
     bool asym;              /* activation quantizer asymmetric */
     float aclip;            /* activation clip ratio */
-    uint32_t kvbits;        /* 16 (float) or 4 */
+    uint32_t kvbits;        /* 16 (float) or 4 (likewise) */
     uint32_t kv_group;      /* KV channels per scale/zero */
     float kv_clip;          /* KV clip ratio */
     char embd_type[16];     /* storage of token_embd/output: "f16", "q8_0", "f32" */

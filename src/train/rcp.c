@@ -4,15 +4,15 @@
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/timer.h"
+#include "format/abits.h"
 #include "format/format.h"
-#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
 #include "quant/calib.h"
+#include "quant/pipeline.h"
 #include "quant/ptq.h"
 #include "quant/qmodel.h"
-#include "rotate/fold.h"
 #include "text/tokenizer.h"
 #include "train/backward.h"
 #include "train/blockwise.h"
@@ -133,8 +133,8 @@ static rq_status check_opts(const rq_rcp_opts *o) {
     if (o->group != 0 && o->group != 32 && o->group != 64 && o->group != 128)
         return rq_errorf(RQ_EINVAL, "qat: --group %lld has no 2-bit kernel (32, 64, 128, or 0 = per channel)",
                          (long long)o->group);
-    if (o->abits != 16 && o->abits != 8 && o->abits != 4) return rq_errorf(RQ_EINVAL, "qat: --abits %d", o->abits);
-    if (o->kvbits != 16 && o->kvbits != 4) return rq_errorf(RQ_EINVAL, "qat: --kvbits %d", o->kvbits);
+    RQ_TRY(rq_abits_check(o->abits, "--abits"));
+    RQ_TRY(rq_kvbits_check(o->kvbits, "--kvbits"));
     if (o->T < 2 || o->n_seq < 1) return rq_errorf(RQ_EINVAL, "qat: windows of %lld tokens, batches of %lld",
                                                    (long long)o->T, (long long)o->n_seq);
     if (!(o->lr > 0) || !(o->lr_quant > 0) || !(o->block_lr > 0) || !(o->block_lr_quant > 0))
@@ -196,7 +196,7 @@ static rq_status export_file(export_ctx *e, const char *path) {
     snprintf(qi.method, sizeof qi.method, "qat");
     qi.r1 = e->r1, qi.r2 = e->r2, qi.r3 = e->r3, qi.r4 = e->r4;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
-    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits < 16 ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
+    qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", e->embd_type);
     snprintf(qi.calib, sizeof qi.calib, "%s", o->ids ? "ids" : "generate");
     qi.calib_n = e->gptq ? (uint32_t)o->calib_n : 0, qi.calib_len = e->gptq ? (uint32_t)o->T : 0;
@@ -262,23 +262,19 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
      * with A/KV quantizers R3/R4 of the same kind online in the student (R4 folded into down).
      * A start file brings its own (already folded into it, and its online settings set). */
     int64_t blk = o->group ? o->group : 64, file_group = blk;
-    bool gb = o->rotate == RQ_ROT_GH || o->rotate == RQ_ROT_GSR;
-    rq_rotation r1 = rq_rot_make(o->rotate, c->n_embd, gb ? blk : 0, o->seed);
-    rq_rotation r2 = rq_rot_make(RQ_ROT_NONE, c->head_dim, 0, o->seed + 1);
-    bool online = o->abits < 16 || o->kvbits < 16;
-    rq_rot_kind k34 = online ? o->rotate : RQ_ROT_NONE;
-    bool gb34 = k34 == RQ_ROT_GH || k34 == RQ_ROT_GSR;
-    rq_rotation r3 = rq_rot_make(k34, c->head_dim, gb34 ? c->head_dim : 0, o->seed + 2);
-    rq_rotation r4 = rq_rot_make(k34, c->n_ff, gb34 ? rq_qpacked_group_for(blk, c->n_ff) : 0, o->seed + 3);
-    rq_online_cfg oc = {.act = {.bits = o->abits < 16 ? o->abits : 0, .asym = o->asym, .clip = o->aclip},
-                        .kv_bits = o->kvbits < 16 ? o->kvbits : 0, .kv_group = c->head_dim, .kv_clip = 1.0f,
-                        .r3 = r3, .r4 = r4};
+    rq_quant_plan plan;
     if (gp) {
-        r1 = qp.r1, r2 = qp.r2, r3 = qp.r3, r4 = qp.r4, file_group = qp.group;
-        rq_qinfo_online_cfg(&qp, &oc);
+        memset(&plan, 0, sizeof plan);
+        plan.r1 = qp.r1, plan.r2 = qp.r2, plan.r3 = qp.r3, plan.r4 = qp.r4, file_group = qp.group;
+        rq_qinfo_online_cfg(&qp, &plan.online);
+    } else { /* the rotations and run-time quantizers of `rotquant quantize` with these settings */
+        rq_quant_opts qo = rq_quant_opts_default();
+        qo.rotate = o->rotate, qo.block = blk, qo.group = blk, qo.seed = o->seed;
+        qo.abits = o->abits, qo.kvbits = o->kvbits;
+        if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;
+        if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK) goto done;
     }
-    if ((!gp && (s = rq_fold_model(m, &r1, &r2)) != RQ_OK) || (s = rq_fold_model(teacher, &r1, &r2)) != RQ_OK)
-        goto done;
+    if ((!gp && (s = rq_quant_fold(m, &plan)) != RQ_OK) || (s = rq_quant_fold(teacher, &plan)) != RQ_OK) goto done;
     if ((s = as_stored(m->tok_embd, c->n_vocab, c->n_embd, embd_type)) != RQ_OK) goto done;
     if (m->output.w != m->tok_embd && (s = as_stored(m->output.w, c->n_vocab, c->n_embd, embd_type)) != RQ_OK)
         goto done;
@@ -302,16 +298,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         n_win = o->gen_seqs;
         if ((s = rq_calib_generate(teacher, tok, n_win, o->T, o->gen_temp, o->seed, o->progress, &win)) != RQ_OK)
             goto done;
-        if (o->data_save) { /* one window per line, for --data-ids of later runs */
-            rq_atomic_file af;
-            s = rq_atomic_file_open(&af, o->data_save);
-            for (int64_t q = 0; q < n_win && s == RQ_OK; q++)
-                for (int64_t t = 0; t < o->T && s == RQ_OK; t++)
-                    s = rq_atomic_file_printf(&af, "%d%c", win[q * o->T + t], t + 1 < o->T ? ' ' : '\n');
-            if (s == RQ_OK) s = rq_atomic_file_commit(&af);
-            else rq_atomic_file_abort(&af);
-            if (s != RQ_OK) goto done;
-        }
+        /* one window per line, for --data-ids of later runs */
+        if (o->data_save && (s = rq_quant_calib_ids_write(o->data_save, win, n_win, o->T)) != RQ_OK) goto done;
     }
     rq_rng rng;
     rq_rng_seed(&rng, o->seed ^ 0x717174ULL);
@@ -336,7 +324,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     /* the student: R4 folded, online quantizers on (a float KV cache holding the quantized
      * values: the training forward runs segments), then the start point */
     t0 = rq_time_now();
-    if ((!gp && (s = rq_fold_r4(m, &r4)) != RQ_OK) || (s = rq_model_set_online(m, &oc)) != RQ_OK) goto done;
+    if ((s = gp ? rq_model_set_online(m, &plan.online) : rq_quant_arm(m, &plan)) != RQ_OK) goto done;
     m->online.kv_fake = true;
     rq_qparam_kind pkind = o->quantizer == RQ_FQ2_LDP ? RQ_QPARAM_LUT : RQ_QPARAM_UNIFORM;
     if (gp) {
@@ -357,8 +345,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                      .init = gptq || gp ? &pres : NULL, .init_kind = pkind};
     if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
     rq_ptq_result_free(&pres);
-    export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .r1 = r1, .r2 = r2, .r3 = r3,
-                     .r4 = r4, .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
+    export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .r1 = plan.r1, .r2 = plan.r2,
+                     .r3 = plan.r3, .r4 = plan.r4, .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
     if (o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
     if (o->progress)

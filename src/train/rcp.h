@@ -25,7 +25,7 @@ typedef struct rq_rcp_opts {
     rq_fq2_kind quantizer;   /* LDP (W2L), uniform or SEQ (W2U) */
     int64_t group;           /* 32, 64, 128; 0 = per output channel (stored in groups of 64) */
     rq_rot_kind rotate;      /* R1 (block = group or 64 for GSR/GH), R2 none; R3/R4 the same kind with A/KV */
-    int abits, kvbits;       /* 16 (off), 8/4; 16 or 4 */
+    int abits, kvbits;       /* settings (format/abits.h): 4, 8 or 16 = off; 4 or 16 = off */
     float aclip;             /* activation clip ratio (1: none) */
     bool asym;               /* asymmetric activations */
     bool init_ptq;           /* start from GPTQ (else from the weights' min/max) */

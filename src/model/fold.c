@@ -1,4 +1,4 @@
-#include "rotate/fold.h"
+#include "model/fold.h"
 
 #include <string.h>
 

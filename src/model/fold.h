@@ -9,8 +9,8 @@
  *      o's input columns of each query head: W_o[:, h] ← W_o[:, h]·R2.
  * R3 (online, on q and k) needs no weights changed; R4's inverse is folded into down by
  * rq_fold_r4, its forward half is applied online (rq_model_set_online). */
-#ifndef RQ_ROTATE_FOLD_H
-#define RQ_ROTATE_FOLD_H
+#ifndef RQ_MODEL_FOLD_H
+#define RQ_MODEL_FOLD_H
 
 #include "model/model.h"
 #include "rotate/rotation.h"

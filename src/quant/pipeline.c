@@ -1,0 +1,340 @@
+/* The quantize pipeline (quant/pipeline.h). */
+#include "quant/pipeline.h"
+
+#include "base/timer.h"
+#include "format/abits.h"
+#include "format/qpacked.h"
+#include "io/atomic_file.h"
+#include "io/file.h"
+#include "io/gguf.h"
+#include "model/fold.h"
+#include "quant/calib.h"
+#include "quant/qmodel.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* defaults of the calibration data when not given */
+#define CALIB_N_DEFAULT 128
+#define CALIB_LEN_DEFAULT 2048
+
+rq_quant_opts rq_quant_opts_default(void) {
+    return (rq_quant_opts){.rotate = RQ_ROT_GSR, .rotate2 = RQ_ROT_NONE, .rotate3 = -1, .rotate4 = -1, .wbits = 2,
+                           .group = 64, .quantizer = RQ_QPARAM_UNIFORM, .method = RQ_PTQ_GPTQ, .act_order = -1,
+                           .fit_importance = -1, .fit = RQ_FIT_LS, .damp = 0.01, .abits = 16, .aclip = 1.0,
+                           .kvbits = 16, .kvclip = 1.0, .calib = "generate", .embd_type = "q8_0"};
+}
+
+static const char *method_name(rq_ptq_method m) { return m == RQ_PTQ_GPTQ ? "gptq" : "rtn"; }
+static const char *quantizer_name(rq_qparam_kind q) { return q == RQ_QPARAM_LUT ? "lut" : "uniform"; }
+static bool kind_ok(int k) { return k >= 0 && k < RQ_ROT_KIND_COUNT; }
+
+rq_status rq_quant_opts_check(const rq_quant_opts *o) {
+    if (!rq_qpacked_bits_ok(o->wbits) && o->wbits != 16)
+        return rq_errorf(RQ_EINVAL, "--wbits: %d is not one of 2, 3, 4, 8, 16", o->wbits);
+    RQ_TRY(rq_abits_check(o->abits, "--abits"));
+    RQ_TRY(rq_kvbits_check(o->kvbits, "--kvbits"));
+    if (!(o->aclip > 0 && o->aclip <= 1)) return rq_errorf(RQ_EINVAL, "--aclip: %g is not in (0, 1]", o->aclip);
+    if (!(o->kvclip > 0 && o->kvclip <= 1)) return rq_errorf(RQ_EINVAL, "--kvclip: %g is not in (0, 1]", o->kvclip);
+    if (o->kvbits == RQ_BITS_OFF && (o->kv_group || o->kvclip != 1.0))
+        return rq_errorf(RQ_EINVAL, "--kv-group/--kvclip need --kvbits 4");
+    if (o->abits == RQ_BITS_OFF && (o->asym || o->aclip != 1.0)) return rq_errorf(RQ_EINVAL, "--asym/--aclip need --abits 4 or 8");
+    if (o->kv_group < 0) return rq_errorf(RQ_EINVAL, "--kv-group: %lld is negative", (long long)o->kv_group);
+    if (o->group < 1) return rq_errorf(RQ_EINVAL, "--group: %lld is not >= 1", (long long)o->group);
+    if (o->block < 0 || o->block2 < 0 || o->block3 < 0 || o->block4 < 0)
+        return rq_errorf(RQ_EINVAL, "--block/--block2/--block3/--block4: a block size is negative");
+    if (o->fit != RQ_FIT_LS && o->fit != RQ_FIT_CLIP && o->fit != RQ_FIT_MINMAX)
+        return rq_errorf(RQ_EINVAL, "--fit: %d is not ls, clip or minmax", (int)o->fit);
+    if (o->quantizer != RQ_QPARAM_UNIFORM && o->quantizer != RQ_QPARAM_LUT)
+        return rq_errorf(RQ_EINVAL, "--quantizer: %d is not uniform or lut", (int)o->quantizer);
+    if (o->method != RQ_PTQ_GPTQ && o->method != RQ_PTQ_RTN)
+        return rq_errorf(RQ_EINVAL, "--method: %d is not rtn or gptq", (int)o->method);
+    if (o->fit_importance == 1 && o->method != RQ_PTQ_GPTQ)
+        return rq_errorf(RQ_EINVAL, "--fit-importance needs --method gptq (the weights come from its Hessian)");
+    if (o->act_order == 1 && o->method != RQ_PTQ_GPTQ) return rq_errorf(RQ_EINVAL, "--act-order needs --method gptq");
+    if (!(o->damp >= 0)) return rq_errorf(RQ_EINVAL, "--damp: %g is negative", o->damp);
+    if (!o->embd_type || (strcmp(o->embd_type, "q8_0") && strcmp(o->embd_type, "f16") && strcmp(o->embd_type, "f32")))
+        return rq_errorf(RQ_EINVAL, "--embd-type: '%s' is not q8_0, f16 or f32", o->embd_type ? o->embd_type : "");
+    if (!kind_ok(o->rotate) || !kind_ok(o->rotate2) || (o->rotate3 != -1 && !kind_ok(o->rotate3)) ||
+        (o->rotate4 != -1 && !kind_ok(o->rotate4)))
+        return rq_errorf(RQ_EINVAL, "--rotate/--rotate2/--rotate3/--rotate4: unknown rotation kind");
+    if (o->calib_n < 0 || o->calib_len < 0 || o->calib_len == 1)
+        return rq_errorf(RQ_EINVAL, "--calib-n/--calib-len: %lld sequences of %lld tokens", (long long)o->calib_n,
+                         (long long)o->calib_len);
+    if (!o->calib_ids && !o->calib) return rq_errorf(RQ_EINVAL, "--calib: no source given");
+    bool calibrated = o->method == RQ_PTQ_GPTQ && o->wbits != 16;
+    if (o->calib_save && !calibrated)
+        return rq_errorf(RQ_EINVAL, "--calib-save: %s uses no calibration data",
+                         o->wbits == 16 ? "--wbits 16" : "--method rtn");
+    if (o->calib_ids && (o->calib_n || o->calib_len))
+        return rq_errorf(RQ_EINVAL, "--calib-ids sets the sequence count and length itself");
+    return RQ_OK;
+}
+
+rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan *p) {
+    RQ_TRY(rq_quant_opts_check(o));
+    const rq_model_config *c = &m->cfg;
+    memset(p, 0, sizeof *p);
+    p->float_weights = o->wbits == 16;
+    p->calibrated = o->method == RQ_PTQ_GPTQ && !p->float_weights;
+    /* rotations: gh/gsr take a block, the full-size kinds none */
+    bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
+    rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
+    rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1 : RQ_ROT_NONE;
+    rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4 : k3;
+    int64_t block = o->block ? o->block : o->group, block2 = o->block2 ? o->block2 : c->head_dim;
+    int64_t block3 = o->block3 ? o->block3 : c->head_dim;
+    int64_t block4 = o->block4 ? o->block4 : rq_qpacked_group_for(o->group, c->n_ff);
+    if (block4 == 0 && (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR))
+        return rq_errorf(RQ_EINVAL, "--block4: no power-of-two fraction of the group %lld divides the feed-forward "
+                         "size %lld; give --block4", (long long)o->group, (long long)c->n_ff);
+#define BLOCKED(k, b) ((k) == RQ_ROT_GH || (k) == RQ_ROT_GSR ? (b) : 0)
+    p->r1 = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed);
+    p->r2 = rq_rot_make(k2, c->head_dim, BLOCKED(k2, block2), o->seed + 1);
+    p->r3 = rq_rot_make(k3, c->head_dim, BLOCKED(k3, block3), o->seed + 2);
+    p->r4 = rq_rot_make(k4, c->n_ff, BLOCKED(k4, block4), o->seed + 3);
+#undef BLOCKED
+    p->online = (rq_online_cfg){.act = {.bits = rq_bits_to_runtime(o->abits), .asym = o->asym, .clip = (float)o->aclip},
+                                .kv_bits = rq_bits_to_runtime(o->kvbits),
+                                .kv_group = o->kv_group ? o->kv_group : c->head_dim, .kv_clip = (float)o->kvclip,
+                                .r3 = p->r3, .r4 = p->r4};
+    /* the run-time configuration checked against the model before any long work; it is
+     * switched on by rq_quant_arm, after the calibration data is sampled */
+    RQ_TRY(rq_model_set_online(m, &p->online));
+    rq_online_cfg off = {0};
+    RQ_ASSERT(rq_model_set_online(m, &off) == RQ_OK);
+
+    rq_ptq_opts *po = &p->ptq;
+    *po = rq_ptq_opts_default();
+    po->wbits = o->wbits;
+    po->group = o->group;
+    po->damp = o->damp;
+    po->clip_search = o->fit == RQ_FIT_LS || o->fit == RQ_FIT_CLIP;
+    po->least_squares = o->fit == RQ_FIT_LS && o->wbits != 8; /* 8-bit zero points stay integers */
+    po->quantizer = o->quantizer;
+    po->method = o->method;
+    po->act_order = o->act_order < 0 ? o->method == RQ_PTQ_GPTQ : o->act_order;
+    po->fit_importance = o->fit_importance < 0 ? o->method == RQ_PTQ_GPTQ : o->fit_importance;
+    po->progress = o->progress;
+
+    p->calib_n = o->calib_n ? o->calib_n : CALIB_N_DEFAULT;
+    p->calib_len = o->calib_len ? o->calib_len : CALIB_LEN_DEFAULT;
+    if (p->calib_len > c->n_ctx_train && c->n_ctx_train > 0) p->calib_len = c->n_ctx_train;
+    return RQ_OK;
+}
+
+rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) { return rq_fold_model(m, &p->r1, &p->r2); }
+
+rq_status rq_quant_calibrate(const rq_model *m, const rq_tokenizer *tok, const rq_quant_opts *o, rq_quant_plan *p,
+                             int32_t **ids) {
+    *ids = NULL;
+    RQ_ASSERT(p->calibrated);
+    rq_status s;
+    if (o->calib_ids) {
+        s = rq_quant_calib_ids_read(o->calib_ids, m->cfg.n_vocab, ids, &p->calib_n, &p->calib_len);
+    } else if (!tok) {
+        s = rq_errorf(RQ_EINVAL, "--calib %s: the model's tokenizer is needed", o->calib);
+    } else if (!strcmp(o->calib, "generate")) {
+        /* the rotated model computes the same function: sampling from it is sampling from
+         * the float model */
+        s = rq_calib_generate(m, tok, p->calib_n, p->calib_len, 1.0f, o->seed, o->progress, ids);
+    } else {
+        char *text;
+        int64_t len;
+        RQ_TRY(rq_file_read(o->calib, &text, &len));
+        s = rq_calib_from_text(tok, text, len, p->calib_n, p->calib_len, o->seed, ids);
+        rq_free(text);
+    }
+    if (s == RQ_OK && o->calib_save) s = rq_quant_calib_ids_write(o->calib_save, *ids, p->calib_n, p->calib_len);
+    if (s != RQ_OK) {
+        rq_free(*ids);
+        *ids = NULL;
+    }
+    return s;
+}
+
+rq_status rq_quant_arm(rq_model *m, const rq_quant_plan *p) {
+    RQ_TRY(rq_fold_r4(m, &p->r4));
+    return rq_model_set_online(m, &p->online);
+}
+
+rq_status rq_quant_ptq(rq_model *m, const rq_quant_plan *p, const int32_t *ids, rq_ptq_result *res) {
+    memset(res, 0, sizeof *res);
+    if (p->float_weights) return RQ_OK;
+    return rq_ptq_run(m, &p->ptq, ids, p->calib_n, p->calib_len, res);
+}
+
+void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_plan *p, rq_qinfo *qi) {
+    memset(qi, 0, sizeof *qi);
+    bool w16 = p->float_weights;
+    qi->wbits = (uint32_t)o->wbits;
+    qi->group = (uint32_t)o->group;
+    qi->quantizer = o->quantizer;
+    snprintf(qi->method, sizeof qi->method, "%s", w16 ? "none" : method_name(o->method));
+    qi->r1 = p->r1;
+    qi->r2 = p->r2;
+    qi->r3 = p->r3;
+    qi->r4 = p->r4;
+    qi->abits = (uint32_t)o->abits;
+    qi->asym = o->asym;
+    qi->aclip = (float)o->aclip;
+    qi->kvbits = (uint32_t)o->kvbits;
+    qi->kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)m->online.cfg.kv_group : 0;
+    qi->kv_clip = (float)o->kvclip;
+    snprintf(qi->embd_type, sizeof qi->embd_type, "%s", o->embd_type);
+    const char *src = o->calib_ids ? o->calib_ids : o->calib, *base = strrchr(src, '/');
+    snprintf(qi->calib, sizeof qi->calib, "%s", p->calibrated ? (base ? base + 1 : src) : "");
+    qi->calib_n = p->calibrated ? (uint32_t)p->calib_n : 0;
+    qi->calib_len = p->calibrated ? (uint32_t)p->calib_len : 0;
+    qi->seed = o->seed;
+    qi->act_order = p->ptq.act_order;
+    qi->fit_importance = p->ptq.fit_importance;
+    snprintf(qi->weight_fit, sizeof qi->weight_fit, "%s",
+             w16                                  ? ""
+             : o->quantizer == RQ_QPARAM_LUT      ? "lloyd"
+             : p->ptq.least_squares               ? "ls"
+             : p->ptq.clip_search                 ? "clip"
+                                                  : "minmax");
+    qi->damp = (float)o->damp;
+}
+
+rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, rq_quant_result *r) {
+    memset(r, 0, sizeof *r);
+    RQ_TRY(rq_quant_opts_check(o));
+    if (!out && !o->calib_save) return rq_errorf(RQ_EINVAL, "quantize: no output file (nor --calib-save)");
+    double t_start = rq_time_now(), t0;
+    rq_gguf *g = NULL;
+    rq_model *m = NULL;
+    rq_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    rq_ptq_result res = {0};
+    rq_quant_plan p;
+    rq_qinfo qi0;
+    rq_status s = rq_gguf_open(in, &g);
+    if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
+    if (s == RQ_OK && qi0.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant", in);
+    if (s == RQ_OK) s = rq_model_load(g, &m);
+    if (s == RQ_OK) s = rq_quant_plan_make(m, o, &p);
+    /* the tokenizer: only to make calibration data */
+    if (s == RQ_OK && p.calibrated && !o->calib_ids) s = rq_tokenizer_load(g, &tok);
+    if (s != RQ_OK) goto done;
+    const rq_model_config *c = &m->cfg;
+    if (o->progress) {
+        char d1[96], d2[96], don[320];
+        bool w16 = p.float_weights;
+        fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%d g%lld %s %s%s%s; %s\n", in,
+                (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&p.r1, d1, sizeof d1),
+                rq_rot_describe(&p.r2, d2, sizeof d2), o->wbits, (long long)o->group,
+                w16 ? "-" : method_name(o->method), w16 ? "float" : quantizer_name(o->quantizer),
+                p.ptq.act_order ? " act-order" : "", p.ptq.fit_importance ? " fit-importance" : "",
+                rq_online_describe(&p.online, don, sizeof don));
+    }
+    t0 = rq_time_now();
+    if ((s = rq_quant_fold(m, &p)) != RQ_OK) goto done;
+    r->t_fold = rq_time_now() - t0;
+
+    if (p.calibrated) {
+        t0 = rq_time_now();
+        if ((s = rq_quant_calibrate(m, tok, o, &p, &ids)) != RQ_OK) goto done;
+        r->t_calib = rq_time_now() - t0;
+        r->calib_n = p.calib_n, r->calib_len = p.calib_len;
+        if (o->calib_save && o->progress)
+            fprintf(stderr, "quantize: wrote %lld calibration sequences of %lld tokens to %s (%.1fs)\n",
+                    (long long)p.calib_n, (long long)p.calib_len, o->calib_save, r->t_calib);
+        if (!out) goto done;
+    }
+    /* R4 folded into down, then the quantizers and online rotations switched on: GPTQ
+     * calibrates with them in place (each block sees the outputs of the fully quantized
+     * blocks before it; the calibration data above was sampled from the float model) */
+    t0 = rq_time_now();
+    if ((s = rq_quant_arm(m, &p)) != RQ_OK) goto done;
+    r->t_fold += rq_time_now() - t0;
+    if ((s = rq_quant_ptq(m, &p, ids, &res)) != RQ_OK) goto done;
+    r->t_forward = res.t_forward, r->t_hessian = res.t_hessian, r->t_quant = res.t_quant;
+    rq_quant_qinfo(m, o, &p, &r->qi);
+    t0 = rq_time_now();
+    if ((s = rq_qmodel_write(m, g, &res, &r->qi, out)) != RQ_OK) goto done;
+    r->t_write = rq_time_now() - t0;
+done:
+    r->t_total = rq_time_now() - t_start;
+    rq_ptq_result_free(&res);
+    rq_free(ids);
+    rq_tokenizer_free(tok);
+    rq_model_free(m);
+    rq_gguf_close(g);
+    return s;
+}
+
+rq_status rq_quant_calib_ids_write(const char *path, const int32_t *ids, int64_t n_seq, int64_t len) {
+    rq_atomic_file af;
+    RQ_TRY(rq_atomic_file_open(&af, path));
+    rq_status s = RQ_OK;
+    for (int64_t q = 0; q < n_seq && s == RQ_OK; q++)
+        for (int64_t t = 0; t < len && s == RQ_OK; t++)
+            s = rq_atomic_file_printf(&af, "%d%c", ids[q * len + t], t + 1 < len ? ' ' : '\n');
+    if (s != RQ_OK) {
+        rq_atomic_file_abort(&af);
+        return s;
+    }
+    return rq_atomic_file_commit(&af);
+}
+
+rq_status rq_quant_calib_ids_read(const char *path, int64_t n_vocab, int32_t **out, int64_t *n_seq, int64_t *len) {
+    *out = NULL;
+    char *text;
+    int64_t n;
+    RQ_TRY(rq_file_read(path, &text, &n));
+    /* at most one id per two characters (digit and separator), plus the last */
+    int32_t *ids = rq_alloc((n / 2 + 1) * (int64_t)sizeof(int32_t));
+    if (!ids) {
+        rq_free(text);
+        return RQ_ENOMEM;
+    }
+    int64_t count = 0, lines = 0, per_line = -1, in_line = 0;
+    const char *p = text, *end = text + n;
+    rq_status s = RQ_OK;
+    while (p < end && s == RQ_OK) {
+        if (*p == '\n') {
+            if (in_line) {
+                if (per_line >= 0 && in_line != per_line)
+                    s = rq_errorf(RQ_EINVAL, "%s:%lld: %lld ids, earlier lines have %lld", path, (long long)lines + 1,
+                                  (long long)in_line, (long long)per_line);
+                per_line = in_line;
+                lines++;
+                in_line = 0;
+            }
+            p++;
+        } else if (*p == ' ' || *p == '\t' || *p == '\r') {
+            p++;
+        } else if (*p >= '0' && *p <= '9') {
+            int64_t v = 0; /* stops growing past n_vocab: no overflow */
+            while (p < end && *p >= '0' && *p <= '9' && v <= n_vocab) v = v * 10 + (*p++ - '0');
+            if (v >= n_vocab)
+                s = rq_errorf(RQ_EINVAL, "%s:%lld: token id out of range [0, %lld)", path, (long long)lines + 1,
+                              (long long)n_vocab);
+            else
+                ids[count++] = (int32_t)v, in_line++;
+        } else {
+            s = rq_errorf(RQ_EINVAL, "%s:%lld: unexpected character '%c' (token ids expected)", path,
+                          (long long)lines + 1, *p);
+        }
+    }
+    if (s == RQ_OK && in_line) {
+        if (per_line >= 0 && in_line != per_line)
+            s = rq_errorf(RQ_EINVAL, "%s: last line has %lld ids, earlier lines %lld", path, (long long)in_line,
+                          (long long)per_line);
+        per_line = in_line;
+        lines++;
+    }
+    if (s == RQ_OK && (lines == 0 || per_line < 2))
+        s = rq_errorf(RQ_EINVAL, "%s: no calibration sequences of at least 2 ids", path);
+    rq_free(text);
+    if (s != RQ_OK) {
+        rq_free(ids);
+        return s;
+    }
+    *out = ids;
+    *n_seq = lines;
+    *len = per_line;
+    return RQ_OK;
+}
