@@ -27,7 +27,7 @@
 
 rq_rcp_opts rq_rcp_opts_default(void) {
     return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .abits = 16, .kvbits = 16,
-                         .aclip = 1.0f, .init_ptq = true, .calib_n = 16, .gen_seqs = 80, .gen_temp = 0.7f, .T = 512,
+                         .aclip = 1.0f, .init_ptq = true, .calib_n = 16, .gen_seqs = 80, .gen_temp = 1.0f, .T = 512,
                          .n_seq = 4, .val_frac = 0.2, .block_steps = 40, .block_lr = 1e-4f, .block_lr_quant = 1e-3f,
                          .steps = 100, .lr = 2e-5f, .lr_quant = 1e-4f, .schedule = RQ_LR_CONSTANT, .gamma = -1,
                          .eval_every = 25, .clip = 1.0, .embd_type = "q8_0"};
