@@ -902,8 +902,9 @@ static void run_loop(const char *model_path, int64_t steps, bool keep_best, floa
     rq_model_free(m);
 }
 
-/* A learning rate that overshoots (0.5 with AdamW here: the minimum is at step 8 of 12) makes the validation loss rise after its minimum: the
- * run with keep_best must end with the parameters of a run stopped at that step. */
+/* A learning rate that overshoots (0.5 with AdamW here: the minimum is at step 8 of 12)
+ * makes the validation loss rise after its minimum: the run with keep_best must end with
+ * the parameters of a run stopped at that step. */
 static void check_keep_best(void) {
     printf("keep the best parameters\n");
     arch a = {.gemma = false, .untied = true, .h = 4, .hk = 2, .hd = 6};

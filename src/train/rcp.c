@@ -175,7 +175,7 @@ typedef struct export_ctx {
     const rq_gguf *g;
     const rq_qat *qat;
     const rq_qinfo *qp;  /* the start file's settings, or NULL */
-    rq_rotation r1, r2, r3, r4;
+    const rq_quant_plan *plan; /* the rotations */
     int64_t file_group;
     const char *embd_type;
     bool gptq;
@@ -194,7 +194,7 @@ static rq_status export_file(export_ctx *e, const char *path) {
     rq_qinfo qi = {0};
     qi.wbits = 2, qi.group = (uint32_t)e->file_group, qi.quantizer = ekind;
     snprintf(qi.method, sizeof qi.method, "qat");
-    qi.r1 = e->r1, qi.r2 = e->r2, qi.r3 = e->r3, qi.r4 = e->r4;
+    qi.r1 = e->plan->r1, qi.r2 = e->plan->r2, qi.r3 = e->plan->r3, qi.r4 = e->plan->r4;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
     qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", e->embd_type);
@@ -345,8 +345,8 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                      .init = gptq || gp ? &pres : NULL, .init_kind = pkind};
     if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
     rq_ptq_result_free(&pres);
-    export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .r1 = plan.r1, .r2 = plan.r2,
-                     .r3 = plan.r3, .r4 = plan.r4, .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
+    export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .plan = &plan,
+                     .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
     if (o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
     if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
     if (o->progress)
