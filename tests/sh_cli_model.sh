@@ -23,6 +23,16 @@ expect_error "cannot open\|No such file" "$RQ_CLI" ppl -m "$TMP/missing.gguf" -f
 echo "not a gguf file at all" > "$TMP/bad.gguf"
 expect_error "bad.gguf" "$RQ_CLI" run -m "$TMP/bad.gguf" -p hi
 
+# every command takes --help (exit 0), and its help lists -q/--quiet and -t N
+for c in info detok logits ppl eval quantize run train qat; do
+    if "$RQ_CLI" "$c" --help > "$TMP/help" 2>&1 && grep -q -- "-q\b" "$TMP/help" && grep -q -- "-t N" "$TMP/help"; then
+        echo "ok   $c --help lists -q and -t N"
+    else
+        echo "FAIL: $c --help: $(head -c 300 "$TMP/help")"; fail=1
+    fi
+done
+expect_error "-t: 'x' is not an integer" "$RQ_CLI" info -t x models/none.gguf
+
 # OpenBLAS kernel choice (model/blas.h): a pin in the environment is kept, RQ_BLAS_CORE
 # overrides it, and without either a CPU with AVX2 never runs OpenBLAS's pre-AVX2 kernels
 blas() { env -u OPENBLAS_CORETYPE -u RQ_BLAS_CORE "$@" "$RQ_CLI" version | sed -n 's/.*OpenBLAS: \([A-Za-z0-9]*\).*/\1/p'; }
@@ -66,6 +76,13 @@ if [[ -f "$MODEL" ]]; then
         echo "ok   run greedy: $(head -c 100 "$TMP/a.txt")"
     else
         echo "FAIL: run greedy: $(cat "$TMP/a.txt" "$TMP/a.err")"; fail=1
+    fi
+    # -q: the generated text alone, nothing on stderr
+    if "$RQ_CLI" run -m "$MODEL" -p "Once upon a time, there was a little" -n 12 --temp 0 -q > "$TMP/q.txt" 2> "$TMP/q.err" &&
+        cmp -s "$TMP/a.txt" "$TMP/q.txt" && [[ ! -s "$TMP/q.err" ]]; then
+        echo "ok   run -q: same text, stderr empty"
+    else
+        echo "FAIL: run -q: $(head -c 300 "$TMP/q.err")"; fail=1
     fi
     # sampling with a seed is reproducible
     "$RQ_CLI" run -m "$MODEL" -p "The weather today" -n 12 --seed 7 > "$TMP/s1.txt" 2>/dev/null

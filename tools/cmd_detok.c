@@ -10,10 +10,11 @@
 #include <string.h>
 
 static void usage(void) {
-    printf("usage: rotquant detok -m MODEL --ids-file FILE [--keep-special]\n"
+    printf("usage: rotquant detok -m MODEL --ids-file FILE [--keep-special] [-q] [-t N]\n"
            "  --ids-file FILE  token ids (decimal, blanks/commas between them); each line is decoded on\n"
            "                   its own and written as one paragraph (followed by an empty line)\n"
            "  --keep-special   keep control tokens such as <|im_start|> in the text\n"
+           "  -q, -t N         accepted as by every command (detok prints no progress, runs on one thread)\n"
            "The text goes to stdout.\n");
 }
 
@@ -31,6 +32,11 @@ int cmd_detok(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--keep-special")) {
             keep_special = true;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+        } else if (!strcmp(a, "-t")) {
+            int64_t t;
+            if (!cli_parse_int(a, v, 0, 1024, &t)) return 1;
+            i++;
         } else {
             return cli_fail("detok: unknown argument '%s'", a);
         }

@@ -27,7 +27,7 @@ static void usage(void) {
            "  --max-len N   the harness's max_length: longer inputs lose context on the left\n"
            "                (default: the model's training context)\n"
            "  -t N          threads (default: the cores present)\n"
-           "  -q            no progress lines\n"
+           "  -q, --quiet   no progress lines\n"
            "Prompts and metrics follow lm-evaluation-harness; see docs/tasks.md.\n",
            DEFAULT_DATA);
 }
@@ -155,7 +155,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "-t")) {
             if (!cli_parse_int(a, v, 0, 256, &threads)) return 1;
             i++;
-        } else if (!strcmp(a, "-q")) {
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
         } else {
             return cli_fail("eval: unknown argument '%s'", a);

@@ -57,15 +57,23 @@ static void print_value(const rq_gguf_kv *kv, bool full) {
 
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    bool full = false, tensors = true;
+    bool full = false, tensors = true, quiet = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: rotquant info [--full] [--no-tensors] FILE.gguf\n"
+            printf("usage: rotquant info [--full] [--no-tensors] [-q] [-t N] FILE.gguf\n"
                    "  prints the file's metadata (arrays and long strings shortened unless --full),\n"
-                   "  its tensors (type, shape, bytes) and the bits per weight of its weights\n");
+                   "  its tensors (type, shape, bytes) and the bits per weight of its weights\n"
+                   "  -q, --quiet   no warning about bad rotquant metadata (the raw metadata is still shown)\n"
+                   "  -t N          accepted as by every command (info runs on one thread)\n");
             return 0;
         } else if (!strcmp(argv[i], "--full")) full = true;
         else if (!strcmp(argv[i], "--no-tensors")) tensors = false;
+        else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) quiet = true;
+        else if (!strcmp(argv[i], "-t")) {
+            int64_t t;
+            if (!cli_parse_int(argv[i], i + 1 < argc ? argv[i + 1] : NULL, 0, 1024, &t)) return 1;
+            i++;
+        }
         else if (argv[i][0] == '-') return cli_fail("info: unknown option '%s'", argv[i]);
         else if (path) return cli_fail("info: more than one file given");
         else path = argv[i];
@@ -87,7 +95,7 @@ int cmd_info(int argc, char **argv) {
     rq_qinfo qi;
     if (rq_qinfo_read(g, &qi) != RQ_OK) {
         /* still show the raw metadata of a file whose rotquant keys are bad */
-        fprintf(stderr, "rotquant: warning: %s\n", rq_last_error());
+        if (!quiet) fprintf(stderr, "rotquant: warning: %s\n", rq_last_error());
     } else {
         char sh[64], desc[512];
         if (qi.present) /* its strings are escaped when read (model/qinfo.c) */

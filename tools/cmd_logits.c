@@ -29,13 +29,14 @@ static bool greedy_continue(rq_state *st, const float *last, int64_t n, int64_t 
 
 static void usage(void) {
     printf("usage: rotquant logits -m MODEL (--ids 1,2,3 | --ids-file FILE) [-o OUT.f32] [--greedy N]\n"
-           "                       [--batch B] [-t N]\n"
+           "                       [--batch B] [-t N] [-q]\n"
            "       rotquant logits -m MODEL --prompts FILE --greedy N [-t N]\n"
            "  --prompts FILE  one prompt of token ids per line: prints N greedy ids per prompt, a line each\n"
            "  -o FILE       write the logits of every position: raw little-endian float32 [n_ids, n_vocab]\n"
            "  --greedy N    then print N greedy next-token ids (space separated) on stdout\n"
            "  --batch B     feed the ids B at a time (default: all in one batch; 1 = token by token)\n"
-           "  -t N          threads (default: the cores present)\n");
+           "  -t N          threads (default: the cores present)\n"
+           "  -q, --quiet   accepted as by every command (logits prints no progress)\n");
 }
 
 static int run_prompts(const char *model_path, const char *prompts, int64_t greedy, int64_t threads) {
@@ -107,6 +108,8 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "-t")) {
             if (!cli_parse_int(a, v, 0, 256, &threads)) return 1;
             i++;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            /* logits prints no progress: accepted as by every command */
         } else {
             return cli_fail("logits: unknown argument '%s'", a);
         }

@@ -16,7 +16,7 @@
 
 static void usage(void) {
     printf("usage: rotquant ppl -m MODEL (-f TEXT | --tokens-file IDS) [--protocol llamacpp|full] [--ctx N]\n"
-           "                    [--chunks N] [--abits 16|8|4] [-t N] [--quiet]\n"
+           "                    [--chunks N] [--abits 16|8|4] [-t N] [-q|--quiet]\n"
            "  -f TEXT            text file, tokenized with the model's tokenizer (llamacpp: one trailing\n"
            "                     newline dropped first, as llama-perplexity's -f does)\n"
            "  --tokens-file IDS  already tokenized ids (decimal, separated by blanks/commas/newlines)\n"
@@ -28,7 +28,7 @@ static void usage(void) {
            "                     (int8/int4 per token; integer kernels for packed W2U/W2L/W4U weights)\n"
            "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n"
            "  -t N               threads (default: the cores present)\n"
-           "  --quiet            no progress lines\n");
+           "  -q, --quiet        no progress lines\n");
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -64,7 +64,7 @@ int cmd_ppl(int argc, char **argv) {
         } else if (!strcmp(a, "--abits")) {
             if (!cli_parse_abits(a, v, &abits)) return 1;
             i++;
-        } else if (!strcmp(a, "--quiet")) {
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
         } else {
             return cli_fail("ppl: unknown argument '%s'", a);

@@ -45,7 +45,7 @@ static void usage(void) {
            "  --checkpoint-act    phase 2: activation checkpointing (keep only each block's input, recompute\n"
            "                      the block in the backward: less memory, ~one more forward per step)\n"
            "  --embd-type T       q8_0 (default), f16 or f32 for the embedding and lm_head\n"
-           "  --seed S            data, rotation and sampling (default 0); -t N threads; --quiet\n",
+           "  --seed S            data, rotation and sampling (default 0); -t N threads; -q, --quiet\n",
            (long long)d.calib_n, (long long)d.gen_seqs, d.gen_temp, (long long)d.T, (long long)d.n_seq, d.val_frac,
            (long long)d.block_steps, d.block_lr, d.block_lr_quant, (long long)d.steps, d.lr, d.lr_quant,
            (long long)d.eval_every);
@@ -82,7 +82,7 @@ int cmd_qat(int argc, char **argv) {
         else if (!strcmp(a, "--kvbits")) { if (!cli_parse_kvbits(a, NEED(), &kvbits)) return 1; }
         else if (!strcmp(a, "--schedule")) { if (!v || rq_lr_shape_parse(NEED(), &o.schedule) != RQ_OK) return v ? cli_fail_status() : cli_fail("--schedule needs a value"); }
         else if (!strcmp(a, "--asym")) o.asym = true;
-        else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--keep-last")) o.keep_last = true;
         else if (!strcmp(a, "--checkpoint-act")) o.checkpoint_act = true;
         else return cli_fail("qat: unknown option '%s' (see rotquant qat --help)", a);

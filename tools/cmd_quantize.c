@@ -51,7 +51,8 @@ static void usage(void) {
            "  --calib-ids FILE   read calibration token ids written by --calib-save (reuse across runs)\n"
            "  --embd-type T      token embedding / lm_head storage: q8_0 (default), f16, f32\n"
            "  --seed S           seeds the rotation signs, the calibration data (default 0)\n"
-           "  -t N               threads (default: all cores)\n");
+           "  -t N               threads (default: all cores)\n"
+           "  -q, --quiet        no progress or summary lines\n");
 }
 
 
@@ -62,6 +63,7 @@ int cmd_quantize(int argc, char **argv) {
     const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls";
     int64_t wbits = 2, abits = 16, kvbits = 16, seed = 0, threads = 0;
     int64_t calib_n = 0, calib_len = 0; /* 0: not given (the library's defaults) */
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
@@ -95,6 +97,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
         else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o.damp)) return 1; }
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--act-order")) o.act_order = 1;
         else if (!strcmp(a, "--no-act-order")) o.act_order = 0;
         else if (!strcmp(a, "--fit-importance")) o.fit_importance = 1;
@@ -108,7 +111,7 @@ int cmd_quantize(int argc, char **argv) {
         return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required (or --calib-save FILE alone: only "
                         "generate calibration data)");
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits;
-    o.calib_n = calib_n, o.calib_len = calib_len, o.seed = (uint64_t)seed, o.embd_type = embd, o.progress = true;
+    o.calib_n = calib_n, o.calib_len = calib_len, o.seed = (uint64_t)seed, o.embd_type = embd, o.progress = !quiet;
     if (!strcmp(fit_name, "ls")) o.fit = RQ_FIT_LS;
     else if (!strcmp(fit_name, "clip")) o.fit = RQ_FIT_CLIP;
     else if (!strcmp(fit_name, "minmax")) o.fit = RQ_FIT_MINMAX;
@@ -137,7 +140,7 @@ int cmd_quantize(int argc, char **argv) {
 
     rq_quant_result r;
     if (rq_quant_run(in, out, &o, &r) != RQ_OK) return cli_fail_status();
-    if (!out) return 0;
+    if (!out || quiet) return 0;
     char desc[256];
     fprintf(stderr, "quantize: wrote %s: %s\n", out, rq_qinfo_describe(&r.qi, desc, sizeof desc));
     fprintf(stderr,

@@ -21,7 +21,7 @@
 
 static void usage(void) {
     printf("usage: rotquant run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-           "                    [--seed S] [--chat] [--system TEXT] [--ctx N] [--abits 16|8|4] [-t N]\n"
+           "                    [--seed S] [--chat] [--system TEXT] [--ctx N] [--abits 16|8|4] [-t N] [-q]\n"
            "  -p PROMPT      prompt text (special tokens such as <|im_start|> are recognised)\n"
            "  -f FILE        read the prompt from a file\n"
            "  -n N           tokens to generate (default 128)\n"
@@ -35,6 +35,7 @@ static void usage(void) {
            "                 a longer prompt is refused unless --ctx N is given)\n"
            "  --abits B      activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
            "  -v             print how the weights are held and the memory used (stderr)\n"
+           "  -q, --quiet    no settings or timing lines (only the generated text)\n"
            "  -t N           threads (default: the cores present)\n"
            "The generated text goes to stdout; timings to stderr.\n"
            "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n");
@@ -59,7 +60,7 @@ int cmd_run(int argc, char **argv) {
     int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0;
     int64_t abits = -1; /* -1: not given (the file's setting) */
     double temp = 0.8, top_p = 0.95;
-    bool chat = false, verbose = false;
+    bool chat = false, verbose = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -95,6 +96,8 @@ int cmd_run(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "-v")) {
             verbose = true;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = true;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else {
@@ -180,7 +183,7 @@ int cmd_run(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    {
+    if (!quiet) {
         char don[320];
         int64_t kvb = rq_state_kv_bytes_per_token(st);
         const rq_model_config *mc = &m->cfg;
@@ -197,11 +200,13 @@ int cmd_run(int argc, char **argv) {
     }
     printf("\n");
     fflush(stdout);
-    fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tokens/s)\n", (long long)gs.n_prompt, gs.t_prompt,
-            gs.t_prompt > 0 ? (double)gs.n_prompt / gs.t_prompt : 0.0);
-    fprintf(stderr, "generation: %lld tokens, %lld decode steps in %.3f s (%.1f tokens/s); %d threads\n",
-            (long long)gs.n_generated, (long long)gs.n_decoded, gs.t_generate,
-            gs.t_generate > 0 ? (double)gs.n_decoded / gs.t_generate : 0.0, rq_threads_get());
+    if (!quiet)
+        fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tokens/s)\n", (long long)gs.n_prompt, gs.t_prompt,
+                gs.t_prompt > 0 ? (double)gs.n_prompt / gs.t_prompt : 0.0);
+    if (!quiet)
+        fprintf(stderr, "generation: %lld tokens, %lld decode steps in %.3f s (%.1f tokens/s); %d threads\n",
+                (long long)gs.n_generated, (long long)gs.n_decoded, gs.t_generate,
+                gs.t_generate > 0 ? (double)gs.n_decoded / gs.t_generate : 0.0, rq_threads_get());
     if (verbose)
         fprintf(stderr, "memory: RSS %.1f MiB, peak RSS %.1f MiB\n", (double)rq_rss_bytes() / 1048576.0,
                 (double)rq_peak_rss_bytes() / 1048576.0);

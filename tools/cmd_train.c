@@ -53,7 +53,7 @@ static void usage(void) {
            "                     large --batch, about one more forward per step; the same gradients)\n"
            "  --seed S           data generation, split and batch sampling (default 0)\n"
            "  -t N               threads (default: the cores present); deterministic for a fixed N\n"
-           "  --quiet            no progress lines\n");
+           "  -q, --quiet        no progress lines\n");
 }
 
 typedef struct {
@@ -91,7 +91,7 @@ static int parse(int argc, char **argv, train_args *a) {
             if (rq_lr_shape_parse(v, &a->schedule) != RQ_OK) return cli_fail_status();
             i++;
         } else if (!strcmp(o, "--train-embd")) a->train_embd = true;
-        else if (!strcmp(o, "--quiet")) a->quiet = true;
+        else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) a->quiet = true;
         else if (!strcmp(o, "--keep-best")) a->keep_best = true;
         else if (!strcmp(o, "--checkpoint-act")) a->ckpt_act = true;
         else return cli_fail("train: unknown argument '%s'", o);
