@@ -1,9 +1,11 @@
 /* Hugging Face checkpoints in (model/hf.h, text/tokenizer_hf.h, io/safetensors.h), on the
- * default model. tests/ref/make_hf_checkpoint.py (the `gguf`, `safetensors` and
- * `tokenizers` Python packages, not rotquant's code) writes a checkpoint of the GGUF's
- * float weights (dequantized, q/k rows put back in Hugging Face's order, two shards with
- * model.safetensors.index.json, tokenizer.json built by `tokenizers`) into the build
- * directory; then:
+ * default model and, when present, Gemma-3-270M. tests/ref/make_hf_checkpoint.py (the
+ * `gguf`, `safetensors` and `tokenizers` Python packages, not rotquant's code) writes a
+ * checkpoint of each GGUF's float weights (dequantized; LLaMA: q/k rows put back in Hugging
+ * Face's order, two shards with model.safetensors.index.json, byte-level BPE
+ * tokenizer.json; Gemma-3: norms as w (the GGUF holds 1 + w), SentencePiece-style
+ * tokenizer.json with byte fallback) into the build directory (reused while the script
+ * and the GGUF are unchanged); then, for each:
  *   - the checkpoint's model gives the GGUF model's logits (relative L2 <= LOGITS_TOL) on
  *     64 tokens, and the same configuration;
  *   - its tokenizer gives the GGUF tokenizer's ids on the whole WikiText-2 test file, and
@@ -13,7 +15,9 @@
  *   - broken checkpoints (a tensor's shape not matching config.json, a missing tensor, an
  *     unknown architecture, a corrupt shard, a missing config.json) are clear errors,
  *     through the library and through the CLI (exit 1, "rotquant: error: ...").
- * Skips (77) only when the default model is absent. */
+ * (the CLI and broken-checkpoint checks on the default model only). Skips (77) only when
+ * the default model is absent; Gemma-3's checks are left out (with a note) without its
+ * GGUF. */
 #include "testing.h"
 
 #include "io/gguf.h"
@@ -35,7 +39,8 @@
 #define LOGITS_TOL 1e-6
 
 static const char *k_wiki = "../shared/data/wikitext-2-raw/wiki.test.raw";
-static char g_build[512], g_dir[600], g_bad[600], g_ids[600];
+static const char *k_gemma = "models/gemma-3-270m-q4_k_m.gguf";
+static char g_build[512], g_dir[600], g_bad[600];
 
 static char *read_all(const char *path, int64_t *n) {
     FILE *f = fopen(path, "rb");
@@ -70,20 +75,27 @@ static void write_st(const char *path, int64_t hlen, const char *header, size_t 
     free(b);
 }
 
-static void test_logits(const char *gguf) {
-    static const int32_t ids[64] = {
-        446, 6356, 389, 9226, 352, 446, 3717, 6356, 389, 9226, 352, 314, 354, 2321, 4771, 3297,
-        8552, 284, 16984, 17523, 1673, 909, 761, 253, 16204, 3394, 29, 48, 45608, 1791, 335, 260,
-        8552, 3086, 378, 8593, 281, 216, 34, 32, 32, 32, 1673, 669, 436, 3922, 411, 253,
-        45608, 1791, 281, 260, 1238, 3488, 707, 2855, 411, 15399, 5970, 3139, 3297, 527, 436, 4940};
+/* The first 64 tokens of wiki.test.raw (each model's tokenizer; Gemma's with BOS). */
+static const int32_t k_ids_smollm[64] = {
+    446, 6356, 389, 9226, 352, 446, 3717, 6356, 389, 9226, 352, 314, 354, 2321, 4771, 3297,
+    8552, 284, 16984, 17523, 1673, 909, 761, 253, 16204, 3394, 29, 48, 45608, 1791, 335, 260,
+    8552, 3086, 378, 8593, 281, 216, 34, 32, 32, 32, 1673, 669, 436, 3922, 411, 253,
+    45608, 1791, 281, 260, 1238, 3488, 707, 2855, 411, 15399, 5970, 3139, 3297, 527, 436, 4940};
+static const int32_t k_ids_gemma[64] = {
+    2, 578, 9877, 151936, 589, 578, 236743, 107, 9877, 151936, 589, 563, 614, 5422, 4103, 1031,
+    13617, 532, 26470, 13387, 783, 1293, 1053, 496, 15083, 1392, 236772, 236940, 44116, 3853, 580, 506,
+    13617, 3605, 669, 8599, 528, 236743, 236778, 236771, 236771, 236771, 783, 1174, 691, 6641, 684, 496,
+    44116, 3853, 528, 506, 1441, 5165, 1190, 5267, 684, 20420, 75474, 578, 9877, 151936, 589, 578};
+
+static void test_logits(const char *gguf, const char *dir, const int32_t *ids) {
     rq_model *mg = NULL, *mh = NULL;
     RQ_CHECK(rq_model_load_file(gguf, &mg) == RQ_OK);
     if (!mg) return;
     float *lg = rq_test_logits(mg, ids, 64);
     rq_model_config cg = mg->cfg;
     rq_model_free(mg);
-    rq_status s = rq_model_load_file(g_dir, &mh);
-    RQ_CHECK_MSG(s == RQ_OK, "loading %s: %s", g_dir, rq_last_error());
+    rq_status s = rq_model_load_file(dir, &mh);
+    RQ_CHECK_MSG(s == RQ_OK, "loading %s: %s", dir, rq_last_error());
     if (mh) {
         const rq_model_config *ch = &mh->cfg;
         RQ_CHECK(ch->arch == cg.arch && ch->n_vocab == cg.n_vocab && ch->n_embd == cg.n_embd &&
@@ -93,7 +105,7 @@ static void test_logits(const char *gguf) {
                  ch->tied_embeddings == cg.tied_embeddings && ch->n_ctx_train == cg.n_ctx_train);
         float *lh = rq_test_logits(mh, ids, 64);
         double e = rq_rel_l2(lh, lg, 64 * cg.n_vocab);
-        printf("logits: relative L2 %.3g (max |diff| %.3g) over 64 positions\n", e,
+        printf("%s: logits: relative L2 %.3g (max |diff| %.3g) over 64 positions\n", dir, e,
                rq_max_abs_diff(lh, lg, 64 * cg.n_vocab));
         RQ_CHECK_NEAR(e, 0.0, LOGITS_TOL);
         free(lh);
@@ -102,15 +114,15 @@ static void test_logits(const char *gguf) {
     rq_model_free(mh);
 }
 
-static void test_tokenizer(const char *gguf) {
+static void test_tokenizer(const char *gguf, const char *dir, const char *ids_path) {
     rq_gguf *g = NULL, *h = NULL;
     rq_tokenizer *tg = NULL, *th = NULL;
     RQ_CHECK(rq_gguf_open(gguf, &g) == RQ_OK && rq_tokenizer_load(g, &tg) == RQ_OK);
-    RQ_CHECK(rq_model_open(g_dir, &h) == RQ_OK && rq_tokenizer_load(h, &th) == RQ_OK);
+    RQ_CHECK(rq_model_open(dir, &h) == RQ_OK && rq_tokenizer_load(h, &th) == RQ_OK);
     if (!tg || !th) goto done;
     /* the convenience loader (no config.json: the tokenizer's own size) gives the same */
     rq_tokenizer *t2 = NULL;
-    RQ_CHECK(rq_tokenizer_load_hf(g_dir, &t2) == RQ_OK && t2 && rq_tokenizer_n_vocab(t2) == rq_tokenizer_n_vocab(tg));
+    RQ_CHECK(rq_tokenizer_load_hf(dir, &t2) == RQ_OK && t2 && rq_tokenizer_n_vocab(t2) == rq_tokenizer_n_vocab(tg));
     rq_tokenizer_free(t2);
     int32_t nv = rq_tokenizer_n_vocab(tg);
     RQ_CHECK(rq_tokenizer_n_vocab(th) == nv && rq_tokenizer_bos(th) == rq_tokenizer_bos(tg) &&
@@ -133,8 +145,8 @@ static void test_tokenizer(const char *gguf) {
                      (long long)na, (long long)nb);
         /* the `tokenizers` package's ids of the same text */
         int64_t il;
-        char *ids = read_all(g_ids, &il);
-        RQ_CHECK_MSG(ids != NULL, "%s missing", g_ids);
+        char *ids = read_all(ids_path, &il);
+        RQ_CHECK_MSG(ids != NULL, "%s missing", ids_path);
         int64_t n_oracle = 0, first_diff = -1;
         for (char *p = ids, *end; ids && *p; p = end) {
             long v = strtol(p, &end, 10);
@@ -143,8 +155,8 @@ static void test_tokenizer(const char *gguf) {
             n_oracle++;
             while (*end == '\n') end++;
         }
-        printf("wiki.test.raw: %lld ids (GGUF tokenizer), %lld (checkpoint's), %lld (`tokenizers`)\n", (long long)na,
-               (long long)nb, (long long)n_oracle);
+        printf("%s: wiki.test.raw: %lld ids (GGUF tokenizer), %lld (checkpoint's), %lld (`tokenizers`)\n", dir,
+               (long long)na, (long long)nb, (long long)n_oracle);
         RQ_CHECK_MSG(n_oracle == nb && first_diff < 0, "`tokenizers` ids differ from position %lld",
                      (long long)first_diff);
         free(ids);
@@ -280,29 +292,45 @@ static void test_bad(void) {
     expect_bad("tokenizer model", "tokenizer model type 'Unigram' is not supported");
 }
 
+/* Make (or reuse) the checkpoint of `gguf` in dir, with the `tokenizers` ids of the wiki
+ * file in ids_path; false (a failure recorded) when the helper fails. */
+static bool make_checkpoint(const char *gguf, const char *dir, const char *ids_path, int shards) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s tests/ref/make_hf_checkpoint.py '%s' '%s' --shards %d --ids '%s' '%s'",
+             getenv("RQ_PYTHON") ? getenv("RQ_PYTHON") : "python3", gguf, dir, shards, ids_path, k_wiki);
+    if (system(cmd) == 0) return true;
+    rq_test_fail(__FILE__, __LINE__, "the checkpoint helper failed (scripts/install-deps.sh installs numpy, gguf, "
+                 "safetensors and tokenizers): %s", cmd);
+    return false;
+}
+
 int main(void) {
     const char *gguf = rq_test_model_path();
     if (!gguf) RQ_SKIP("models/ lacks the default model");
     const char *cli = getenv("RQ_CLI");
-    char tmp[512];
+    char tmp[512], ids[700], cmd[1024];
     snprintf(tmp, sizeof tmp, "%s", cli ? cli : "build/rotquant");
     snprintf(g_build, sizeof g_build, "%s", dirname(tmp));
     snprintf(g_dir, sizeof g_dir, "%s/hf_smollm2", g_build);
     snprintf(g_bad, sizeof g_bad, "%s/hf_smollm2_bad", g_build);
-    snprintf(g_ids, sizeof g_ids, "%s/hf_smollm2_wiki_ids.txt", g_build);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s tests/ref/make_hf_checkpoint.py '%s' '%s' --shards 2 --ids '%s' '%s'",
-             getenv("RQ_PYTHON") ? getenv("RQ_PYTHON") : "python3", gguf, g_dir, g_ids, k_wiki);
-    if (system(cmd) != 0) {
-        rq_test_fail(__FILE__, __LINE__, "the checkpoint helper failed (scripts/install-deps.sh installs numpy, gguf, "
-                     "safetensors and tokenizers): %s", cmd);
-        return rq_test_finish();
-    }
-    test_logits(gguf);
-    test_tokenizer(gguf);
+    snprintf(ids, sizeof ids, "%s/hf_smollm2_wiki_ids.txt", g_build);
+    if (!make_checkpoint(gguf, g_dir, ids, 2)) return rq_test_finish();
+    test_logits(gguf, g_dir, k_ids_smollm);
+    test_tokenizer(gguf, g_dir, ids);
     test_cli(gguf);
     test_bad();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_bad);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_bad);
+    if (rq_test_file_exists(k_gemma)) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/hf_gemma3", g_build);
+        snprintf(ids, sizeof ids, "%s/hf_gemma3_wiki_ids.txt", g_build);
+        if (make_checkpoint(k_gemma, dir, ids, 1)) {
+            test_logits(k_gemma, dir, k_ids_gemma);
+            test_tokenizer(k_gemma, dir, ids);
+        }
+    } else {
+        printf("note: %s absent, the Gemma-3 checks are left out\n", k_gemma);
+    }
     return rq_test_finish();
 }

@@ -74,12 +74,25 @@ static bool str_is(const rq_json *v, const char *s) {
 
 /* What the tensors are checked against. */
 typedef struct {
+    const char *arch; /* "llama" or "gemma3" (general.architecture) */
     int64_t n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim, n_vocab;
     bool tied;
 } hf_dims;
 
-/* LLaMA's config.json -> llama.* keys. */
-static rq_status llama_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d) {
+/* Set "ARCH.key" to an u32 / f32. */
+static void set_u32(rq_gguf_writer *w, const hf_dims *d, const char *key, int64_t v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", d->arch, key);
+    rq_gguf_writer_set_u32(w, k, (uint32_t)v);
+}
+static void set_f32(rq_gguf_writer *w, const hf_dims *d, const char *key, double v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", d->arch, key);
+    rq_gguf_writer_set_f32(w, k, (float)v);
+}
+
+/* The keys LLaMA and Gemma-3 share -> ARCH.* keys. */
+static rq_status common_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d, bool tied_default) {
     RQ_TRY(cfg_int(c, "hidden_size", true, 0, 1, HF_MAX_DIM, &d->n_embd));
     RQ_TRY(cfg_int(c, "intermediate_size", true, 0, 1, HF_MAX_DIM, &d->n_ff));
     RQ_TRY(cfg_int(c, "num_hidden_layers", true, 0, 1, HF_MAX_LAYERS, &d->n_layer));
@@ -100,32 +113,27 @@ static rq_status llama_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d) {
     RQ_TRY(cfg_float(c, "rope_theta", false, 10000.0, &theta));
     if (!(eps >= 0 && eps < 1)) return rq_errorf(RQ_EFORMAT, "%s: rms_norm_eps %g out of range", c->path, eps);
     if (!(theta > 1 && theta < 1e30)) return rq_errorf(RQ_EFORMAT, "%s: rope_theta %g must be > 1", c->path, theta);
-    RQ_TRY(cfg_bool(c, "tie_word_embeddings", false, &d->tied)); /* LlamaConfig's default */
+    RQ_TRY(cfg_bool(c, "tie_word_embeddings", tied_default, &d->tied));
     bool bias;
     RQ_TRY(cfg_bool(c, "attention_bias", false, &bias));
     if (bias) return rq_errorf(RQ_EUNSUPPORTED, "%s: attention_bias is not supported", c->path);
     RQ_TRY(cfg_bool(c, "mlp_bias", false, &bias));
     if (bias) return rq_errorf(RQ_EUNSUPPORTED, "%s: mlp_bias is not supported", c->path);
-    const rq_json *act = rq_json_get(c->root, "hidden_act");
-    if (act && !str_is(act, "silu"))
-        return rq_errorf(RQ_EUNSUPPORTED, "%s: hidden_act '%.32s' is not supported (silu)", c->path,
-                         act->type == RQ_JSON_STRING ? act->str : "?");
 
-    rq_gguf_writer_set_str(w, "general.architecture", "llama");
-    rq_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)d->n_layer);
-    rq_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)d->n_embd);
-    rq_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)d->n_ff);
-    rq_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)d->n_head);
-    rq_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)d->n_head_kv);
-    if (n_ctx) rq_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)n_ctx);
+    rq_gguf_writer_set_str(w, "general.architecture", d->arch);
+    set_u32(w, d, "block_count", d->n_layer);
+    set_u32(w, d, "embedding_length", d->n_embd);
+    set_u32(w, d, "feed_forward_length", d->n_ff);
+    set_u32(w, d, "attention.head_count", d->n_head);
+    set_u32(w, d, "attention.head_count_kv", d->n_head_kv);
+    if (n_ctx) set_u32(w, d, "context_length", n_ctx);
     if (d->head_dim != dflt_hd) {
-        rq_gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)d->head_dim);
-        rq_gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)d->head_dim);
+        set_u32(w, d, "attention.key_length", d->head_dim);
+        set_u32(w, d, "attention.value_length", d->head_dim);
     }
-    rq_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)d->head_dim);
-    rq_gguf_writer_set_f32(w, "llama.rope.freq_base", (float)theta);
-    rq_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)eps);
-    rq_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)d->n_vocab);
+    set_f32(w, d, "rope.freq_base", theta);
+    set_f32(w, d, "attention.layer_norm_rms_epsilon", eps);
+    set_u32(w, d, "vocab_size", d->n_vocab);
 
     const rq_json *rs = rq_json_get(c->root, "rope_scaling");
     if (rs && rs->type != RQ_JSON_NULL) {
@@ -137,9 +145,78 @@ static rq_status llama_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d) {
                              ty && ty->type == RQ_JSON_STRING ? ty->str : "?");
         if (!f || f->type != RQ_JSON_NUMBER || !(f->number > 0))
             return rq_errorf(RQ_EFORMAT, "%s: rope_scaling.factor must be a number > 0", c->path);
-        rq_gguf_writer_set_str(w, "llama.rope.scaling.type", "linear");
-        rq_gguf_writer_set_f32(w, "llama.rope.scaling.factor", (float)f->number);
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", d->arch);
+        rq_gguf_writer_set_str(w, k, "linear");
+        set_f32(w, d, "rope.scaling.factor", f->number);
     }
+    return RQ_OK;
+}
+
+/* The activation key (hidden_act or hidden_activation) must be `want`. */
+static rq_status check_act(const cfg_ctx *c, const char *key, const char *want) {
+    const rq_json *act = rq_json_get(c->root, key);
+    if (act && !str_is(act, want))
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: %s '%.32s' is not supported (%s)", c->path, key,
+                         act->type == RQ_JSON_STRING ? act->str : "?", want);
+    return RQ_OK;
+}
+
+/* LLaMA's config.json -> llama.* keys (LlamaConfig's defaults: untied). */
+static rq_status llama_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d) {
+    d->arch = "llama";
+    RQ_TRY(common_config(c, w, d, false));
+    RQ_TRY(check_act(c, "hidden_act", "silu"));
+    set_u32(w, d, "rope.dimension_count", d->head_dim);
+    return RQ_OK;
+}
+
+/* Gemma-3's (text model) config.json -> gemma3.* keys, what model.c's gemma3 reader
+ * needs (Gemma3TextConfig's defaults: tied, sliding window every layer but each 6th). */
+static rq_status gemma3_config(const cfg_ctx *c, rq_gguf_writer *w, hf_dims *d) {
+    d->arch = "gemma3";
+    RQ_TRY(common_config(c, w, d, true));
+    RQ_TRY(check_act(c, "hidden_activation", "gelu_pytorch_tanh"));
+    RQ_TRY(check_act(c, "hidden_act", "gelu_pytorch_tanh"));
+    double cap;
+    RQ_TRY(cfg_float(c, "final_logit_softcapping", false, 0, &cap));
+    if (cap != 0) return rq_errorf(RQ_EUNSUPPORTED, "%s: final_logit_softcapping is not supported", c->path);
+    RQ_TRY(cfg_float(c, "attn_logit_softcapping", false, 0, &cap));
+    if (cap != 0) return rq_errorf(RQ_EUNSUPPORTED, "%s: attn_logit_softcapping is not supported", c->path);
+    /* attention scale 1/sqrt(query_pre_attn_scalar): model.c uses head_dim, or n_embd/n_head
+     * for the 62-layer model */
+    int64_t qs, want = d->n_layer == 62 ? d->n_embd / d->n_head : d->head_dim;
+    RQ_TRY(cfg_int(c, "query_pre_attn_scalar", false, want, 1, HF_MAX_DIM, &qs));
+    if (qs != want)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: query_pre_attn_scalar %lld is not supported (%lld)", c->path,
+                         (long long)qs, (long long)want);
+    int64_t window, pattern;
+    RQ_TRY(cfg_int(c, "sliding_window", false, 0, 0, INT64_C(1) << 31, &window));
+    RQ_TRY(cfg_int(c, "sliding_window_pattern", false, 6, 1, HF_MAX_LAYERS, &pattern));
+    const rq_json *lt = rq_json_get(c->root, "layer_types");
+    if (lt && lt->type != RQ_JSON_NULL) { /* newer configs list each layer: find the period */
+        if (lt->type != RQ_JSON_ARRAY || lt->len != d->n_layer)
+            return rq_errorf(RQ_EFORMAT, "%s: layer_types must list num_hidden_layers entries", c->path);
+        pattern = 0;
+        for (int64_t l = 0; l < lt->len && !pattern; l++)
+            if (str_is(lt->items[l], "full_attention")) pattern = l + 1;
+        if (!pattern) pattern = d->n_layer + 1; /* all local */
+        for (int64_t l = 0; l < lt->len; l++) {
+            bool local = l % pattern < pattern - 1;
+            if (!str_is(lt->items[l], local ? "sliding_attention" : "full_attention"))
+                return rq_errorf(RQ_EUNSUPPORTED, "%s: layer_types[%lld] breaks the pattern of one full-attention "
+                                 "layer every %lld", c->path, (long long)l, (long long)pattern);
+        }
+    }
+    double theta_swa;
+    RQ_TRY(cfg_float(c, "rope_local_base_freq", false, 10000.0, &theta_swa));
+    if (!(theta_swa > 1 && theta_swa < 1e30))
+        return rq_errorf(RQ_EFORMAT, "%s: rope_local_base_freq %g must be > 1", c->path, theta_swa);
+    if (window) {
+        set_u32(w, d, "attention.sliding_window", window);
+        set_u32(w, d, "attention.sliding_window_pattern", pattern);
+    }
+    set_f32(w, d, "rope.freq_base_swa", theta_swa);
     return RQ_OK;
 }
 
@@ -174,10 +251,18 @@ static int ggml_type_of(rq_st_dtype d) {
     }
 }
 
+/* How a tensor is carried over. */
+enum {
+    TX_AS_IS = 0,
+    TX_PERMUTE_Q = 1, /* rows permuted per query head (LLaMA q_proj) */
+    TX_PERMUTE_K = 2, /* rows permuted per KV head (LLaMA k_proj) */
+    TX_SHIFT = 3,     /* float32 w + 1 (Gemma's norm scales: the GGUF holds 1 + w) */
+};
+
 /* Add HF tensor `hf` as GGUF tensor `gg`, checking its shape [rows, cols] (cols 0: a
- * vector [rows]). permute_heads > 0: q/k rows permuted for that many heads. */
-static rq_status add_tensor(tensor_ctx *t, const char *hf, const char *gg, int64_t rows, int64_t cols,
-                            int64_t permute_heads, const char *what) {
+ * vector [rows]); `tx` as above. */
+static rq_status add_tensor(tensor_ctx *t, const hf_dims *dm, const char *hf, const char *gg, int64_t rows,
+                            int64_t cols, int tx, const char *what) {
     const rq_st_tensor *x = rq_safetensors_find(t->st, hf);
     const char *dir = rq_safetensors_path(t->st);
     if (!x) return rq_errorf(RQ_EFORMAT, "%s: missing tensor '%s'", dir, hf);
@@ -200,55 +285,91 @@ static rq_status add_tensor(tensor_ctx *t, const char *hf, const char *gg, int64
         return rq_errorf(RQ_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16 and BF16 are read)", dir, hf,
                          rq_st_dtype_name(x->dtype));
     const void *data = x->data;
-    if (permute_heads > 0) {
-        const int64_t d = rows / permute_heads, half = d / 2, rb = cols * rq_st_dtype_size(x->dtype);
-        RQ_ASSERT(d * permute_heads == rows && d % 2 == 0);
+    int64_t n_bytes = x->n_bytes;
+    if (tx == TX_PERMUTE_Q || tx == TX_PERMUTE_K) {
+        const int64_t heads = tx == TX_PERMUTE_Q ? dm->n_head : dm->n_head_kv;
+        const int64_t d = rows / heads, half = d / 2, rb = cols * rq_st_dtype_size(x->dtype);
+        RQ_ASSERT(d * heads == rows && d % 2 == 0);
         uint8_t *p = rq_alloc(x->n_bytes);
         if (!p) return rq_error_prefix(RQ_ENOMEM, hf);
         keep(t, p);
         const uint8_t *src = x->data;
-        for (int64_t h = 0; h < permute_heads; h++)
+        /* GGUF row h·d + 2i + j is HF row h·d + j·d/2 + i */
+        for (int64_t h = 0; h < heads; h++)
             for (int64_t i = 0; i < half; i++)
                 for (int64_t j = 0; j < 2; j++)
                     memcpy(p + (h * d + 2 * i + j) * rb, src + (h * d + j * half + i) * rb, (size_t)rb);
         data = p;
+    } else if (tx == TX_SHIFT) {
+        float *f = rq_alloc(x->n_elements * (int64_t)sizeof(float));
+        if (!f) return rq_error_prefix(RQ_ENOMEM, hf);
+        keep(t, f);
+        RQ_TRY(rq_safetensors_to_f32(x, f));
+        for (int64_t i = 0; i < x->n_elements; i++) f[i] += 1.0f;
+        data = f;
+        type = RQ_TYPE_F32;
+        n_bytes = x->n_elements * (int64_t)sizeof(float);
     }
     int64_t ne[2] = {cols ? cols : rows, cols ? rows : 1};
-    return rq_gguf_writer_add_tensor(t->w, gg, type, cols ? 2 : 1, ne, data, x->n_bytes);
+    return rq_gguf_writer_add_tensor(t->w, gg, type, cols ? 2 : 1, ne, data, n_bytes);
 }
 
-static rq_status llama_tensors(tensor_ctx *t, const hf_dims *d) {
-    const int64_t q_dim = d->n_head * d->head_dim, kv_dim = d->n_head_kv * d->head_dim;
-    RQ_TRY(add_tensor(t, "model.embed_tokens.weight", "token_embd.weight", d->n_vocab, d->n_embd, 0,
+/* One tensor of every layer: HF name after "model.layers.N.", GGUF name after "blk.N.",
+ * shape (0 n_embd, 1 n_ff, 2 q_dim, 3 kv_dim, 4 head_dim; cols -1: a vector), transform. */
+typedef struct {
+    const char *hf, *gg;
+    int rows, cols, tx;
+    const char *what;
+} layer_tensor;
+
+static const layer_tensor llama_layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", 0, -1, TX_AS_IS, "hidden_size"},
+    {"self_attn.q_proj.weight", "attn_q.weight", 2, 0, TX_PERMUTE_Q, "num_attention_heads × head_dim, hidden_size"},
+    {"self_attn.k_proj.weight", "attn_k.weight", 3, 0, TX_PERMUTE_K, "num_key_value_heads × head_dim, hidden_size"},
+    {"self_attn.v_proj.weight", "attn_v.weight", 3, 0, TX_AS_IS, "num_key_value_heads × head_dim, hidden_size"},
+    {"self_attn.o_proj.weight", "attn_output.weight", 0, 2, TX_AS_IS, "hidden_size, num_attention_heads × head_dim"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", 0, -1, TX_AS_IS, "hidden_size"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", 1, 0, TX_AS_IS, "intermediate_size, hidden_size"},
+    {"mlp.up_proj.weight", "ffn_up.weight", 1, 0, TX_AS_IS, "intermediate_size, hidden_size"},
+    {"mlp.down_proj.weight", "ffn_down.weight", 0, 1, TX_AS_IS, "hidden_size, intermediate_size"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Gemma-3 (llama.cpp's gemma3 names): q/k not permuted (RoPE on the NEOX halves), every
+ * norm scale stored as 1 + w. */
+static const layer_tensor gemma3_layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", 0, -1, TX_SHIFT, "hidden_size"},
+    {"self_attn.q_proj.weight", "attn_q.weight", 2, 0, TX_AS_IS, "num_attention_heads × head_dim, hidden_size"},
+    {"self_attn.k_proj.weight", "attn_k.weight", 3, 0, TX_AS_IS, "num_key_value_heads × head_dim, hidden_size"},
+    {"self_attn.v_proj.weight", "attn_v.weight", 3, 0, TX_AS_IS, "num_key_value_heads × head_dim, hidden_size"},
+    {"self_attn.o_proj.weight", "attn_output.weight", 0, 2, TX_AS_IS, "hidden_size, num_attention_heads × head_dim"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", 4, -1, TX_SHIFT, "head_dim"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", 4, -1, TX_SHIFT, "head_dim"},
+    {"post_attention_layernorm.weight", "post_attention_norm.weight", 0, -1, TX_SHIFT, "hidden_size"},
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight", 0, -1, TX_SHIFT, "hidden_size"},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight", 0, -1, TX_SHIFT, "hidden_size"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", 1, 0, TX_AS_IS, "intermediate_size, hidden_size"},
+    {"mlp.up_proj.weight", "ffn_up.weight", 1, 0, TX_AS_IS, "intermediate_size, hidden_size"},
+    {"mlp.down_proj.weight", "ffn_down.weight", 0, 1, TX_AS_IS, "hidden_size, intermediate_size"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static rq_status add_tensors(tensor_ctx *t, const hf_dims *d, const layer_tensor *layer, int norm_tx) {
+    const int64_t dims[5] = {d->n_embd, d->n_ff, d->n_head * d->head_dim, d->n_head_kv * d->head_dim, d->head_dim};
+    RQ_TRY(add_tensor(t, d, "model.embed_tokens.weight", "token_embd.weight", d->n_vocab, d->n_embd, TX_AS_IS,
                       "vocab_size, hidden_size"));
-    RQ_TRY(add_tensor(t, "model.norm.weight", "output_norm.weight", d->n_embd, 0, 0, "hidden_size"));
+    RQ_TRY(add_tensor(t, d, "model.norm.weight", "output_norm.weight", d->n_embd, 0, norm_tx, "hidden_size"));
     const rq_st_tensor *lm = rq_safetensors_find(t->st, "lm_head.weight");
-    if (!d->tied) RQ_TRY(add_tensor(t, "lm_head.weight", "output.weight", d->n_vocab, d->n_embd, 0, "vocab_size, hidden_size"));
+    if (!d->tied)
+        RQ_TRY(add_tensor(t, d, "lm_head.weight", "output.weight", d->n_vocab, d->n_embd, TX_AS_IS,
+                          "vocab_size, hidden_size"));
     else if (lm) t->used[lm - rq_safetensors_tensor_at(t->st, 0)] = true; /* tied: the embedding serves */
-    static const struct {
-        const char *hf, *gg;
-        int rows, cols; /* 0 n_embd, 1 n_ff, 2 q_dim, 3 kv_dim; cols -1: a vector */
-        int permute;    /* 0 none, 1 query heads, 2 KV heads */
-        const char *what;
-    } lt[] = {
-        {"input_layernorm.weight", "attn_norm.weight", 0, -1, 0, "hidden_size"},
-        {"self_attn.q_proj.weight", "attn_q.weight", 2, 0, 1, "num_attention_heads × head_dim, hidden_size"},
-        {"self_attn.k_proj.weight", "attn_k.weight", 3, 0, 2, "num_key_value_heads × head_dim, hidden_size"},
-        {"self_attn.v_proj.weight", "attn_v.weight", 3, 0, 0, "num_key_value_heads × head_dim, hidden_size"},
-        {"self_attn.o_proj.weight", "attn_output.weight", 0, 2, 0, "hidden_size, num_attention_heads × head_dim"},
-        {"post_attention_layernorm.weight", "ffn_norm.weight", 0, -1, 0, "hidden_size"},
-        {"mlp.gate_proj.weight", "ffn_gate.weight", 1, 0, 0, "intermediate_size, hidden_size"},
-        {"mlp.up_proj.weight", "ffn_up.weight", 1, 0, 0, "intermediate_size, hidden_size"},
-        {"mlp.down_proj.weight", "ffn_down.weight", 0, 1, 0, "hidden_size, intermediate_size"},
-    };
-    const int64_t dims[4] = {d->n_embd, d->n_ff, q_dim, kv_dim};
     for (int64_t l = 0; l < d->n_layer; l++)
-        for (size_t k = 0; k < sizeof lt / sizeof lt[0]; k++) {
+        for (const layer_tensor *k = layer; k->hf; k++) {
             char hf[128], gg[128];
-            snprintf(hf, sizeof hf, "model.layers.%lld.%s", (long long)l, lt[k].hf);
-            snprintf(gg, sizeof gg, "blk.%lld.%s", (long long)l, lt[k].gg);
-            int64_t heads = lt[k].permute == 1 ? d->n_head : lt[k].permute == 2 ? d->n_head_kv : 0;
-            RQ_TRY(add_tensor(t, hf, gg, dims[lt[k].rows], lt[k].cols < 0 ? 0 : dims[lt[k].cols], heads, lt[k].what));
+            snprintf(hf, sizeof hf, "model.layers.%lld.%s", (long long)l, k->hf);
+            snprintf(gg, sizeof gg, "blk.%lld.%s", (long long)l, k->gg);
+            RQ_TRY(add_tensor(t, d, hf, gg, dims[k->rows], k->cols < 0 ? 0 : dims[k->cols], k->tx, k->what));
         }
     /* anything left unread would be silently dropped: refuse it (but RoPE's cached
      * frequencies, which older checkpoints store) */
@@ -257,9 +378,8 @@ static rq_status llama_tensors(tensor_ctx *t, const hf_dims *d) {
         const char *suffix = "rotary_emb.inv_freq";
         size_t nl = strlen(x->name), sl = strlen(suffix);
         if (!t->used[i] && !(nl >= sl && !strcmp(x->name + nl - sl, suffix)))
-            return rq_errorf(RQ_EUNSUPPORTED,
-                             "%s: tensor '%.96s' is not used by the llama model config.json describes",
-                             rq_safetensors_path(t->st), x->name);
+            return rq_errorf(RQ_EUNSUPPORTED, "%s: tensor '%.96s' is not used by the %s model config.json describes",
+                             rq_safetensors_path(t->st), x->name, d->arch);
     }
     return RQ_OK;
 }
@@ -284,12 +404,13 @@ rq_status rq_hf_open(const char *dir, rq_gguf **out) {
     if (s != RQ_OK) goto done;
     cfg_ctx c = {cfg_path, rq_json_root(doc)};
     const rq_json *mt = rq_json_get(c.root, "model_type");
-    if (!str_is(mt, "llama")) {
-        s = rq_errorf(RQ_EUNSUPPORTED, "%s: model_type '%.32s' is not supported (llama)", cfg_path,
+    const bool gemma3 = str_is(mt, "gemma3_text");
+    if (!str_is(mt, "llama") && !gemma3) {
+        s = rq_errorf(RQ_EUNSUPPORTED, "%s: model_type '%.32s' is not supported (llama, gemma3_text)", cfg_path,
                       mt && mt->type == RQ_JSON_STRING ? mt->str : "?");
         goto done;
     }
-    if ((s = llama_config(&c, w, &d)) != RQ_OK) goto done;
+    if ((s = gemma3 ? gemma3_config(&c, w, &d) : llama_config(&c, w, &d)) != RQ_OK) goto done;
     const rq_json *name = rq_json_get(c.root, "_name_or_path");
     rq_gguf_writer_set_str(w, "general.name", str_is(name, "") || !name || name->type != RQ_JSON_STRING ||
                                                   memchr(name->str, 0, (size_t)name->len) ? dir : name->str);
@@ -300,7 +421,9 @@ rq_status rq_hf_open(const char *dir, rq_gguf **out) {
         s = rq_error_prefix(RQ_ENOMEM, dir);
         goto done;
     }
-    if ((s = llama_tensors(&tc, &d)) != RQ_OK) goto done;
+    if ((s = gemma3 ? add_tensors(&tc, &d, gemma3_layer, TX_SHIFT) : add_tensors(&tc, &d, llama_layer, TX_AS_IS)) !=
+        RQ_OK)
+        goto done;
     struct stat sb;
     if (stat(tok_path, &sb) == 0 && (s = rq_tokenizer_hf_to_gguf(dir, d.n_vocab, w)) != RQ_OK) goto done;
     s = rq_gguf_writer_open_image(w, dir, out);

@@ -66,6 +66,52 @@ static const char *pre_name(const rq_json *p) {
     return NULL;
 }
 
+/* The "▁" (U+2581) of SentencePiece, UTF-8. */
+#define SPM_SPACE "\xe2\x96\x81"
+
+/* Normalizer Replace(" " -> "▁"). */
+static bool is_space_replace(const rq_json *n) {
+    const rq_json *pat = n && n->type == RQ_JSON_OBJECT ? rq_json_get(n, "pattern") : NULL;
+    return n && n->type == RQ_JSON_OBJECT && json_str_is(rq_json_get(n, "type"), "Replace") && pat &&
+           json_str_is(rq_json_get(pat, "String"), " ") && json_str_is(rq_json_get(n, "content"), SPM_SPACE);
+}
+
+/* SentencePiece-style text handling: spaces become "▁", with "▁" prepended to the text
+ * or not (*prefix). The forms: normalizer Replace, or Sequence[Prepend("▁"), Replace],
+ * with no pre-tokenizer or a Split on " " (nothing left to split after the normalizer);
+ * or no normalizer and a Metaspace pre-tokenizer that does not split. */
+static bool spm_text(const rq_json *norm, const rq_json *pre, bool *prefix) {
+    *prefix = false;
+    bool pre_none = !pre || pre->type == RQ_JSON_NULL ||
+                    (pre->type == RQ_JSON_OBJECT && json_str_is(rq_json_get(pre, "type"), "Split") &&
+                     rq_json_get(pre, "pattern") && json_str_is(rq_json_get(rq_json_get(pre, "pattern"), "String"), " "));
+    if (is_space_replace(norm)) return pre_none;
+    if (norm && norm->type == RQ_JSON_OBJECT && json_str_is(rq_json_get(norm, "type"), "Sequence")) {
+        const rq_json *l = rq_json_get(norm, "normalizers");
+        if (l && l->type == RQ_JSON_ARRAY && l->len == 2 && l->items[0]->type == RQ_JSON_OBJECT &&
+            json_str_is(rq_json_get(l->items[0], "type"), "Prepend") &&
+            json_str_is(rq_json_get(l->items[0], "prepend"), SPM_SPACE) && is_space_replace(l->items[1])) {
+            *prefix = true;
+            return pre_none;
+        }
+        return false;
+    }
+    if ((!norm || norm->type == RQ_JSON_NULL) && pre && pre->type == RQ_JSON_OBJECT &&
+        json_str_is(rq_json_get(pre, "type"), "Metaspace") && json_str_is(rq_json_get(pre, "replacement"), SPM_SPACE) &&
+        rq_json_get(pre, "split") && rq_json_get(pre, "split")->type == RQ_JSON_FALSE) {
+        const rq_json *ps = rq_json_get(pre, "prepend_scheme");
+        *prefix = json_str_is(ps, "always") || json_str_is(ps, "first");
+        return json_str_is(ps, "always") || json_str_is(ps, "first") || json_str_is(ps, "never");
+    }
+    return false;
+}
+
+/* "<0xNN>": a byte token of SentencePiece's byte fallback. */
+static bool is_byte_token(const char *s, int64_t len) {
+    return len == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && strchr("0123456789ABCDEF", s[3]) && s[3] &&
+           strchr("0123456789ABCDEF", s[4]) && s[4];
+}
+
 /* The content of a special token entry of tokenizer_config.json: a string or an object
  * with "content"; NULL when absent or null. */
 static const rq_json *special_content(const rq_json *cfg, const char *key) {
@@ -108,6 +154,31 @@ static rq_status set_token(vocab_ctx *v, int64_t id, const char *s, int64_t len,
     t->ptr = s;
     t->len = (uint64_t)len;
     v->types[id] = type;
+    return RQ_OK;
+}
+
+/* SentencePiece scores from BPE merges: the piece that merge r makes scores -r (its first
+ * merge); llama.cpp's SentencePiece tokenizer merges the highest-scoring pair first, which
+ * is the lowest-ranked merge. Pieces no merge makes score below every merge. */
+static rq_status spm_scores(const vocab_ctx *v, const rq_gguf_str *merges, int64_t n_merges, float **out) {
+    float *sc = rq_alloc(v->n * (int64_t)sizeof(float));
+    char *buf = rq_alloc(1 << 16);
+    if (!sc || !buf) {
+        rq_free(sc), rq_free(buf);
+        return rq_error_prefix(RQ_ENOMEM, v->path);
+    }
+    for (int64_t i = 0; i < v->n; i++) sc[i] = -(float)(n_merges + 1);
+    for (int64_t r = n_merges - 1; r >= 0; r--) { /* backwards: the first merge of a piece wins */
+        const char *sp = memchr(merges[r].ptr, ' ', merges[r].len);
+        if (!sp || merges[r].len >= (1 << 16)) continue;
+        int64_t ll = sp - merges[r].ptr, rl = (int64_t)merges[r].len - ll - 1;
+        memcpy(buf, merges[r].ptr, (size_t)ll);
+        memcpy(buf + ll, sp + 1, (size_t)rl);
+        int64_t id;
+        if (json_id(rq_json_get_n(v->vocab, buf, ll + rl), &id) && id < v->n) sc[id] = -(float)r;
+    }
+    rq_free(buf);
+    *out = sc;
     return RQ_OK;
 }
 
@@ -220,6 +291,7 @@ rq_status rq_tokenizer_hf_to_gguf(const char *dir, int64_t n_vocab, rq_gguf_writ
     vocab_ctx v = {.path = tok_path};
     rq_gguf_str *merges = NULL;
     char *arena = NULL, *pads = NULL;
+    float *scores = NULL;
     rq_status s = read_json(tok_path, true, &tdoc);
     if (s == RQ_OK) s = read_json(cfg_path, false, &cdoc);
     if (s != RQ_OK) goto done;
@@ -239,12 +311,19 @@ rq_status rq_tokenizer_hf_to_gguf(const char *dir, int64_t n_vocab, rq_gguf_writ
                       type && type->type == RQ_JSON_STRING ? type->str : "?");
         goto done;
     }
-    if (json_true(rq_json_get(model, "byte_fallback")) || (norm && norm->type != RQ_JSON_NULL)) {
-        s = rq_errorf(RQ_EUNSUPPORTED, "%s: SentencePiece-style BPE (byte fallback, a normalizer) is not supported "
-                      "yet; only byte-level BPE", tok_path);
+    /* byte-level BPE ("gpt2"), or SentencePiece-style BPE with byte fallback ("llama") */
+    const bool spm = json_true(rq_json_get(model, "byte_fallback"));
+    bool space_prefix = false;
+    if (spm && !spm_text(norm, rq_json_get(root, "pre_tokenizer"), &space_prefix)) {
+        s = rq_errorf(RQ_EUNSUPPORTED, "%s: byte-fallback BPE with this normalizer/pre_tokenizer is not supported "
+                      "(known: spaces replaced by U+2581, with or without a prefix)", tok_path);
         goto done;
     }
-    const char *pre = pre_name(rq_json_get(root, "pre_tokenizer"));
+    if (!spm && norm && norm->type != RQ_JSON_NULL) {
+        s = rq_errorf(RQ_EUNSUPPORTED, "%s: a normalizer in byte-level BPE is not supported", tok_path);
+        goto done;
+    }
+    const char *pre = spm ? "default" : pre_name(rq_json_get(root, "pre_tokenizer"));
     if (!pre) {
         s = rq_errorf(RQ_EUNSUPPORTED, "%s: pre_tokenizer not supported (known: ByteLevel, and Digits(individual) + "
                       "ByteLevel)", tok_path);
@@ -316,14 +395,25 @@ rq_status rq_tokenizer_hf_to_gguf(const char *dir, int64_t n_vocab, rq_gguf_writ
             v.types[i] = RQ_TOKEN_UNUSED;
         }
     if ((s = read_merges(tok_path, mj, &merges, &arena)) != RQ_OK) goto done;
-    rq_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (spm) {
+        const rq_json *unk = rq_json_get(model, "unk_token");
+        for (int64_t i = 0; i < v.n; i++)
+            if (v.types[i] == RQ_TOKEN_NORMAL && is_byte_token(v.tokens[i].ptr, (int64_t)v.tokens[i].len))
+                v.types[i] = RQ_TOKEN_BYTE;
+        if (unk && unk->type == RQ_JSON_STRING && (id = find_id(&v, unk)) >= 0 && v.types[id] == RQ_TOKEN_NORMAL)
+            v.types[id] = RQ_TOKEN_UNKNOWN;
+        if ((s = spm_scores(&v, merges, mj->len, &scores)) != RQ_OK) goto done;
+    }
+    rq_gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     rq_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
     rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v.tokens, (uint64_t)v.n);
     rq_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", RQ_GGUF_I32, v.types, (uint64_t)v.n);
-    rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)mj->len);
-    rq_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    if (spm) rq_gguf_writer_set_arr(w, "tokenizer.ggml.scores", RQ_GGUF_F32, scores, (uint64_t)v.n);
+    else rq_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)mj->len);
+    rq_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix);
     s = read_config(dir, cfg_path, cfg, model, &v, w);
 done:
+    rq_free(scores);
     rq_free(v.tokens);
     rq_free(v.types);
     rq_free(pads);
