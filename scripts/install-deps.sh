@@ -11,8 +11,11 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing
 fi
-# numpy + gguf (pinned) for tests/ref/*.py, the reference our forward pass is checked against
-if ! python3 -c 'import numpy, gguf' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check 'numpy<3' 'gguf==0.19.0' \
-        || python3 -m pip install --quiet --break-system-packages 'numpy<3' 'gguf==0.19.0'
+# numpy + gguf (pinned) for tests/ref/*.py, the reference our forward pass is checked against;
+# safetensors + tokenizers (pinned) for tests/ref/make_hf_checkpoint.py (test_hf: a Hugging
+# Face checkpoint of the default model)
+py_pkgs="numpy<3 gguf==0.19.0 safetensors==0.8.0 tokenizers==0.23.3"
+if ! python3 -c 'import numpy, gguf, safetensors, tokenizers' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check $py_pkgs \
+        || python3 -m pip install --quiet --break-system-packages $py_pkgs
 fi

@@ -4,6 +4,7 @@
 
 #include "base/status.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "text/tokenizer.h"
 
 #include <stdio.h>
@@ -48,7 +49,7 @@ int cmd_detok(int argc, char **argv) {
     int rc = 1;
     rq_gguf *g = NULL;
     rq_tokenizer *tok = NULL;
-    if (rq_gguf_open(model_path, &g) != RQ_OK || rq_tokenizer_load(g, &tok) != RQ_OK) {
+    if (rq_model_open(model_path, &g) != RQ_OK || rq_tokenizer_load(g, &tok) != RQ_OK) {
         cli_fail_status();
         goto done;
     }

@@ -7,6 +7,7 @@
 #include "eval/tasks.h"
 #include "io/atomic_file.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -184,7 +185,7 @@ int cmd_eval(int argc, char **argv) {
             cli_fail_status();
             goto done;
         }
-    if (rq_gguf_open(model_path, &g) != RQ_OK || rq_tokenizer_load(g, &tok) != RQ_OK || rq_model_load(g, &m) != RQ_OK) {
+    if (rq_model_open(model_path, &g) != RQ_OK || rq_tokenizer_load(g, &tok) != RQ_OK || rq_model_load(g, &m) != RQ_OK) {
         cli_fail_status();
         goto done;
     }

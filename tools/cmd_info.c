@@ -4,6 +4,7 @@
 #include "base/status.h"
 #include "format/format.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
 
@@ -60,7 +61,7 @@ int cmd_info(int argc, char **argv) {
     bool full = false, tensors = true, quiet = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: rotquant info [--full] [--no-tensors] [-q] [-t N] FILE.gguf\n"
+            printf("usage: rotquant info [--full] [--no-tensors] [-q] [-t N] FILE.gguf|HF_DIR\n"
                    "  prints the file's metadata (arrays and long strings shortened unless --full),\n"
                    "  its tensors (type, shape, bytes) and the bits per weight of its weights\n"
                    "  -q, --quiet   no warning about bad rotquant metadata (the raw metadata is still shown)\n"
@@ -80,12 +81,13 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path) return cli_fail("info: no file given (rotquant info FILE.gguf)");
     rq_gguf *g;
-    if (rq_gguf_open(path, &g) != RQ_OK) return cli_fail_status();
+    if (rq_model_open(path, &g) != RQ_OK) return cli_fail_status();
     char pb[1024];
     printf("file: %s\nGGUF version %u, %" PRId64 " bytes, alignment %u, %" PRId64 " metadata keys, %" PRId64
            " tensors\n",
            esc(path, pb, sizeof pb), rq_gguf_version(g), rq_gguf_file_size(g), rq_gguf_alignment(g), rq_gguf_n_kv(g),
            rq_gguf_n_tensors(g));
+    if (rq_hf_is_dir(path)) printf("(a Hugging Face checkpoint, read as the GGUF its conversion gives)\n");
     {
         rq_model_config mc;
         char cd[512];

@@ -7,6 +7,7 @@
 #include "eval/ppl.h"
 #include "format/abits.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
 #include "text/tokenizer.h"
@@ -85,7 +86,7 @@ int cmd_ppl(int argc, char **argv) {
     /* read the input first: a missing file fails before the model loads */
     if (!cli_read_file(text_path ? text_path : ids_path, &text, &text_len)) goto done;
     double t_load = rq_time_now();
-    if (rq_gguf_open(model_path, &g) != RQ_OK || rq_model_load(g, &m) != RQ_OK ||
+    if (rq_model_open(model_path, &g) != RQ_OK || rq_model_load(g, &m) != RQ_OK ||
         rq_tokenizer_load(g, &tok) != RQ_OK) {
         cli_fail_status();
         goto done;

@@ -12,7 +12,7 @@
 
 static void usage(void) {
     rq_rcp_opts d = rq_rcp_opts_default();
-    printf("usage: rotquant qat -m FLOAT.gguf -o OUT.gguf [options]\n"
+    printf("usage: rotquant qat -m FLOAT.gguf|HF_DIR -o OUT.gguf [options]\n"
            "  2-bit quantization-aware training (RCP): rotation, learnable clipping and partitions,\n"
            "  self-distillation from the float model; OUT runs on the packed 2-bit kernels.\n"
            "  --quantizer Q       ldp (default: 4 learned levels per group, W2L), uniform (learnable\n"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static void usage(void) {
-    printf("usage: rotquant quantize -m IN.gguf -o OUT.gguf [options]\n"
+    printf("usage: rotquant quantize -m IN.gguf|HF_DIR -o OUT.gguf [options]\n"
            "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr)\n"
            "  --block B          block size of gh/gsr (default: the group size)\n"
            "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"

@@ -5,6 +5,7 @@
 #include "base/status.h"
 #include "base/timer.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -118,7 +119,7 @@ int cmd_run(int argc, char **argv) {
     char *file_text = NULL, *chat_text = NULL;
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    if (rq_gguf_open(model_path, &g) != RQ_OK || rq_model_load(g, &m) != RQ_OK ||
+    if (rq_model_open(model_path, &g) != RQ_OK || rq_model_load(g, &m) != RQ_OK ||
         rq_tokenizer_load(g, &tok) != RQ_OK) {
         cli_fail_status();
         goto done;

@@ -8,6 +8,7 @@
 #include "base/status.h"
 #include "base/timer.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "quant/calib.h"
 #include "text/tokenizer.h"
@@ -155,7 +156,7 @@ int cmd_train(int argc, char **argv) {
     double t0 = rq_time_now();
     rq_model_load_opts lo = {.ref_linear = true};
     /* the tokenizer only where text is read or generated */
-    if (rq_gguf_open(a.model, &g) != RQ_OK || rq_model_load_ex(g, &lo, &m) != RQ_OK ||
+    if (rq_model_open(a.model, &g) != RQ_OK || rq_model_load_ex(g, &lo, &m) != RQ_OK ||
         (!a.data_ids && rq_tokenizer_load(g, &tok) != RQ_OK) || (a.wbits && rq_model_load_ex(g, &lo, &teacher) != RQ_OK)) {
         cli_fail_status();
         goto done;

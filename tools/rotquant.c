@@ -28,7 +28,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: rotquant <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'rotquant <command> --help' shows a command's options.\n");
+    fprintf(f, "\nMODEL (-m) is a GGUF file or a Hugging Face checkpoint directory (config.json, safetensors,\n"
+               "tokenizer.json: LLaMA family).\n'rotquant <command> --help' shows a command's options.\n");
 }
 
 int main(int argc, char **argv) {

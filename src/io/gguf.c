@@ -26,6 +26,7 @@ struct rq_gguf {
     const uint8_t *base; /* mapping or caller's memory */
     size_t size;
     bool mapped;
+    bool owned; /* base is an rq_alloc'd image (rq_gguf_writer_open_image) */
     uint32_t version, alignment;
     int64_t n_kv, n_tensors, data_offset;
     rq_gguf_kv *kvs;         /* [n_kv] */
@@ -365,6 +366,7 @@ void rq_gguf_close(rq_gguf *g) {
     rq_free(g->kvs);
     rq_free(g->tensors);
     if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->owned) rq_free((void *)g->base);
     rq_free(g->path);
     rq_free(g);
 }
@@ -719,11 +721,24 @@ rq_status rq_gguf_writer_add_tensor(rq_gguf_writer *w, const char *name, int typ
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path) {
-    rq_atomic_file af;
-    RQ_TRY(rq_atomic_file_open(&af, path));
+/* Where the serializer's bytes go: a file being written atomically, or a memory image. */
+typedef struct {
+    rq_atomic_file *af; /* NULL: memory */
+    uint8_t *buf;       /* memory: [cap] */
+    uint64_t len, cap;
+} sink;
+
+static rq_status sink_write(sink *k, const void *p, size_t n) {
+    if (k->af) return rq_atomic_file_write(k->af, p, n);
+    RQ_ASSERT(n <= k->cap - k->len); /* the image was sized by gguf_image_size */
+    if (n) memcpy(k->buf + k->len, p, n);
+    k->len += n;
+    return RQ_OK;
+}
+
+static rq_status serialize(const rq_gguf_writer *w, sink *k) {
     rq_status s = RQ_OK;
-#define W(ptr, n) do { if ((s = rq_atomic_file_write(&af, (ptr), (n))) != RQ_OK) goto fail; } while (0)
+#define W(ptr, n) do { if ((s = sink_write(k, (ptr), (n))) != RQ_OK) return s; } while (0)
     uint32_t magic = GGUF_MAGIC, version = 3;
     uint64_t nt = (uint64_t)w->n_t, nkv = (uint64_t)w->n_kv;
     uint64_t pos = 0;
@@ -737,7 +752,7 @@ rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path) {
     }
     uint64_t off = 0;
     for (int64_t i = 0; i < w->n_t; i++) {
-        wtensor *t = &w->ts[i];
+        const wtensor *t = &w->ts[i];
         uint64_t nl = strlen(t->name);
         uint32_t nd = (uint32_t)t->n_dims, ty = (uint32_t)t->type;
         W(&nl, 8); W(t->name, nl); W(&nd, 4);
@@ -754,7 +769,7 @@ rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path) {
     W(zeros, pad);
     off = 0;
     for (int64_t i = 0; i < w->n_t; i++) {
-        wtensor *t = &w->ts[i];
+        const wtensor *t = &w->ts[i];
         W(t->data, (size_t)t->n_bytes);
         uint64_t end = off + (uint64_t)t->n_bytes;
         pad = align_up(end, w->alignment) - end;
@@ -762,8 +777,45 @@ rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path) {
         off = end + pad;
     }
 #undef W
+    return RQ_OK;
+}
+
+rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path) {
+    rq_atomic_file af;
+    RQ_TRY(rq_atomic_file_open(&af, path));
+    sink k = {.af = &af};
+    rq_status s = serialize(w, &k);
+    if (s != RQ_OK) {
+        rq_atomic_file_abort(&af);
+        return s;
+    }
     return rq_atomic_file_commit(&af);
-fail:
-    rq_atomic_file_abort(&af);
-    return s;
+}
+
+/* Bytes of the serialized file (header, padding, aligned tensor data). */
+static uint64_t gguf_image_size(const rq_gguf_writer *w) {
+    uint64_t pos = 24;
+    for (int64_t i = 0; i < w->n_kv; i++) pos += 12 + strlen(w->kvs[i].key) + w->kvs[i].blob_len;
+    uint64_t data = 0;
+    for (int64_t i = 0; i < w->n_t; i++) {
+        pos += 8 + strlen(w->ts[i].name) + 4 + 8 * (uint64_t)w->ts[i].n_dims + 4 + 8;
+        data = align_up(data + (uint64_t)w->ts[i].n_bytes, w->alignment);
+    }
+    return align_up(pos, w->alignment) + data;
+}
+
+rq_status rq_gguf_writer_open_image(const rq_gguf_writer *w, const char *name, rq_gguf **out) {
+    *out = NULL;
+    uint64_t size = gguf_image_size(w);
+    if (size > (uint64_t)INT64_MAX) return rq_errorf(RQ_ENOMEM, "%s: image of %llu bytes", name, (unsigned long long)size);
+    uint8_t *buf = rq_alloc((int64_t)size);
+    if (!buf) return rq_error_prefix(RQ_ENOMEM, name);
+    sink k = {.buf = buf, .cap = size};
+    RQ_ASSERT(serialize(w, &k) == RQ_OK && k.len == size);
+    rq_gguf *g = rq_xcalloc(sizeof *g);
+    g->path = rq_strdup(name);
+    g->base = buf;
+    g->size = (size_t)size;
+    g->owned = true;
+    return open_common(g, out);
 }

@@ -137,5 +137,10 @@ rq_status rq_gguf_writer_add_tensor(rq_gguf_writer *w, const char *name, int typ
 /* Write to a temporary file beside `path`, then rename onto it: a failure never leaves
  * a half-written file at `path`. */
 rq_status rq_gguf_writer_write(rq_gguf_writer *w, const char *path);
+/* Serialize into memory and open the image as a file would be opened (`name` is its path
+ * in messages): a model built in memory (a Hugging Face checkpoint, model/hf.h) then goes
+ * through every GGUF reader. The tensor data is copied: the writer and the data it
+ * references may be freed afterwards. *out owns the image (rq_gguf_close). */
+rq_status rq_gguf_writer_open_image(const rq_gguf_writer *w, const char *name, rq_gguf **out);
 
 #endif

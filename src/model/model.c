@@ -1,5 +1,6 @@
 /* Model configuration from GGUF metadata and loading of the float weights. */
 #include "model/model.h"
+#include "model/hf.h"
 #include "model/qinfo.h"
 
 #include "format/abits.h"
@@ -434,7 +435,7 @@ rq_status rq_model_load(const rq_gguf *g, rq_model **out) { return rq_model_load
 rq_status rq_model_load_file(const char *path, rq_model **out) {
     *out = NULL;
     rq_gguf *g;
-    RQ_TRY(rq_gguf_open(path, &g));
+    RQ_TRY(rq_model_open(path, &g)); /* a GGUF file or a Hugging Face checkpoint directory */
     rq_status s = rq_model_load(g, out);
     rq_gguf_close(g);
     return s;

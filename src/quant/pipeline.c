@@ -8,6 +8,7 @@
 #include "io/file.h"
 #include "io/gguf.h"
 #include "model/fold.h"
+#include "model/hf.h"
 #include "quant/calib.h"
 #include "quant/qmodel.h"
 
@@ -210,7 +211,7 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     rq_ptq_result res = {0};
     rq_quant_plan p;
     rq_qinfo qi0;
-    rq_status s = rq_gguf_open(in, &g);
+    rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
     if (s == RQ_OK && qi0.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant", in);
     if (s == RQ_OK) s = rq_model_load(g, &m);

@@ -7,6 +7,7 @@
 #include "format/abits.h"
 #include "format/format.h"
 #include "io/gguf.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
 #include "quant/calib.h"
@@ -228,7 +229,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     memset(&qp, 0, sizeof qp);
     const char *embd_type = o->embd_type;
     rq_model_load_opts lo = {.ref_linear = true};
-    rq_status s = rq_gguf_open(in, &g);
+    rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi);
     if (s == RQ_OK && qi.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant: give the float model", in);
     if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &teacher);
