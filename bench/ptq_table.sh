@@ -122,12 +122,17 @@ for set in $SETS; do
             big=$(calib_file 128 2048)
             for rot in gsr walsh none; do row "w2_gptq_${rot}_calib128x2048" 2 gptq $rot 0 64 --calib-ids "$big"; done ;;
         gemma)
+            # most telling rows first: none and GSR by either route, then Walsh and Hadamard
+            lut=(--quantizer lut)
+            for rot in none gsr; do row "g_w4_gptq_$rot" 4 gptq $rot 0 64; done
+            row g_w4_gptq_gsr_linear 4 gptq gsr 0 64 --r1-route linear
+            for rot in none gsr; do row "g_w2_lut_gptq_$rot" 2 gptq $rot 0 64 "${lut[@]}"; done
+            row g_w2_lut_gptq_gsr_linear 2 gptq gsr 0 64 "${lut[@]}" --r1-route linear
             for q in w4_gptq w2_lut_gptq; do
                 wb=4 extra=()
-                [ $q = w4_gptq ] || wb=2 extra=(--quantizer lut)
-                for rot in none walsh gsr; do row "g_${q}_$rot" $wb gptq $rot 0 64 "${extra[@]}"; done
+                [ $q = w4_gptq ] || wb=2 extra=("${lut[@]}")
+                row "g_${q}_walsh" $wb gptq walsh 0 64 "${extra[@]}"
                 row "g_${q}_hadamard_s1" $wb gptq hadamard 1 64 "${extra[@]}"
-                row "g_${q}_gsr_linear" $wb gptq gsr 0 64 "${extra[@]}" --r1-route linear
             done ;;
         *) echo "ptq_table.sh: unknown set '$set'" >&2; exit 1 ;;
     esac
