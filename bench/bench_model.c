@@ -4,6 +4,8 @@
  *          plain BLAS GEMM on the model's MLP shape (the compute roofline of float);
  *   tg M   decoding M tokens one at a time from an empty cache (tokens/s), compared with
  *          streaming the weights held in memory at memcpy bandwidth (the memory roofline);
+ *   rot    the online rotations of one decoded token (R3, R4; R1 after the post-norms; Ri, Ro),
+ *          timed alone as single-row transforms, as a share of the decoded token's time;
  *   RSS    resident memory after loading (total and anonymous, i.e. without file pages)
  *          and the peak over the run; the weights' bytes as held.
  * A rotquant 2-bit file runs on the packed kernels (kinds W2U/W2L + Q8_0 lm_head) unless
@@ -152,6 +154,36 @@ int main(int argc, char **argv) {
     double t_tg = best_of(ts, reps);
     printf("tg%lld: %.1f tokens/s (%.2f ms/token), weights %.1f MiB as held\n", (long long)tg, tg / t_tg,
            t_tg / tg * 1e3, wbytes / 1048576.0);
+    {
+        /* the online rotations one decoded token goes through (R3 on q and k of every head,
+         * R4, R1 after both post-norms (route (a)), Ri twice and Ro (route (b)), per layer),
+         * timed alone as single-row rq_rot_apply calls on a scratch row, against the token */
+        const rq_online *on = &m->online;
+        const struct { const rq_rot_plan *p; int64_t per_layer; } tr[5] = {
+            {on->p3, c->n_head + c->n_head_kv}, {on->p4, 1}, {on->p1, 2}, {on->pi, 2}, {on->po, 1}};
+        int64_t calls = 0, nmax = 1;
+        for (int i = 0; i < 5; i++)
+            if (tr[i].p) {
+                calls += tr[i].per_layer * c->n_layer;
+                if (rq_rot_plan_rotation(tr[i].p)->n > nmax) nmax = rq_rot_plan_rotation(tr[i].p)->n;
+            }
+        if (calls > 0) {
+            float *row = rq_xalloc(nmax * (int64_t)sizeof(float));
+            for (int64_t i = 0; i < nmax; i++) row[i] = (float)rq_rng_uniform(&r) - 0.5f;
+            for (int k = 0; k < reps; k++) {
+                t = rq_time_now();
+                for (int64_t j = 0; j < 20; j++)
+                    for (int i = 0; i < 5; i++)
+                        for (int64_t q = 0; tr[i].p && q < tr[i].per_layer * c->n_layer; q++)
+                            rq_rot_apply(tr[i].p, row, row, 1);
+                ts[k] = (rq_time_now() - t) / 20;
+            }
+            double t_rot = best_of(ts, reps);
+            printf("online rotations: %lld transforms per token, %.1f us per token (%.2f%% of a decoded token)\n",
+                   (long long)calls, t_rot * 1e6, 100.0 * t_rot / (t_tg / tg));
+            rq_free(row);
+        }
+    }
     const double peak = (double)rq_peak_rss_bytes() / 1048576.0, cpu_pct = 100.0 * cpu / wall;
     printf("memory: peak RSS %.1f MiB; CPU time / wall time over the timed runs: %.0f%% (%d threads)\n", peak, cpu_pct,
            rq_threads_get());

@@ -18,14 +18,17 @@
 #   groups  W2 GPTQ g32 and g128 (GSR, Hadamard seeds), GSR blocks != group (g64 b32, g64 b16, g32 b64)
 #   w34     W3 and W4 g64 GPTQ and RTN: the same rotations
 #   calib   the paper's calibration (128 x 2048) for the main W2 rows (GSR, Walsh, none)
-# Environment: CHUNKS (windows of 2048 tokens; 0 = the whole file; default 40),
+#   gemma   for MODEL=models/gemma-3-270m-q4_k_m.gguf: W4 g64 GPTQ and W2 g64 LUT GPTQ with
+#           none, Hadamard (seed 1), Walsh, GSR (R1 route (a), the residual) and GSR by route
+#           (b) (--r1-route linear: per-linear input rotations)
+# Environment: MODEL (default SmolLM2-135M), CHUNKS (windows of 2048 tokens; 0 = the whole file; default 40),
 #   CALIB_N x CALIB_LEN (self-generated calibration, default 16 x 512), SEEDS (Hadamard
 #   seeds, default "1 2 3 4 5"), T (threads), OUT (default out/ptq), ONLY (a regex on row
 #   names, to run a subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rq=build/rotquant
-model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+model=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 wiki=../shared/data/wikitext-2-raw/wiki.test.raw
 CHUNKS=${CHUNKS:-40}
 CALIB_N=${CALIB_N:-16}
@@ -74,6 +77,7 @@ row() {
     [[ " $* " == *" --fit minmax "* ]] && label="$label-oldfit"
     [[ " $* " == *" --fit clip "* ]] && label="$label-clip"
     [[ " $* " == *" --block "* ]] && rot="$rot-b$(sed 's/.*--block \([0-9]*\).*/\1/' <<< " $* ")"
+    [[ " $* " == *" --r1-route linear "* ]] && rot="$rot-linear"
     [[ " $* " == *" --calib-ids "* ]] && label="$label-calib$(sed 's/.*calib_\([0-9x]*\)\.ids.*/\1/' <<< " $* ")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$label" "$rot" "$seed" "$group" "$bpw" \
         "$(cut -f1-2 <<< "$p")" "$CHUNKS" "$((t1 - t0))	$(cut -f3 <<< "$p")" >> "$res"
@@ -117,6 +121,19 @@ for set in $SETS; do
         calib)
             big=$(calib_file 128 2048)
             for rot in gsr walsh none; do row "w2_gptq_${rot}_calib128x2048" 2 gptq $rot 0 64 --calib-ids "$big"; done ;;
+        gemma)
+            # most telling rows first: none and GSR by either route, then Walsh and Hadamard
+            lut=(--quantizer lut)
+            for rot in none gsr; do row "g_w4_gptq_$rot" 4 gptq $rot 0 64; done
+            row g_w4_gptq_gsr_linear 4 gptq gsr 0 64 --r1-route linear
+            for rot in none gsr; do row "g_w2_lut_gptq_$rot" 2 gptq $rot 0 64 "${lut[@]}"; done
+            row g_w2_lut_gptq_gsr_linear 2 gptq gsr 0 64 "${lut[@]}" --r1-route linear
+            for q in w4_gptq w2_lut_gptq; do
+                wb=4 extra=()
+                [ $q = w4_gptq ] || wb=2 extra=("${lut[@]}")
+                row "g_${q}_walsh" $wb gptq walsh 0 64 "${extra[@]}"
+                row "g_${q}_hadamard_s1" $wb gptq hadamard 1 64 "${extra[@]}"
+            done ;;
         *) echo "ptq_table.sh: unknown set '$set'" >&2; exit 1 ;;
     esac
 done

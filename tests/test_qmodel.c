@@ -131,7 +131,7 @@ static void test_inconsistent(const char *good) {
         {"rotquant.group", RQ_GGUF_U32, 3, "has groups of 64; rotquant.group = 3 gives 3"},
         {"rotquant.group", RQ_GGUF_U32, 4096, "has groups of 64; rotquant.group = 4096 gives 512 for an input of 1536"},
         {"rotquant.group", RQ_GGUF_U32, 32, "has groups of 64; rotquant.group = 32 gives 32"},
-        {"rotquant.format_version", RQ_GGUF_U32, 0, "rotquant.format_version = 0 (1 or 2 expected)"},
+        {"rotquant.format_version", RQ_GGUF_U32, 0, "rotquant.format_version = 0 (1 to 3 expected)"},
         {"rotquant.bits_per_weight", RQ_GGUF_F32, NAN, "rotquant.bits_per_weight = nan is not in (0, 32]"},
         {"rotquant.bits_per_weight", RQ_GGUF_F32, 2.0, "rotquant.bits_per_weight = 2, but the tensors hold 3.0000"},
     };

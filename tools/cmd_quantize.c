@@ -15,6 +15,11 @@ static void usage(void) {
     printf("usage: rotquant quantize -m IN.gguf|HF_DIR -o OUT.gguf [options]\n"
            "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr)\n"
            "  --block B          block size of gh/gsr (default: the group size)\n"
+           "  --r1-route R       residual (default): R1 rotates the residual stream, folded into the\n"
+           "                     weights (post-norm models such as Gemma-3: o/down keep their output\n"
+           "                     basis and the post-norms' outputs are rotated online); linear: no\n"
+           "                     residual rotation, each linear's input rotated online by a rotation of\n"
+           "                     the --rotate kind, its inverse folded into the linear (R4 for down)\n"
            "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"
            "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
            "  --wbits B          2, 3, 4, 8, or 16 = keep float weights (only A/KV quantizers and\n"
@@ -60,7 +65,7 @@ int cmd_quantize(int argc, char **argv) {
     rq_quant_opts o = rq_quant_opts_default();
     const char *in = NULL, *out = NULL, *embd = "q8_0";
     const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
-    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls";
+    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual";
     int64_t wbits = 2, abits = 16, kvbits = 16, seed = 0, threads = 0;
     int64_t calib_n = 0, calib_len = 0; /* 0: not given (the library's defaults) */
     bool quiet = false;
@@ -71,6 +76,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "-m")) { if (!(in = VAL())) return cli_fail("-m needs a file"); }
         else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
         else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
+        else if (!strcmp(a, "--r1-route")) { if (!(route = VAL())) return cli_fail("--r1-route needs residual or linear"); }
         else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
         else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
         else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
@@ -116,6 +122,9 @@ int cmd_quantize(int argc, char **argv) {
     else if (!strcmp(fit_name, "clip")) o.fit = RQ_FIT_CLIP;
     else if (!strcmp(fit_name, "minmax")) o.fit = RQ_FIT_MINMAX;
     else return cli_fail("--fit: '%s' is not ls, clip or minmax", fit_name);
+    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
+    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
+    else return cli_fail("--r1-route: '%s' is not residual or linear", route);
     if (!strcmp(quant_name, "uniform")) o.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) o.quantizer = RQ_QPARAM_LUT;
     else return cli_fail("--quantizer: '%s' is not uniform or lut", quant_name);
@@ -141,7 +150,7 @@ int cmd_quantize(int argc, char **argv) {
     rq_quant_result r;
     if (rq_quant_run(in, out, &o, &r) != RQ_OK) return cli_fail_status();
     if (!out || quiet) return 0;
-    char desc[256];
+    char desc[640];
     fprintf(stderr, "quantize: wrote %s: %s\n", out, rq_qinfo_describe(&r.qi, desc, sizeof desc));
     fprintf(stderr,
             "quantize: time %.1fs = fold %.1fs + calibration data %.1fs + calibration forward %.1fs + Hessians %.1fs"

@@ -75,12 +75,11 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
     if (do_r2 && r2->n != c->head_dim)
         return rq_errorf(RQ_EINVAL, "R2 has size %lld but the model's head_dim is %lld", (long long)r2->n,
                          (long long)c->head_dim);
-    if (c->post_norms && r1->kind != RQ_ROT_NONE)
+    if (c->post_norms && r1->kind == RQ_ROT_ORTHOGONAL)
         return rq_errorf(RQ_EUNSUPPORTED,
-                         "R1 (the residual rotation) cannot be folded exactly into this model (%s): its post-attention "
-                         "and post-FFN RMSNorms scale the outputs of o and down elementwise before the residual add, and "
-                         "that scale does not commute with a rotation of the residual stream; use R1 none (R2, R3 and "
-                         "R4 fold exactly)", c->arch == RQ_ARCH_GEMMA3 ? "gemma3" : "post-norms");
+                         "R1 orthogonal cannot be used on this model (%s): its post-norms need R1 applied online to "
+                         "their outputs (route (a)), and online rotations must be hadamard, walsh, gh or gsr",
+                         c->arch == RQ_ARCH_GEMMA3 ? "gemma3" : "post-norms");
     RQ_TRY(rq_rot_validate(r1));
     if (do_r2) RQ_TRY(rq_rot_validate(r2));
     rq_rot_plan *p1 = NULL, *p2 = NULL;
@@ -92,11 +91,13 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
             return s;
         }
     }
-    /* Gemma-3 (R1 none, checked above): the norms stay where they are. Its norm scales vary
-     * over two orders of magnitude inside a vector (0.2..301 in gemma-3-270m's final norm),
-     * and fused into W·diag(g) they would share a quantization group's scale with columns
-     * 100x smaller: W4 g64 RTN of gemma-3-270m went from PPL ~20 to ~1e5 that way. */
-    if (!c->post_norms) rq_fold_norms(m);
+    /* Gemma-3 without R1: the norms stay where they are. Its norm scales vary over two orders
+     * of magnitude inside a vector (0.2..301 in gemma-3-270m's final norm), and fused into
+     * W·diag(g) they would share a quantization group's scale with columns 100x smaller: W4
+     * g64 RTN of gemma-3-270m went from PPL ~20 to ~1e5 that way. With R1 (route (a)) the
+     * pre-norms and the final norm must be fused (RMSNorm commutes with Q only at unit scale);
+     * the rotation then spreads each scaled column over its block. */
+    if (!c->post_norms || r1->kind != RQ_ROT_NONE) rq_fold_norms(m);
     if (r1->kind != RQ_ROT_NONE) {
         /* the embedding is rotated; an lm_head still tied to it would be rotated too,
          * which is exactly W ← W·Q for the head: keep tied in that case */
@@ -106,6 +107,7 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
             rq_layer *L = &m->layers[l];
             rq_linear *readers[5] = {&L->wq, &L->wk, &L->wv, &L->w_gate, &L->w_up};
             for (int i = 0; i < 5; i++) rotate_rows(p1, readers[i]->w, readers[i]->n_out);
+            if (c->post_norms) continue; /* route (a): o and down keep their output basis */
             rotate_cols_t(p1, L->wo.w, c->n_embd, L->wo.n_in);
             rotate_cols_t(p1, L->w_down.w, c->n_embd, L->w_down.n_in);
         }
@@ -138,5 +140,43 @@ rq_status rq_fold_r4(rq_model *m, const rq_rotation *r4) {
         rotate_rows(p, d->w, d->n_out); /* W_down ← W_down·R4 */
     }
     rq_rot_plan_free(p);
+    return RQ_OK;
+}
+
+rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *ro) {
+    const rq_model_config *c = &m->cfg;
+    int64_t q_dim = c->n_head * c->head_dim;
+    bool do_i = ri && ri->kind != RQ_ROT_NONE, do_o = ro && ro->kind != RQ_ROT_NONE;
+    if (do_i && ri->n != c->n_embd)
+        return rq_errorf(RQ_EINVAL, "Ri has size %lld but the model's hidden size is %lld", (long long)ri->n,
+                         (long long)c->n_embd);
+    if (do_o && ro->n != q_dim)
+        return rq_errorf(RQ_EINVAL, "Ro has size %lld but the model's attention width is %lld", (long long)ro->n,
+                         (long long)q_dim);
+    if (do_i) RQ_TRY(rq_rot_validate(ri));
+    if (do_o) RQ_TRY(rq_rot_validate(ro));
+    rq_rot_plan *pi = NULL, *po = NULL;
+    if (do_i) RQ_TRY(rq_rot_plan_build(ri, &pi));
+    if (do_o) {
+        rq_status s = rq_rot_plan_build(ro, &po);
+        if (s != RQ_OK) {
+            rq_rot_plan_free(pi);
+            return s;
+        }
+    }
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        rq_layer *L = &m->layers[l];
+        rq_linear *readers[5] = {&L->wq, &L->wk, &L->wv, &L->w_gate, &L->w_up};
+        for (int i = 0; i < 5 && pi; i++) {
+            RQ_ASSERT(readers[i]->kind == RQ_LINEAR_F32 && readers[i]->n_in == c->n_embd);
+            rotate_rows(pi, readers[i]->w, readers[i]->n_out); /* W ← W·Ri */
+        }
+        if (po) {
+            RQ_ASSERT(L->wo.kind == RQ_LINEAR_F32 && L->wo.n_in == q_dim);
+            rotate_rows(po, L->wo.w, L->wo.n_out); /* W_o ← W_o·Ro */
+        }
+    }
+    rq_rot_plan_free(pi);
+    rq_rot_plan_free(po);
     return RQ_OK;
 }

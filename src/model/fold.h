@@ -17,14 +17,28 @@
 
 /* Fold norms and rotations into m in place. r1->n must equal n_embd; r2 (may be NULL or
  * kind none) ->n must equal head_dim. Errors (RQ_EINVAL) name the mismatch.
- * Gemma-3 (cfg.post_norms): R1 must be none (RQ_EUNSUPPORTED otherwise): the post-attention
- * and post-FFN norms sit between o/down and the residual stream, RMSNorm(y)·diag(g) cannot be
- * written as a function of y·Q followed by Qᵀ, so no exact folding exists. R2 is exact (v has
- * no norm; the attention mixes values linearly), R3 acts after the q/k norms and RoPE (q·kᵀ
+ * Gemma-3 (cfg.post_norms): the post-attention and post-FFN norms sit between o/down and the
+ * residual stream, and RMSNorm(y)·diag(g) cannot be written as a function of y·Q followed by
+ * Qᵀ, so R1 cannot fold entirely. Route (a) (METHODS.md "Rotations through post-norms"): R1 is
+ * folded as above into the embedding, the pre-norms (fused), q/k/v, gate/up and the lm_head
+ * (final norm fused, lm_head untied), but NOT into o and down, which keep writing in the
+ * unrotated basis where the post-norm runs; the caller must then apply R1 online to the
+ * post-norms' outputs (rq_model_set_online with cfg.r1 = the same r1), or the model computes
+ * something else. R1 orthogonal is refused there (RQ_EUNSUPPORTED: no fast online form). The
+ * q/k norms act per head on q/k's outputs, which R1 does not touch. R2 is exact (v has no
+ * norm; the attention mixes values linearly), R3 acts after the q/k norms and RoPE (q·kᵀ
  * unchanged), R4 right before down (its output norm sees the same down output). Without R1
  * step 1 is not needed, and it is skipped for Gemma-3: all its norms stay as they are (fused,
  * their widely varying scales would wreck the weights' quantization groups; fold.c). */
 rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2);
+
+/* Route (b), the offline half of the per-linear input rotations (any architecture, no norm
+ * crossed): W ← W·Ri for q, k, v, gate and up (ri [n_embd]), W_o ← W_o·Ro (ro [n_head·
+ * head_dim]; after R2 if R2 is folded: o's input then carries R2 already). The model computes
+ * the same function only once Ri and Ro are also applied online to those inputs
+ * (rq_model_set_online with cfg.ri/ro the same); down's counterpart is R4 (rq_fold_r4).
+ * Either may be NULL or kind none. RQ_EINVAL on a size mismatch or an invalid rotation. */
+rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *ro);
 
 /* METHODS.md step 5, the offline half of R4 [n_ff]: W_down ← W_down·R4 in every layer.
  * The model computes the same function only once R4 is also applied online to down's

@@ -205,9 +205,31 @@ static void post_norm_rows(void *ctx, int64_t b, int64_t e, int thread) {
     }
 }
 
+/* Route (a) of R1 through the post-norms (online.p1): the normed outputs are rotated before
+ * the add, x[i] += (RMSNorm(y[i])·g)·R1. */
+static void post_norm_only_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t d = j->st->model->cfg.n_embd;
+    float eps = j->st->model->cfg.rms_eps;
+    for (int64_t i = b; i < e; i++) j->vm->rmsnorm(j->src + i * d, j->g, d, eps, (float *)j->src + i * d);
+}
+
+static void add_rows(void *ctx, int64_t b, int64_t e, int thread) {
+    const rows_job *j = ctx;
+    int64_t d = j->st->model->cfg.n_embd;
+    for (int64_t i = b * d; i < e * d; i++) j->dst[i] += j->src[i];
+}
+
 static void post_norm_add(rq_state *st, float *y, const float *g, int64_t n) {
     rows_job j = {.st = st, .src = y, .dst = st->x, .g = g, .vm = st->vm};
-    rq_parallel_for(n, 16, post_norm_rows, &j);
+    const rq_rot_plan *p1 = st->model->online.p1;
+    if (!p1) {
+        rq_parallel_for(n, 16, post_norm_rows, &j);
+        return;
+    }
+    rq_parallel_for(n, 16, post_norm_only_rows, &j);
+    rq_rot_apply(p1, y, y, n); /* spreads its rows over the pool itself */
+    rq_parallel_for(n, 16, add_rows, &j);
 }
 
 /* Per-token activation quantizer over rows x [n, dim] (no-op when off). */
@@ -479,6 +501,7 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     /* attention block */
     if (A) save_act(st, A->x_in, st->x, n, c->n_embd);
     rmsnorm_all(st, st->x, L->attn_norm, st->xn, n);
+    if (on->pi) rq_rot_apply(on->pi, st->xn, st->xn, n); /* route (b): Ri (its inverse is in q/k/v) */
     quant_input(st, st->xn, n, c->n_embd, &L->wq);
     hook(st, l, RQ_SITE_ATTN_IN, st->xn, n, c->n_embd);
     /* about WORK_ITEMS_PER_THREAD items per thread: balance against the cost of packing
@@ -526,6 +549,7 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     }
     rq_parallel_for(c->n_head * aj.n_qblk, 1, attention_items, &aj);
     if (A) save_act(st, A->att, st->att, n, q_dim);
+    if (on->po) rq_rot_apply(on->po, st->att, st->att, n); /* route (b): Ro (its inverse is in o) */
     quant_input(st, st->att, n, q_dim, &L->wo);
     hook(st, l, RQ_SITE_ATTN_OUT, st->att, n, q_dim);
     if (c->post_norms) { /* x += RMSNorm(att·Woᵀ) (hidden as scratch) */
@@ -539,6 +563,7 @@ static void layer_forward(rq_state *st, int64_t l, int64_t n, int64_t pos) {
     /* MLP block */
     if (A) save_act(st, A->x_mid, st->x, n, c->n_embd);
     rmsnorm_all(st, st->x, L->ffn_norm, st->xn, n);
+    if (on->pi) rq_rot_apply(on->pi, st->xn, st->xn, n); /* route (b): Ri (its inverse is in gate/up) */
     quant_input(st, st->xn, n, c->n_embd, &L->w_gate);
     hook(st, l, RQ_SITE_FFN_IN, st->xn, n, c->n_embd);
     int64_t blk = (c->n_ff + WORK_ITEMS_PER_THREAD * nt - 1) / (WORK_ITEMS_PER_THREAD * nt);

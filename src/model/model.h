@@ -150,11 +150,20 @@ typedef struct rq_online_cfg {
     int64_t kv_group;     /* channels per scale/zero (0: head_dim) */
     float kv_clip;        /* clip ratio of the KV quantizer (0: 1.0) */
     rq_rotation r3, r4;   /* kind none when absent; hadamard, walsh, gh or gsr otherwise */
+    /* R1 through post-norms (METHODS.md "Rotations through post-norms"), kind none when absent:
+     *   - r1 [n_embd], route (a), post-norm models only: R1 is folded everywhere but the output
+     *     side of o and down (rq_fold_model), and the post-attention and post-FFN norms' outputs
+     *     are rotated here, y ← y·R1, right before the residual add;
+     *   - ri [n_embd], route (b), any model: the normed input of q/k/v and of gate/up ← ·Ri,
+     *     ro [n_head·head_dim]: o's input ← ·Ro (after R2, before the activation quantizer);
+     *     their inverses folded into those linears (rq_fold_inputs). Down's is R4. */
+    rq_rotation r1, ri, ro;
 } rq_online_cfg;
 
 typedef struct rq_online {
     rq_online_cfg cfg;     /* validated, kv_group/kv_clip resolved */
     rq_rot_plan *p3, *p4;  /* NULL when the rotation is none; owned by the model */
+    rq_rot_plan *p1, *pi, *po; /* likewise, of r1, ri, ro */
     bool kv_fake;          /* tests: keep a float cache holding the dequantized values
                             * instead of the packed one (read when a state is created) */
 } rq_online;
@@ -226,8 +235,10 @@ void rq_model_embed(const rq_model *m, const int32_t *tokens, int64_t n, float *
  * are owned by the model). Checks (RQ_EINVAL / RQ_EUNSUPPORTED, message naming the
  * value): act bits 0, 4 or 8 and clip in (0, 1]; kv bits 0 or 4, kv_group dividing
  * head_dim and a multiple of 8, kv_clip in (0, 1]; r3.n == head_dim, r4.n == n_ff,
- * kinds none/hadamard/walsh/gh/gsr with a block that divides n (rq_rot_validate). Does
- * not touch the weights (see rq_fold_r4). States created before must not be used after. */
+ * kinds none/hadamard/walsh/gh/gsr with a block that divides n (rq_rot_validate); r1.n ==
+ * n_embd on a post-norm model only (RQ_EINVAL otherwise), ri.n == n_embd, ro.n ==
+ * n_head·head_dim. Does not touch the weights (see rq_fold_r4, rq_fold_model, rq_fold_inputs).
+ * States created before must not be used after. */
 rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg);
 /* "A4 asym clip 0.90, KV4 g64, R3 gsr(n=64, block=64), R4 none" (buf, always terminated). */
 const char *rq_online_describe(const rq_online_cfg *cfg, char *buf, size_t n);

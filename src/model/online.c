@@ -21,9 +21,9 @@ static rq_status check_rot(const rq_rotation *r, const char *name, int64_t n, co
 }
 
 static void free_plans(rq_online *o) {
-    rq_rot_plan_free(o->p3);
-    rq_rot_plan_free(o->p4);
-    o->p3 = o->p4 = NULL;
+    rq_rot_plan *ps[5] = {o->p3, o->p4, o->p1, o->pi, o->po};
+    for (int i = 0; i < 5; i++) rq_rot_plan_free(ps[i]);
+    o->p3 = o->p4 = o->p1 = o->pi = o->po = NULL;
 }
 
 rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
@@ -52,19 +52,30 @@ rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
     }
     RQ_TRY(check_rot(&cfg.r3, "R3", c->head_dim, "head_dim"));
     RQ_TRY(check_rot(&cfg.r4, "R4", c->n_ff, "feed-forward size"));
-    rq_rot_plan *p3 = NULL, *p4 = NULL;
-    if (cfg.r3.kind != RQ_ROT_NONE) RQ_TRY(rq_rot_plan_build(&cfg.r3, &p3));
-    if (cfg.r4.kind != RQ_ROT_NONE) {
-        rq_status s = rq_rot_plan_build(&cfg.r4, &p4);
+    if (cfg.r1.kind != RQ_ROT_NONE && !c->post_norms)
+        return rq_errorf(RQ_EINVAL, "R1 online (route (a), on the post-norms' outputs) needs a model with post-norms; "
+                         "this one's R1 folds entirely");
+    RQ_TRY(check_rot(&cfg.r1, "R1 (online, after the post-norms)", c->n_embd, "hidden size"));
+    RQ_TRY(check_rot(&cfg.ri, "Ri (online, q/k/v and gate/up inputs)", c->n_embd, "hidden size"));
+    RQ_TRY(check_rot(&cfg.ro, "Ro (online, o's input)", c->n_head * c->head_dim, "attention width"));
+    /* plans: p3, p4, p1, pi, po */
+    const rq_rotation *rs[5] = {&cfg.r3, &cfg.r4, &cfg.r1, &cfg.ri, &cfg.ro};
+    rq_rot_plan *ps[5] = {NULL};
+    for (int i = 0; i < 5; i++) {
+        if (rs[i]->kind == RQ_ROT_NONE) continue;
+        rq_status s = rq_rot_plan_build(rs[i], &ps[i]);
         if (s != RQ_OK) {
-            rq_rot_plan_free(p3);
+            for (int k = 0; k < i; k++) rq_rot_plan_free(ps[k]);
             return s;
         }
     }
     free_plans(&m->online);
     m->online.cfg = cfg;
-    m->online.p3 = p3;
-    m->online.p4 = p4;
+    m->online.p3 = ps[0];
+    m->online.p4 = ps[1];
+    m->online.p1 = ps[2];
+    m->online.pi = ps[3];
+    m->online.po = ps[4];
     /* Packed W2U/W2L/W4U linears quantize their own inputs in the integer kernels (format/act.h)
      * when the quantizer is theirs: symmetric, no clipping. The forward pass then skips its
      * fake quantization of those inputs; every other case (float weights, asymmetric or
@@ -94,7 +105,16 @@ const char *rq_online_describe(const rq_online_cfg *c, char *buf, size_t n) {
     if (c->kv_group > 0) snprintf(g, sizeof g, "g%lld", (long long)c->kv_group);
     if (c->kv_bits) snprintf(kv, sizeof kv, "KV%d asym %s clip %.2f", c->kv_bits, g, (double)(c->kv_clip > 0 ? c->kv_clip : 1.0f));
     else snprintf(kv, sizeof kv, "KV16");
-    snprintf(buf, n, "%s, %s, R3 %s, R4 %s", a, kv, c->r3.kind ? rq_rot_describe(&c->r3, r3, sizeof r3) : "none",
-             c->r4.kind ? rq_rot_describe(&c->r4, r4, sizeof r4) : "none");
+    int w = snprintf(buf, n, "%s, %s, R3 %s, R4 %s", a, kv, c->r3.kind ? rq_rot_describe(&c->r3, r3, sizeof r3) : "none",
+                     c->r4.kind ? rq_rot_describe(&c->r4, r4, sizeof r4) : "none");
+    /* the post-norm / per-linear rotations only when set (older descriptions unchanged) */
+    const struct { const rq_rotation *r; const char *name; } more[3] = {
+        {&c->r1, "R1 online"}, {&c->ri, "Ri"}, {&c->ro, "Ro"}};
+    for (int i = 0; i < 3; i++) {
+        size_t at = w < 0 ? 0 : (size_t)w < n ? (size_t)w : n;
+        if (more[i].r->kind == RQ_ROT_NONE || at + 1 >= n) continue;
+        int k = snprintf(buf + at, n - at, ", %s %s", more[i].name, rq_rot_describe(more[i].r, r3, sizeof r3));
+        w = k < 0 ? w : w + k;
+    }
     return buf;
 }

@@ -17,6 +17,7 @@ static void copy_str(const rq_gguf *g, const char *key, char *dst, size_t n, con
 }
 
 static bool needs_v2(const rq_qinfo *q);
+static bool needs_v3(const rq_qinfo *q);
 
 /* An optional u32 key: absent leaves *dst alone; present with a bad type or value fails. */
 static rq_status opt_u32(const rq_gguf *g, const char *key, uint32_t *dst) {
@@ -51,7 +52,7 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     if (q->version > RQ_QFORMAT_VERSION)
         return rq_errorf(RQ_EUNSUPPORTED, "%s: rotquant format version %u is newer than this build reads (%d)", p,
                          q->version, RQ_QFORMAT_VERSION);
-    if (q->version < 1) return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = %u (1 or 2 expected)", p, q->version);
+    if (q->version < 1) return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = %u (1 to 3 expected)", p, q->version);
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.wbits", &q->wbits));
     RQ_TRY(rq_gguf_get_u32(g, "rotquant.group", &q->group));
     if (!rq_qpacked_bits_ok((int)q->wbits) && q->wbits != 16)
@@ -71,6 +72,13 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     RQ_TRY(read_rot(g, "r2", &q->r2));
     RQ_TRY(read_rot(g, "r3", &q->r3));
     RQ_TRY(read_rot(g, "r4", &q->r4));
+    RQ_TRY(read_rot(g, "ri", &q->ri));
+    RQ_TRY(read_rot(g, "ro", &q->ro));
+    bool online = false;
+    if (rq_gguf_find(g, "rotquant.r1.online")) RQ_TRY(rq_gguf_get_bool(g, "rotquant.r1.online", &online));
+    q->r1_online = online;
+    if (q->r1_online && q->r1.kind == RQ_ROT_NONE)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.r1.online is set but rotquant.r1.kind is none", p);
     q->abits = q->kvbits = 16;
     uint32_t u;
     if (rq_gguf_find(g, "rotquant.abits")) {
@@ -111,6 +119,9 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     if (q->version < 2 && needs_v2(q))
         return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = 1, but its keys (W16, A/KV quantizers or R3/R4) "
                          "need version 2", p);
+    if (q->version < 3 && needs_v3(q))
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.format_version = %u, but its keys (R1 online, Ri, Ro) need "
+                         "version 3", p, q->version);
     return RQ_OK;
 }
 
@@ -120,8 +131,11 @@ rq_status rq_qinfo_check_model(const rq_gguf *g, const rq_qinfo *q, const rq_mod
     const char *p = rq_gguf_path(g);
     const struct { const char *name; const rq_rotation *r; int64_t n; const char *what; } rots[] = {
         {"r1", &q->r1, c->n_embd, "hidden size"}, {"r2", &q->r2, c->head_dim, "head size"},
-        {"r3", &q->r3, c->head_dim, "head size"}, {"r4", &q->r4, c->n_ff, "feed-forward size"}};
-    for (int i = 0; i < 4; i++)
+        {"r3", &q->r3, c->head_dim, "head size"}, {"r4", &q->r4, c->n_ff, "feed-forward size"},
+        {"ri", &q->ri, c->n_embd, "hidden size"}, {"ro", &q->ro, c->n_head * c->head_dim, "attention width"}};
+    if (q->r1_online && !c->post_norms)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.r1.online is set, but the model has no post-norms", p);
+    for (int i = 0; i < 6; i++)
         if (rots[i].r->kind != RQ_ROT_NONE && rots[i].r->n != rots[i].n)
             return rq_errorf(RQ_EFORMAT, "%s: rotquant.%s.n = %lld, the model's %s is %lld", p, rots[i].name,
                              (long long)rots[i].r->n, rots[i].what, (long long)rots[i].n);
@@ -159,9 +173,13 @@ static bool needs_v2(const rq_qinfo *q) {
            q->r3.kind != RQ_ROT_NONE || q->r4.kind != RQ_ROT_NONE;
 }
 
+static bool needs_v3(const rq_qinfo *q) {
+    return q->r1_online || q->ri.kind != RQ_ROT_NONE || q->ro.kind != RQ_ROT_NONE;
+}
+
 void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
-    bool v2 = needs_v2(q);
-    rq_gguf_writer_set_u32(w, "rotquant.format_version", v2 ? 2 : 1);
+    bool v3 = needs_v3(q), v2 = v3 || needs_v2(q);
+    rq_gguf_writer_set_u32(w, "rotquant.format_version", v3 ? 3 : v2 ? 2 : 1);
     rq_gguf_writer_set_u32(w, "rotquant.wbits", q->wbits);
     rq_gguf_writer_set_u32(w, "rotquant.group", q->group);
     rq_gguf_writer_set_str(w, "rotquant.quantizer", q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");
@@ -178,6 +196,11 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
         rq_gguf_writer_set_u32(w, "rotquant.kvbits", bits_setting(q->kvbits));
         rq_gguf_writer_set_u32(w, "rotquant.kv_group", q->kv_group);
         rq_gguf_writer_set_f32(w, "rotquant.kv_clip", q->kv_clip > 0 ? q->kv_clip : 1.0f);
+    }
+    if (v3) {
+        rq_gguf_writer_set_bool(w, "rotquant.r1.online", q->r1_online);
+        write_rot(w, "ri", &q->ri);
+        write_rot(w, "ro", &q->ro);
     }
     rq_gguf_writer_set_str(w, "rotquant.calib", q->calib);
     rq_gguf_writer_set_u32(w, "rotquant.calib_n", q->calib_n);
@@ -201,10 +224,13 @@ void rq_qinfo_online_cfg(const rq_qinfo *q, rq_online_cfg *c) {
     }
     c->r3 = q->r3;
     c->r4 = q->r4;
+    if (q->r1_online) c->r1 = q->r1;
+    c->ri = q->ri;
+    c->ro = q->ro;
 }
 
 const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
-    char w[64], a[96], b[96], on[320];
+    char w[64], a[96], b[96], on[480];
     if (q->wbits == 16) snprintf(w, sizeof w, "W16 (float linears)");
     else snprintf(w, sizeof w, "W%u g%u %s %s", q->wbits, q->group, q->method,
                   q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");

@@ -12,7 +12,12 @@
  *   rotquant.kvbits (u32: 16 or 4), rotquant.kv_group (u32), rotquant.kv_clip (f32)
  *   rotquant.r3.* / rotquant.r4.* (like r1/r2; R4 is folded into ffn_down)
  *   rotquant.wbits = 16: the linears are plain float tensors (no quantized weights).
- * The writer uses version 1 whenever none of these is in use. Absent keys read as
+ * Version 3 adds the rotations of post-norm models and the per-linear input rotations
+ * (METHODS.md "Rotations through post-norms"), which a version-2 reader would skip:
+ *   rotquant.r1.online (bool): route (a), R1 is applied online to the post-norms' outputs
+ *   rotquant.ri.* / rotquant.ro.*: route (b), online rotations of the q/k/v and gate/up
+ *     inputs and of o's input (folded into those linears)
+ * The writer uses the lowest version that holds what is in use. Absent keys read as
  * "off". */
 #ifndef RQ_MODEL_QINFO_H
 #define RQ_MODEL_QINFO_H
@@ -23,11 +28,11 @@
 #include "model/model.h"
 #include "rotate/rotation.h"
 
-#define RQ_QFORMAT_VERSION 2
+#define RQ_QFORMAT_VERSION 3
 
 typedef struct rq_qinfo {
     bool present;           /* the file has rotquant.format_version */
-    uint32_t version;       /* 1 or 2 */
+    uint32_t version;       /* 1, 2 or 3 */
     uint32_t wbits;         /* 2, 3, 4, 8; 16 = float linears (only A/KV quantizers, rotations) */
     uint32_t group;         /* weights per group along the input dimension */
     rq_qparam_kind quantizer;
@@ -50,6 +55,8 @@ typedef struct rq_qinfo {
     char weight_fit[16];    /* the group fit: "ls", "clip", "minmax", "lloyd" ("" = not recorded) */
     float damp;
     double bits_per_weight; /* over the quantized linear layers: codes + params */
+    bool r1_online;         /* route (a): r1 also applied online after the post-norms (version 3) */
+    rq_rotation ri, ro;     /* route (b): online input rotations of q/k/v, gate/up and of o (version 3) */
 } rq_qinfo;
 
 /* Read rotquant.* keys; info->present = false (and RQ_OK) when the file has none.

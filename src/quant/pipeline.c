@@ -44,6 +44,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     if (o->group < 1) return rq_errorf(RQ_EINVAL, "--group: %lld is not >= 1", (long long)o->group);
     if (o->block < 0 || o->block2 < 0 || o->block3 < 0 || o->block4 < 0)
         return rq_errorf(RQ_EINVAL, "--block/--block2/--block3/--block4: a block size is negative");
+    if (o->r1_route != RQ_R1_RESIDUAL && o->r1_route != RQ_R1_LINEAR)
+        return rq_errorf(RQ_EINVAL, "--r1-route: %d is not residual or linear", (int)o->r1_route);
     if (o->fit != RQ_FIT_LS && o->fit != RQ_FIT_CLIP && o->fit != RQ_FIT_MINMAX)
         return rq_errorf(RQ_EINVAL, "--fit: %d is not ls, clip or minmax", (int)o->fit);
     if (o->quantizer != RQ_QPARAM_UNIFORM && o->quantizer != RQ_QPARAM_LUT)
@@ -82,7 +84,15 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
     rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
     rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1 : RQ_ROT_NONE;
-    rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4 : k3;
+    bool linear = o->r1_route == RQ_R1_LINEAR;
+    /* route (b): down's input rotation is R4, of R1's kind unless given */
+    rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4 : linear ? k1 : k3;
+    if (linear && k1 == RQ_ROT_ORTHOGONAL)
+        return rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear: the input rotations run online and must be hadamard, "
+                         "walsh, gh or gsr, not orthogonal");
+    if (c->post_norms && !linear && k1 == RQ_ROT_ORTHOGONAL)
+        return rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
+                         "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");
     int64_t block = o->block ? o->block : o->group, block2 = o->block2 ? o->block2 : c->head_dim;
     int64_t block3 = o->block3 ? o->block3 : c->head_dim;
     int64_t block4 = o->block4 ? o->block4 : rq_qpacked_group_for(o->group, c->n_ff);
@@ -90,7 +100,14 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
         return rq_errorf(RQ_EINVAL, "--block4: no power-of-two fraction of the group %lld divides the feed-forward "
                          "size %lld; give --block4", (long long)o->group, (long long)c->n_ff);
 #define BLOCKED(k, b) ((k) == RQ_ROT_GH || (k) == RQ_ROT_GSR ? (b) : 0)
-    p->r1 = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed);
+    if (linear) {
+        /* the same kind and block on every linear's input (seeds apart from R1..R4's) */
+        p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
+        p->ri = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed + 4);
+        p->ro = rq_rot_make(k1, c->n_head * c->head_dim, BLOCKED(k1, block), o->seed + 5);
+    } else {
+        p->r1 = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed); /* Ri, Ro none (memset) */
+    }
     p->r2 = rq_rot_make(k2, c->head_dim, BLOCKED(k2, block2), o->seed + 1);
     p->r3 = rq_rot_make(k3, c->head_dim, BLOCKED(k3, block3), o->seed + 2);
     p->r4 = rq_rot_make(k4, c->n_ff, BLOCKED(k4, block4), o->seed + 3);
@@ -98,7 +115,8 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     p->online = (rq_online_cfg){.act = {.bits = rq_bits_to_runtime(o->abits), .asym = o->asym, .clip = (float)o->aclip},
                                 .kv_bits = rq_bits_to_runtime(o->kvbits),
                                 .kv_group = o->kv_group ? o->kv_group : c->head_dim, .kv_clip = (float)o->kvclip,
-                                .r3 = p->r3, .r4 = p->r4};
+                                .r3 = p->r3, .r4 = p->r4, .ri = p->ri, .ro = p->ro};
+    if (c->post_norms) p->online.r1 = p->r1; /* route (a) (kind none when linear) */
     /* the run-time configuration checked against the model before any long work; it is
      * switched on by rq_quant_arm, after the calibration data is sampled */
     RQ_TRY(rq_model_set_online(m, &p->online));
@@ -124,7 +142,13 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     return RQ_OK;
 }
 
-rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) { return rq_fold_model(m, &p->r1, &p->r2); }
+rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) {
+    RQ_TRY(rq_fold_model(m, &p->r1, &p->r2));
+    RQ_TRY(rq_fold_inputs(m, &p->ri, &p->ro));
+    rq_online_cfg rot = {.r1 = p->online.r1, .ri = p->ri, .ro = p->ro};
+    if (rot.r1.kind == RQ_ROT_NONE && rot.ri.kind == RQ_ROT_NONE && rot.ro.kind == RQ_ROT_NONE) return RQ_OK;
+    return rq_model_set_online(m, &rot);
+}
 
 rq_status rq_quant_calibrate(const rq_model *m, const rq_tokenizer *tok, const rq_quant_opts *o, rq_quant_plan *p,
                              int32_t **ids) {
@@ -176,6 +200,9 @@ void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_pl
     qi->r2 = p->r2;
     qi->r3 = p->r3;
     qi->r4 = p->r4;
+    qi->r1_online = p->online.r1.kind != RQ_ROT_NONE;
+    qi->ri = p->ri;
+    qi->ro = p->ro;
     qi->abits = (uint32_t)o->abits;
     qi->asym = o->asym;
     qi->aclip = (float)o->aclip;
@@ -221,7 +248,7 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     if (s != RQ_OK) goto done;
     const rq_model_config *c = &m->cfg;
     if (o->progress) {
-        char d1[96], d2[96], don[320];
+        char d1[96], d2[96], don[480];
         bool w16 = p.float_weights;
         fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%d g%lld %s %s%s%s; %s\n", in,
                 (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&p.r1, d1, sizeof d1),

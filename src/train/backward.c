@@ -64,6 +64,9 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     bool block = opts && opts->block;
     bool ckpt = opts && opts->checkpoint_act && !block;
     if (n_seq < 1 || T < 1) return rq_errorf(RQ_EINVAL, "training: batch of %lld × %lld tokens", (long long)n_seq, (long long)T);
+    if (on->p1 || on->pi || on->po)
+        return rq_errorf(RQ_EUNSUPPORTED, "training: the backward pass does not run the online R1 of the post-norms "
+                         "nor the per-linear input rotations (Ri, Ro); use R1 none for this model");
     int64_t n = n_seq * T, e = cf->n_embd, qd = cf->n_head * cf->head_dim, kvd = cf->n_head_kv * cf->head_dim;
     int64_t f = cf->n_ff;
     bool actq = on->cfg.act.bits != 0, kv4 = on->cfg.kv_bits == 4, online = actq || kv4 || on->p3 || on->p4;
