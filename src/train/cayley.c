@@ -72,11 +72,3 @@ double rq_orth_error(const double *R, int64_t n) {
     rq_free(P);
     return sqrt(e);
 }
-
-double rq_orth_error_f32(const float *R, int64_t n) {
-    double *D = rq_xalloc(n * n * (int64_t)sizeof(double));
-    for (int64_t i = 0; i < n * n; i++) D[i] = R[i];
-    double e = rq_orth_error(D, n);
-    rq_free(D);
-    return e;
-}

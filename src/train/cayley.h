@@ -42,8 +42,7 @@ typedef struct rq_cayley_info {
 rq_status rq_cayley_step(double *R, const double *G, int64_t n, int64_t block, double lr, bool cap,
                          rq_cayley_info *info);
 
-/* ‖RᵀR − I‖_F of R [n, n] (float64) and of a float32 R. */
+/* ‖RᵀR − I‖_F of R [n, n] (float64; a float32 one: rotate/learned.h). */
 double rq_orth_error(const double *R, int64_t n);
-double rq_orth_error_f32(const float *R, int64_t n);
 
 #endif
