@@ -29,6 +29,8 @@
 #include "base/rng.h"
 #include "model/fold.h"
 #include "model/model.h"
+#include "model/qinfo.h"
+#include "quant/pipeline.h"
 #include "rotate/learned.h"
 #include "rotate/rotation.h"
 #include "train/backward.h"
@@ -36,8 +38,10 @@
 #include "train/rotlearn.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* float64 Cayley steps with random unit-scale gradients: each step's rounding is ~1e-16·n,
@@ -542,6 +546,198 @@ static void check_grad(const char *path) {
     free(d1), free(d2);
 }
 
+/* ---- the rotation file and quantize --rotate learned ------------------------------------ */
+
+static void write_bad(const char *path, const rq_rot_learned *r) { RQ_ASSERT(rq_rot_learned_write(r, path) == RQ_OK); }
+
+static void check_file(const char *model_path) {
+    char path[512], qpath[512], bad[512];
+    snprintf(path, sizeof path, "%s/rot.gguf", tmpdir);
+    snprintf(qpath, sizeof qpath, "%s/q.gguf", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.gguf", tmpdir);
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(model_path, &m) == RQ_OK);
+    rq_rot_learned r = {.n = E, .head_dim = HD, .n_r2 = NL, .wbits = 4, .group = 16, .abits = 4, .kvbits = 4,
+                        .steps = 7, .tokens = 99, .lr = 1.5f, .seed = 3, .loss_first = 2.5, .loss_last = 2.25};
+    r.init1 = rq_rot_make(RQ_ROT_HADAMARD, E, 0, 3);
+    r.r3 = rq_rot_make(RQ_ROT_HADAMARD, HD, 0, 5), r.r4 = rq_rot_make(RQ_ROT_WALSH, FF, 0, 6);
+    r.r1 = dense(RQ_ROT_ORTHOGONAL, E, 21);
+    r.r2 = malloc(sizeof(float) * NL * HD * HD);
+    for (int l = 0; l < NL; l++) {
+        float *q = dense(RQ_ROT_ORTHOGONAL, HD, 30 + l);
+        memcpy(r.r2 + l * HD * HD, q, sizeof(float) * HD * HD);
+        rq_free(q);
+    }
+    rq_model_config_describe(&m->cfg, r.model, sizeof r.model);
+    RQ_CHECK(rq_rot_learned_write(&r, path) == RQ_OK);
+    rq_rot_learned b;
+    RQ_CHECK(rq_rot_learned_read(path, &b) == RQ_OK);
+    RQ_CHECK(b.n == E && b.block == 0 && b.n_r2 == NL && b.head_dim == HD && b.steps == 7 && b.tokens == 99);
+    RQ_CHECK(b.init1.kind == RQ_ROT_HADAMARD && b.init1.random_signs && b.r4.kind == RQ_ROT_WALSH && b.r4.n == FF);
+    RQ_CHECK(!memcmp(b.r1, r.r1, sizeof(float) * E * E) && !memcmp(b.r2, r.r2, sizeof(float) * NL * HD * HD));
+    RQ_CHECK(!strcmp(b.model, r.model) && b.lr == 1.5f && b.loss_last == 2.25);
+    rq_rot_learned_free(&b);
+    float *r2_file = malloc(sizeof(float) * NL * HD * HD); /* as written to path */
+    memcpy(r2_file, r.r2, sizeof(float) * NL * HD * HD);
+
+    /* refused: not orthogonal, a broken block structure, a newer version, not a rotation file */
+    r.r1[5] += 0.01f;
+    write_bad(bad, &r);
+    RQ_CHECK(rq_rot_learned_read(bad, &b) == RQ_EFORMAT && strstr(rq_last_error(), "not orthogonal"));
+    r.r1[5] -= 0.01f;
+    r.block = 16;
+    write_bad(bad, &r);
+    RQ_CHECK(rq_rot_learned_read(bad, &b) == RQ_EFORMAT && strstr(rq_last_error(), "block-diagonal"));
+    r.block = 0;
+    r.r2[7] = NAN;
+    write_bad(bad, &r);
+    RQ_CHECK(rq_rot_learned_read(bad, &b) == RQ_EFORMAT && strstr(rq_last_error(), "not finite"));
+    r.r2[7] = 0;
+    write_bad(bad, &r);
+    RQ_CHECK(rq_rot_learned_read(bad, &b) == RQ_EFORMAT); /* R2[0] no longer orthogonal */
+    memcpy(r.r2, r.r2 + HD * HD, sizeof(float) * HD * HD);
+    rq_test_gguf_copy(path, bad, "rotlearn.format_version", NULL, NULL);
+    RQ_CHECK(rq_rot_learned_read(bad, &b) == RQ_EFORMAT && strstr(rq_last_error(), "not a rotation file"));
+    RQ_CHECK(rq_rot_learned_read(model_path, &b) == RQ_EFORMAT);
+    RQ_CHECK(b.r1 == NULL);
+
+    /* quantize --rotate learned: the file records it, the matrices are stored, the W8 model
+     * stays close to the float one; composing GSR on top stores R·Q */
+    float *ref = rq_test_logits(m, tokens, TT);
+    for (int compose = 0; compose < 2; compose++) {
+        rq_quant_opts o = rq_quant_opts_default();
+        o.rotate = RQ_ROT_LEARNED, o.rotation_file = path, o.wbits = 8, o.group = 16, o.method = RQ_PTQ_RTN;
+        o.embd_type = "f32";
+        if (compose) o.compose = RQ_ROT_GSR, o.block = 16;
+        rq_quant_result qr;
+        RQ_CHECK(rq_quant_run(model_path, qpath, &o, &qr) == RQ_OK);
+        rq_gguf *g;
+        rq_qinfo qi;
+        RQ_ASSERT(rq_gguf_open(qpath, &g) == RQ_OK && rq_qinfo_read(g, &qi) == RQ_OK);
+        RQ_CHECK(qi.r1.kind == RQ_ROT_LEARNED && qi.r2.kind == RQ_ROT_LEARNED && !strcmp(qi.rotation_file, "rot.gguf"));
+        RQ_CHECK(!strcmp(qi.rotation_init, "hadamard(n=48, signs, seed=3)"));
+        RQ_CHECK(!strcmp(qi.rotation_compose, compose ? "gsr(n=48, block=16)" : ""));
+        const rq_gguf_tensor *t1 = rq_gguf_find_tensor(g, "rotquant.r1.matrix"), *t2 = rq_gguf_find_tensor(g, "rotquant.r2.matrix");
+        RQ_CHECK(t1 && t2 && t1->ne[0] == E && t1->ne[1] == E && t2->ne[2] == NL);
+        if (t1 && t2) {
+            RQ_CHECK(!memcmp(t2->data, r2_file, sizeof(float) * NL * HD * HD));
+            double err = 0;
+            float *q = NULL;
+            rq_rotation gs = rq_rot_make(RQ_ROT_GSR, E, 16, 0);
+            RQ_ASSERT(rq_rot_dense(&gs, &q) == RQ_OK);
+            for (int i = 0; i < E; i++)
+                for (int j = 0; j < E; j++) {
+                    double want = 0;
+                    if (compose)
+                        for (int k = 0; k < E; k++) want += (double)r.r1[i * E + k] * q[k * E + j];
+                    else want = r.r1[i * E + j];
+                    err = fmax(err, fabs(((const float *)t1->data)[i * E + j] - want));
+                }
+            RQ_CHECK_MSG(err < 1e-6, "stored R1 off by %g", err);
+            rq_free(q);
+        }
+        /* the online R3/R4 default to the file's */
+        RQ_CHECK(qi.r3.kind == RQ_ROT_NONE && qi.r4.kind == RQ_ROT_NONE); /* A16 KV16: none */
+        char d[512];
+        printf("quantized: %s\n", rq_qinfo_describe(&qi, d, sizeof d));
+        rq_gguf_close(g);
+        rq_model *mq;
+        RQ_ASSERT(rq_model_load_file(qpath, &mq) == RQ_OK);
+        float *got = rq_test_logits(mq, tokens, TT);
+        double e = rq_rel_l2(got, ref, TT * V);
+        printf("W8 RTN with the learned rotation%s: logits rel L2 %.3g\n", compose ? " + GSR" : "", e);
+        /* 8-bit weights of a folded exact rotation: a percent-level change at most */
+        RQ_CHECK_MSG(e < 0.05, "W8 learned: rel L2 %g", e);
+        free(got);
+        rq_model_free(mq);
+    }
+    /* with A4/KV4 the online rotations come from the file */
+    {
+        rq_quant_opts o = rq_quant_opts_default();
+        o.rotate = RQ_ROT_LEARNED, o.rotation_file = path, o.wbits = 16, o.abits = 4, o.kvbits = 4, o.group = 16;
+        rq_quant_plan p;
+        RQ_CHECK(rq_quant_plan_make(m, &o, &p) == RQ_OK);
+        RQ_CHECK(p.r3.kind == RQ_ROT_HADAMARD && p.r4.kind == RQ_ROT_WALSH && p.r1_dense && p.n_r2 == NL);
+        rq_quant_plan_free(&p);
+        /* errors */
+        o.rotate2 = RQ_ROT_HADAMARD;
+        RQ_CHECK(rq_quant_plan_make(m, &o, &p) == RQ_EINVAL && strstr(rq_last_error(), "brings its own"));
+        o.rotate2 = RQ_ROT_NONE, o.rotation_file = NULL;
+        RQ_CHECK(rq_quant_plan_make(m, &o, &p) == RQ_EINVAL && strstr(rq_last_error(), "--rotation-file"));
+        o.rotate = RQ_ROT_GSR, o.rotation_file = path;
+        RQ_CHECK(rq_quant_plan_make(m, &o, &p) == RQ_EINVAL);
+        rq_rotation lr = rq_rot_make(RQ_ROT_LEARNED, E, 0, 0);
+        float *q;
+        RQ_CHECK(rq_rot_dense(&lr, &q) == RQ_EUNSUPPORTED);
+    }
+    free(ref);
+    free(r.r2), free(r2_file);
+    rq_free(r.r1);
+    rq_model_free(m);
+}
+
+/* ---- the CLI ----------------------------------------------------------------------------- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static bool file_has(const char *path, const char *needle) {
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static void check_cli(const char *model_path) {
+    const char *cli = getenv("RQ_CLI");
+    if (!cli) {
+        printf("CLI checks skipped (RQ_CLI not set)\n");
+        return;
+    }
+    char ids[512], err[512], out[512];
+    snprintf(ids, sizeof ids, "%s/ids.txt", tmpdir);
+    snprintf(err, sizeof err, "%s/cli.err", tmpdir);
+    snprintf(out, sizeof out, "%s/cli.out", tmpdir);
+    FILE *f = fopen(ids, "w");
+    for (int i = 0; i < 96; i++) fprintf(f, "%d%c", (i * 7 + 3) % V, i % 12 == 11 ? '\n' : ' ');
+    fclose(f);
+    /* learn (W4 A4 KV4, block-diagonal from GSR) and fold: a file that records it */
+    RQ_CHECK(sh("%s rotlearn -m %s -o %s/r.gguf --data-ids %s --seq-len 12 --batch 2 --val-seqs 2 --steps 3 --wbits 4 "
+                "--group 16 --abits 4 --kvbits 4 --init gsr --block 16 -t 1 > %s 2>%s", cli, model_path, tmpdir, ids,
+                out, err) == 0);
+    RQ_CHECK(file_has(out, "held-out loss") && file_has(err, "step 3/3"));
+    rq_rot_learned r;
+    char rp[512];
+    snprintf(rp, sizeof rp, "%s/r.gguf", tmpdir);
+    RQ_CHECK(rq_rot_learned_read(rp, &r) == RQ_OK && r.block == 16 && r.n_r2 == NL && r.init1.kind == RQ_ROT_GSR &&
+             r.r3.kind == RQ_ROT_HADAMARD && r.steps == 3 && r.tokens == 3 * 2 * 12);
+    rq_rot_learned_free(&r);
+    RQ_CHECK(sh("%s quantize -m %s -o %s/q.gguf --rotate learned --rotation-file %s/r.gguf --compose gsr --block 16 "
+                "--wbits 4 --group 16 --method rtn --abits 4 --kvbits 4 -t 1 > /dev/null 2>%s", cli, model_path, tmpdir,
+                tmpdir, err) == 0);
+    RQ_CHECK(sh("%s info -m %s/q.gguf > %s 2>&1", cli, tmpdir, out) == 0);
+    RQ_CHECK(file_has(out, "learned from gsr(n=48, block=16)") && file_has(out, "composed with gsr"));
+    /* errors: exit 1 with a message naming the option */
+    RQ_CHECK(sh("%s quantize -m %s -o %s/x.gguf --rotate learned --wbits 4 --group 16 --method rtn 2>%s", cli, model_path,
+                tmpdir, err) == 1 && file_has(err, "--rotation-file"));
+    RQ_CHECK(sh("%s rotlearn -m %s -o %s/x.gguf --data-ids %s --seq-len 12 --block 16 --init hadamard 2>%s", cli,
+                model_path, tmpdir, ids, err) == 1 && file_has(err, "--block 16"));
+    RQ_CHECK(sh("%s quantize -m %s -o %s/x.gguf --rotate learned --rotation-file %s --wbits 4 --group 16 --method rtn "
+                "2>%s", cli, model_path, tmpdir, ids, err) == 1 && file_has(err, "rotquant: error:"));
+    RQ_CHECK(sh("test -e %s/x.gguf", tmpdir) != 0); /* nothing written on an error */
+}
+
 int main(void) {
     rq_rng_seed(&rng, 16);
     rq_threads_set(1);
@@ -553,6 +749,8 @@ int main(void) {
     const char *path = write_tiny("tiny.gguf", (tiny_opts){0});
     check_fold_logits(path);
     check_grad(path);
+    check_file(path);
+    check_cli(path);
     check_closed_form();
     check_orthogonality(48, 0);
     check_orthogonality(48, 16);

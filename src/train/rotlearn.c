@@ -313,6 +313,8 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     if (s == RQ_OK && !o->ids) s = rq_tokenizer_load(gf, &tok);
     if (s != RQ_OK) goto done;
     const rq_model_config *mc = &m->cfg;
+    /* as loaded (the fold below unties the lm_head): what quantize compares with */
+    rq_model_config_describe(mc, out_rot.model, sizeof out_rot.model);
     if (o->T > mc->n_ctx_train && mc->n_ctx_train > 0) {
         s = rq_errorf(RQ_EINVAL, "rotlearn: windows of %lld tokens exceed the model's context %lld", (long long)o->T,
                       (long long)mc->n_ctx_train);
@@ -429,7 +431,6 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     out_rot.steps = o->steps, out_rot.n_seq = o->n_seq, out_rot.T = o->T, out_rot.tokens = res->tokens;
     out_rot.lr = (float)o->lr, out_rot.seed = o->seed;
     out_rot.loss_first = res->loss_first, out_rot.loss_last = res->loss_last, out_rot.seconds = res->t_train;
-    rq_model_config_describe(mc, out_rot.model, sizeof out_rot.model);
     s = rq_rot_learned_write(&out_rot, out);
 done:
     res->t_total = rq_time_now() - t_start;
