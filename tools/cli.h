@@ -17,6 +17,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_detok(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
+int cmd_rotlearn(int argc, char **argv);
 
 /* Print "rotquant: error: <msg>" to stderr and return exit code 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

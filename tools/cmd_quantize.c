@@ -13,7 +13,11 @@
 
 static void usage(void) {
     printf("usage: rotquant quantize -m IN.gguf|HF_DIR -o OUT.gguf [options]\n"
-           "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr)\n"
+           "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, the residual rotation (default gsr);\n"
+           "                     learned: R1 (and R2) from --rotation-file F (rotquant rotlearn), R3/R4 by\n"
+           "                     default those it was trained with\n"
+           "  --compose KIND     with --rotate learned: apply this fixed rotation on top of the learned R1\n"
+           "                     before GPTQ (R1 = R_learned·Q; gsr/gh take --block)\n"
            "  --block B          block size of gh/gsr (default: the group size)\n"
            "  --r1-route R       residual (default): R1 rotates the residual stream, folded into the\n"
            "                     weights (post-norm models such as Gemma-3: o/down keep their output\n"
@@ -65,7 +69,7 @@ int cmd_quantize(int argc, char **argv) {
     rq_quant_opts o = rq_quant_opts_default();
     const char *in = NULL, *out = NULL, *embd = "q8_0";
     const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
-    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual";
+    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual", *compose_name = "none";
     int64_t wbits = 2, abits = 16, kvbits = 16, seed = 0, threads = 0;
     int64_t calib_n = 0, calib_len = 0; /* 0: not given (the library's defaults) */
     bool quiet = false;
@@ -78,6 +82,8 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
         else if (!strcmp(a, "--r1-route")) { if (!(route = VAL())) return cli_fail("--r1-route needs residual or linear"); }
         else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
+        else if (!strcmp(a, "--rotation-file")) { if (!(o.rotation_file = VAL())) return cli_fail("--rotation-file needs a file"); }
+        else if (!strcmp(a, "--compose")) { if (!(compose_name = VAL())) return cli_fail("--compose needs a kind"); }
         else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
         else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
         else if (!strcmp(a, "--calib")) { if (!(o.calib = VAL())) return cli_fail("--calib needs a value"); }
@@ -132,7 +138,8 @@ int cmd_quantize(int argc, char **argv) {
     else if (!strcmp(method, "rtn")) o.method = RQ_PTQ_RTN;
     else return cli_fail("--method: '%s' is not rtn or gptq", method);
     rq_rot_kind k;
-    if (rq_rot_kind_parse(rot_name, &o.rotate) != RQ_OK || rq_rot_kind_parse(rot2_name, &o.rotate2) != RQ_OK)
+    if (rq_rot_kind_parse(rot_name, &o.rotate) != RQ_OK || rq_rot_kind_parse(rot2_name, &o.rotate2) != RQ_OK ||
+        rq_rot_kind_parse(compose_name, &o.compose) != RQ_OK)
         return cli_fail_status();
     if (rot3_name) {
         if (rq_rot_kind_parse(rot3_name, &k) != RQ_OK) return cli_fail_status();

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"train", cmd_train, "fine-tune, or distill into a fake-quantized copy (QAT), with AdamW"},
     {"qat", cmd_qat, "2-bit quantization-aware training (RCP: rotation, LDP, self-distillation) into a packed file"},
+    {"rotlearn", cmd_rotlearn, "learn rotations R1/R2 by Cayley SGD on the fake-quantized model (SpinQuant)"},
     {"detok", cmd_detok, "token ids back to text (e.g. calibration sequences)"},
     {"logits", cmd_logits, "(testing) logits and greedy ids of given token ids"},
     {"version", cmd_version, "print the version and the CPU kernel level"},

@@ -1,5 +1,6 @@
 #include "model/fold.h"
 
+#include <cblas.h>
 #include <string.h>
 
 /* W[rows, cols] ← W·diag(g) */
@@ -122,6 +123,75 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
     }
     rq_rot_plan_free(p1);
     rq_rot_plan_free(p2);
+    return RQ_OK;
+}
+
+/* ---- dense rotations (learned) ------------------------------------------------------- */
+
+/* W[rows, n] ← W·Q, Q [n, n], a bounded chunk of rows at a time */
+static void dense_rows(float *w, int64_t rows, int64_t n, const float *q) {
+    int64_t chunk = ((int64_t)1 << 20) / n;
+    if (chunk < 1) chunk = 1;
+    if (chunk > rows) chunk = rows;
+    float *t = rq_xalloc(chunk * n * (int64_t)sizeof(float));
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t nr = r0 + chunk < rows ? chunk : rows - r0;
+        memcpy(t, w + r0 * n, (size_t)(nr * n) * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)n, (int)n, 1.0f, t, (int)n, q, (int)n,
+                    0.0f, w + r0 * n, (int)n);
+    }
+    rq_free(t);
+}
+
+/* W[n, cols] ← Qᵀ·W, Q [n, n] */
+static void dense_left_t(float *w, int64_t n, int64_t cols, const float *q) {
+    float *t = rq_xalloc(n * cols * (int64_t)sizeof(float));
+    memcpy(t, w, (size_t)(n * cols) * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)cols, (int)n, 1.0f, q, (int)n, t, (int)cols,
+                0.0f, w, (int)cols);
+    rq_free(t);
+}
+
+/* Columns [c0, c0+n) of every row of W[rows, ld] ← those columns · Q, Q [n, n] */
+static void dense_col_slice(float *w, int64_t rows, int64_t ld, int64_t c0, int64_t n, const float *q) {
+    float *t = rq_xalloc(rows * n * (int64_t)sizeof(float));
+    for (int64_t r = 0; r < rows; r++) memcpy(t + r * n, w + r * ld + c0, (size_t)n * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)n, 1.0f, t, (int)n, q, (int)n, 0.0f,
+                w + c0, (int)ld);
+    rq_free(t);
+}
+
+rq_status rq_fold_model_dense(rq_model *m, const float *r1, const float *r2, int64_t n_r2) {
+    const rq_model_config *c = &m->cfg;
+    if (r2 && n_r2 != 1 && n_r2 != c->n_layer)
+        return rq_errorf(RQ_EINVAL, "%lld R2 matrices for a model of %lld layers (1 or one per layer)", (long long)n_r2,
+                         (long long)c->n_layer);
+    if (c->post_norms && r1)
+        return rq_errorf(RQ_EUNSUPPORTED, "a learned R1 cannot be folded exactly into this model: its post-norms "
+                         "scale the outputs of o and down before the residual add (see rq_fold_model)");
+    if (!c->post_norms) rq_fold_norms(m);
+    int64_t n = c->n_embd, hd = c->head_dim;
+    if (r1) {
+        dense_rows(m->tok_embd, c->n_vocab, n, r1);
+        if (m->output.w != m->tok_embd) dense_rows(m->output.w, c->n_vocab, n, r1);
+        for (int64_t l = 0; l < c->n_layer; l++) {
+            rq_layer *L = &m->layers[l];
+            rq_linear *readers[5] = {&L->wq, &L->wk, &L->wv, &L->w_gate, &L->w_up};
+            for (int i = 0; i < 5; i++) {
+                RQ_ASSERT(readers[i]->kind == RQ_LINEAR_F32 && readers[i]->n_in == n);
+                dense_rows(readers[i]->w, readers[i]->n_out, n, r1);
+            }
+            dense_left_t(L->wo.w, n, L->wo.n_in, r1);
+            dense_left_t(L->w_down.w, n, L->w_down.n_in, r1);
+        }
+    }
+    if (r2)
+        for (int64_t l = 0; l < c->n_layer; l++) {
+            rq_layer *L = &m->layers[l];
+            const float *q = r2 + (n_r2 == 1 ? 0 : l) * hd * hd;
+            for (int64_t h = 0; h < c->n_head_kv; h++) dense_left_t(L->wv.w + h * hd * n, hd, n, q);
+            for (int64_t h = 0; h < c->n_head; h++) dense_col_slice(L->wo.w, n, L->wo.n_in, h * hd, hd, q);
+        }
     return RQ_OK;
 }
 

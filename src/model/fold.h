@@ -39,6 +39,14 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
  * (rq_model_set_online with cfg.ri/ro the same); down's counterpart is R4 (rq_fold_r4).
  * Either may be NULL or kind none. RQ_EINVAL on a size mismatch or an invalid rotation. */
 rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *ro);
+/* rq_fold_model with R1 and R2 given as dense matrices (learned rotations, rotate/learned.h):
+ * r1 [n_embd, n_embd] (NULL: no R1), r2 [n_r2, head_dim, head_dim] (NULL: no R2) with
+ * n_r2 = 1 (every layer the same R2) or n_layer (layer l uses r2[l], SpinQuant's per-layer
+ * R2). Each matrix must be orthogonal for the model to keep its function (not checked
+ * here: rotate/learned.h checks a stored one). The norms are fused first as by
+ * rq_fold_model (idempotent). Errors: n_r2 not 1 or n_layer (RQ_EINVAL), R1 on a model with
+ * post-norms (RQ_EUNSUPPORTED, as rq_fold_model). */
+rq_status rq_fold_model_dense(rq_model *m, const float *r1, const float *r2, int64_t n_r2);
 
 /* METHODS.md step 5, the offline half of R4 [n_ff]: W_down ← W_down·R4 in every layer.
  * The model computes the same function only once R4 is also applied online to down's

@@ -9,9 +9,9 @@
 
 static rq_status check_rot(const rq_rotation *r, const char *name, int64_t n, const char *what) {
     if (r->kind == RQ_ROT_NONE) return RQ_OK;
-    if (r->kind == RQ_ROT_ORTHOGONAL)
-        return rq_errorf(RQ_EUNSUPPORTED, "%s: kind orthogonal is a dense matrix; online rotations must be "
-                         "hadamard, walsh, gh or gsr", name);
+    if (r->kind == RQ_ROT_ORTHOGONAL || r->kind == RQ_ROT_LEARNED)
+        return rq_errorf(RQ_EUNSUPPORTED, "%s: kind %s is a dense matrix; online rotations must be "
+                         "hadamard, walsh, gh or gsr", name, rq_rot_kind_name(r->kind));
     if (r->n != n)
         return rq_errorf(RQ_EINVAL, "%s has size %lld but the model's %s is %lld", name, (long long)r->n, what,
                          (long long)n);

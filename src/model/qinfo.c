@@ -68,6 +68,9 @@ rq_status rq_qinfo_read(const rq_gguf *g, rq_qinfo *q) {
     copy_str(g, "rotquant.embd_type", q->embd_type, sizeof q->embd_type, "?");
     copy_str(g, "rotquant.calib", q->calib, sizeof q->calib, "");
     copy_str(g, "rotquant.weight_fit", q->weight_fit, sizeof q->weight_fit, "");
+    copy_str(g, "rotquant.rotation_file", q->rotation_file, sizeof q->rotation_file, "");
+    copy_str(g, "rotquant.rotation_init", q->rotation_init, sizeof q->rotation_init, "");
+    copy_str(g, "rotquant.rotation_compose", q->rotation_compose, sizeof q->rotation_compose, "");
     RQ_TRY(read_rot(g, "r1", &q->r1));
     RQ_TRY(read_rot(g, "r2", &q->r2));
     RQ_TRY(read_rot(g, "r3", &q->r3));
@@ -210,6 +213,9 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     if (q->fit_importance) rq_gguf_writer_set_bool(w, "rotquant.fit_importance", true); /* older files: absent */
     if (q->weight_fit[0]) rq_gguf_writer_set_str(w, "rotquant.weight_fit", q->weight_fit); /* older files: absent */
     rq_gguf_writer_set_f32(w, "rotquant.damp", q->damp);
+    if (q->rotation_file[0]) rq_gguf_writer_set_str(w, "rotquant.rotation_file", q->rotation_file);
+    if (q->rotation_init[0]) rq_gguf_writer_set_str(w, "rotquant.rotation_init", q->rotation_init);
+    if (q->rotation_compose[0]) rq_gguf_writer_set_str(w, "rotquant.rotation_compose", q->rotation_compose);
     rq_gguf_writer_set_f32(w, "rotquant.bits_per_weight", (float)q->bits_per_weight);
 }
 
@@ -237,9 +243,12 @@ const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
     rq_online_cfg oc;
     rq_qinfo_online_cfg(q, &oc);
     rq_online_describe(&oc, on, sizeof on);
-    snprintf(buf, n, "%s, %s, R1 %s, R2 %s, %.4f bits/weight (linear layers), embeddings %s", w, on,
-             rq_rot_describe(&q->r1, a, sizeof a), rq_rot_describe(&q->r2, b, sizeof b), q->bits_per_weight,
-             q->embd_type);
+    int k = snprintf(buf, n, "%s, %s, R1 %s, R2 %s, %.4f bits/weight (linear layers), embeddings %s", w, on,
+                     rq_rot_describe(&q->r1, a, sizeof a), rq_rot_describe(&q->r2, b, sizeof b), q->bits_per_weight,
+                     q->embd_type);
+    if (q->rotation_file[0] && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, "; R1 learned from %s (%s)%s%s", q->rotation_init[0] ? q->rotation_init : "?",
+                 q->rotation_file, q->rotation_compose[0] ? ", composed with " : "", q->rotation_compose);
     return buf;
 }
 

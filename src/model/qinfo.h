@@ -57,6 +57,14 @@ typedef struct rq_qinfo {
     double bits_per_weight; /* over the quantized linear layers: codes + params */
     bool r1_online;         /* route (a): r1 also applied online after the post-norms (version 3) */
     rq_rotation ri, ro;     /* route (b): online input rotations of q/k/v, gate/up and of o (version 3) */
+    /* a learned R1 (kind learned): where it came from, as rotquant.rotation_file /
+     * rotation_init / rotation_compose ("" = absent); the writer also stores the folded
+     * matrices as tensors rotquant.r1.matrix [n_embd, n_embd] and rotquant.r2.matrix
+     * [n_r2, head_dim, head_dim] (rq_qmodel_write; for inspection and reuse, not read by the
+     * loader: they are folded into the weights) */
+    char rotation_file[64], rotation_init[64], rotation_compose[64];
+    const float *r1_matrix, *r2_matrix; /* writer only; not owned */
+    int64_t n_r2;
 } rq_qinfo;
 
 /* Read rotquant.* keys; info->present = false (and RQ_OK) when the file has none.

@@ -11,6 +11,9 @@
 #include "model/hf.h"
 #include "quant/calib.h"
 #include "quant/qmodel.h"
+#include "rotate/learned.h"
+
+#include <cblas.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +64,14 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     if (!kind_ok(o->rotate) || !kind_ok(o->rotate2) || (o->rotate3 != -1 && !kind_ok(o->rotate3)) ||
         (o->rotate4 != -1 && !kind_ok(o->rotate4)))
         return rq_errorf(RQ_EINVAL, "--rotate/--rotate2/--rotate3/--rotate4: unknown rotation kind");
+    if (o->rotate2 == RQ_ROT_LEARNED || o->rotate3 == RQ_ROT_LEARNED || o->rotate4 == RQ_ROT_LEARNED)
+        return rq_errorf(RQ_EINVAL, "--rotate2/3/4: learned rotations are R1 and R2 from --rotation-file (--rotate learned)");
+    if (o->rotate == RQ_ROT_LEARNED && !o->rotation_file)
+        return rq_errorf(RQ_EINVAL, "--rotate learned needs --rotation-file (rotquant rotlearn writes one)");
+    if (o->rotate != RQ_ROT_LEARNED && (o->rotation_file || o->compose != RQ_ROT_NONE))
+        return rq_errorf(RQ_EINVAL, "--rotation-file/--compose go with --rotate learned");
+    if (!kind_ok(o->compose) || o->compose == RQ_ROT_LEARNED)
+        return rq_errorf(RQ_EINVAL, "--compose: not a fixed rotation kind");
     if (o->calib_n < 0 || o->calib_len < 0 || o->calib_len == 1)
         return rq_errorf(RQ_EINVAL, "--calib-n/--calib-len: %lld sequences of %lld tokens", (long long)o->calib_n,
                          (long long)o->calib_len);
@@ -74,25 +85,98 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     return RQ_OK;
 }
 
+void rq_quant_plan_free(rq_quant_plan *p) {
+    rq_free(p->r1_dense);
+    rq_free(p->r2_dense);
+    p->r1_dense = p->r2_dense = NULL;
+}
+
+/* --rotate learned: the file's matrices into p (R1 composed with o->compose), its R3/R4 kinds
+ * into p->r3/r4 (the defaults of R3/R4) */
+static rq_status plan_learned(const rq_model *m, const rq_quant_opts *o, rq_quant_plan *p, int64_t block) {
+    const rq_model_config *c = &m->cfg;
+    rq_rot_learned f;
+    RQ_TRY(rq_rot_learned_read(o->rotation_file, &f));
+    char desc[192];
+    rq_model_config_describe(c, desc, sizeof desc);
+    rq_status s = RQ_OK;
+    if (f.n != c->n_embd)
+        s = rq_errorf(RQ_EINVAL, "%s: R1 of size %lld, the model's hidden size is %lld", o->rotation_file,
+                      (long long)f.n, (long long)c->n_embd);
+    else if (f.n_r2 && (f.head_dim != c->head_dim || (f.n_r2 != 1 && f.n_r2 != c->n_layer)))
+        s = rq_errorf(RQ_EINVAL, "%s: %lld R2 matrices of size %lld for a model of %lld layers, head_dim %lld",
+                      o->rotation_file, (long long)f.n_r2, (long long)f.head_dim, (long long)c->n_layer,
+                      (long long)c->head_dim);
+    else if (f.model[0] && strcmp(f.model, desc))
+        s = rq_errorf(RQ_EINVAL, "%s was learned on another model (%s; this one is %s)", o->rotation_file, f.model, desc);
+    else if (f.n_r2 && o->rotate2 != RQ_ROT_NONE)
+        s = rq_errorf(RQ_EINVAL, "--rotate2: %s brings its own (learned) R2", o->rotation_file);
+    if (s == RQ_OK && o->compose != RQ_ROT_NONE) { /* R1 ← R_learned·Q */
+        bool blk = o->compose == RQ_ROT_GSR || o->compose == RQ_ROT_GH;
+        p->compose = rq_rot_make(o->compose, c->n_embd, blk ? block : 0, o->seed);
+        float *q = NULL, *r = NULL;
+        s = rq_rot_dense(&p->compose, &q);
+        if (s == RQ_OK && !(r = rq_alloc(f.n * f.n * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
+        if (s == RQ_OK) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)f.n, (int)f.n, (int)f.n, 1.0f, f.r1, (int)f.n,
+                        q, (int)f.n, 0.0f, r, (int)f.n);
+            rq_free(f.r1);
+            f.r1 = r;
+        }
+        rq_free(q);
+        if (s != RQ_OK) rq_free(r);
+    }
+    if (s != RQ_OK) {
+        rq_rot_learned_free(&f);
+        return s;
+    }
+    p->r1 = rq_rot_make(RQ_ROT_LEARNED, c->n_embd, o->compose != RQ_ROT_NONE ? 0 : f.block, 0);
+    if (f.n_r2) p->r2 = rq_rot_make(RQ_ROT_LEARNED, c->head_dim, 0, 0);
+    p->r1_dense = f.r1, p->r2_dense = f.r2, p->n_r2 = f.n_r2;
+    p->learned_init = f.init1;
+    const char *base = strrchr(o->rotation_file, '/');
+    snprintf(p->rotation_file, sizeof p->rotation_file, "%s", base ? base + 1 : o->rotation_file);
+    p->r3 = f.r3, p->r4 = f.r4; /* what it was trained with: the defaults of R3/R4 below */
+    f.r1 = f.r2 = NULL;
+    rq_rot_learned_free(&f);
+    return RQ_OK;
+}
+
 rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan *p) {
     RQ_TRY(rq_quant_opts_check(o));
     const rq_model_config *c = &m->cfg;
     memset(p, 0, sizeof *p);
+    if (o->rotate == RQ_ROT_LEARNED) RQ_TRY(plan_learned(m, o, p, o->block ? o->block : o->group));
+    rq_rotation file3 = p->r3, file4 = p->r4;
     p->float_weights = o->wbits == 16;
     p->calibrated = o->method == RQ_PTQ_GPTQ && !p->float_weights;
     /* rotations: gh/gsr take a block, the full-size kinds none */
     bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
     rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
-    rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1 : RQ_ROT_NONE;
     bool linear = o->r1_route == RQ_R1_LINEAR;
+    /* a learned R1 has no fast form for R3/R4: those the rotation was trained with (Hadamard
+     * when it was trained without) */
+    rq_rot_kind k1o = k1 != RQ_ROT_LEARNED ? k1 : file3.kind != RQ_ROT_NONE ? file3.kind : RQ_ROT_HADAMARD;
+    rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1o : RQ_ROT_NONE;
     /* route (b): down's input rotation is R4, of R1's kind unless given */
-    rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4 : linear ? k1 : k3;
-    if (linear && k1 == RQ_ROT_ORTHOGONAL)
-        return rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear: the input rotations run online and must be hadamard, "
-                         "walsh, gh or gsr, not orthogonal");
-    if (c->post_norms && !linear && k1 == RQ_ROT_ORTHOGONAL)
-        return rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
-                         "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");
+    rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4
+                     : linear        ? k1
+                     : k1 == RQ_ROT_LEARNED && file4.kind != RQ_ROT_NONE && quantized_online ? file4.kind
+                                                                                             : k3;
+    rq_status bad = RQ_OK;
+    if (linear && (k1 == RQ_ROT_ORTHOGONAL || k1 == RQ_ROT_LEARNED))
+        bad = rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear: the input rotations run online and must be hadamard, "
+                        "walsh, gh or gsr, not %s", k1 == RQ_ROT_LEARNED ? "learned" : "orthogonal");
+    else if (c->post_norms && k1 == RQ_ROT_ORTHOGONAL)
+        bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
+                        "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");
+    else if (c->post_norms && k1 == RQ_ROT_LEARNED)
+        bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate learned: a learned R1 cannot be applied online after this model's "
+                        "post-norms (route (a)); use a fixed kind");
+    if (bad != RQ_OK) {
+        rq_quant_plan_free(p);
+        return bad;
+    }
     int64_t block = o->block ? o->block : o->group, block2 = o->block2 ? o->block2 : c->head_dim;
     int64_t block3 = o->block3 ? o->block3 : c->head_dim;
     int64_t block4 = o->block4 ? o->block4 : rq_qpacked_group_for(o->group, c->n_ff);
@@ -105,10 +189,10 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
         p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
         p->ri = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed + 4);
         p->ro = rq_rot_make(k1, c->n_head * c->head_dim, BLOCKED(k1, block), o->seed + 5);
-    } else {
+    } else if (k1 != RQ_ROT_LEARNED) {
         p->r1 = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed); /* Ri, Ro none (memset) */
     }
-    p->r2 = rq_rot_make(k2, c->head_dim, BLOCKED(k2, block2), o->seed + 1);
+    if (p->r2.kind != RQ_ROT_LEARNED) p->r2 = rq_rot_make(k2, c->head_dim, BLOCKED(k2, block2), o->seed + 1);
     p->r3 = rq_rot_make(k3, c->head_dim, BLOCKED(k3, block3), o->seed + 2);
     p->r4 = rq_rot_make(k4, c->n_ff, BLOCKED(k4, block4), o->seed + 3);
 #undef BLOCKED
@@ -119,7 +203,11 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     if (c->post_norms) p->online.r1 = p->r1; /* route (a) (kind none when linear) */
     /* the run-time configuration checked against the model before any long work; it is
      * switched on by rq_quant_arm, after the calibration data is sampled */
-    RQ_TRY(rq_model_set_online(m, &p->online));
+    rq_status so = rq_model_set_online(m, &p->online);
+    if (so != RQ_OK) {
+        rq_quant_plan_free(p);
+        return so;
+    }
     rq_online_cfg off = {0};
     RQ_ASSERT(rq_model_set_online(m, &off) == RQ_OK);
 
@@ -143,7 +231,15 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
 }
 
 rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) {
-    RQ_TRY(rq_fold_model(m, &p->r1, &p->r2));
+    if (p->r1.kind != RQ_ROT_LEARNED) {
+        RQ_TRY(rq_fold_model(m, &p->r1, &p->r2));
+    } else {
+        RQ_TRY(rq_fold_model_dense(m, p->r1_dense, p->r2_dense, p->n_r2));
+        if (p->r2.kind != RQ_ROT_LEARNED) { /* a fixed R2 with the learned R1 */
+            rq_rotation none = rq_rot_make(RQ_ROT_NONE, m->cfg.n_embd, 0, 0);
+            RQ_TRY(rq_fold_model(m, &none, &p->r2));
+        }
+    }
     RQ_TRY(rq_fold_inputs(m, &p->ri, &p->ro));
     rq_online_cfg rot = {.r1 = p->online.r1, .ri = p->ri, .ro = p->ro};
     if (rot.r1.kind == RQ_ROT_NONE && rot.ri.kind == RQ_ROT_NONE && rot.ro.kind == RQ_ROT_NONE) return RQ_OK;
@@ -203,6 +299,12 @@ void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_pl
     qi->r1_online = p->online.r1.kind != RQ_ROT_NONE;
     qi->ri = p->ri;
     qi->ro = p->ro;
+    if (p->r1.kind == RQ_ROT_LEARNED) {
+        snprintf(qi->rotation_file, sizeof qi->rotation_file, "%s", p->rotation_file);
+        rq_rot_describe(&p->learned_init, qi->rotation_init, sizeof qi->rotation_init);
+        if (p->compose.kind != RQ_ROT_NONE) rq_rot_describe(&p->compose, qi->rotation_compose, sizeof qi->rotation_compose);
+        qi->r1_matrix = p->r1_dense, qi->r2_matrix = p->r2_dense, qi->n_r2 = p->n_r2;
+    }
     qi->abits = (uint32_t)o->abits;
     qi->asym = o->asym;
     qi->aclip = (float)o->aclip;
@@ -237,6 +339,7 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     int32_t *ids = NULL;
     rq_ptq_result res = {0};
     rq_quant_plan p;
+    memset(&p, 0, sizeof p);
     rq_qinfo qi0;
     rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
@@ -286,6 +389,8 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
 done:
     r->t_total = rq_time_now() - t_start;
     rq_ptq_result_free(&res);
+    rq_quant_plan_free(&p);
+    r->qi.r1_matrix = r->qi.r2_matrix = NULL; /* they were the plan's */
     rq_free(ids);
     rq_tokenizer_free(tok);
     rq_model_free(m);

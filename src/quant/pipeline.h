@@ -47,6 +47,11 @@ typedef struct rq_quant_opts {
     int64_t block, block2;    /* gh/gsr block of R1 (0: the group) and R2 (0: head_dim) */
     int64_t block3, block4;   /* of R3 (0: head_dim) and R4 (0: the group halved until it divides n_ff) */
     rq_r1_route r1_route;     /* residual (default) or per-linear; with linear, R4 defaults to R1's kind */
+    const char *rotation_file; /* rotate learned: R1 (and R2) from this file (rotate/learned.h, written by
+                               * rotquant rotlearn); R3/R4 default to the kinds it was trained with */
+    rq_rot_kind compose;      /* rotate learned: a fixed rotation applied on top of the learned R1 before
+                               * GPTQ (R1 = R_learned·Q; gsr/gh with block, or any full-size kind);
+                               * none: the learned R1 alone */
     /* weights */
     int wbits;                /* 2, 3, 4, 8; 16 = keep float linears (only A/KV quantizers, rotations) */
     int64_t group;            /* weights per group along the input */
@@ -83,10 +88,17 @@ rq_quant_opts rq_quant_opts_default(void);
  * the option as the CLI spells it ("--wbits: 5 is not one of 2, 3, 4, 8, 16"). */
 rq_status rq_quant_opts_check(const rq_quant_opts *o);
 
-/* The options resolved against one model: plain values, copy freely. */
+/* The options resolved against one model: plain values, copy freely — except the learned
+ * matrices, owned by the plan (rq_quant_plan_free; NULL without --rotate learned). */
 typedef struct rq_quant_plan {
-    rq_rotation r1, r2, r3, r4;
+    rq_rotation r1, r2, r3, r4; /* learned R1/R2: kind learned (the matrices below) */
     rq_rotation ri, ro;       /* route (b): per-linear input rotations (kind none otherwise) */
+    float *r1_dense;          /* rotate learned: R1 [n_embd, n_embd] (composed when asked), owned */
+    float *r2_dense;          /* the file's R2 [n_r2, head_dim, head_dim] or NULL, owned */
+    int64_t n_r2;
+    rq_rotation compose;      /* what was composed on top of the learned R1 (kind none: nothing) */
+    char rotation_file[64];   /* the rotation file's base name */
+    rq_rotation learned_init; /* where the file's R1 started */
     rq_online_cfg online;     /* the run-time quantizers and R3/R4, and the online halves of R1 (route
                                * (a)) and Ri/Ro (route (b)) (rq_quant_fold switches the latter on,
                                * rq_quant_arm all of them) */
@@ -101,10 +113,17 @@ typedef struct rq_quant_plan {
  * switching it on and off again: m's online configuration is off afterwards. Errors:
  * RQ_EINVAL / RQ_EUNSUPPORTED naming the option. */
 rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan *p);
+/* Errors of --rotate learned: no or an unreadable --rotation-file (rotate/learned.h), one of
+ * another model (size, layers or the recorded configuration), --rotate2 with a file that
+ * brings R2, --compose with a kind that cannot be built; --rotation-file/--compose without
+ * --rotate learned (RQ_EINVAL). */
 
-/* Fold the norms, R1 and R2 of p into m (rq_fold_model), and Ri/Ro (rq_fold_inputs); then
- * switch on the online rotations that keep m's function (R1 after the post-norms, Ri, Ro),
- * nothing else, so that m computes the float model's function again. */
+void rq_quant_plan_free(rq_quant_plan *p);
+
+/* Fold the norms, R1 and R2 of p into m (rq_fold_model; learned ones with
+ * rq_fold_model_dense), and Ri/Ro (rq_fold_inputs); then switch on the online rotations that
+ * keep m's function (R1 after the post-norms, Ri, Ro), nothing else, so that m computes the
+ * float model's function again. */
 rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p);
 
 /* The calibration token ids [p->calib_n, p->calib_len] for p (p->calibrated must be true):

@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const kind_names[RQ_ROT_KIND_COUNT] = {"none", "hadamard", "walsh", "gh", "gsr", "orthogonal"};
+static const char *const kind_names[RQ_ROT_KIND_COUNT] = {"none", "hadamard", "walsh", "gh",
+                                                            "gsr",  "orthogonal", "learned"};
 
 static bool kind_ok(rq_rot_kind k) { return (int)k >= 0 && (int)k < RQ_ROT_KIND_COUNT; }
 static bool kind_hadamard(rq_rot_kind k) {
@@ -28,7 +29,7 @@ rq_status rq_rot_kind_parse(const char *name, rq_rot_kind *out) {
             *out = (rq_rot_kind)k;
             return RQ_OK;
         }
-    return rq_errorf(RQ_EINVAL, "unknown rotation kind '%s' (expected none, hadamard, walsh, gh, gsr, orthogonal)",
+    return rq_errorf(RQ_EINVAL, "unknown rotation kind '%s' (expected none, hadamard, walsh, gh, gsr, orthogonal, learned)",
                      name ? name : "(null)");
 }
 
@@ -44,7 +45,11 @@ rq_status rq_rot_validate(const rq_rotation *r) {
     if (!kind_ok(r->kind)) return rq_errorf(RQ_EINVAL, "invalid rotation kind %d", (int)r->kind);
     const char *name = kind_names[r->kind];
     if (r->n < 1) return rq_errorf(RQ_EINVAL, "%s rotation: size must be positive, got n=%lld", name, (long long)r->n);
-    if (kind_blocked(r->kind)) {
+    if (r->kind == RQ_ROT_LEARNED) {
+        if (r->block < 0 || r->block > r->n || (r->block && r->n % r->block))
+            return rq_errorf(RQ_EINVAL, "learned rotation: block %lld does not divide n=%lld", (long long)r->block,
+                             (long long)r->n);
+    } else if (kind_blocked(r->kind)) {
         if (r->block < 1)
             return rq_errorf(RQ_EINVAL, "%s rotation needs a positive block size, got %lld", name, (long long)r->block);
         if (r->block > r->n || r->n % r->block != 0)
@@ -64,7 +69,8 @@ const char *rq_rot_describe(const rq_rotation *r, char *buf, size_t size) {
     if (!size) return buf;
     const char *name = rq_rot_kind_name(r->kind);
     int w;
-    if (kind_blocked(r->kind)) w = snprintf(buf, size, "%s(n=%lld, block=%lld", name, (long long)r->n, (long long)r->block);
+    if (kind_blocked(r->kind) || (r->kind == RQ_ROT_LEARNED && r->block && r->block != r->n))
+        w = snprintf(buf, size, "%s(n=%lld, block=%lld", name, (long long)r->n, (long long)r->block);
     else w = snprintf(buf, size, "%s(n=%lld", name, (long long)r->n);
     size_t at = w < 0 ? 0 : ((size_t)w < size ? (size_t)w : size - 1);
     if (r->kind == RQ_ROT_ORTHOGONAL) snprintf(buf + at, size - at, ", seed=%llu)", (unsigned long long)r->seed);
@@ -120,9 +126,16 @@ static rq_status orthogonal_make(int64_t n, uint64_t seed, float *q) {
     return st;
 }
 
+/* a learned rotation has no description to build it from */
+static rq_status refuse_learned(void) {
+    return rq_errorf(RQ_EUNSUPPORTED, "a learned rotation is a stored matrix: read it from its rotation file "
+                     "(rotquant rotlearn writes one; quantize --rotation-file folds it)");
+}
+
 rq_status rq_rot_dense(const rq_rotation *r, float **out) {
     *out = NULL;
     RQ_TRY(rq_rot_validate(r));
+    if (r->kind == RQ_ROT_LEARNED) return refuse_learned();
     int64_t n = r->n, nn;
     if (!rq_mul_ok(n, n, &nn) || !rq_mul_ok(nn, (int64_t)sizeof(float), &nn))
         return rq_errorf(RQ_EINVAL, "rotation n=%lld too large for a dense matrix", (long long)n);
@@ -197,6 +210,7 @@ void rq_rot_plan_free(rq_rot_plan *pl) {
 rq_status rq_rot_plan_build(const rq_rotation *r, rq_rot_plan **out) {
     *out = NULL;
     RQ_TRY(rq_rot_validate(r));
+    if (r->kind == RQ_ROT_LEARNED) return refuse_learned();
     rq_rot_plan *pl = rq_calloc(sizeof *pl);
     if (!pl) return RQ_ENOMEM;
     pl->r = *r;

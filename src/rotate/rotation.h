@@ -15,6 +15,9 @@
  * orthogonal: Q from the QR decomposition of a seeded n×n standard Gaussian matrix
  * (columns' signs fixed so that R has a positive diagonal: Haar-distributed).
  * none: Q = I.
+ * learned: a stored dense matrix (rotate/learned.h; learned by train/rotlearn.h), folded with
+ * model/fold.h rq_fold_model_dense. The description only records that R was learned (n and
+ * its block when block-diagonal); rq_rot_dense and rq_rot_plan_build refuse it.
  *
  * The fast apply never forms Q for the Hadamard kinds: signs and the sequency permutation
  * as one gather/scatter, H_b = B ⊗ S_p as an FWHT over runs of p plus a small dense mix
@@ -37,8 +40,9 @@ typedef enum rq_rot_kind {
     RQ_ROT_GH = 3,         /* block-diagonal natural-order Hadamard blocks */
     RQ_ROT_GSR = 4,        /* block-diagonal Walsh blocks */
     RQ_ROT_ORTHOGONAL = 5, /* QR of a seeded Gaussian */
+    RQ_ROT_LEARNED = 6,    /* a stored matrix (rotate/learned.h) */
 } rq_rot_kind;
-#define RQ_ROT_KIND_COUNT 6
+#define RQ_ROT_KIND_COUNT 7
 
 /* What a rotation is; plain values, copy freely. */
 typedef struct rq_rotation {
@@ -49,7 +53,7 @@ typedef struct rq_rotation {
     uint64_t seed;     /* seeds s and the Gaussian of orthogonal */
 } rq_rotation;
 
-/* "none", "hadamard", "walsh", "gh", "gsr", "orthogonal" ("?" for a bad value). */
+/* "none", "hadamard", "walsh", "gh", "gsr", "orthogonal", "learned" ("?" for a bad value). */
 const char *rq_rot_kind_name(rq_rot_kind kind);
 /* Parse one of the names above (exact, lower case); RQ_EINVAL for anything else. */
 rq_status rq_rot_kind_parse(const char *name, rq_rot_kind *out);
@@ -57,7 +61,8 @@ rq_status rq_rot_kind_parse(const char *name, rq_rot_kind *out);
  * others (the GSR paper uses none); block as given (0 for the full-size kinds). */
 rq_rotation rq_rot_make(rq_rot_kind kind, int64_t n, int64_t block, uint64_t seed);
 /* Check a description: n >= 1; gh/gsr need 1 <= block <= n dividing n; the other kinds
- * block 0 or n; the Hadamard order (b) must be constructible. RQ_EINVAL /
+ * block 0 or n (learned: 0 or a block dividing n); the Hadamard order (b) must be
+ * constructible. RQ_EINVAL /
  * RQ_EUNSUPPORTED with a message naming the value. */
 rq_status rq_rot_validate(const rq_rotation *r);
 /* "gsr(n=576, block=64)", "hadamard(n=576, signs, seed=7)", ... into buf (always
