@@ -160,9 +160,11 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     int64_t block = o->block ? o->block : o->group, block2 = o->block2 ? o->block2 : c->head_dim;
     int64_t block3 = o->block3 ? o->block3 : c->head_dim;
     int64_t block4 = o->block4 ? o->block4 : rq_qpacked_group_for(o->group, c->n_ff);
-    if (block4 == 0 && (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR))
+    if (block4 == 0 && (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR)) {
+        rq_quant_plan_free(p);
         return rq_errorf(RQ_EINVAL, "--block4: no power-of-two fraction of the group %lld divides the feed-forward "
                          "size %lld; give --block4", (long long)o->group, (long long)c->n_ff);
+    }
 #define BLOCKED(k, b) ((k) == RQ_ROT_GH || (k) == RQ_ROT_GSR ? (b) : 0)
     if (k1 != RQ_ROT_LEARNED) p->r1 = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed);
     if (p->r2.kind != RQ_ROT_LEARNED) p->r2 = rq_rot_make(k2, c->head_dim, BLOCKED(k2, block2), o->seed + 1);
