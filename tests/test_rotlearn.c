@@ -699,6 +699,17 @@ static bool file_has(const char *path, const char *needle) {
     return strstr(buf, needle) != NULL;
 }
 
+/* the file's last line, for a failure message */
+static const char *last_line(const char *path) {
+    static char buf[512], line[512];
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (line[0] != '\n') memcpy(buf, line, sizeof buf);
+    if (f) fclose(f);
+    return buf;
+}
+
 static void check_cli(const char *model_path) {
     const char *cli = getenv("RQ_CLI");
     if (!cli) {
@@ -723,10 +734,10 @@ static void check_cli(const char *model_path) {
     RQ_CHECK(rq_rot_learned_read(rp, &r) == RQ_OK && r.block == 16 && r.n_r2 == NL && r.init1.kind == RQ_ROT_GSR &&
              r.r3.kind == RQ_ROT_HADAMARD && r.steps == 3 && r.tokens == 3 * 2 * 12);
     rq_rot_learned_free(&r);
-    RQ_CHECK(sh("%s quantize -m %s -o %s/q.gguf --rotate learned --rotation-file %s/r.gguf --compose gsr --block 16 "
-                "--wbits 4 --group 16 --method rtn --abits 4 --kvbits 4 -t 1 > /dev/null 2>%s", cli, model_path, tmpdir,
-                tmpdir, err) == 0);
-    RQ_CHECK(sh("%s info -m %s/q.gguf > %s 2>&1", cli, tmpdir, out) == 0);
+    RQ_CHECK_MSG(sh("%s quantize -m %s -o %s/q.gguf --rotate learned --rotation-file %s/r.gguf --compose gsr --block 16 "
+                    "--wbits 4 --group 16 --method rtn --abits 4 --kvbits 4 --embd-type f32 -t 1 > /dev/null 2>%s", cli, model_path,
+                    tmpdir, tmpdir, err) == 0, "quantize --rotate learned: %s", last_line(err));
+    RQ_CHECK(sh("%s info %s/q.gguf > %s 2>&1", cli, tmpdir, out) == 0);
     RQ_CHECK(file_has(out, "learned from gsr(n=48, block=16)") && file_has(out, "composed with gsr"));
     /* errors: exit 1 with a message naming the option */
     RQ_CHECK(sh("%s quantize -m %s -o %s/x.gguf --rotate learned --wbits 4 --group 16 --method rtn 2>%s", cli, model_path,

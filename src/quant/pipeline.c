@@ -180,9 +180,11 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     int64_t block = o->block ? o->block : o->group, block2 = o->block2 ? o->block2 : c->head_dim;
     int64_t block3 = o->block3 ? o->block3 : c->head_dim;
     int64_t block4 = o->block4 ? o->block4 : rq_qpacked_group_for(o->group, c->n_ff);
-    if (block4 == 0 && (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR))
+    if (block4 == 0 && (k4 == RQ_ROT_GH || k4 == RQ_ROT_GSR)) {
+        rq_quant_plan_free(p);
         return rq_errorf(RQ_EINVAL, "--block4: no power-of-two fraction of the group %lld divides the feed-forward "
                          "size %lld; give --block4", (long long)o->group, (long long)c->n_ff);
+    }
 #define BLOCKED(k, b) ((k) == RQ_ROT_GH || (k) == RQ_ROT_GSR ? (b) : 0)
     if (linear) {
         /* the same kind and block on every linear's input (seeds apart from R1..R4's) */
