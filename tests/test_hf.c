@@ -290,6 +290,31 @@ static void test_bad(void) {
     expect_bad("overlapping tensors", "overlap");
     make_bad(NULL, NULL, "tokenizer.json", "{\"model\": {\"type\": \"Unigram\"}}");
     expect_bad("tokenizer model", "tokenizer model type 'Unigram' is not supported");
+    /* malformed tokenizer.json / tokenizer_config.json (byte-level BPE, pre-tokenizer ByteLevel) */
+    static const char *const tok_head = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", ";
+    static const struct { const char *model_rest, *added, *want; } tj[] = {
+        {"\"vocab\": {\"a\": 0, \"b\": 49152}, \"merges\": []}", "[]", "token id 49152 is past the model's vocabulary size"},
+        {"\"vocab\": {\"a\": 0, \"b\": -1}, \"merges\": []}", "[]", "model.vocab 'b': the id is not an integer"},
+        {"\"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}", "[]", "token id 0 is given to two different strings"},
+        {"\"vocab\": {\"a\": 0}, \"merges\": [3]}", "[]", "model.merges[0] is neither a string nor a pair"},
+        {"\"vocab\": {\"a\": 0}}", "[]", "missing model.merges array"},
+        {"\"vocab\": {\"a\": 0}, \"merges\": []}", "[{\"id\": 0, \"content\": \"x\"}]",
+         "token id 0 is given to two different strings"},
+        {"\"vocab\": {\"a\": 0}, \"merges\": []}", "[{\"id\": 1.5, \"content\": \"x\"}]",
+         "added_tokens[0] needs an integer \"id\""},
+    };
+    for (size_t i = 0; i < sizeof tj / sizeof tj[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s, \"added_tokens\": %s}", tok_head, tj[i].model_rest, tj[i].added);
+        make_bad(NULL, NULL, "tokenizer.json", text);
+        expect_bad("tokenizer.json", tj[i].want);
+    }
+    make_bad(NULL, NULL, "tokenizer.json", "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"type\": \"BPE\"}}");
+    expect_bad("pre_tokenizer", "pre_tokenizer not supported");
+    make_bad(NULL, NULL, "tokenizer_config.json", "{\"bos_token\": \"<|nope|>\"}");
+    expect_bad("bos_token", "bos_token '<|nope|>' is not a token of the vocabulary");
+    make_bad(NULL, NULL, "tokenizer_config.json", "{\"add_bos_token\": 1}");
+    expect_bad("add_bos_token", "add_bos_token must be true or false");
 }
 
 /* Make (or reuse) the checkpoint of `gguf` in dir, with the `tokenizers` ids of the wiki

@@ -149,8 +149,6 @@ static rq_status set_token(vocab_ctx *v, int64_t id, const char *s, int64_t len,
     rq_gguf_str *t = &v->tokens[id];
     if (t->ptr && (t->len != (uint64_t)len || memcmp(t->ptr, s, (size_t)len)))
         return rq_errorf(RQ_EFORMAT, "%s: token id %lld is given to two different strings", v->path, (long long)id);
-    if (t->ptr && type == RQ_TOKEN_NORMAL)
-        return rq_errorf(RQ_EFORMAT, "%s: token id %lld is in the vocabulary twice", v->path, (long long)id);
     t->ptr = s;
     t->len = (uint64_t)len;
     v->types[id] = type;

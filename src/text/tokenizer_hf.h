@@ -3,15 +3,25 @@
  * one tokenizer of text/tokenizer.h (built from GGUF metadata) serves both inputs:
  *
  *   tokenizer.ggml.model      "gpt2" (model.type "BPE" without byte fallback, the
- *                             ByteLevel pre-tokenizer and no normalizer)
+ *                             ByteLevel pre-tokenizer and no normalizer), or "llama"
+ *                             (SentencePiece-style: BPE with byte_fallback, spaces
+ *                             replaced by U+2581 by the normalizer, optionally after a
+ *                             prepended U+2581, or by a non-splitting Metaspace)
  *   tokenizer.ggml.pre        "smollm" for Sequence[Digits(individual_digits), ByteLevel(use_regex)],
- *                             "gpt-2" for ByteLevel(use_regex) alone; anything else is
- *                             RQ_EUNSUPPORTED (the message names what was found)
+ *                             "gpt-2" for ByteLevel(use_regex) alone, "default" for
+ *                             SentencePiece; anything else is RQ_EUNSUPPORTED (the
+ *                             message names what was found)
  *   tokenizer.ggml.tokens     model.vocab and added_tokens by id; ids below n_vocab that
  *                             none names become "[PAD<id>]"
  *   tokenizer.ggml.token_type added tokens CONTROL when "special", else USER_DEFINED;
- *                             padding UNUSED; the rest NORMAL
- *   tokenizer.ggml.merges     model.merges ("a b" strings or ["a", "b"] pairs)
+ *                             padding UNUSED; SentencePiece: "<0xNN>" BYTE, model.unk_token
+ *                             UNKNOWN (when not an added token); the rest NORMAL
+ *   tokenizer.ggml.merges     byte-level BPE: model.merges ("a b" strings or ["a", "b"] pairs)
+ *   tokenizer.ggml.scores     SentencePiece: the piece made by merge r scores -r (its first
+ *                             merge), pieces no merge makes score below all: llama.cpp's
+ *                             tokenizer merges the highest-scoring pair first, which is
+ *                             the merge of lowest rank
+ *   tokenizer.ggml.add_space_prefix  whether U+2581 is prepended (false for byte-level BPE)
  *   bos/eos/unknown/padding_token_id, add_bos_token, chat_template from
  *                             tokenizer_config.json (bos_token, ... as a string or an
  *                             {"content": ...} object; chat_template a string, a list of
@@ -19,8 +29,7 @@
  *                             chat_template.jinja beside it); unk_token also from
  *                             model.unk_token
  *
- * SentencePiece-style tokenizer.json files (byte fallback; Gemma) are not read yet:
- * RQ_EUNSUPPORTED. Every count and id is checked: a malformed file is RQ_EFORMAT with a
+ * Every count and id is checked: a malformed file is RQ_EFORMAT with a
  * message naming the file and the entry. */
 #ifndef RQ_TEXT_TOKENIZER_HF_H
 #define RQ_TEXT_TOKENIZER_HF_H

@@ -62,11 +62,11 @@ def main():
     ap.add_argument("--ids", nargs=2, metavar=("FILE", "TEXT"))
     a = ap.parse_args()
     st = os.stat(a.gguf)
-    key = hashlib.sha256(open(__file__, "rb").read())
-    key.update(repr((st.st_size, st.st_mtime_ns, a.shards, a.dtype, a.ids)).encode())
-    key = key.hexdigest()
+    digest = hashlib.sha256(open(__file__, "rb").read())
+    digest.update(repr((st.st_size, st.st_mtime_ns, a.shards, a.dtype, a.ids)).encode())
+    stamp_key = digest.hexdigest()
     stamp_path = os.path.join(a.out, ".rq_stamp")
-    if os.path.exists(stamp_path) and open(stamp_path).read() == key and \
+    if os.path.exists(stamp_path) and open(stamp_path).read() == stamp_key and \
             (not a.ids or os.path.exists(a.ids[0])):
         print(f"{a.out}: up to date")
         return
@@ -228,7 +228,7 @@ def main():
         with open(a.ids[0], "w") as f:
             f.write("\n".join(str(i) for i in ids) + "\n")
     with open(stamp_path, "w") as f:
-        f.write(key)
+        f.write(stamp_key)
 
 
 if __name__ == "__main__":
