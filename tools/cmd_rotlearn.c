@@ -32,7 +32,7 @@ static void usage(void) {
            "  --data-ids IDS      training token ids (default: the float model generates --gen-seqs windows\n"
            "                      at --gen-temp, default %lld and %.1f; --data-save FILE keeps them)\n"
            "  --val-seqs N        windows held out for the loss before/after (default %lld)\n"
-           "  --seed S            rotation signs, data and batches (default 0); -t N threads; --quiet\n",
+           "  --seed S            rotation signs, data and batches (default 0); -t N threads; -q, --quiet\n",
            d.wbits, (long long)d.group, (long long)d.steps, d.lr, (long long)d.T, (long long)d.n_seq,
            (long long)d.gen_seqs, d.gen_temp, (long long)d.val_seqs);
 }
@@ -82,7 +82,7 @@ int cmd_rotlearn(int argc, char **argv) {
         else if (!strcmp(a, "--schedule")) { if (!v || rq_lr_shape_parse(NEED(), &o.schedule) != RQ_OK) return v ? cli_fail_status() : cli_fail("--schedule needs a value"); }
         else if (!strcmp(a, "--no-r2")) o.r2 = false;
         else if (!strcmp(a, "--asym")) o.asym = true;
-        else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else return cli_fail("rotlearn: unknown option '%s' (see rotquant rotlearn --help)", a);
 #undef NEED
 #undef STR
