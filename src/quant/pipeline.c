@@ -473,3 +473,25 @@ rq_status rq_quant_calib_ids_read(const char *path, int64_t n_vocab, int32_t **o
     *len = per_line;
     return RQ_OK;
 }
+
+rq_status rq_quant_train_windows(const rq_model *m, const rq_tokenizer *tok, const int32_t *ids, int64_t n_ids,
+                                 int64_t T, int64_t gen_seqs, float temp, uint64_t seed, bool progress,
+                                 const char *data_save, const char *who, int32_t **win, int64_t *n_win) {
+    *win = NULL, *n_win = 0;
+    if (!ids) {
+        RQ_TRY(rq_calib_generate(m, tok, gen_seqs, T, temp, seed, progress, win));
+        *n_win = gen_seqs;
+        rq_status s = data_save ? rq_quant_calib_ids_write(data_save, *win, gen_seqs, T) : RQ_OK;
+        if (s != RQ_OK) rq_free(*win), *win = NULL, *n_win = 0;
+        return s;
+    }
+    int64_t n = n_ids / T;
+    for (int64_t i = 0; i < n * T; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.n_vocab)
+            return rq_errorf(RQ_EINVAL, "%s: token id %d at index %lld out of range", who, ids[i], (long long)i);
+    if (n == 0) return RQ_OK;
+    if (!(*win = rq_alloc(n * T * (int64_t)sizeof(int32_t)))) return RQ_ENOMEM;
+    memcpy(*win, ids, (size_t)(n * T) * sizeof(int32_t));
+    *n_win = n;
+    return RQ_OK;
+}

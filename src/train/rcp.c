@@ -282,26 +282,10 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
 
     /* data */
     t0 = rq_time_now();
-    int64_t n_win;
-    if (o->ids) {
-        n_win = o->n_ids / o->T;
-        for (int64_t i = 0; i < n_win * o->T; i++)
-            if (o->ids[i] < 0 || o->ids[i] >= c->n_vocab) {
-                s = rq_errorf(RQ_EINVAL, "qat: token id %d at index %lld out of range", o->ids[i], (long long)i);
-                goto done;
-            }
-        if (n_win > 0 && !(win = rq_alloc(n_win * o->T * (int64_t)sizeof(int32_t)))) {
-            s = RQ_ENOMEM;
-            goto done;
-        }
-        if (n_win > 0) memcpy(win, o->ids, (size_t)(n_win * o->T) * sizeof(int32_t));
-    } else {
-        n_win = o->gen_seqs;
-        if ((s = rq_calib_generate(teacher, tok, n_win, o->T, o->gen_temp, o->seed, o->progress, &win)) != RQ_OK)
-            goto done;
-        /* one window per line, for --data-ids of later runs */
-        if (o->data_save && (s = rq_quant_calib_ids_write(o->data_save, win, n_win, o->T)) != RQ_OK) goto done;
-    }
+    int64_t n_win; /* the float teacher generates the data */
+    if ((s = rq_quant_train_windows(teacher, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, o->seed,
+                                    o->progress, o->data_save, "qat", &win, &n_win)) != RQ_OK)
+        goto done;
     rq_rng rng;
     rq_rng_seed(&rng, o->seed ^ 0x717174ULL);
     for (int64_t i = n_win - 1; i > 0; i--) { /* seeded shuffle of whole windows */

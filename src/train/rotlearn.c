@@ -335,23 +335,9 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     /* data: given ids or the float model's own text */
     t0 = rq_time_now();
     int64_t n_win;
-    if (o->ids) {
-        n_win = o->n_ids / o->T;
-        for (int64_t i = 0; i < n_win * o->T; i++)
-            if (o->ids[i] < 0 || o->ids[i] >= mc->n_vocab) {
-                s = rq_errorf(RQ_EINVAL, "rotlearn: token id %d at index %lld out of range", o->ids[i], (long long)i);
-                goto done;
-            }
-        if (n_win > 0 && !(win = rq_alloc(n_win * o->T * (int64_t)sizeof(int32_t)))) {
-            s = RQ_ENOMEM;
-            goto done;
-        }
-        if (n_win > 0) memcpy(win, o->ids, (size_t)(n_win * o->T) * sizeof(int32_t));
-    } else {
-        n_win = o->gen_seqs;
-        if ((s = rq_calib_generate(m, tok, n_win, o->T, o->gen_temp, o->seed, o->progress, &win)) != RQ_OK) goto done;
-        if (o->data_save && (s = rq_quant_calib_ids_write(o->data_save, win, n_win, o->T)) != RQ_OK) goto done;
-    }
+    if ((s = rq_quant_train_windows(m, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, o->seed, o->progress,
+                                    o->data_save, "rotlearn", &win, &n_win)) != RQ_OK)
+        goto done;
     int64_t n_val = o->val_seqs / o->n_seq * o->n_seq, n_train = n_win - n_val;
     if (n_train < 1) {
         s = rq_errorf(RQ_EINVAL, "rotlearn: %lld windows of %lld tokens leave none for training after %lld held out",
