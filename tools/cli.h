@@ -39,6 +39,9 @@ void cli_threads_set(int64_t n);
 bool cli_parse_ids(const char *opt, const char *s, int32_t **ids, int64_t *n);
 /* Read a whole file into a NUL-terminated buffer (rq_free); false with an error printed. */
 bool cli_read_file(const char *path, char **data, int64_t *len);
+/* Read a file of token ids (cli_parse_ids over its whole text); *ids owned by the caller
+ * (rq_free). false after printing the error. */
+bool cli_read_ids(const char *path, int32_t **ids, int64_t *n);
 /* Check, before any long work, that each output path (NULL entries skipped) can be
  * written (io/atomic_file.h: absent or a regular file, a temporary can be created beside
  * it) and that no two are the same; false with an error printed otherwise. */

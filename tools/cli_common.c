@@ -149,3 +149,12 @@ bool cli_check_outputs(const char *const *paths, int n) {
     }
     return true;
 }
+
+bool cli_read_ids(const char *path, int32_t **ids, int64_t *n) {
+    char *text;
+    int64_t len;
+    if (!cli_read_file(path, &text, &len)) return false;
+    bool ok = cli_parse_ids(path, text, ids, n);
+    rq_free(text);
+    return ok;
+}

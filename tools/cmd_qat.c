@@ -103,14 +103,9 @@ int cmd_qat(int argc, char **argv) {
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", o.embd_type);
     const char *outputs[] = {out, o.checkpoint, o.data_save, o.save_block, o.save_start};
     if (!cli_check_outputs(outputs, 5)) return 1;
-    char *text = NULL;
     int32_t *ids = NULL;
-    int64_t len = 0;
     if (ids_path) {
-        if (!cli_read_file(ids_path, &text, &len)) return 1;
-        bool ok = cli_parse_ids(ids_path, text, &ids, &o.n_ids);
-        rq_free(text);
-        if (!ok) return 1;
+        if (!cli_read_ids(ids_path, &ids, &o.n_ids)) return 1;
         o.ids = ids;
     }
     cli_threads_set(threads);

@@ -96,12 +96,7 @@ int cmd_rotlearn(int argc, char **argv) {
     if (!cli_check_outputs(outputs, 2)) return 1;
     int32_t *ids = NULL;
     if (ids_path) {
-        char *text;
-        int64_t len;
-        if (!cli_read_file(ids_path, &text, &len)) return 1;
-        bool ok = cli_parse_ids(ids_path, text, &ids, &o.n_ids);
-        rq_free(text);
-        if (!ok) return 1;
+        if (!cli_read_ids(ids_path, &ids, &o.n_ids)) return 1;
         o.ids = ids;
     }
     cli_threads_set(threads);
