@@ -2,6 +2,7 @@
 
 #include "format/abits.h"
 #include "format/format.h"
+#include "rotate/learned.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -154,20 +155,6 @@ rq_status rq_qinfo_check_model(const rq_gguf *g, const rq_qinfo *q, const rq_mod
     return RQ_OK;
 }
 
-static void write_rot(rq_gguf_writer *w, const char *prefix, const rq_rotation *r) {
-    char key[96];
-    snprintf(key, sizeof key, "rotquant.%s.kind", prefix);
-    rq_gguf_writer_set_str(w, key, rq_rot_kind_name(r->kind));
-    snprintf(key, sizeof key, "rotquant.%s.n", prefix);
-    rq_gguf_writer_set_u64(w, key, (uint64_t)r->n);
-    snprintf(key, sizeof key, "rotquant.%s.block", prefix);
-    rq_gguf_writer_set_u64(w, key, (uint64_t)r->block);
-    snprintf(key, sizeof key, "rotquant.%s.random_signs", prefix);
-    rq_gguf_writer_set_bool(w, key, r->random_signs);
-    snprintf(key, sizeof key, "rotquant.%s.seed", prefix);
-    rq_gguf_writer_set_u64(w, key, r->seed);
-}
-
 /* abits / kvbits as settings (format/abits.h); 0 in a zero-initialized rq_qinfo: not set, off */
 static uint32_t bits_setting(uint32_t bits) { return bits ? bits : RQ_BITS_OFF; }
 
@@ -188,11 +175,11 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     rq_gguf_writer_set_str(w, "rotquant.quantizer", q->quantizer == RQ_QPARAM_LUT ? "lut" : "uniform");
     rq_gguf_writer_set_str(w, "rotquant.method", q->method);
     rq_gguf_writer_set_str(w, "rotquant.embd_type", q->embd_type);
-    write_rot(w, "r1", &q->r1);
-    write_rot(w, "r2", &q->r2);
+    rq_rot_write_keys(w, "rotquant.r1", &q->r1);
+    rq_rot_write_keys(w, "rotquant.r2", &q->r2);
     if (v2) {
-        write_rot(w, "r3", &q->r3);
-        write_rot(w, "r4", &q->r4);
+        rq_rot_write_keys(w, "rotquant.r3", &q->r3);
+        rq_rot_write_keys(w, "rotquant.r4", &q->r4);
         rq_gguf_writer_set_u32(w, "rotquant.abits", bits_setting(q->abits));
         rq_gguf_writer_set_bool(w, "rotquant.asym", q->asym);
         rq_gguf_writer_set_f32(w, "rotquant.aclip", q->aclip > 0 ? q->aclip : 1.0f);
@@ -202,8 +189,8 @@ void rq_qinfo_write(const rq_qinfo *q, rq_gguf_writer *w) {
     }
     if (v3) {
         rq_gguf_writer_set_bool(w, "rotquant.r1.online", q->r1_online);
-        write_rot(w, "ri", &q->ri);
-        write_rot(w, "ro", &q->ro);
+        rq_rot_write_keys(w, "rotquant.ri", &q->ri);
+        rq_rot_write_keys(w, "rotquant.ro", &q->ro);
     }
     rq_gguf_writer_set_str(w, "rotquant.calib", q->calib);
     rq_gguf_writer_set_u32(w, "rotquant.calib_n", q->calib_n);

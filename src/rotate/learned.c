@@ -31,17 +31,17 @@ void rq_rot_learned_free(rq_rot_learned *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void set_rot(rq_gguf_writer *w, const char *prefix, const rq_rotation *r) {
-    char key[96];
-    snprintf(key, sizeof key, "rotlearn.%s.kind", prefix);
+void rq_rot_write_keys(rq_gguf_writer *w, const char *prefix, const rq_rotation *r) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.kind", prefix);
     rq_gguf_writer_set_str(w, key, rq_rot_kind_name(r->kind));
-    snprintf(key, sizeof key, "rotlearn.%s.n", prefix);
+    snprintf(key, sizeof key, "%s.n", prefix);
     rq_gguf_writer_set_u64(w, key, (uint64_t)r->n);
-    snprintf(key, sizeof key, "rotlearn.%s.block", prefix);
+    snprintf(key, sizeof key, "%s.block", prefix);
     rq_gguf_writer_set_u64(w, key, (uint64_t)r->block);
-    snprintf(key, sizeof key, "rotlearn.%s.random_signs", prefix);
+    snprintf(key, sizeof key, "%s.random_signs", prefix);
     rq_gguf_writer_set_bool(w, key, r->random_signs);
-    snprintf(key, sizeof key, "rotlearn.%s.seed", prefix);
+    snprintf(key, sizeof key, "%s.seed", prefix);
     rq_gguf_writer_set_u64(w, key, r->seed);
 }
 
@@ -54,10 +54,10 @@ rq_status rq_rot_learned_write(const rq_rot_learned *r, const char *path) {
     rq_gguf_writer_set_u64(w, "rotlearn.block", (uint64_t)r->block);
     rq_gguf_writer_set_u64(w, "rotlearn.head_dim", (uint64_t)r->head_dim);
     rq_gguf_writer_set_u64(w, "rotlearn.n_r2", (uint64_t)r->n_r2);
-    set_rot(w, "init1", &r->init1);
-    set_rot(w, "init2", &r->init2);
-    set_rot(w, "r3", &r->r3);
-    set_rot(w, "r4", &r->r4);
+    rq_rot_write_keys(w, "rotlearn.init1", &r->init1);
+    rq_rot_write_keys(w, "rotlearn.init2", &r->init2);
+    rq_rot_write_keys(w, "rotlearn.r3", &r->r3);
+    rq_rot_write_keys(w, "rotlearn.r4", &r->r4);
     rq_gguf_writer_set_u32(w, "rotlearn.wbits", (uint32_t)r->wbits);
     rq_gguf_writer_set_u64(w, "rotlearn.group", (uint64_t)r->group);
     rq_gguf_writer_set_u32(w, "rotlearn.abits", (uint32_t)r->abits);

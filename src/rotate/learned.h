@@ -21,6 +21,7 @@
 #ifndef RQ_ROTATE_LEARNED_H
 #define RQ_ROTATE_LEARNED_H
 
+#include "io/gguf.h"
 #include "rotate/rotation.h"
 
 #define RQ_ROT_LEARNED_VERSION 1
@@ -45,6 +46,10 @@ typedef struct rq_rot_learned {
     char model[160];          /* the model's configuration (model.h rq_model_config_describe) */
 } rq_rot_learned;
 
+/* r's description as GGUF keys PREFIX.kind (its name), PREFIX.n, PREFIX.block,
+ * PREFIX.random_signs and PREFIX.seed (e.g. prefix "rotquant.r1" in quantized files,
+ * "rotlearn.init1" here). */
+void rq_rot_write_keys(rq_gguf_writer *w, const char *prefix, const rq_rotation *r);
 /* Write r to path atomically. */
 rq_status rq_rot_learned_write(const rq_rot_learned *r, const char *path);
 /* Read and check a file (see the top); *out owned by the caller (rq_rot_learned_free). */
