@@ -30,7 +30,8 @@ static void usage(void) {
            "                      η = min(lr, 1/‖A‖)); --schedule cosine|constant|linear (default cosine)\n"
            "  --seq-len T         tokens per window (default %lld); --batch B windows per step (default %lld)\n"
            "  --data-ids IDS      training token ids (default: the float model generates --gen-seqs windows\n"
-           "                      at --gen-temp, default %lld and %.1f; --data-save FILE keeps them)\n"
+           "                      at --gen-temp, default %lld and %.1f; --data-save FILE keeps them;\n"
+           "                      --gen-chat F: that fraction in the chat format; default 0)\n"
            "  --val-seqs N        windows held out for the loss before/after (default %lld)\n"
            "  --seed S            rotation signs, data and batches (default 0); -t N threads; -q, --quiet\n",
            d.wbits, (long long)d.group, (long long)d.steps, d.lr, (long long)d.T, (long long)d.n_seq,
@@ -70,7 +71,7 @@ int cmd_rotlearn(int argc, char **argv) {
         INT("--steps", o.steps, 1, INT64_C(1) << 40) INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--gen-seqs", o.gen_seqs, 1, 1 << 20) INT("--val-seqs", o.val_seqs, 0, 1 << 20)
         INT("--seed", seed, 0, INT64_MAX) INT("-t", threads, 0, 1024)
-        FLT("--lr", o.lr, 1e-12, 1e6) FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--aclip", o.aclip, 0.01, 1)
+        FLT("--lr", o.lr, 1e-12, 1e6) FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--gen-chat", o.gen_chat, 0, 1) FLT("--aclip", o.aclip, 0.01, 1)
         else if (!strcmp(a, "--rotate3") || !strcmp(a, "--rotate4")) {
             rq_rot_kind k;
             if (!parse_kind(a, NEED(), &k)) return 1;

@@ -475,13 +475,24 @@ rq_status rq_quant_calib_ids_read(const char *path, int64_t n_vocab, int32_t **o
 }
 
 rq_status rq_quant_train_windows(const rq_model *m, const rq_tokenizer *tok, const int32_t *ids, int64_t n_ids,
-                                 int64_t T, int64_t gen_seqs, float temp, uint64_t seed, bool progress,
-                                 const char *data_save, const char *who, int32_t **win, int64_t *n_win) {
+                                 int64_t T, int64_t gen_seqs, float temp, const rq_gguf *g, double gen_chat,
+                                 uint64_t seed, bool progress, const char *data_save, const char *who, int32_t **win,
+                                 int64_t *n_win) {
     *win = NULL, *n_win = 0;
     if (!ids) {
-        RQ_TRY(rq_calib_generate(m, tok, gen_seqs, T, temp, seed, progress, win));
+        rq_calib_chat chat = {0};
+        if (gen_chat > 0) {
+            rq_chat_template ct;
+            RQ_TRY(rq_chat_template_from_gguf(g, &ct));
+            rq_status s = rq_calib_chat_make(&ct, tok, &chat);
+            rq_chat_template_clear(&ct);
+            RQ_TRY(s);
+        }
+        rq_status s = rq_calib_generate_mixed(m, tok, gen_seqs, T, temp, seed, &chat, gen_chat, progress, win);
+        rq_calib_chat_clear(&chat);
+        RQ_TRY(s);
         *n_win = gen_seqs;
-        rq_status s = data_save ? rq_quant_calib_ids_write(data_save, *win, gen_seqs, T) : RQ_OK;
+        s = data_save ? rq_quant_calib_ids_write(data_save, *win, gen_seqs, T) : RQ_OK;
         if (s != RQ_OK) rq_free(*win), *win = NULL, *n_win = 0;
         return s;
     }
