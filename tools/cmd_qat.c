@@ -2,6 +2,7 @@
  * block-wise then end-to-end self-distillation, export the trained 2-bit grid. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -54,6 +55,8 @@ static void usage(void) {
 }
 
 int cmd_qat(int argc, char **argv) {
+    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
+        return cli_fail("qat: not split over MPI ranks yet; run it as one process");
     rq_rcp_opts o = rq_rcp_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16;

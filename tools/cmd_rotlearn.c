@@ -3,6 +3,7 @@
  * `rotquant quantize --rotate learned --rotation-file F` folds. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -48,6 +49,8 @@ static bool parse_kind(const char *opt, const char *v, rq_rot_kind *k) {
 }
 
 int cmd_rotlearn(int argc, char **argv) {
+    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
+        return cli_fail("rotlearn: not split over MPI ranks yet; run it as one process");
     rq_rotlearn_opts o = rq_rotlearn_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL;
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16, wbits = o.wbits;

@@ -1,5 +1,6 @@
 #include "quant/calib.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/timer.h"
@@ -113,9 +114,14 @@ rq_status rq_calib_generate_mixed(const rq_model *m, const rq_tokenizer *tok, in
     if (!ids || !toks || !next || !seg || !pos || !smp || !force || !force_n || !force_at || !in_user) s = RQ_ENOMEM;
     if (s == RQ_OK) s = rq_state_new(m, B * seq_len, B, true, &st);
     if (s == RQ_OK) s = rq_state_set_segments(st, seq_len);
+    /* MPI (base/mpi.h): each rank samples its share of the batches — the same batches,
+     * hence the same ids, as one process — and every rank gets all of them */
+    int64_t n_batches = (n_seq + B - 1) / B, bb, be;
+    rq_mpi_share(n_batches, &bb, &be);
+    int64_t q_begin = bb * B, q_end = be * B < n_seq ? be * B : n_seq;
     rq_progress prog;
-    rq_progress_start(&prog, "calibration text", total, progress);
-    for (int64_t q0 = 0; q0 < n_seq && s == RQ_OK; q0 += B) {
+    rq_progress_start(&prog, "calibration text", (q_end - q_begin) * seq_len, progress);
+    for (int64_t q0 = q_begin; q0 < q_end && s == RQ_OK; q0 += B) {
         int64_t nb = n_seq - q0 < B ? n_seq - q0 : B;
         for (int64_t b = 0; b < nb && s == RQ_OK; b++) {
             rq_sampler_params sp = {.temperature = temperature, .top_k = 0, .top_p = 1.0f,
@@ -169,6 +175,7 @@ rq_status rq_calib_generate_mixed(const rq_model *m, const rq_tokenizer *tok, in
     rq_free(seg);
     rq_free(pos);
     rq_free(smp);
+    if (s == RQ_OK) s = rq_mpi_gather_range(ids, seq_len * (int64_t)sizeof(int32_t), q_begin, q_end);
     if (s != RQ_OK) {
         rq_free(ids);
         return s;

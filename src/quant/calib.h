@@ -27,6 +27,9 @@
  * probability ~1e-7 a rounding change of ~1e-6 in that sum moves it to a neighbouring id
  * (SmolLM2-135M, 16 × 512: 11 of 16 sequences diverged, first flips at positions 12..382,
  * every one between ids 1..3 apart of probability < 2e-4 — equally valid samples).
+ * Under MPI (base/mpi.h) the batches are split over the ranks — the same batches as one
+ * process, so the ids do not depend on the rank count (at the same -t) — and every rank
+ * returns all the ids.
  * Not supported: a model with the packed 4-bit KV cache (RQ_EUNSUPPORTED from the
  * segmented forward). */
 rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
