@@ -1,8 +1,8 @@
 /* quantize: quantize a float model into a rotquant file (GSR rotation + GPTQ by default),
  * then open the result and print what it holds.
- *     quantize IN OUT [WBITS [GROUP [rtn|gptq [CALIB_IDS]]]]
- * GPTQ calibrates on text the model generates itself, or on the token ids of CALIB_IDS
- * (written by `rotquant quantize --calib-save`).
+ *     quantize IN OUT [WBITS [GROUP [rtn|gptq [EMBD_TYPE]]]]
+ * Defaults: W2, groups of 64, GPTQ calibrated on text the model generates itself, the
+ * embedding stored q8_0 (EMBD_TYPE: q8_0, f16, f32).
  * Build against an installed rotquant: cc quantize.c $(pkg-config --cflags --libs rotquant) */
 #include <rotquant.h>
 
@@ -12,14 +12,14 @@
 
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 7 || (argc > 5 && strcmp(argv[5], "rtn") && strcmp(argv[5], "gptq"))) {
-        fprintf(stderr, "usage: %s IN OUT [WBITS [GROUP [rtn|gptq [CALIB_IDS]]]]\n", argv[0]);
+        fprintf(stderr, "usage: %s IN OUT [WBITS [GROUP [rtn|gptq [EMBD_TYPE]]]]\n", argv[0]);
         return 2;
     }
     rotquant_quantize_params p = {.size = sizeof p}; /* 0 = rotquant quantize's defaults */
     p.wbits = argc > 3 ? atoi(argv[3]) : 0;
     p.group = argc > 4 ? strtoll(argv[4], NULL, 10) : 0;
     p.method = argc > 5 && !strcmp(argv[5], "rtn") ? ROTQUANT_METHOD_RTN : ROTQUANT_METHOD_GPTQ;
-    p.calib_ids = argc > 6 ? argv[6] : NULL;
+    p.embd_type = argc > 6 ? argv[6] : NULL;
     p.progress = 1;
     rotquant_quantize_result r = {.size = sizeof r};
     rotquant_model_info info = {.size = sizeof info};
