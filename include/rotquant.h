@@ -268,7 +268,8 @@ enum { ROTQUANT_GENERATE_IGNORE_EOG = 1 }; /* do not stop at end-of-generation t
  * Afterwards the cache holds the prompt and every passed token but the last. *n_generated
  * (may be NULL): tokens passed to on_token. n_prompt may be 0 to continue from the logits of
  * the last evaluation. From an empty context this samples exactly the tokens of `rotquant
- * run`'s generation loop with the same sampler settings. */
+ * run`'s generation loop with the same sampler settings. on_token must not use c or s (other
+ * contexts, samplers and the model's functions are fine). */
 ROTQUANT_API rotquant_status rotquant_generate(rotquant_context *c, rotquant_sampler *s, const int32_t *prompt,
                                                int64_t n_prompt, int64_t n_predict, unsigned flags,
                                                rotquant_token_callback on_token, void *user, int64_t *n_generated);
