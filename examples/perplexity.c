@@ -5,6 +5,7 @@
  * Build against an installed rotquant: cc perplexity.c $(pkg-config --cflags --libs rotquant) */
 #include <rotquant.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,18 @@ static char *read_file(const char *path, long *len) {
     return buf;
 }
 
+/* s as an integer, or exit with a message */
+static long long int_arg(const char *s) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "error: '%s' is not an integer\n", s);
+        exit(2);
+    }
+    return v;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 6 || (argc == 6 && strcmp(argv[5], "full"))) {
         fprintf(stderr, "usage: %s MODEL TEXT_FILE [CTX [CHUNKS [full]]]\n", argv[0]);
@@ -36,8 +49,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     rotquant_ppl_params p = {.size = sizeof p};
-    p.ctx = argc > 3 ? strtoll(argv[3], NULL, 10) : 0;
-    p.max_chunks = argc > 4 ? strtoll(argv[4], NULL, 10) : 0;
+    p.ctx = argc > 3 ? int_arg(argv[3]) : 0;
+    p.max_chunks = argc > 4 ? int_arg(argv[4]) : 0;
     p.protocol = argc > 5 ? ROTQUANT_PPL_FULL : ROTQUANT_PPL_LLAMACPP;
     rotquant_ppl_result r = {.size = sizeof r};
     rotquant_model *m = NULL;

@@ -6,9 +6,22 @@
  * Build against an installed rotquant: cc quantize.c $(pkg-config --cflags --libs rotquant) */
 #include <rotquant.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* s as an integer, or exit with a message */
+static long long int_arg(const char *s) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "error: '%s' is not an integer\n", s);
+        exit(2);
+    }
+    return v;
+}
 
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 7 || (argc > 5 && strcmp(argv[5], "rtn") && strcmp(argv[5], "gptq"))) {
@@ -16,8 +29,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     rotquant_quantize_params p = {.size = sizeof p}; /* 0 = rotquant quantize's defaults */
-    p.wbits = argc > 3 ? atoi(argv[3]) : 0;
-    p.group = argc > 4 ? strtoll(argv[4], NULL, 10) : 0;
+    p.wbits = argc > 3 ? (int)int_arg(argv[3]) : 0;
+    p.group = argc > 4 ? int_arg(argv[4]) : 0;
     p.method = argc > 5 && !strcmp(argv[5], "rtn") ? ROTQUANT_METHOD_RTN : ROTQUANT_METHOD_GPTQ;
     p.embd_type = argc > 6 ? argv[6] : NULL;
     p.progress = 1;

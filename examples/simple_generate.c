@@ -5,8 +5,33 @@
  * Build against an installed rotquant: cc simple_generate.c $(pkg-config --cflags --libs rotquant) */
 #include <rotquant.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* s as an integer, or exit with a message */
+static long long int_arg(const char *s) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "error: '%s' is not an integer\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+/* s as a number, or exit with a message */
+static float float_arg(const char *s) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "error: '%s' is not a number\n", s);
+        exit(2);
+    }
+    return v;
+}
 
 static int print_piece(void *user, int32_t token, const char *piece, int64_t len) {
     (void)user, (void)token;
@@ -20,11 +45,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s MODEL PROMPT [N_PREDICT [TEMPERATURE [SEED]]]\n", argv[0]);
         return 2;
     }
-    int64_t n_predict = argc > 3 ? strtoll(argv[3], NULL, 10) : 64;
+    int64_t n_predict = argc > 3 ? int_arg(argv[3]) : 64;
     rotquant_sampler_params sp = {.size = sizeof sp};
-    sp.temperature = argc > 4 ? strtof(argv[4], NULL) : 0.0f;
+    sp.temperature = argc > 4 ? float_arg(argv[4]) : 0.0f;
     sp.top_k = 40, sp.top_p = 0.95f;
-    sp.seed = argc > 5 ? strtoull(argv[5], NULL, 10) : 42;
+    sp.seed = argc > 5 ? (uint64_t)int_arg(argv[5]) : 42;
 
     rotquant_model *m = NULL;
     rotquant_context *ctx = NULL;
