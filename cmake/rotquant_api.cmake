@@ -29,9 +29,14 @@ set_target_properties(rotquant_shared PROPERTIES OUTPUT_NAME rotquant VERSION ${
                       SOVERSION ${RQ_API_VERSION_MAJOR} LINK_DEPENDS ${CMAKE_SOURCE_DIR}/src/api/rotquant.map)
 
 # pkg-config: relocatable (prefix found from the .pc file's own directory), so that
-# `cmake --install build --prefix DIR` gives a working file under any DIR.
+# `cmake --install build --prefix DIR` gives a working file under any DIR. Libs.private: what
+# librotquant.a needs besides (librotquant.so records them itself), MPI's with RQ_MPI.
 set(RQ_PC_LIBS_PRIVATE "")
-foreach(lib ${LAPACKE_LIB} ${OPENBLAS_LIB} ${PCRE2_LIB})
+set(RQ_PC_LIBS ${LAPACKE_LIB} ${OPENBLAS_LIB} ${PCRE2_LIB})
+if(RQ_MPI)
+  list(APPEND RQ_PC_LIBS ${MPI_C_LIBRARIES})
+endif()
+foreach(lib ${RQ_PC_LIBS})
   get_filename_component(name ${lib} NAME_WE)
   string(REGEX REPLACE "^lib" "" name ${name})
   string(APPEND RQ_PC_LIBS_PRIVATE " -l${name}")

@@ -229,24 +229,35 @@ ROTQUANT_API int64_t rotquant_model_n_vocab(const rotquant_model *m);
 
 typedef struct rotquant_sampler rotquant_sampler;
 
-/* All zero: greedy. Order: top-k on the logits, softmax at the temperature, top-p on the
- * sorted probabilities, one seeded draw: the same seed and logits give the same tokens on
- * every machine. */
+/* All zero: greedy. Order: the repetition penalty, top-k on the logits, softmax at the
+ * temperature, top-p on the sorted probabilities, one seeded draw: the same seed, history and
+ * logits give the same tokens on every machine (as `rotquant run`). */
 typedef struct rotquant_sampler_params {
-    size_t size;        /* sizeof(rotquant_sampler_params) */
-    float temperature;  /* 0: greedy (the first largest logit); > 0: sampling */
-    int32_t top_k;      /* 0: off; else keep the k largest logits */
-    float top_p;        /* 0 or 1: off; else the smallest set of tokens with this much mass */
+    size_t size;          /* sizeof(rotquant_sampler_params) */
+    float temperature;    /* 0: greedy (the first largest logit); > 0: sampling */
+    int32_t top_k;        /* 0: off; else keep the k largest logits */
+    float top_p;          /* 0 or 1: off; else the smallest set of tokens with this much mass */
     uint64_t seed;
+    float repeat_penalty; /* 0 or 1: off; else > 0: the logit of each distinct token among the
+                           * last repeat_last_n accepted ones (rotquant_sampler_accept) divided
+                           * by it when positive, multiplied when negative (llama.cpp's
+                           * --repeat-penalty) */
+    int32_t repeat_last_n; /* the history it looks at: 0 = 64, at most 1048576 */
 } rotquant_sampler_params;
 
 /* params may be NULL (greedy). ROTQUANT_EINVAL for a negative or non-finite temperature, a
- * negative top_k, top_p outside [0, 1]. */
+ * negative top_k, top_p outside [0, 1], a negative or non-finite repeat_penalty, repeat_last_n
+ * outside [0, 1048576]. */
 ROTQUANT_API rotquant_status rotquant_sampler_new(const rotquant_model *m, const rotquant_sampler_params *params,
                                                   rotquant_sampler **out);
 ROTQUANT_API void rotquant_sampler_free(rotquant_sampler *s);
-/* Draw a token from the last row of the context's logits. ROTQUANT_EINVAL when the context has
- * no logits or belongs to a model of another vocabulary size. */
+/* Add a token to the history the repetition penalty reads: rotquant_generate adds the prompt
+ * and every sampled token; a program running its own loop with rotquant_sample adds them
+ * here. ROTQUANT_EINVAL for an id outside [0, n_vocab). */
+ROTQUANT_API rotquant_status rotquant_sampler_accept(rotquant_sampler *s, int32_t token);
+/* Draw a token from the last row of the context's logits (not added to the history).
+ * ROTQUANT_EINVAL when the context has no logits or belongs to a model of another vocabulary
+ * size. */
 ROTQUANT_API rotquant_status rotquant_sample(rotquant_sampler *s, const rotquant_context *c, int32_t *token);
 /* Draw a token from logits[n_vocab] (not modified; n_vocab of the sampler's model); -1 when s
  * or logits is NULL. */
@@ -262,7 +273,8 @@ enum { ROTQUANT_GENERATE_IGNORE_EOG = 1 }; /* do not stop at end-of-generation t
 
 /* Generate up to n_predict tokens after prompt[0..n_prompt), continuing the context (the
  * prompt is evaluated after what the cache holds: call rotquant_context_truncate(c, 0) to
- * start afresh): sample, pass to on_token (may be NULL), decode it, repeat. Stops after
+ * start afresh): sample, pass to on_token (may be NULL), decode it, repeat. The prompt and
+ * every sampled token are added to the sampler's history (rotquant_sampler_accept). Stops after
  * n_predict tokens, when on_token returns 0, at an end-of-generation token (not passed to
  * on_token; unless flags has ROTQUANT_GENERATE_IGNORE_EOG), or when the context is full.
  * Afterwards the cache holds the prompt and every passed token but the last. *n_generated

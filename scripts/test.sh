@@ -20,6 +20,16 @@ fi
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
+# The MPI build (-DRQ_MPI=ON, Open MPI) and its tests (label "mpi": test_mpi under mpirun
+# -np 2/4, tests/mpi_cli.sh); the default build above has no MPI in it.
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+    cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DRQ_MPI=ON >/dev/null
+    cmake --build build-mpi -j"$jobs" --target rotquant-cli test_mpi mpi_quant
+    (cd build-mpi && ctest --output-on-failure -L mpi)
+else
+    echo "test.sh: Open MPI (mpicc, mpirun) not found, MPI build not tested"
+fi
+
 if [ "${RQ_SKIP_ASAN:-0}" != 1 ]; then
     CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRQ_SANITIZE=ON -DRQ_FUZZ=ON >/dev/null
     cmake --build build-asan -j"$jobs"

@@ -389,6 +389,38 @@ static void test_generate(const rotquant_model *m, const rq_model *mi, const cha
     RQ_CHECK(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_EINVAL);
     sp = (rotquant_sampler_params){.size = sizeof sp, .top_p = 1.5f};
     RQ_CHECK(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_EINVAL && error_has("top-p"));
+    sp = (rotquant_sampler_params){.size = sizeof sp, .repeat_penalty = -2};
+    RQ_CHECK(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_EINVAL && error_has("repeat penalty"));
+    sp = (rotquant_sampler_params){.size = sizeof sp, .repeat_penalty = 1.1f, .repeat_last_n = (1 << 20) + 1};
+    RQ_CHECK(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_EINVAL && error_has("repeat_last_n"));
+    /* the penalty reads what was accepted: rotquant_sample after rotquant_sampler_accept
+     * = the internal sampler after rq_sampler_accept */
+    {
+        rotquant_context *c1;
+        RQ_ASSERT(rotquant_context_new(m, &cp, &c1) == ROTQUANT_OK && rotquant_eval(c1, prompt, 7) == ROTQUANT_OK);
+        rq_sampler_params rp = {.temperature = 0.8f, .seed = 4, .repeat_penalty = 3.0f, .repeat_last_n = 4};
+        sp = (rotquant_sampler_params){.size = sizeof sp, .temperature = 0.8f, .seed = 4, .repeat_penalty = 3.0f,
+                                       .repeat_last_n = 4};
+        rq_sampler *ri;
+        RQ_ASSERT(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_OK && rq_sampler_new(&rp, V, &ri) == RQ_OK);
+        bool same = true;
+        for (int i = 0; i < 7; i++) {
+            same &= rotquant_sampler_accept(s, prompt[i]) == ROTQUANT_OK;
+            rq_sampler_accept(ri, prompt[i]);
+        }
+        for (int i = 0; i < 16; i++) {
+            int32_t a = -1, b = rq_sampler_sample(ri, rotquant_get_logits(c1, NULL));
+            same &= rotquant_sample(s, c1, &a) == ROTQUANT_OK && a == b;
+            same &= rotquant_sampler_accept(s, a) == ROTQUANT_OK;
+            rq_sampler_accept(ri, b);
+        }
+        RQ_CHECK(same);
+        RQ_CHECK(rotquant_sampler_accept(s, V) == ROTQUANT_EINVAL && rotquant_sampler_accept(s, -1) == ROTQUANT_EINVAL &&
+                 rotquant_sampler_accept(NULL, 0) == ROTQUANT_EINVAL);
+        rq_sampler_free(ri);
+        rotquant_sampler_free(s);
+        rotquant_context_free(c1);
+    }
     RQ_CHECK(rotquant_sampler_new(m, NULL, &s) == ROTQUANT_OK && s);
     int32_t t = -1;
     RQ_CHECK(rotquant_sample(s, c, &t) == ROTQUANT_EINVAL && error_has("no logits"));
@@ -400,11 +432,20 @@ static void test_generate(const rotquant_model *m, const rq_model *mi, const cha
     rotquant_sampler_free(s);
 
     /* generation from an empty context = rq_generate's tokens, greedy and sampled */
-    const rq_sampler_params settings[2] = {{0}, {.temperature = 0.9f, .top_k = 20, .top_p = 0.9f, .seed = 5}};
+    /* the third is greedy with a strong penalty, whose first token ('C' without it) depends on
+     * the prompt's tokens being in the history */
+    const rq_sampler_params settings[4] = {
+        {0},
+        {.temperature = 0.9f, .top_k = 20, .top_p = 0.9f, .seed = 5},
+        {.repeat_penalty = 5.0f, .repeat_last_n = 16},
+        {.temperature = 0.7f, .top_k = 30, .seed = 9, .repeat_penalty = 1.5f, .repeat_last_n = 8},
+    };
     collected greedy = {0};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         sp = (rotquant_sampler_params){.size = sizeof sp, .temperature = settings[k].temperature,
-                                       .top_k = settings[k].top_k, .top_p = settings[k].top_p, .seed = settings[k].seed};
+                                       .top_k = settings[k].top_k, .top_p = settings[k].top_p, .seed = settings[k].seed,
+                                       .repeat_penalty = settings[k].repeat_penalty,
+                                       .repeat_last_n = settings[k].repeat_last_n};
         RQ_ASSERT(rotquant_sampler_new(m, &sp, &s) == ROTQUANT_OK);
         collected api = {.pieces_ok = true, .m = m}, ref = {0};
         int64_t n_gen = -1;

@@ -448,7 +448,40 @@ static void test_sampler(void) {
         rq_sampler_free(s);
     }
     RQ_CHECK(memcmp(a, b, sizeof a) == 0);
+    /* repetition penalty 2, greedy, history of 2: logits 3.0 of tokens 3 and 4 halve when seen,
+     * negative ones double; a token seen twice is penalized once; the oldest falls out */
+    RQ_ASSERT(rq_sampler_new(&(rq_sampler_params){.temperature = 0, .repeat_penalty = 2, .repeat_last_n = 2}, NV, &s) ==
+              RQ_OK);
+    rq_sampler_accept(s, 3);
+    RQ_CHECK(rq_sampler_sample(s, lg) == 4); /* 3 → 1.5: 4 (3.0) is the largest */
+    rq_sampler_accept(s, 4);
+    RQ_CHECK(rq_sampler_sample(s, lg) == 8); /* 3 → 1.5, 4 → 1.5: 8 (2.5) */
+    rq_sampler_accept(s, 8), rq_sampler_accept(s, 8);
+    RQ_CHECK(rq_sampler_sample(s, lg) == 3); /* history {8, 8}: 8 → 1.25 (not 0.625), 3 is back */
+    rq_sampler_accept(s, 1), rq_sampler_accept(s, 3);
+    RQ_CHECK(rq_sampler_sample(s, lg) == 4); /* {1, 3}: 4 (3.0) ahead of 3 (1.5) and 1 (1.0) */
+    rq_sampler_free(s);
+    float neg[3] = {-1.0f, -1.5f, -4.0f};
+    RQ_ASSERT(rq_sampler_new(&(rq_sampler_params){.temperature = 0, .repeat_penalty = 2}, 3, &s) == RQ_OK);
+    rq_sampler_accept(s, 0);
+    RQ_CHECK(rq_sampler_sample(s, neg) == 1); /* −1 → −2 falls below −1.5 */
+    rq_sampler_free(s);
+    /* penalty 1 is off: the unpenalized stream, whatever was accepted */
+    for (int rep = 0; rep < 2; rep++) {
+        RQ_ASSERT(rq_sampler_new(&(rq_sampler_params){.temperature = 0.8f, .top_p = 0.95f, .seed = 42,
+                                                       .repeat_penalty = rep ? 1.0f : 0.0f},
+                                 NV, &s) == RQ_OK);
+        for (int i = 0; i < 50; i++) {
+            (rep ? b : a)[i] = rq_sampler_sample(s, lg);
+            rq_sampler_accept(s, (rep ? b : a)[i]);
+        }
+        rq_sampler_free(s);
+    }
+    RQ_CHECK(memcmp(a, b, sizeof a) == 0);
     /* invalid parameters */
+    RQ_CHECK(rq_sampler_new(&(rq_sampler_params){.temperature = 1, .repeat_penalty = -1}, NV, &s) == RQ_EINVAL);
+    RQ_CHECK(rq_sampler_new(&(rq_sampler_params){.temperature = 1, .repeat_penalty = 1.1f, .repeat_last_n = -3}, NV, &s) ==
+             RQ_EINVAL);
     RQ_CHECK(rq_sampler_new(&(rq_sampler_params){.temperature = -1}, NV, &s) == RQ_EINVAL);
     RQ_CHECK(rq_sampler_new(&(rq_sampler_params){.temperature = 1, .top_p = 1.5f}, NV, &s) == RQ_EINVAL);
     RQ_CHECK(rq_sampler_new(&(rq_sampler_params){.temperature = 1, .top_k = -2}, NV, &s) == RQ_EINVAL);

@@ -356,6 +356,18 @@ static void test_cli(void) {
     RQ_CHECK(sh("%s qat -m %s -o %s/b2.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
                 "--embd-type f32 --checkpoint-act > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
     RQ_CHECK_MSG(sh("cmp -s %s/b.gguf %s/b2.gguf", dir, dir) == 0, "qat --checkpoint-act wrote another file");
+    /* resume: 2 steps with a checkpoint, then on to 4 from it, equals 4 steps in one run,
+     * byte for byte (the resumed run skips the GPTQ start and the block-wise phase: the
+     * checkpoint holds every latent and quantizer entry) */
+    const char *rs = "--seq-len 16 --batch 2 --calib-n 2 --block-steps 2 --eval-every 1 --quiet -t 2 "
+                     "--schedule constant --keep-last";
+    RQ_CHECK(sh("%s qat -m %s -o %s/r4.gguf --data-ids %s %s --steps 4 2> %s", cli, path_model, dir, ids, rs, err) == 0);
+    RQ_CHECK(sh("%s qat -m %s -o %s/r2.gguf --data-ids %s %s --steps 2 --checkpoint %s/r.ckpt 2> %s", cli, path_model,
+                dir, ids, rs, dir, err) == 0);
+    RQ_CHECK(sh("%s qat -m %s -o %s/r4b.gguf --data-ids %s %s --steps 4 --resume %s/r.ckpt 2> %s", cli, path_model, dir,
+                ids, rs, dir, err) == 0);
+    RQ_CHECK_MSG(sh("cmp -s %s/r4.gguf %s/r4b.gguf", dir, dir) == 0, "a resumed qat run wrote another file");
+    RQ_CHECK_MSG(sh("cmp -s %s/r2.gguf %s/r4b.gguf", dir, dir) != 0, "the resumed steps changed nothing");
     /* a start file made by rotquant quantize */
     char pf[256];
     snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);
@@ -386,6 +398,8 @@ static void test_cli(void) {
           dir, ids, err);
     FAILS("too few", "%s qat -m %s -o %s/x.gguf --data-ids %s --seq-len 64 --batch 4 --quiet 2> %s", cli, path_model,
           dir, ids, err);
+    FAILS("does not rebuild its start", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --resume %s/r.ckpt --save-start "
+          "%s/x0.gguf 2> %s", cli, path_model, dir, ids, common, dir, dir, err);
     FAILS("learning rates", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --lr 0 2> %s", cli, path_model, dir, ids, common,
           err);
     RQ_CHECK(sh("test -e %s/x.gguf", dir) != 0);

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/sampler.h"
 #include "quant/calib.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 #include "tiny_llama.h"
 
@@ -334,12 +335,78 @@ static void test_tiny_calib(void) {
 
 /* ---- the real model ----------------------------------------------------------------------- */
 
+static const char *g_chat_path;
+
+static bool ids_equal_text(const rq_tokenizer *tok, const int32_t *ids, int64_t n, const char *text) {
+    int32_t *ref;
+    int64_t nr;
+    if (rq_tokenizer_encode(tok, text, (int64_t)strlen(text), false, true, &ref, &nr) != RQ_OK) return false;
+    bool eq = nr == n && !memcmp(ref, ids, (size_t)n * sizeof(int32_t));
+    rq_free(ref);
+    return eq;
+}
+
+/* Chat-format calibration (rq_calib_generate_mixed) on SmolLM2's ChatML template: the turn
+ * markers are those of the template written out here; a chat sequence starts with the
+ * system block and the user header, and every end of a turn the model writes becomes the
+ * next turn's header, alternately the assistant's and the user's; the plain sequences of
+ * the mix are those of rq_calib_generate (the same sampling stream per index, the same
+ * batch shapes). Greedy, so that the text does not depend on BLAS rounding. */
+static void test_real_chat(const char *path, const rq_model *m, const rq_tokenizer *tok) {
+    rq_gguf *g;
+    RQ_ASSERT(rq_gguf_open(path, &g) == RQ_OK);
+    rq_chat_template ct;
+    RQ_ASSERT(rq_chat_template_from_gguf(g, &ct) == RQ_OK);
+    rq_calib_chat chat;
+    RQ_ASSERT(rq_calib_chat_make(&ct, tok, &chat) == RQ_OK);
+    rq_chat_template_clear(&ct);
+    rq_gguf_close(g);
+    const char *sys = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+                      "Face<|im_end|>\n<|im_start|>user\n";
+    RQ_CHECK_MSG(ids_equal_text(tok, chat.start, chat.n_start, sys), "chat start piece");
+    RQ_CHECK_MSG(ids_equal_text(tok, chat.to_asst, chat.n_to_asst, "<|im_end|>\n<|im_start|>assistant\n"),
+                 "chat piece user -> assistant");
+    RQ_CHECK_MSG(ids_equal_text(tok, chat.to_user, chat.n_to_user, "<|im_end|>\n<|im_start|>user\n"),
+                 "chat piece assistant -> user");
+    enum { NS = 4, LEN = 160 };
+    int32_t *mix = NULL, *plain = NULL;
+    RQ_ASSERT(rq_calib_generate_mixed(m, tok, NS, LEN, 0.0f, 5, &chat, 0.5, false, &mix) == RQ_OK);
+    RQ_ASSERT(rq_calib_generate(m, tok, NS, LEN, 0.0f, 5, false, &plain) == RQ_OK);
+    int64_t turns = 0;
+    for (int q = 0; q < NS; q++) {
+        const int32_t *a = mix + q * LEN;
+        if (q % 2 == 0) { /* ⌊(q+1)/2⌋ > ⌊q/2⌋ for odd q only */
+            RQ_CHECK_MSG(!memcmp(a, plain + q * LEN, LEN * sizeof(int32_t)), "plain sequence %d of the mix differs", q);
+            continue;
+        }
+        RQ_CHECK_MSG(!memcmp(a, chat.start, (size_t)chat.n_start * sizeof(int32_t)), "chat sequence %d's start", q);
+        bool user = true;
+        for (int64_t t = chat.n_start; t < LEN; t++) {
+            if (!rq_tokenizer_is_eog(tok, a[t])) continue;
+            const int32_t *pc = user ? chat.to_asst : chat.to_user;
+            int64_t np = user ? chat.n_to_asst : chat.n_to_user, k = 0;
+            while (k < np && t + k < LEN && a[t + k] == pc[k]) k++;
+            RQ_CHECK_MSG(k == np || t + k == LEN, "chat sequence %d: end of turn at %lld not followed by the %s header", q,
+                         (long long)t, user ? "assistant" : "user");
+            t += k - 1, user = !user, turns++;
+        }
+    }
+    RQ_CHECK_MSG(turns >= 2, "chat calibration: the model ended only %lld turns in 2 x %d tokens", (long long)turns,
+                 LEN);
+    printf("real model, chat calibration: %lld turns ended in 2 chat sequences of %d tokens\n", (long long)turns, LEN);
+    rq_free(mix);
+    rq_free(plain);
+    RQ_CHECK(rq_calib_generate_mixed(m, tok, NS, LEN, 0.0f, 5, &chat, 1.5, false, &mix) == RQ_EINVAL);
+    rq_calib_chat_clear(&chat);
+}
+
 static void test_real(void) {
     const char *path = rq_test_model_path();
     if (!path) {
         printf("note: default model absent, real-model checks skipped\n");
         return;
     }
+    g_chat_path = path;
     rq_gguf *g;
     RQ_ASSERT(rq_gguf_open(path, &g) == RQ_OK);
     rq_tokenizer *tok;
@@ -364,6 +431,7 @@ static void test_real(void) {
     int64_t diff = calib_compare(m, tok, 3, 24, 0.0f, 42, &n_bos);
     RQ_CHECK_MSG(diff == 0, "real model calibration, greedy: %lld ids differ from the sequential loop",
                  (long long)diff);
+    test_real_chat(g_chat_path, m, tok);
     rq_tokenizer_free(tok);
     rq_model_free(m);
 }

@@ -47,4 +47,9 @@ bool cli_read_ids(const char *path, int32_t **ids, int64_t *n);
  * it) and that no two are the same; false with an error printed otherwise. */
 bool cli_check_outputs(const char *const *paths, int n);
 
+/* Under MPI (base/mpi.h): check that every rank opened the same model (io/gguf_hash.h);
+ * false with the error (naming the rank that differs) printed otherwise. True alone. */
+struct rq_gguf;
+bool cli_mpi_same_model(const struct rq_gguf *g, const char *path);
+
 #endif

@@ -1,11 +1,13 @@
 #include "cli.h"
 
 #include "base/cpu.h"
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "format/abits.h"
 #include "io/atomic_file.h"
 #include "io/file.h"
+#include "io/gguf_hash.h"
 #include "model/blas.h"
 
 #include <cblas.h>
@@ -24,7 +26,10 @@ int cli_fail(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "rotquant: error: %s\n", rq_escape(raw, strlen(raw), esc, sizeof esc));
+    if (rq_mpi_size() > 1) /* which rank failed (tools/rotquant.c then ends the job) */
+        fprintf(stderr, "rotquant: error: rank %d: %s\n", rq_mpi_rank(), rq_escape(raw, strlen(raw), esc, sizeof esc));
+    else
+        fprintf(stderr, "rotquant: error: %s\n", rq_escape(raw, strlen(raw), esc, sizeof esc));
     return 1;
 }
 
@@ -82,6 +87,11 @@ int cmd_version(int argc, char **argv) {
 
 void cli_threads_set(int64_t n) {
     rq_blas_select_kernels();
+    if (n == 0 && rq_mpi_local_size() > 1) { /* the cores shared by the ranks on this machine */
+        rq_threads_set(0);
+        n = rq_threads_get() / rq_mpi_local_size();
+        if (n < 1) n = 1;
+    }
     rq_threads_set((int)n);
     openblas_set_num_threads(rq_threads_get());
 }
@@ -157,4 +167,13 @@ bool cli_read_ids(const char *path, int32_t **ids, int64_t *n) {
     bool ok = cli_parse_ids(path, text, ids, n);
     rq_free(text);
     return ok;
+}
+
+bool cli_mpi_same_model(const rq_gguf *g, const char *path) {
+    if (rq_mpi_size() == 1) return true;
+    char what[600];
+    snprintf(what, sizeof what, "the model %s", path);
+    if (rq_mpi_check_same(rq_gguf_hash(g), what) == RQ_OK) return true;
+    cli_fail_status();
+    return false;
 }

@@ -1,6 +1,7 @@
 /* rotquant eval: zero-shot task accuracy (lm-evaluation-harness scoring, docs/tasks.md). */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -168,8 +169,9 @@ int cmd_eval(int argc, char **argv) {
     int n_tasks;
     if (!parse_tasks(tasks_arg, ids, &n_tasks)) return 1;
     const char *outputs[] = {json_path, dump_path};
-    if (!cli_check_outputs(outputs, 2)) return 1;
+    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
     cli_threads_set(threads);
+    if (rq_mpi_rank() != 0) quiet = true; /* one rank reports */
 
     int rc = 1;
     double t0 = rq_time_now();
@@ -189,9 +191,10 @@ int cmd_eval(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
+    if (!cli_mpi_same_model(g, model_path)) goto done;
     rq_gguf_close(g);
     g = NULL;
-    if (dump_path) {
+    if (dump_path && rq_mpi_rank() == 0) { /* files: rank 0 */
         if (rq_atomic_file_open(&dump_af, dump_path) != RQ_OK) {
             cli_fail_status();
             goto done;
@@ -223,7 +226,7 @@ int cmd_eval(int argc, char **argv) {
                r->acc, r->acc_stderr, norm, norm_se, ppl, r->seconds > 0 ? (double)r->n_items / r->seconds : 0.0,
                r->seconds);
         fflush(stdout);
-        if (r->n_truncated)
+        if (r->n_truncated && !quiet)
             fprintf(stderr, "eval: %s: %lld requests truncated on the left to --max-len\n", rq_task_name(r->id),
                     (long long)r->n_truncated);
         total_items += r->n_items;
@@ -239,7 +242,7 @@ int cmd_eval(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    if (json_path && !write_json(json_path, model_path, limit, res, n_tasks, total)) goto done;
+    if (json_path && rq_mpi_rank() == 0 && !write_json(json_path, model_path, limit, res, n_tasks, total)) goto done;
     rc = 0;
 done:
     rq_atomic_file_abort(&dump_af);

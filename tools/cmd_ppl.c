@@ -1,6 +1,7 @@
 /* rotquant ppl: perplexity of a text file (src/eval/ppl.h). */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -74,6 +75,7 @@ int cmd_ppl(int argc, char **argv) {
     if (!model_path) return cli_fail("ppl: -m MODEL is required");
     if (!text_path == !ids_path) return cli_fail("ppl: give exactly one of -f TEXT and --tokens-file IDS");
     if (ctx == 0) ctx = proto == RQ_PPL_LLAMACPP ? 512 : 2048;
+    if (rq_mpi_rank() != 0) quiet = true; /* one rank reports */
     cli_threads_set(threads);
 
     int rc = 1;
@@ -92,6 +94,7 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     t_load = rq_time_now() - t_load;
+    if (!cli_mpi_same_model(g, model_path)) goto done;
     if (abits >= 0 && rq_model_set_act_bits(m, (int)abits) != RQ_OK) {
         cli_fail_status();
         goto done;
@@ -122,8 +125,9 @@ int cmd_ppl(int argc, char **argv) {
     }
     char wakv[64], desc[512];
     if (!quiet) {
-        fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads\n  %s\n", model_path,
-                (long long)rq_model_n_params(m), t_load, rq_threads_get(), rq_model_describe(m, desc, sizeof desc));
+        fprintf(stderr, "model %s: %lld params, loaded in %.2f s; %d threads%s\n  %s\n", model_path,
+                (long long)rq_model_n_params(m), t_load, rq_threads_get(),
+                rq_mpi_size() > 1 ? " per rank" : "", rq_model_describe(m, desc, sizeof desc));
         if (qi.present) fprintf(stderr, "quantization: %s\n", rq_qinfo_describe(&qi, desc, sizeof desc));
     }
     /* the configuration in force (--abits may override the file's) */
@@ -138,8 +142,10 @@ int cmd_ppl(int argc, char **argv) {
            proto == RQ_PPL_LLAMACPP ? "llamacpp" : "full", (long long)ctx, rq_qinfo_short(&qi, wakv, sizeof wakv),
            (long long)r.n_chunks, (long long)r.n_scored);
     printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
-    printf("time %.2f s, %.1f tokens/s, peak RSS %.0f MiB\n", r.seconds, (double)r.n_evaluated / r.seconds,
+    printf("time %.2f s, %.1f tokens/s, peak RSS %.0f MiB", r.seconds, (double)r.n_evaluated / r.seconds,
            (double)rq_peak_rss_bytes() / (1024.0 * 1024.0));
+    if (rq_mpi_size() > 1) printf(" (rank 0; %d ranks)", rq_mpi_size());
+    printf("\n");
     rc = 0;
 done:
     rq_free(ids);

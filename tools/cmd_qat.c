@@ -2,6 +2,7 @@
  * block-wise then end-to-end self-distillation, export the trained 2-bit grid. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -26,7 +27,9 @@ static void usage(void) {
            "                      --wbits 2 ...): its grid, rotations, A/KV settings and group are kept\n"
            "  --calib-n N         GPTQ calibration windows, taken from the training data (default %lld)\n"
            "  --data-ids IDS      token ids to train on (default: the float model generates --gen-seqs\n"
-           "                      windows at --gen-temp, default %lld and %.1f; --data-save FILE keeps them)\n"
+           "                      windows at --gen-temp, default %lld and %.1f; --data-save FILE keeps them;\n"
+           "                      --gen-chat F: that fraction of them in the chat format, user and\n"
+           "                      assistant turns both written by the model; default 0)\n"
            "  --seq-len T         tokens per window (default %lld); --batch B windows per step (default %lld)\n"
            "  --val-frac F        windows held out for validation (default %.2f)\n"
            "  --block-steps N     phase 1: steps per block (default %lld; 0 skips it)\n"
@@ -52,6 +55,8 @@ static void usage(void) {
 }
 
 int cmd_qat(int argc, char **argv) {
+    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
+        return cli_fail("qat: not split over MPI ranks yet; run it as one process");
     rq_rcp_opts o = rq_rcp_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16;
@@ -74,7 +79,7 @@ int cmd_qat(int argc, char **argv) {
         INT("--block-steps", o.block_steps, 0, INT64_C(1) << 40) INT("--steps", o.steps, 0, INT64_C(1) << 40)
         INT("--eval-every", o.eval_every, 1, INT64_C(1) << 40) INT("--seed", seed, 0, INT64_MAX)
         INT("-t", threads, 0, 1024)
-        FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--val-frac", o.val_frac, 0, 0.9) FLT("--block-lr", o.block_lr, -1e9, 1e9)
+        FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--gen-chat", o.gen_chat, 0, 1) FLT("--val-frac", o.val_frac, 0, 0.9) FLT("--block-lr", o.block_lr, -1e9, 1e9)
         FLT("--block-lr-quant", o.block_lr_quant, -1e9, 1e9) FLT("--lr", o.lr, -1e9, 1e9)
         FLT("--lr-quant", o.lr_quant, -1e9, 1e9) FLT("--kl-gamma", gamma, 0, 1) FLT("--clip", o.clip, 0, 1e9)
         FLT("--aclip", o.aclip, 0.01, 1)

@@ -4,6 +4,7 @@
  * call, and its summary. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/timer.h"
 #include "model/qinfo.h"
 #include "quant/pipeline.h"
@@ -122,6 +123,7 @@ int cmd_quantize(int argc, char **argv) {
     if (!in || (!out && !o.calib_save))
         return cli_fail("quantize: -m IN.gguf and -o OUT.gguf are required (or --calib-save FILE alone: only "
                         "generate calibration data)");
+    if (rq_mpi_rank() != 0) quiet = true; /* one rank reports (and writes the files) */
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits;
     o.calib_n = calib_n, o.calib_len = calib_len, o.seed = (uint64_t)seed, o.embd_type = embd, o.progress = !quiet;
     if (!strcmp(fit_name, "ls")) o.fit = RQ_FIT_LS;
@@ -151,7 +153,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (rq_quant_opts_check(&o) != RQ_OK) return cli_fail_status();
     const char *outputs[] = {out, o.calib_save};
-    if (!cli_check_outputs(outputs, 2)) return 1;
+    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
     cli_threads_set(threads);
 
     rq_quant_result r;
@@ -161,8 +163,8 @@ int cmd_quantize(int argc, char **argv) {
     fprintf(stderr, "quantize: wrote %s: %s\n", out, rq_qinfo_describe(&r.qi, desc, sizeof desc));
     fprintf(stderr,
             "quantize: time %.1fs = fold %.1fs + calibration data %.1fs + calibration forward %.1fs + Hessians %.1fs"
-            " + quantization %.1fs + writing %.1fs (+ loading); peak RSS %.0f MiB\n",
+            " + quantization %.1fs + writing %.1fs (+ loading); peak RSS %.0f MiB%s\n",
             r.t_total, r.t_fold, r.t_calib, r.t_forward, r.t_hessian, r.t_quant, r.t_write,
-            (double)rq_peak_rss_bytes() / 1048576.0);
+            (double)rq_peak_rss_bytes() / 1048576.0, rq_mpi_size() > 1 ? " (rank 0)" : "");
     return 0;
 }

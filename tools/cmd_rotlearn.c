@@ -3,6 +3,7 @@
  * `rotquant quantize --rotate learned --rotation-file F` folds. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
@@ -30,7 +31,8 @@ static void usage(void) {
            "                      η = min(lr, 1/‖A‖)); --schedule cosine|constant|linear (default cosine)\n"
            "  --seq-len T         tokens per window (default %lld); --batch B windows per step (default %lld)\n"
            "  --data-ids IDS      training token ids (default: the float model generates --gen-seqs windows\n"
-           "                      at --gen-temp, default %lld and %.1f; --data-save FILE keeps them)\n"
+           "                      at --gen-temp, default %lld and %.1f; --data-save FILE keeps them;\n"
+           "                      --gen-chat F: that fraction in the chat format; default 0)\n"
            "  --val-seqs N        windows held out for the loss before/after (default %lld)\n"
            "  --seed S            rotation signs, data and batches (default 0); -t N threads; -q, --quiet\n",
            d.wbits, (long long)d.group, (long long)d.steps, d.lr, (long long)d.T, (long long)d.n_seq,
@@ -47,6 +49,8 @@ static bool parse_kind(const char *opt, const char *v, rq_rot_kind *k) {
 }
 
 int cmd_rotlearn(int argc, char **argv) {
+    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
+        return cli_fail("rotlearn: not split over MPI ranks yet; run it as one process");
     rq_rotlearn_opts o = rq_rotlearn_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL;
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16, wbits = o.wbits;
@@ -70,7 +74,7 @@ int cmd_rotlearn(int argc, char **argv) {
         INT("--steps", o.steps, 1, INT64_C(1) << 40) INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--gen-seqs", o.gen_seqs, 1, 1 << 20) INT("--val-seqs", o.val_seqs, 0, 1 << 20)
         INT("--seed", seed, 0, INT64_MAX) INT("-t", threads, 0, 1024)
-        FLT("--lr", o.lr, 1e-12, 1e6) FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--aclip", o.aclip, 0.01, 1)
+        FLT("--lr", o.lr, 1e-12, 1e6) FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--gen-chat", o.gen_chat, 0, 1) FLT("--aclip", o.aclip, 0.01, 1)
         else if (!strcmp(a, "--rotate3") || !strcmp(a, "--rotate4")) {
             rq_rot_kind k;
             if (!parse_kind(a, NEED(), &k)) return 1;

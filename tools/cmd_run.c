@@ -22,13 +22,16 @@
 
 static void usage(void) {
     printf("usage: rotquant run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-           "                    [--seed S] [--chat] [--system TEXT] [--ctx N] [--abits 16|8|4] [-t N] [-q]\n"
+           "                    [--repeat-penalty X] [--repeat-last-n N] [--seed S] [--chat] [--system TEXT]\n"
+           "                    [--ctx N] [--abits 16|8|4] [-t N] [-q]\n"
            "  -p PROMPT      prompt text (special tokens such as <|im_start|> are recognised)\n"
            "  -f FILE        read the prompt from a file\n"
            "  -n N           tokens to generate (default 128)\n"
            "  --temp T       temperature, 0 = greedy (default 0.8)\n"
            "  --top-k K      keep the K most likely tokens, 0 = off (default 40)\n"
            "  --top-p P      nucleus sampling mass, 1 = off (default 0.95)\n"
+           "  --repeat-penalty X  divide the positive logits (multiply the negative ones) of tokens seen in\n"
+           "                 the last --repeat-last-n tokens (default 64) by X, 1 = off (default 1)\n"
            "  --seed S       sampling seed (default 42)\n"
            "  --chat         wrap the prompt in the model's chat template (user turn + assistant prompt)\n"
            "  --system TEXT  system message for --chat (default: the template's own, if any)\n"
@@ -58,9 +61,9 @@ static bool print_token(void *user, int32_t id) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt_arg = NULL, *prompt_file = NULL, *system_msg = NULL;
-    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0;
+    int64_t n_predict = 128, top_k = 40, seed = 42, ctx = 0, threads = 0, last_n = 64;
     int64_t abits = -1; /* -1: not given (the file's setting) */
-    double temp = 0.8, top_p = 0.95;
+    double temp = 0.8, top_p = 0.95, penalty = 1.0;
     bool chat = false, verbose = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,6 +85,12 @@ int cmd_run(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--top-p")) {
             if (!cli_parse_float(a, v, 0, 1, &top_p)) return 1;
+            i++;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!cli_parse_float(a, v, 0.01, 100, &penalty)) return 1;
+            i++;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!cli_parse_int(a, v, 1, 1 << 20, &last_n)) return 1;
             i++;
         } else if (!strcmp(a, "--seed")) {
             if (!cli_parse_int(a, v, 0, INT64_MAX, &seed)) return 1;
@@ -178,7 +187,8 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     rq_sampler_params sp = {.temperature = (float)temp, .top_k = (int32_t)top_k, .top_p = (float)top_p,
-                            .seed = (uint64_t)seed};
+                            .seed = (uint64_t)seed, .repeat_penalty = (float)penalty,
+                            .repeat_last_n = (int32_t)last_n};
     if (rq_state_new(m, ctx, n_ids < RUN_BATCH ? n_ids : RUN_BATCH, false, &st) != RQ_OK ||
         rq_sampler_new(&sp, m->cfg.n_vocab, &smp) != RQ_OK) {
         cli_fail_status();

@@ -3,6 +3,7 @@
  * weights and learnable clipping, train/qat.h) on its own generated text. */
 #include "cli.h"
 
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/status.h"
@@ -131,6 +132,8 @@ static void print_validation(void *user, int64_t step, double train_loss, double
 }
 
 int cmd_train(int argc, char **argv) {
+    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
+        return cli_fail("train: not split over MPI ranks yet; run it as one process");
     train_args a;
     int pr = parse(argc, argv, &a);
     if (pr) return pr < 0 ? 0 : pr;

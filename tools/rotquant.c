@@ -2,6 +2,8 @@
  * command; commands living in other tools/cmd_*.c files are declared in tools/cli.h. */
 #include "cli.h"
 
+#include "base/mpi.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ static void usage(FILE *f) {
                "tokenizer.json: LLaMA family).\n'rotquant <command> --help' shows a command's options.\n");
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -43,4 +45,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rotquant: error: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+/* Under mpirun every rank runs the same command on its share of the work (base/mpi.h):
+ * only rank 0 prints results (the others' stdout goes to /dev/null) and writes files; a
+ * rank that fails prints its error with its rank and ends the whole job. */
+int main(int argc, char **argv) {
+    if (rq_mpi_init(&argc, &argv) != RQ_OK) return cli_fail_status();
+    if (rq_mpi_rank() != 0 && !freopen("/dev/null", "w", stdout)) rq_mpi_abort(cli_fail("cannot send stdout to /dev/null"));
+    int rc = run(argc, argv);
+    if (rc != 0 && rq_mpi_size() > 1) rq_mpi_abort(rc);
+    rq_mpi_finalize();
+    return rc;
 }

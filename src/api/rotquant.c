@@ -42,6 +42,8 @@ _Static_assert(sizeof(rotquant_chat_message) == sizeof(rq_chat_message), "chat m
 #define API_BATCH_DEFAULT 512
 /* A parameter struct's size beyond this is a caller's bug (an uninitialized size). */
 #define API_STRUCT_MAX ((size_t)1 << 16)
+/* The longest repetition-penalty history (as `rotquant run --repeat-last-n`). */
+#define API_REPEAT_LAST_N_MAX (1 << 20)
 /* Threads rotquant_set_threads accepts. */
 #define API_THREADS_MAX 1024
 
@@ -418,7 +420,11 @@ rotquant_status rotquant_sampler_new(const rotquant_model *am, const rotquant_sa
     if (!am) return (rotquant_status)null_arg("rotquant_sampler_new", "model");
     rotquant_sampler_params p;
     API_TRY(params_in(params, &p, sizeof p, "rotquant_sampler_params"));
-    rq_sampler_params sp = {.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .seed = p.seed};
+    if (p.repeat_last_n > API_REPEAT_LAST_N_MAX)
+        return (rotquant_status)rq_errorf(RQ_EINVAL, "rotquant_sampler_params: repeat_last_n %d is above %d",
+                                          p.repeat_last_n, API_REPEAT_LAST_N_MAX);
+    rq_sampler_params sp = {.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .seed = p.seed,
+                            .repeat_penalty = p.repeat_penalty, .repeat_last_n = p.repeat_last_n};
     rotquant_sampler *as = rq_calloc(sizeof *as);
     if (!as) return ROTQUANT_ENOMEM;
     as->n_vocab = am->m->cfg.n_vocab;
@@ -443,6 +449,15 @@ int32_t rotquant_sample_logits(rotquant_sampler *as, const float *logits) {
         return -1;
     }
     return rq_sampler_sample(as->s, logits);
+}
+
+rotquant_status rotquant_sampler_accept(rotquant_sampler *as, int32_t token) {
+    if (!as) return (rotquant_status)null_arg("rotquant_sampler_accept", "sampler");
+    if (token < 0 || token >= as->n_vocab)
+        return (rotquant_status)rq_errorf(RQ_EINVAL, "rotquant_sampler_accept: token %d is not in [0, %lld)", token,
+                                          (long long)as->n_vocab);
+    rq_sampler_accept(as->s, token);
+    return ROTQUANT_OK;
 }
 
 static rq_status sample_check(const rotquant_sampler *as, const rotquant_context *c, const char *fn) {
@@ -471,7 +486,9 @@ static rq_status generate_locked(rotquant_context *c, rotquant_sampler *as, cons
     if (!c->n_logits) return rq_errorf(RQ_EINVAL, "rotquant_generate: no prompt and no logits to continue from");
     const rotquant_model *am = c->am;
     const float *last = c->st->logits + (c->n_logits - 1) * as->n_vocab;
+    for (int64_t i = 0; i < n_prompt; i++) rq_sampler_accept(as->s, prompt[i]);
     int32_t tok = rq_sampler_sample(as->s, last);
+    rq_sampler_accept(as->s, tok);
     for (int64_t i = 0; i < n_predict; i++) {
         if (!(flags & ROTQUANT_GENERATE_IGNORE_EOG) && rotquant_token_is_eog(am, tok)) break;
         int64_t len = 0;
@@ -480,6 +497,7 @@ static rq_status generate_locked(rotquant_context *c, rotquant_sampler *as, cons
         if ((on_token && !on_token(user, tok, piece, len)) || i + 1 == n_predict || c->n_past >= c->st->n_ctx) break;
         RQ_TRY(eval_locked(c, &tok, 1));
         tok = rq_sampler_sample(as->s, c->st->logits);
+        rq_sampler_accept(as->s, tok);
     }
     return RQ_OK;
 }

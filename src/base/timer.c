@@ -1,5 +1,7 @@
 #include "base/timer.h"
 
+#include "base/mpi.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -32,7 +34,7 @@ void rq_progress_start(rq_progress *p, const char *label, int64_t total, bool en
     memset(p, 0, sizeof *p);
     p->label = label;
     p->total = total;
-    p->enabled = enabled;
+    p->enabled = enabled && rq_mpi_rank() == 0; /* one rank reports an MPI job's progress */
     p->tty = isatty(2);
     p->t_start = p->t_last_print = rq_time_now();
 }

@@ -12,7 +12,10 @@
  *                    windows (the tail dropped), every token after the first of a window
  *                    scored (ctx - 1 per window); no BOS replacement.
  * PPL = exp(mean NLL). Its standard error is llama.cpp's estimate:
- * ppl · sqrt((mean(NLL²) − mean(NLL)²) / (N − 1)). The log-softmax sums exp in double. */
+ * ppl · sqrt((mean(NLL²) − mean(NLL)²) / (N − 1)). The log-softmax sums exp in double.
+ * The sums are kept per window (tokens in order) and added in window order; under MPI
+ * (base/mpi.h) the windows are shared over the ranks and their sums gathered, so every
+ * rank returns what one process returns (at the same thread count). */
 #ifndef RQ_EVAL_PPL_H
 #define RQ_EVAL_PPL_H
 

@@ -2,6 +2,8 @@
  * packed into tree batches, log-likelihoods from the rows that score continuation tokens. */
 #include "eval/tasks.h"
 
+#include "base/hash.h"
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/timer.h"
 #include "kernels/vmath.h"
@@ -229,6 +231,25 @@ static void row_stats(void *ctx, int64_t b, int64_t e, int thread) {
     }
 }
 
+/* Every rank's requests of items [i0, i1) to every rank: each fills its entries of a
+ * zeroed [n_requests, 2] array (ll, greedy) and the arrays are summed; each entry has one
+ * non-zero term, so the sum is that term exactly. */
+static rq_status gather_requests(item_tok *items, const rq_task *task, int64_t i0, int64_t i1) {
+    int64_t n_req = 0;
+    for (int64_t i = 0; i < task->n_items; i++) n_req += task->items[i].n_req;
+    double *v = rq_calloc(2 * n_req * (int64_t)sizeof(double)); /* [n_req, 2] */
+    if (!v) return RQ_ENOMEM;
+    for (int64_t i = 0, j = 0; i < task->n_items; i++)
+        for (int k = 0; k < task->items[i].n_req; k++, j++)
+            if (i >= i0 && i < i1) v[2 * j] = items[i].r[k].ll, v[2 * j + 1] = items[i].r[k].greedy;
+    rq_status s = rq_mpi_sum_f64(v, 2 * n_req);
+    for (int64_t i = 0, j = 0; i < task->n_items && s == RQ_OK; i++)
+        for (int k = 0; k < task->items[i].n_req; k++, j++)
+            items[i].r[k].ll = v[2 * j], items[i].r[k].greedy = v[2 * j + 1] != 0;
+    rq_free(v);
+    return s;
+}
+
 rq_status rq_task_eval(const rq_model *m, const rq_tokenizer *tok, const rq_task *task,
                        const rq_task_eval_params *p, rq_task_result *out) {
     memset(out, 0, sizeof *out);
@@ -271,7 +292,31 @@ rq_status rq_task_eval(const rq_model *m, const rq_tokenizer *tok, const rq_task
     }
     out->seconds_tokenize = rq_time_now() - t0;
 
-    /* 2. batches of whole items */
+    /* 2. batches of whole items: [bstart[b], bstart[b + 1]); under MPI (base/mpi.h) each
+     * rank runs its share of the batches, the same batches as one process, so every
+     * request's log-likelihood comes out of the same computation whatever the rank count */
+    int64_t n_batches = 0;
+    int64_t *bstart = rq_xalloc((task->n_items + 1) * (int64_t)sizeof(int64_t));
+    for (int64_t i0 = 0; i0 < task->n_items; n_batches++) {
+        int64_t n = 0, i1 = i0;
+        while (i1 < task->n_items && (i1 == i0 || n + items[i1].n_nodes <= B)) n += items[i1++].n_nodes;
+        bstart[n_batches] = i0;
+        i0 = i1;
+    }
+    bstart[n_batches] = task->n_items;
+    int64_t b0, b1;
+    rq_mpi_share(n_batches, &b0, &b1);
+    if (rq_mpi_size() > 1) { /* every rank the same requests */
+        uint64_t h = rq_hash64(&B, sizeof B, 0);
+        for (int64_t i = 0; i < task->n_items; i++)
+            for (int k = 0; k < task->items[i].n_req; k++)
+                h = rq_hash64(items[i].r[k].seq, items[i].r[k].len * (int64_t)sizeof(int32_t), h);
+        if ((s = rq_mpi_check_same(h, rq_task_name(task->id))) != RQ_OK) {
+            rq_free(bstart);
+            free_items(items, task);
+            return rq_error_prefix(s, "tasks: the requests or options");
+        }
+    }
     int64_t cap = B > max_nodes ? B : max_nodes;
     rq_state *st = NULL;
     s = rq_state_new(m, cap, cap, false, &st);
@@ -289,19 +334,18 @@ rq_status rq_task_eval(const rq_model *m, const rq_tokenizer *tok, const rq_task
     rq_progress pr;
     char label[64];
     snprintf(label, sizeof label, "%s", rq_task_name(task->id));
-    rq_progress_start(&pr, label, task->n_items, p->progress);
+    rq_progress_start(&pr, label, bstart[b1] - bstart[b0], p->progress);
     row_job rj = {.logits = logits, .n_vocab = V, .lse = lse, .amax = amax, .vm = rq_vmath_get()};
-    for (int64_t i0 = 0; i0 < task->n_items && s == RQ_OK;) {
+    for (int64_t bi = b0; bi < b1 && s == RQ_OK; bi++) {
         /* gather items [i0, i1) */
-        int64_t n = 0, i1 = i0;
-        while (i1 < task->n_items && (i1 == i0 || n + items[i1].n_nodes <= B)) {
-            item_tok *o = &items[i1];
+        int64_t n = 0, i0 = bstart[bi], i1 = bstart[bi + 1];
+        for (int64_t i = i0; i < i1; i++) {
+            item_tok *o = &items[i];
             for (int64_t q = 0; q < o->n_nodes; q++) {
                 btok[n + q] = o->tok[q];
                 bpar[n + q] = o->parent[q] < 0 ? -1 : o->parent[q] + (int32_t)n;
             }
             n += o->n_nodes;
-            i1++;
         }
         /* score entries: row (slot) n_ctx-1+t predicts seq[n_ctx+t] */
         int64_t n_ent = 0, n_rows = 0;
@@ -344,9 +388,10 @@ rq_status rq_task_eval(const rq_model *m, const rq_tokenizer *tok, const rq_task
             }
         }
         rq_progress_step(&pr, i1 - i0, NULL);
-        i0 = i1;
     }
     rq_progress_finish(&pr);
+    if (s == RQ_OK && rq_mpi_size() > 1) s = gather_requests(items, task, bstart[b0], bstart[b1]);
+    rq_free(bstart);
     rq_state_free(st);
     rq_free(btok), rq_free(bpar), rq_free(row_of), rq_free(rows), rq_free(hid), rq_free(logits), rq_free(lse);
     rq_free(amax), rq_free(ent);

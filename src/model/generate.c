@@ -19,7 +19,9 @@ rq_status rq_generate(rq_state *st, const int32_t *prompt, int64_t n_prompt, int
     }
     stats->n_prompt = n_prompt;
     int64_t pos = n_prompt;
+    for (int64_t i = 0; i < n_prompt; i++) rq_sampler_accept(s, prompt[i]);
     int32_t tok = rq_sampler_sample(s, st->logits);
+    rq_sampler_accept(s, tok);
     double t1 = rq_time_now();
     stats->t_prompt = t1 - t0;
     for (int64_t i = 0; i < n_predict; i++) {
@@ -29,6 +31,7 @@ rq_status rq_generate(rq_state *st, const int32_t *prompt, int64_t n_prompt, int
         stats->n_decoded++;
         pos++;
         tok = rq_sampler_sample(s, st->logits);
+        rq_sampler_accept(s, tok);
     }
     stats->t_generate = rq_time_now() - t1;
     return RQ_OK;

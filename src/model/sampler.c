@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     float v; /* logit, then probability */
@@ -16,6 +17,11 @@ struct rq_sampler {
     int64_t n_vocab;
     rq_rng rng;
     cand *c; /* [n_vocab] */
+    /* repetition penalty: the last n_hist accepted tokens (a ring from hist_at) and the
+     * penalized logits */
+    int32_t *hist;
+    int64_t n_hist, hist_at, last_n;
+    float *pen; /* [n_vocab] */
 };
 
 rq_status rq_sampler_new(const rq_sampler_params *p, int64_t n_vocab, rq_sampler **out) {
@@ -24,12 +30,21 @@ rq_status rq_sampler_new(const rq_sampler_params *p, int64_t n_vocab, rq_sampler
         return rq_errorf(RQ_EINVAL, "temperature %g must be >= 0", p->temperature);
     if (p->top_k < 0) return rq_errorf(RQ_EINVAL, "top-k %d must be >= 0", p->top_k);
     if (!(p->top_p >= 0 && p->top_p <= 1)) return rq_errorf(RQ_EINVAL, "top-p %g must be in [0, 1]", p->top_p);
+    if (!(p->repeat_penalty >= 0) || !isfinite(p->repeat_penalty))
+        return rq_errorf(RQ_EINVAL, "repeat penalty %g must be > 0 (1 = off)", p->repeat_penalty);
+    if (p->repeat_last_n < 0) return rq_errorf(RQ_EINVAL, "repeat-last-n %d must be >= 0", p->repeat_last_n);
     if (n_vocab < 1 || n_vocab > INT32_MAX) return rq_errorf(RQ_EINVAL, "vocabulary size %lld", (long long)n_vocab);
     rq_sampler *s = rq_calloc(sizeof *s);
     if (!s) return RQ_ENOMEM;
+    bool pen = p->repeat_penalty > 0 && p->repeat_penalty != 1;
+    s->last_n = pen ? (p->repeat_last_n > 0 ? p->repeat_last_n : 64) : 0;
     s->c = rq_alloc(n_vocab * (int64_t)sizeof(cand));
-    if (!s->c) {
-        rq_free(s);
+    if (pen) {
+        s->hist = rq_alloc(s->last_n * (int64_t)sizeof(int32_t));
+        s->pen = rq_alloc(n_vocab * (int64_t)sizeof(float));
+    }
+    if (!s->c || (pen && (!s->hist || !s->pen))) {
+        rq_sampler_free(s);
         return RQ_ENOMEM;
     }
     s->p = *p;
@@ -42,6 +57,8 @@ rq_status rq_sampler_new(const rq_sampler_params *p, int64_t n_vocab, rq_sampler
 void rq_sampler_free(rq_sampler *s) {
     if (!s) return;
     rq_free(s->c);
+    rq_free(s->hist);
+    rq_free(s->pen);
     rq_free(s);
 }
 
@@ -89,9 +106,25 @@ static void select_top_k(cand *c, int64_t n, int64_t k) {
     }
 }
 
+void rq_sampler_accept(rq_sampler *s, int32_t token) {
+    if (!s->last_n || token < 0 || token >= s->n_vocab) return;
+    s->hist[s->hist_at] = token;
+    s->hist_at = (s->hist_at + 1) % s->last_n;
+    if (s->n_hist < s->last_n) s->n_hist++;
+}
+
 int32_t rq_sampler_sample(rq_sampler *s, const float *logits) {
     const rq_sampler_params *p = &s->p;
     int64_t n = s->n_vocab;
+    if (s->n_hist > 0) { /* each distinct token once: its entry still equals the logit until penalized */
+        memcpy(s->pen, logits, (size_t)n * sizeof(float));
+        for (int64_t i = 0; i < s->n_hist; i++) {
+            int32_t t = s->hist[i];
+            if (s->pen[t] != logits[t]) continue;
+            s->pen[t] = logits[t] > 0 ? logits[t] / p->repeat_penalty : logits[t] * p->repeat_penalty;
+        }
+        logits = s->pen;
+    }
     if (p->temperature == 0 || p->top_k == 1) return rq_argmax(logits, n);
     cand *c = s->c;
     for (int64_t i = 0; i < n; i++) c[i] = (cand){logits[i], (int32_t)i};

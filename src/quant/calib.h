@@ -5,6 +5,7 @@
 #define RQ_QUANT_CALIB_H
 
 #include "model/model.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 
 /* Sample n_seq sequences of seq_len tokens: token 0 is bos, then the model samples at
@@ -26,10 +27,38 @@
  * probability ~1e-7 a rounding change of ~1e-6 in that sum moves it to a neighbouring id
  * (SmolLM2-135M, 16 × 512: 11 of 16 sequences diverged, first flips at positions 12..382,
  * every one between ids 1..3 apart of probability < 2e-4 — equally valid samples).
+ * Under MPI (base/mpi.h) the batches are split over the ranks — the same batches as one
+ * process, so the ids do not depend on the rank count (at the same -t) — and every rank
+ * returns all the ids.
  * Not supported: a model with the packed 4-bit KV cache (RQ_EUNSUPPORTED from the
  * segmented forward). */
 rq_status rq_calib_generate(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
                             float temperature, uint64_t seed, bool progress, int32_t **out);
+
+/* Chat-format generation: the turn markers of the model's chat template as token pieces.
+ * A chat sequence starts with `start` (BOS if the tokenizer adds one, then the template's
+ * opening up to the first user message's content: ChatML's default system block and
+ * "<|im_start|>user\n"); the model writes the user's message itself; where it samples an
+ * end-of-generation token, `to_asst` is written instead (the end-of-turn marker and the
+ * assistant's header), the model writes the answer, and at its end `to_user` starts the
+ * next user turn, and so on to seq_len tokens. Owned arrays: rq_calib_chat_clear. */
+typedef struct rq_calib_chat {
+    int32_t *start, *to_asst, *to_user;
+    int64_t n_start, n_to_asst, n_to_user;
+} rq_calib_chat;
+
+/* The pieces from a chat template (rendered around placeholder messages, tokenized with
+ * control tokens parsed). RQ_EINVAL if a piece is empty where a marker is needed. */
+rq_status rq_calib_chat_make(const rq_chat_template *t, const rq_tokenizer *tok, rq_calib_chat *out);
+void rq_calib_chat_clear(rq_calib_chat *c);
+
+/* rq_calib_generate with chat-format sequences mixed in: sequence q is a chat sequence
+ * when ⌊(q+1)·chat_frac⌋ > ⌊q·chat_frac⌋ (so the set depends on q alone; chat_frac in
+ * [0, 1], 0 or chat NULL: rq_calib_generate's plain text). Same sampling streams (seed +
+ * q) and batching. */
+rq_status rq_calib_generate_mixed(const rq_model *m, const rq_tokenizer *tok, int64_t n_seq, int64_t seq_len,
+                                  float temperature, uint64_t seed, const rq_calib_chat *chat, double chat_frac,
+                                  bool progress, int32_t **out);
 
 /* Tokenize text (no BOS) and take n_seq windows of seq_len − 1 tokens at seeded random
  * offsets, each preceded by BOS when the model adds one (else seq_len tokens of text).

@@ -1,5 +1,7 @@
 #include "quant/gptq.h"
 
+#include "base/exact_sum.h"
+#include "base/mpi.h"
 #include "base/pool.h"
 
 #include <cblas.h>
@@ -20,10 +22,12 @@ rq_status rq_hessian_init(rq_hessian *h, int64_t d) {
     if (d <= 0 || d > INT_MAX || !rq_mul_ok(d, d, &dd) || dd > INT64_MAX / 8)
         return rq_errorf(RQ_EINVAL, "hessian: bad input dimension %lld", (long long)d);
     h->sum = rq_calloc(dd * (int64_t)sizeof(double));
-    h->chunk = h->sum ? rq_alloc(dd * (int64_t)sizeof(float)) : NULL;
+    h->lo = h->sum ? rq_calloc(dd * (int64_t)sizeof(double)) : NULL;
+    h->chunk = h->lo ? rq_alloc(dd * (int64_t)sizeof(float)) : NULL;
     if (!h->chunk) {
         rq_free(h->sum);
-        h->sum = NULL;
+        rq_free(h->lo);
+        h->sum = h->lo = NULL;
         return RQ_ENOMEM;
     }
     h->d = d;
@@ -38,9 +42,9 @@ void rq_hessian_add(rq_hessian *h, const float *x, int64_t n) {
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)m, 1.0f, x + r * d,
                     (int)d, 0.0f, h->chunk, (int)d);
         for (int64_t i = 0; i < d; i++) {
-            double *s = h->sum + i * d;
+            double *s = h->sum + i * d, *lo = h->lo + i * d;
             const float *c = h->chunk + i * d;
-            for (int64_t j = i; j < d; j++) s[j] += c[j];
+            for (int64_t j = i; j < d; j++) rq_exact_add(&s[j], &lo[j], c[j]);
         }
     }
     h->n += n;
@@ -50,11 +54,28 @@ void rq_hessian_get(const rq_hessian *h, double *H) {
     int64_t d = h->d;
     double f = h->n > 0 ? 2.0 / (double)h->n : 0.0;
     for (int64_t i = 0; i < d; i++)
-        for (int64_t j = i; j < d; j++) H[i * d + j] = H[j * d + i] = f * h->sum[i * d + j];
+        for (int64_t j = i; j < d; j++)
+            H[i * d + j] = H[j * d + i] = f * rq_exact_value(h->sum[i * d + j], h->lo[i * d + j]);
+}
+
+rq_status rq_hessian_reduce(rq_hessian *h) {
+    if (rq_mpi_size() == 1) return RQ_OK;
+    int64_t d = h->d, np = d * (d + 1) / 2;
+    double *pairs = rq_alloc(np * 2 * (int64_t)sizeof(double)); /* [np, 2] the upper triangle */
+    if (!pairs) return RQ_ENOMEM;
+    for (int64_t i = 0, k = 0; i < d; i++)
+        for (int64_t j = i; j < d; j++, k++) pairs[2 * k] = h->sum[i * d + j], pairs[2 * k + 1] = h->lo[i * d + j];
+    rq_status s = rq_mpi_sum_exact(pairs, np);
+    if (s == RQ_OK) s = rq_mpi_sum_i64(&h->n, 1);
+    for (int64_t i = 0, k = 0; i < d && s == RQ_OK; i++)
+        for (int64_t j = i; j < d; j++, k++) h->sum[i * d + j] = pairs[2 * k], h->lo[i * d + j] = pairs[2 * k + 1];
+    rq_free(pairs);
+    return s;
 }
 
 void rq_hessian_free(rq_hessian *h) {
     rq_free(h->sum);
+    rq_free(h->lo);
     rq_free(h->chunk);
     memset(h, 0, sizeof *h);
 }

@@ -3,7 +3,8 @@
  * Hessian: H = 2 XᵀX / N from the layer's calibration inputs X [N, d], accumulated batch
  * by batch with rq_hessian. Each chunk of up to RQ_HESSIAN_CHUNK rows goes through
  * cblas_ssyrk (float32, the fast part: N·d² flops), and the chunk sums are added into a
- * float64 accumulator. So the float32 rounding error is that of a 2048-term sum (about
+ * float64 accumulator, exactly (pairs, base/exact_sum.h: H is the exact sum of the chunks
+ * rounded once, whatever the order of the chunks or their split over MPI ranks). So the float32 rounding error is that of a 2048-term sum (about
  * 1e-6 relative), never growing with N, and the 2/N scaling happens once at the end (no
  * running-mean rescaling as in the float32 reference).
  *
@@ -54,16 +55,23 @@
 typedef struct rq_hessian {
     int64_t d;    /* input dimension */
     int64_t n;    /* rows accumulated so far */
-    double *sum;  /* [d, d] Σ xᵀx over all rows, upper triangle (row-major) */
+    double *sum;  /* [d, d] Σ xᵀx over all rows, upper triangle (row-major), as exact pairs */
+    double *lo;   /* [d, d] (base/exact_sum.h): the value is sum + lo, the exact sum of the chunks'
+                   * float32 results, so it does not depend on the order they were added in */
     float *chunk; /* [d, d] one chunk's ssyrk result (scratch) */
 } rq_hessian;
 
-/* Allocates the accumulator (≈ 12·d² bytes); free with rq_hessian_free. */
+/* Allocates the accumulator (≈ 20·d² bytes); free with rq_hessian_free. */
 rq_status rq_hessian_init(rq_hessian *h, int64_t d);
 /* Adds the rows x [n, d] (any n >= 0; OpenBLAS threads the ssyrk). */
 void rq_hessian_add(rq_hessian *h, const float *x, int64_t n);
 /* H [d, d] = 2 Σ xᵀx / N, full symmetric, caller-owned; zeros if no row was added. */
 void rq_hessian_get(const rq_hessian *h, double *H);
+/* Under MPI (base/mpi.h): every rank's accumulator becomes the sum of all ranks' (exact,
+ * rq_mpi_sum_exact; d(d+1)/2 pairs of float64 = 8·d(d+1) bytes through the reduction), so
+ * the rows may be split over the ranks in any way and H comes out bit-identical to one
+ * process adding them all. A no-op alone. */
+rq_status rq_hessian_reduce(rq_hessian *h);
 void rq_hessian_free(rq_hessian *h);
 
 /* ---- the solve ---- */

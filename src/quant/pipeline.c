@@ -1,12 +1,15 @@
 /* The quantize pipeline (quant/pipeline.h). */
 #include "quant/pipeline.h"
 
+#include "base/hash.h"
+#include "base/mpi.h"
 #include "base/timer.h"
 #include "format/abits.h"
 #include "format/qpacked.h"
 #include "io/atomic_file.h"
 #include "io/file.h"
 #include "io/gguf.h"
+#include "io/gguf_hash.h"
 #include "model/fold.h"
 #include "model/hf.h"
 #include "quant/calib.h"
@@ -268,7 +271,11 @@ rq_status rq_quant_calibrate(const rq_model *m, const rq_tokenizer *tok, const r
         s = rq_calib_from_text(tok, text, len, p->calib_n, p->calib_len, o->seed, ids);
         rq_free(text);
     }
-    if (s == RQ_OK && o->calib_save) s = rq_quant_calib_ids_write(o->calib_save, *ids, p->calib_n, p->calib_len);
+    if (s == RQ_OK && rq_mpi_size() > 1) /* the ranks calibrate on the same ids */
+        s = rq_mpi_check_same(rq_hash64(*ids, p->calib_n * p->calib_len * (int64_t)sizeof(int32_t), 0),
+                              "quantize: the calibration ids");
+    if (s == RQ_OK && o->calib_save && rq_mpi_rank() == 0) /* files: rank 0 */
+        s = rq_quant_calib_ids_write(o->calib_save, *ids, p->calib_n, p->calib_len);
     if (s != RQ_OK) {
         rq_free(*ids);
         *ids = NULL;
@@ -346,6 +353,11 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
     if (s == RQ_OK && qi0.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant", in);
+    if (s == RQ_OK && rq_mpi_size() > 1) {
+        char what[600];
+        snprintf(what, sizeof what, "quantize: the model %s", in);
+        s = rq_mpi_check_same(rq_gguf_hash(g), what);
+    }
     if (s == RQ_OK) s = rq_model_load(g, &m);
     if (s == RQ_OK) s = rq_quant_plan_make(m, o, &p);
     /* the tokenizer: only to make calibration data */
@@ -386,7 +398,7 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     r->t_forward = res.t_forward, r->t_hessian = res.t_hessian, r->t_quant = res.t_quant;
     rq_quant_qinfo(m, o, &p, &r->qi);
     t0 = rq_time_now();
-    if ((s = rq_qmodel_write(m, g, &res, &r->qi, out)) != RQ_OK) goto done;
+    if (rq_mpi_rank() == 0 && (s = rq_qmodel_write(m, g, &res, &r->qi, out)) != RQ_OK) goto done; /* files: rank 0 */
     r->t_write = rq_time_now() - t0;
 done:
     r->t_total = rq_time_now() - t_start;
@@ -475,13 +487,24 @@ rq_status rq_quant_calib_ids_read(const char *path, int64_t n_vocab, int32_t **o
 }
 
 rq_status rq_quant_train_windows(const rq_model *m, const rq_tokenizer *tok, const int32_t *ids, int64_t n_ids,
-                                 int64_t T, int64_t gen_seqs, float temp, uint64_t seed, bool progress,
-                                 const char *data_save, const char *who, int32_t **win, int64_t *n_win) {
+                                 int64_t T, int64_t gen_seqs, float temp, const rq_gguf *g, double gen_chat,
+                                 uint64_t seed, bool progress, const char *data_save, const char *who, int32_t **win,
+                                 int64_t *n_win) {
     *win = NULL, *n_win = 0;
     if (!ids) {
-        RQ_TRY(rq_calib_generate(m, tok, gen_seqs, T, temp, seed, progress, win));
+        rq_calib_chat chat = {0};
+        if (gen_chat > 0) {
+            rq_chat_template ct;
+            RQ_TRY(rq_chat_template_from_gguf(g, &ct));
+            rq_status s = rq_calib_chat_make(&ct, tok, &chat);
+            rq_chat_template_clear(&ct);
+            RQ_TRY(s);
+        }
+        rq_status s = rq_calib_generate_mixed(m, tok, gen_seqs, T, temp, seed, &chat, gen_chat, progress, win);
+        rq_calib_chat_clear(&chat);
+        RQ_TRY(s);
         *n_win = gen_seqs;
-        rq_status s = data_save ? rq_quant_calib_ids_write(data_save, *win, gen_seqs, T) : RQ_OK;
+        s = data_save && rq_mpi_rank() == 0 ? rq_quant_calib_ids_write(data_save, *win, gen_seqs, T) : RQ_OK;
         if (s != RQ_OK) rq_free(*win), *win = NULL, *n_win = 0;
         return s;
     }

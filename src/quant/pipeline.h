@@ -171,12 +171,14 @@ rq_status rq_quant_calib_ids_read(const char *path, int64_t n_vocab, int32_t **i
 
 /* Training windows [*n_win, T] for QAT and rotation learning: the given ids [n_ids] cut into
  * whole windows of T (every id checked against m's vocabulary; the rest dropped), or, when
- * ids is NULL, gen_seqs windows m generates itself (rq_calib_generate at temp, seeded), also
+ * ids is NULL, gen_seqs windows m generates itself (rq_calib_generate_mixed at temp, seeded;
+ * the fraction gen_chat of them in the chat format of g's template), also
  * written to data_save when given (rq_quant_calib_ids_write, for --data-ids of later runs).
  * who names the command in errors. *win is owned by the caller (rq_free; NULL when no
  * whole window). */
 rq_status rq_quant_train_windows(const rq_model *m, const rq_tokenizer *tok, const int32_t *ids, int64_t n_ids,
-                                 int64_t T, int64_t gen_seqs, float temp, uint64_t seed, bool progress,
-                                 const char *data_save, const char *who, int32_t **win, int64_t *n_win);
+                                 int64_t T, int64_t gen_seqs, float temp, const rq_gguf *g, double gen_chat,
+                                 uint64_t seed, bool progress, const char *data_save, const char *who, int32_t **win,
+                                 int64_t *n_win);
 
 #endif

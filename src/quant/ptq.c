@@ -1,5 +1,6 @@
 #include "quant/ptq.h"
 
+#include "base/mpi.h"
 #include "base/timer.h"
 #include "quant/gptq.h"
 #include "quant/lut.h"
@@ -113,9 +114,19 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
     rq_hessian hs[RQ_SITE_COUNT];
     memset(hs, 0, sizeof hs);
     double *H = NULL;
+    /* MPI (base/mpi.h): this rank's calibration sequences [s0, s1); every rank runs its
+     * share through each block, the Hessians are summed exactly over the ranks
+     * (rq_hessian_reduce), each rank solves GPTQ for every size-th linear of the block and
+     * broadcasts it: the same quantized model as one process, bit for bit */
+    const int rank = rq_mpi_rank(), n_ranks = rq_mpi_size();
+    int64_t s0 = 0, s1 = n_seq;
+    if (gptq) rq_mpi_share(n_seq, &s0, &s1);
+    const int64_t my_seq = s1 - s0;
+    float *deqs[N_LIN] = {0}; /* [n_out, n_in] each: a block's dequantized weights */
     if (gptq) {
         int64_t nx;
-        if (!rq_mul_ok(n_seq * seq_len, c->n_embd, &nx) || !(X = rq_alloc(nx * (int64_t)sizeof(float)))) {
+        if (!rq_mul_ok((my_seq > 0 ? my_seq : 1) * seq_len, c->n_embd, &nx) ||
+            !(X = rq_alloc(nx * (int64_t)sizeof(float)))) {
             s = rq_errorf(RQ_ENOMEM, "calibration activations: %lld x %lld tokens do not fit in memory",
                           (long long)n_seq, (long long)seq_len);
             goto done;
@@ -126,7 +137,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 goto done;
             }
         /* the forward pass's own embedding (with Gemma-3's √n_embd scale) */
-        rq_model_embed(m, calib, n_seq * seq_len, X);
+        if (my_seq > 0) rq_model_embed(m, calib + s0 * seq_len, my_seq * seq_len, X);
         if ((s = rq_state_new(m, seq_len, seq_len, false, &st)) != RQ_OK) goto done;
         st->hook = capture_hook;
         st->hook_user = &cap;
@@ -144,7 +155,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             cap.layer = l;
             for (int k = 0; k < RQ_SITE_COUNT; k++)
                 if (dims[k] && (s = rq_hessian_init(&hs[k], dims[k])) != RQ_OK) goto done;
-            for (int64_t sq = 0; sq < n_seq; sq++) {
+            for (int64_t sq = 0; sq < my_seq; sq++) {
                 double ta = rq_time_now();
                 memcpy(st->x, X + sq * seq_len * c->n_embd, (size_t)(seq_len * c->n_embd) * sizeof(float));
                 if ((s = rq_model_forward_layers(st, l, l + 1, seq_len, 0)) != RQ_OK) goto done;
@@ -154,9 +165,14 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 res->t_forward += tb - ta;
                 res->t_hessian += rq_time_now() - tb;
             }
+            double tr = rq_time_now();
+            for (int k = 0; k < RQ_SITE_COUNT; k++)
+                if (dims[k] && (s = rq_hessian_reduce(&hs[k])) != RQ_OK) goto done;
+            res->t_hessian += rq_time_now() - tr;
         }
         double tq = rq_time_now();
         double layer_loss = 0;
+        int h_site = -1; /* the site whose Hessian is in H */
         for (int i = 0; i < N_LIN; i++) {
             rq_linear *lin = layer_lin(L, i);
             rq_qlinear *ql = &res->lin[l * N_LIN + i];
@@ -168,14 +184,14 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             int64_t n = lin->n_out * lin->n_in;
             ql->codes = rq_xalloc(n);
             ql->params = rq_xalloc(n / ql->group * q.n_param * (int64_t)sizeof(float));
-            float *deq = rq_xalloc(n * (int64_t)sizeof(float));
+            float *deq = deqs[i] = rq_xalloc(n * (int64_t)sizeof(float));
             if (o->keep_latent) ql->latent = rq_xalloc(n * (int64_t)sizeof(float));
             gcfg.pre = ql->latent;
             if (!gptq && ql->latent) memcpy(ql->latent, lin->w, (size_t)n * sizeof(float));
+            if (gptq && i % n_ranks != rank) continue; /* another rank's linear */
             if (gptq) {
                 /* q, k, v share one Hessian, gate and up another: fetch it once per site */
-                bool first_of_site = i == 0 || lin_site[i] != lin_site[i - 1];
-                if (first_of_site) rq_hessian_get(&hs[lin_site[i]], H);
+                if (h_site != (int)lin_site[i]) rq_hessian_get(&hs[lin_site[i]], H), h_site = (int)lin_site[i];
                 rq_gptq_info info;
                 s = rq_gptq_quantize(&gcfg, &q, H, lin->w, lin->n_out, lin->n_in, ql->codes, ql->params, deq, NULL,
                                      &info);
@@ -188,12 +204,26 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 ql->loss = e;
             }
             if (s != RQ_OK) {
-                rq_free(deq);
                 rq_error_prefix(s, ql->name);
                 goto done;
             }
-            memcpy(lin->w, deq, (size_t)n * sizeof(float));
-            rq_free(deq);
+        }
+        for (int i = 0; i < N_LIN; i++) {
+            rq_linear *lin = layer_lin(L, i);
+            rq_qlinear *ql = &res->lin[l * N_LIN + i];
+            int64_t n = lin->n_out * lin->n_in;
+            if (gptq && n_ranks > 1) { /* from the rank that solved it */
+                int owner = i % n_ranks;
+                if ((s = rq_mpi_bcast(ql->codes, n, owner)) != RQ_OK ||
+                    (s = rq_mpi_bcast(ql->params, n / ql->group * q.n_param * (int64_t)sizeof(float), owner)) != RQ_OK ||
+                    (s = rq_mpi_bcast(deqs[i], n * (int64_t)sizeof(float), owner)) != RQ_OK ||
+                    (s = rq_mpi_bcast(&ql->loss, sizeof ql->loss, owner)) != RQ_OK ||
+                    (ql->latent && (s = rq_mpi_bcast(ql->latent, n * (int64_t)sizeof(float), owner)) != RQ_OK))
+                    goto done;
+            }
+            memcpy(lin->w, deqs[i], (size_t)n * sizeof(float));
+            rq_free(deqs[i]);
+            deqs[i] = NULL;
             layer_loss += ql->loss;
         }
         res->t_quant += rq_time_now() - tq;
@@ -202,7 +232,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             /* propagate: this block's quantized output is the next block's input */
             cap.layer = -1;
             double ta = rq_time_now();
-            for (int64_t sq = 0; sq < n_seq; sq++) {
+            for (int64_t sq = 0; sq < my_seq; sq++) {
                 float *xs = X + sq * seq_len * c->n_embd;
                 memcpy(st->x, xs, (size_t)(seq_len * c->n_embd) * sizeof(float));
                 if ((s = rq_model_forward_layers(st, l, l + 1, seq_len, 0)) != RQ_OK) goto done;
@@ -217,6 +247,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
     rq_progress_finish(&prog);
 
 done:
+    for (int i = 0; i < N_LIN; i++) rq_free(deqs[i]);
     for (int k = 0; k < RQ_SITE_COUNT; k++) {
         rq_hessian_free(&hs[k]);
         rq_free(cap.buf[k]);

@@ -9,7 +9,11 @@
  * activations, 4-bit KV cache, R3, R4) are in force during calibration: the Hessians are
  * built from the inputs the linears really receive (rotated and quantized, model.h
  * "hooks"), and each block runs on the outputs of the earlier blocks with their weights,
- * activations and KV cache all quantized. */
+ * activations and KV cache all quantized.
+ *
+ * MPI (base/mpi.h): the calibration sequences are shared over the ranks, the Hessians
+ * summed exactly (rq_hessian_reduce), GPTQ of linear i of a block solved by rank
+ * i mod size and broadcast: every rank ends with the result of one process, bit for bit. */
 #ifndef RQ_QUANT_PTQ_H
 #define RQ_QUANT_PTQ_H
 

@@ -141,6 +141,9 @@ static rq_status check_opts(const rq_rcp_opts *o) {
     if (!(o->lr > 0) || !(o->lr_quant > 0) || !(o->block_lr > 0) || !(o->block_lr_quant > 0))
         return rq_errorf(RQ_EINVAL, "qat: learning rates must be > 0");
     if (o->init_ptq && o->calib_n < 1) return rq_errorf(RQ_EINVAL, "qat: --calib-n must be >= 1");
+    if (o->resume && o->save_start)
+        return rq_errorf(RQ_EINVAL, "qat: --save-start with --resume: a resumed run does not rebuild its start point");
+    if (o->resume && o->steps < 1) return rq_errorf(RQ_EINVAL, "qat: --resume needs end-to-end steps (--steps)");
     return RQ_OK;
 }
 
@@ -283,7 +286,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     /* data */
     t0 = rq_time_now();
     int64_t n_win; /* the float teacher generates the data */
-    if ((s = rq_quant_train_windows(teacher, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, o->seed,
+    if ((s = rq_quant_train_windows(teacher, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, g, o->gen_chat, o->seed,
                                     o->progress, o->data_save, "qat", &win, &n_win)) != RQ_OK)
         goto done;
     rq_rng rng;
@@ -315,7 +318,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if (gp) {
         pkind = qp.quantizer;
         if ((s = file_start(gp, &qp, m, &pres)) != RQ_OK) goto done;
-    } else if (gptq) {
+    } else if (gptq && !o->resume) { /* a resumed run loads every latent and quantizer entry from the checkpoint */
         rq_ptq_opts po = rq_ptq_opts_default();
         po.wbits = 2, po.group = blk, po.quantizer = pkind, po.method = RQ_PTQ_GPTQ;
         po.act_order = po.fit_importance = true;
@@ -327,14 +330,18 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if ((s = rq_params_build(m, &p)) != RQ_OK) goto done;
     for (int64_t i = 0; i < p.count; i++) p.p[i].trainable = p.p[i].group == RQ_PGROUP_LINEAR && !strncmp(p.p[i].name, "blk.", 4);
     rq_qat_cfg qc = {.fq2 = true, .kind = o->quantizer, .group = o->group, .init_logit = 4.0f,
-                     .init = gptq || gp ? &pres : NULL, .init_kind = pkind};
+                     .init = (gptq && !o->resume) || gp ? &pres : NULL, .init_kind = pkind};
     if ((s = rq_qat_new_cfg(&p, &qc, &qat)) != RQ_OK) goto done;
     rq_ptq_result_free(&pres);
     export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .plan = &plan,
                      .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
     if (o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
-    if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) goto done;
-    if (o->progress)
+    if (o->resume) {
+        res->val_ppl_start = NAN;
+        if (o->progress) fprintf(stderr, "qat: resuming from %s (the start point is not rebuilt)\n", o->resume);
+    } else if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) {
+        goto done;
+    } else if (o->progress)
         fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
                 gp ? o->init_file : gptq ? "GPTQ" : "min/max", res->val_ppl_start, (long long)n_train, (long long)o->T,
                 (long long)n_val);

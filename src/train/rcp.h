@@ -38,6 +38,8 @@ typedef struct rq_rcp_opts {
     int64_t n_ids;
     int64_t gen_seqs;        /* generated windows */
     float gen_temp;
+    double gen_chat;         /* fraction of the generated windows in the chat format (user and
+                              * assistant turns both written by the model; quant/calib.h) */
     const char *data_save;   /* write the generated windows here (token ids, a window per line) */
     int64_t T, n_seq;        /* window length; windows per batch */
     double val_frac;

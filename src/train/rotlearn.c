@@ -335,7 +335,7 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     /* data: given ids or the float model's own text */
     t0 = rq_time_now();
     int64_t n_win;
-    if ((s = rq_quant_train_windows(m, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, o->seed, o->progress,
+    if ((s = rq_quant_train_windows(m, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, gf, o->gen_chat, o->seed, o->progress,
                                     o->data_save, "rotlearn", &win, &n_win)) != RQ_OK)
         goto done;
     int64_t n_val = o->val_seqs / o->n_seq * o->n_seq, n_train = n_win - n_val;
