@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what rotquant needs on a fresh Debian machine: compilers, CMake, OpenBLAS,
-# LAPACKE, PCRE2, Open MPI (the optional -DRQ_MPI=ON build and its tests), and the Python packages of the independent numpy reference (tests).
+# LAPACKE, PCRE2, Open MPI (the optional -DRQ_MPI=ON build and its tests), pkg-config (the
+# installed C API test builds the examples with it), and the Python packages of the
+# independent numpy reference (tests).
 set -euo pipefail
-pkgs="build-essential cmake clang libopenblas-dev liblapacke-dev libpcre2-dev libopenmpi-dev openmpi-bin python3 python3-pip"
+pkgs="build-essential cmake clang pkg-config libopenblas-dev liblapacke-dev libpcre2-dev libopenmpi-dev openmpi-bin python3 python3-pip"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
