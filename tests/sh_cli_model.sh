@@ -24,7 +24,7 @@ echo "not a gguf file at all" > "$TMP/bad.gguf"
 expect_error "bad.gguf" "$RQ_CLI" run -m "$TMP/bad.gguf" -p hi
 
 # every command takes --help (exit 0), and its help lists -q/--quiet and -t N
-for c in info detok logits ppl eval quantize run train qat rotlearn; do
+for c in info detok logits ppl eval quantize export run train qat rotlearn; do
     if "$RQ_CLI" "$c" --help > "$TMP/help" 2>&1 && grep -q -- "-q\b" "$TMP/help" && grep -q -- "-t N" "$TMP/help"; then
         echo "ok   $c --help lists -q and -t N"
     else

@@ -44,6 +44,7 @@ static void test_traits(void) {
         {12, "Q4_K", 256, 144, true}, {13, "Q5_K", 256, 176, true}, {14, "Q6_K", 256, 210, true},
         {24, "I8", 1, 1, false},     {25, "I16", 1, 2, false},    {26, "I32", 1, 4, false},
         {27, "I64", 1, 8, false},    {28, "F64", 1, 8, false},    {30, "BF16", 1, 2, false},
+        {20, "IQ4_NL", 32, 18, true},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         const rq_type_traits *t = rq_type_traits_get(want[i].id);
@@ -59,7 +60,7 @@ static void test_traits(void) {
      * gguf-py's GGML_QUANT_SIZES, which agrees): listed and sized, no dequantizer */
     static const struct { int id; const char *name; int64_t bs, ts; } sized[] = {
         {15, "Q8_K", 256, 292},    {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74}, {18, "IQ3_XXS", 256, 98},
-        {19, "IQ1_S", 256, 50},    {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110}, {22, "IQ2_S", 256, 82},
+        {19, "IQ1_S", 256, 50},    {21, "IQ3_S", 256, 110}, {22, "IQ2_S", 256, 82},
         {23, "IQ4_XS", 256, 136},  {29, "IQ1_M", 256, 56},   {34, "TQ1_0", 256, 54},  {35, "TQ2_0", 256, 66},
         {39, "MXFP4", 32, 17},     {40, "NVFP4", 64, 36},    {41, "Q1_0", 128, 18},
     };

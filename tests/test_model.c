@@ -370,7 +370,7 @@ static void test_sized_type_errors(void) {
                  rq_last_error());
     rq_model_free(m);
     static const struct { const char *tensor; int type; } cases[] = {
-        {"blk.0.ffn_up.weight", RQ_TYPE_IQ4_NL},   /* a linear */
+        {"blk.0.ffn_up.weight", RQ_TYPE_MXFP4},    /* a linear */
         {"blk.0.attn_norm.weight", RQ_TYPE_MXFP4}, /* a norm vector */
         {"token_embd.weight", RQ_TYPE_NVFP4},      /* the embedding */
     };
@@ -403,7 +403,7 @@ static void test_sized_type_errors(void) {
     }
     RQ_CHECK_MSG(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "rotquant quantize: exit status %d", rc);
     RQ_CHECK_MSG(strstr(err, "rotquant: error: ") == err && strstr(err, "blk.0.ffn_up.weight") &&
-                     strstr(err, "IQ4_NL"),
+                     strstr(err, "MXFP4"),
                  "rotquant quantize: stderr '%s'", err);
     char never[600];
     snprintf(never, sizeof never, "%s/never.gguf", tmpdir);

@@ -10,6 +10,7 @@
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

@@ -15,6 +15,7 @@ typedef struct {
 
 static const command commands[] = {
     {"quantize", cmd_quantize, "rotate and quantize a model (GSR/Hadamard/..., RTN/GPTQ, 2-8 bits)"},
+    {"export", cmd_export, "a llama.cpp GGUF: rotations folded, GPTQ onto llama.cpp's block types (Q4_0, IQ4_NL, Q4_K, ...)"},
     {"eval", cmd_eval, "zero-shot tasks (ARC, PIQA, WinoGrande, LAMBADA, BoolQ), lm-eval-harness scoring"},
     {"info", cmd_info, "print what a model file holds: metadata, tensors, bits per weight"},
     {"ppl", cmd_ppl, "perplexity of a text file (llama.cpp's protocol or the papers' full windows)"},

@@ -92,6 +92,21 @@ void rq_dequant_q8_0(const rq_block_q8_0 *restrict x, float *restrict y, int64_t
     }
 }
 
+const int8_t rq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+void rq_dequant_iq4_nl(const rq_block_iq4_nl *restrict x, float *restrict y, int64_t n) {
+    RQ_ASSERT(n >= 0 && n % RQ_QK4_NL == 0);
+    const int64_t nb = n / RQ_QK4_NL;
+    for (int64_t b = 0; b < nb; b++, y += RQ_QK4_NL) {
+        const float d = rq_fp16_to_fp32(x[b].d);
+        const uint8_t *qs = x[b].qs;
+        for (int j = 0; j < RQ_QK4_NL / 2; j++) {
+            y[j] = d * (float)rq_iq4nl_values[qs[j] & 0xf];
+            y[j + RQ_QK4_NL / 2] = d * (float)rq_iq4nl_values[qs[j] >> 4];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- k-quants (256) */
 
 void rq_dequant_q2_K(const rq_block_q2_K *restrict x, float *restrict y, int64_t n) {

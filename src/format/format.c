@@ -50,6 +50,7 @@ RQ_DEQUANT_ADAPTER(q3_K, rq_block_q3_K)
 RQ_DEQUANT_ADAPTER(q4_K, rq_block_q4_K)
 RQ_DEQUANT_ADAPTER(q5_K, rq_block_q5_K)
 RQ_DEQUANT_ADAPTER(q6_K, rq_block_q6_K)
+RQ_DEQUANT_ADAPTER(iq4_nl, rq_block_iq4_nl)
 
 #define RQ_LOWBIT_ADAPTER(name, type)                                                \
     static void name##_to_float(const void *src, float *dst, int64_t n) {            \
@@ -100,7 +101,7 @@ static const rq_type_traits rq_traits[RQ_N_GGML_IDS] = {
     SIZED(RQ_TYPE_IQ2_XS, "IQ2_XS", RQ_QK_K, rq_block_iq2_xs),
     SIZED(RQ_TYPE_IQ3_XXS, "IQ3_XXS", RQ_QK_K, rq_block_iq3_xxs),
     SIZED(RQ_TYPE_IQ1_S, "IQ1_S", RQ_QK_K, rq_block_iq1_s),
-    SIZED(RQ_TYPE_IQ4_NL, "IQ4_NL", RQ_QK4_NL, rq_block_iq4_nl),
+    BLOCK(RQ_TYPE_IQ4_NL, "IQ4_NL", RQ_QK4_NL, rq_block_iq4_nl, iq4_nl_to_float),
     SIZED(RQ_TYPE_IQ3_S, "IQ3_S", RQ_QK_K, rq_block_iq3_s),
     SIZED(RQ_TYPE_IQ2_S, "IQ2_S", RQ_QK_K, rq_block_iq2_s),
     SIZED(RQ_TYPE_IQ4_XS, "IQ4_XS", RQ_QK_K, rq_block_iq4_xs),

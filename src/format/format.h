@@ -329,7 +329,10 @@ typedef struct rq_block_iq1_m {
 } rq_block_iq1_m;
 static_assert(sizeof(rq_block_iq1_m) == RQ_QK_K / 8 + RQ_QK_K / 16 + RQ_QK_K / 32, "rq_block_iq1_m size");
 
-/* IQ4_NL: 32 elements, 18 bytes (4.5 bits/weight; non-uniform 16-entry grid) */
+/* IQ4_NL: 32 elements, 18 bytes (4.5 bits/weight; non-uniform 16-entry grid), dequantized
+ * (rq_dequant_iq4_nl): x[i] = d * rq_iq4nl_values[q[i]], q in 0..15.
+ *   byte 0..1   d (fp16)
+ *   byte 2..17  qs[16], nibbles as in Q4_0: x[j] in lo(qs[j]), x[j + 16] in hi(qs[j]) */
 typedef struct rq_block_iq4_nl {
     rq_half d;
     uint8_t qs[RQ_QK4_NL / 2];
@@ -504,6 +507,10 @@ void rq_dequant_q3_K(const rq_block_q3_K *x, float *y, int64_t n);
 void rq_dequant_q4_K(const rq_block_q4_K *x, float *y, int64_t n);
 void rq_dequant_q5_K(const rq_block_q5_K *x, float *y, int64_t n);
 void rq_dequant_q6_K(const rq_block_q6_K *x, float *y, int64_t n);
+void rq_dequant_iq4_nl(const rq_block_iq4_nl *x, float *y, int64_t n);
+
+/* IQ4_NL's 16 levels (ggml's kvalues_iq4nl), in increasing order. */
+extern const int8_t rq_iq4nl_values[16];
 
 /* Scale and min of sub-block s (0..7) from the packed 12 bytes of Q4_K / Q5_K. */
 static inline void rq_k4_scale_min(const uint8_t *scales, int s, uint8_t *sc, uint8_t *mn) {

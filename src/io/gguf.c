@@ -719,6 +719,12 @@ rq_status rq_gguf_writer_add_tensor(rq_gguf_writer *w, const char *name, int typ
     return RQ_OK;
 }
 
+bool rq_gguf_writer_has_tensor(const rq_gguf_writer *w, const char *name) {
+    for (int64_t i = 0; i < w->n_t; i++)
+        if (!strcmp(w->ts[i].name, name)) return true;
+    return false;
+}
+
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 /* Where the serializer's bytes go: a file being written atomically, or a memory image. */

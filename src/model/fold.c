@@ -67,6 +67,17 @@ static void rotate_col_slice(const rq_rot_plan *p, float *w, int64_t rows, int64
     rq_free(t);
 }
 
+/* R2 on v's output rows per KV head and o's input columns per query head */
+static void fold_r2_plan(rq_model *m, const rq_rot_plan *p2) {
+    const rq_model_config *c = &m->cfg;
+    int64_t hd = c->head_dim;
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        rq_layer *L = &m->layers[l];
+        for (int64_t h = 0; h < c->n_head_kv; h++) rotate_cols_t(p2, L->wv.w + h * hd * c->n_embd, hd, c->n_embd);
+        for (int64_t h = 0; h < c->n_head; h++) rotate_col_slice(p2, L->wo.w, c->n_embd, L->wo.n_in, h * hd, hd);
+    }
+}
+
 rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r2) {
     const rq_model_config *c = &m->cfg;
     if (r1->n != c->n_embd)
@@ -113,15 +124,21 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
             rotate_cols_t(p1, L->w_down.w, c->n_embd, L->w_down.n_in);
         }
     }
-    if (do_r2) {
-        int64_t hd = c->head_dim;
-        for (int64_t l = 0; l < c->n_layer; l++) {
-            rq_layer *L = &m->layers[l];
-            for (int64_t h = 0; h < c->n_head_kv; h++) rotate_cols_t(p2, L->wv.w + h * hd * c->n_embd, hd, c->n_embd);
-            for (int64_t h = 0; h < c->n_head; h++) rotate_col_slice(p2, L->wo.w, c->n_embd, L->wo.n_in, h * hd, hd);
-        }
-    }
+    if (do_r2) fold_r2_plan(m, p2);
     rq_rot_plan_free(p1);
+    rq_rot_plan_free(p2);
+    return RQ_OK;
+}
+
+rq_status rq_fold_r2(rq_model *m, const rq_rotation *r2) {
+    if (!r2 || r2->kind == RQ_ROT_NONE) return RQ_OK;
+    if (r2->n != m->cfg.head_dim)
+        return rq_errorf(RQ_EINVAL, "R2 has size %lld but the model's head_dim is %lld", (long long)r2->n,
+                         (long long)m->cfg.head_dim);
+    RQ_TRY(rq_rot_validate(r2));
+    rq_rot_plan *p2 = NULL;
+    RQ_TRY(rq_rot_plan_build(r2, &p2));
+    fold_r2_plan(m, p2);
     rq_rot_plan_free(p2);
     return RQ_OK;
 }

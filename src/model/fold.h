@@ -48,6 +48,11 @@ rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *
  * post-norms (RQ_EUNSUPPORTED, as rq_fold_model). */
 rq_status rq_fold_model_dense(rq_model *m, const float *r1, const float *r2, int64_t n_r2);
 
+/* Step 3 alone: R2 (kind none: nothing) folded into v and o, the norms left as they are
+ * (the export without R1 keeps llama.cpp's unfused norms). RQ_EINVAL if r2->n != head_dim
+ * or the rotation is invalid. */
+rq_status rq_fold_r2(rq_model *m, const rq_rotation *r2);
+
 /* METHODS.md step 5, the offline half of R4 [n_ff]: W_down ← W_down·R4 in every layer.
  * The model computes the same function only once R4 is also applied online to down's
  * input (rq_model_set_online with the same r4). Kind none: nothing. RQ_EINVAL if

@@ -124,13 +124,13 @@ typedef struct {
 static void solve_tiles(void *vctx, int64_t t0, int64_t t1, int thread) {
     const solve_ctx *c = vctx;
     const rq_group_quantizer *q = c->q;
-    int64_t d = c->d, g = c->g, ng = d / g, np = q->n_param;
+    int64_t d = c->d, g = c->g, ng = d / g, np = q->n_param, G = g * rq_quantizer_span(q);
     double *E = rq_xalloc(GPTQ_TILE * c->B * (int64_t)sizeof(double)); /* [tile rows, block] */
     for (int64_t t = t0; t < t1; t++) {
         int64_t r0 = t * GPTQ_TILE, r1 = r0 + GPTQ_TILE < c->out ? r0 + GPTQ_TILE : c->out;
         double loss = 0;
         for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
-            i2 = block_end(i1, d, g, c->B);
+            i2 = block_end(i1, d, G, c->B);
             int64_t nb = i2 - i1;
             for (int64_t r = r0; r < r1; r++) {
                 double *wr = c->W + r * d;
@@ -139,8 +139,8 @@ static void solve_tiles(void *vctx, int64_t t0, int64_t t1, int thread) {
                 for (int64_t i = i1; i < i2; i++) {
                     if (c->dynamic) {
                         p = c->params + (r * ng + i / g) * np;
-                        if (i % g == 0) /* W[r, i..i+g) is fully updated here */
-                            q->fit(q, wr + i, c->imp ? c->imp + i : NULL, g, (float *)p);
+                        if (i % G == 0) /* W[r, i..i+G) is fully updated here */
+                            q->fit(q, wr + i, c->imp ? c->imp + i : NULL, G, (float *)p);
                     } else {
                         p = c->params + (r * ng + c->perm[i] / g) * np;
                     }
@@ -175,10 +175,10 @@ typedef struct {
 
 static void fit_static_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
     const static_ctx *c = vctx;
-    int64_t ng = c->d / c->g;
+    int64_t ng = c->d / c->g, span = rq_quantizer_span(c->q);
     for (int64_t r = r0; r < r1; r++)
-        for (int64_t k = 0; k < ng; k++)
-            c->q->fit(c->q, c->W + r * c->d + k * c->g, c->imp ? c->imp + k * c->g : NULL, c->g,
+        for (int64_t k = 0; k < ng; k += span)
+            c->q->fit(c->q, c->W + r * c->d + k * c->g, c->imp ? c->imp + k * c->g : NULL, c->g * span,
                       c->params + (r * ng + k) * c->q->n_param);
 }
 
@@ -219,9 +219,12 @@ rq_status rq_gptq_quantize(const rq_gptq_cfg *cfg, const rq_group_quantizer *q, 
     if (out <= 0 || d <= 0 || out > INT_MAX || d > INT_MAX || !rq_mul_ok(d, d, &dd) ||
         !rq_mul_ok(out, d, &od))
         return rq_errorf(RQ_EINVAL, "gptq: bad shape [%lld, %lld]", (long long)out, (long long)d);
-    if (g <= 0 || d % g != 0)
-        return rq_errorf(RQ_EINVAL, "gptq: group size %lld does not divide %lld input columns",
-                         (long long)g, (long long)d);
+    if (g <= 0 || d % (g * rq_quantizer_span(q)) != 0)
+        return rq_errorf(RQ_EINVAL, "gptq: group size %lld (x %lld per fit) does not divide %lld input columns",
+                         (long long)g, (long long)rq_quantizer_span(q), (long long)d);
+    if (rq_quantizer_span(q) > 1 && cfg->act_order && !cfg->static_groups)
+        return rq_errorf(RQ_EINVAL, "gptq: %s fits %lld groups together: act-order needs static groups", q->name,
+                         (long long)rq_quantizer_span(q));
     if (cfg->block <= 0 || !(cfg->damp >= 0 && isfinite(cfg->damp)) || cfg->max_retries < 0)
         return rq_errorf(RQ_EINVAL, "gptq: bad block %lld / damping %g / retries %d",
                          (long long)cfg->block, cfg->damp, cfg->max_retries);

@@ -37,7 +37,12 @@
  * Groups with act-order: with dynamic groups (static_groups = false, like the reference),
  * group k is the permuted columns [k·g, (k+1)·g), so in the original order a group's
  * columns are scattered: g_idx [d] gives each original column's group. A file format with
- * contiguous groups needs static_groups = true (then g_idx[j] = j / g). */
+ * contiguous groups needs static_groups = true (then g_idx[j] = j / g).
+ *
+ * A quantizer whose fit spans k > 1 groups (rq_group_quantizer.span: llama.cpp's K-quant
+ * super-blocks, quant/ggquant.h) is fitted k·g columns at a time: upfront with static
+ * groups, otherwise at every k·g-th column with blocks aligned to k·g (act-order then needs
+ * static groups: RQ_EINVAL otherwise). */
 #ifndef RQ_QUANT_GPTQ_H
 #define RQ_QUANT_GPTQ_H
 

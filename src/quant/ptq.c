@@ -2,6 +2,8 @@
 
 #include "base/mpi.h"
 #include "base/timer.h"
+#include "format/format.h"
+#include "quant/ggquant.h"
 #include "quant/gptq.h"
 #include "quant/lut.h"
 #include "quant/uniform.h"
@@ -60,6 +62,21 @@ void rq_ptq_result_free(rq_ptq_result *res) {
 
 static rq_status check_opts(const rq_model *m, const rq_ptq_opts *o) {
     const rq_model_config *c = &m->cfg;
+    for (int64_t l = 0; l < c->n_layer; l++)
+        for (int i = 0; i < N_LIN; i++)
+            if (layer_lin(&m->layers[l], i)->kind != RQ_LINEAR_F32)
+                return rq_errorf(RQ_EINVAL, "layer %lld is already quantized", (long long)l);
+    if (o->gg_type) {
+        if (!rq_gg_type_writable(o->gg_type)) return rq_errorf(RQ_EINVAL, "type %s cannot be written", rq_type_name(o->gg_type));
+        for (int i = 0; i < N_LIN; i++) {
+            const rq_linear *lin = layer_lin(&m->layers[0], i);
+            if (rq_gg_type_for_row(o->gg_type, lin->n_in) < 0)
+                return rq_errorf(RQ_EINVAL, "%s: rows of %lld weights fit neither %s nor a type llama.cpp falls back to "
+                                 "(rows must be a multiple of 32)", lin_names[i], (long long)lin->n_in,
+                                 rq_type_name(o->gg_type));
+        }
+        return RQ_OK;
+    }
     if (!rq_qpacked_bits_ok(o->wbits)) return rq_errorf(RQ_EINVAL, "weight bits %d (2, 3, 4 or 8)", o->wbits);
     if (o->quantizer == RQ_QPARAM_LUT && o->wbits != 2)
         return rq_errorf(RQ_EINVAL, "the LUT quantizer has 4 levels: it needs --wbits 2");
@@ -68,10 +85,6 @@ static rq_status check_opts(const rq_model *m, const rq_ptq_opts *o) {
         if (o->group < 1 || rq_qpacked_group_for(o->group, ins[i]) < 1)
             return rq_errorf(RQ_EINVAL, "group %lld: no power-of-two fraction of it divides the layer input size %lld",
                              (long long)o->group, (long long)ins[i]);
-    for (int64_t l = 0; l < c->n_layer; l++)
-        for (int i = 0; i < N_LIN; i++)
-            if (layer_lin(&m->layers[l], i)->kind != RQ_LINEAR_F32)
-                return rq_errorf(RQ_EINVAL, "layer %lld is already quantized", (long long)l);
     return RQ_OK;
 }
 
@@ -179,11 +192,19 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             snprintf(ql->name, sizeof ql->name, "blk.%lld.%s.weight", (long long)l, lin_names[i]);
             ql->n_out = lin->n_out;
             ql->n_in = lin->n_in;
-            ql->group = rq_qpacked_group_for(o->group, lin->n_in);
+            const rq_group_quantizer *ql_q = &q;
+            rq_group_quantizer gq;
+            if (o->gg_type) { /* the llama.cpp type of this layer (checked in check_opts) */
+                ql->type = rq_gg_type_for_row(o->gg_type, lin->n_in);
+                gq = rq_gg_quantizer(ql->type, &ql->group);
+                ql_q = &gq;
+            } else {
+                ql->group = rq_qpacked_group_for(o->group, lin->n_in);
+            }
             gcfg.group = ql->group;
             int64_t n = lin->n_out * lin->n_in;
             ql->codes = rq_xalloc(n);
-            ql->params = rq_xalloc(n / ql->group * q.n_param * (int64_t)sizeof(float));
+            ql->params = rq_xalloc(n / ql->group * ql_q->n_param * (int64_t)sizeof(float));
             float *deq = deqs[i] = rq_xalloc(n * (int64_t)sizeof(float));
             if (o->keep_latent) ql->latent = rq_xalloc(n * (int64_t)sizeof(float));
             gcfg.pre = ql->latent;
@@ -193,12 +214,12 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
                 /* q, k, v share one Hessian, gate and up another: fetch it once per site */
                 if (h_site != (int)lin_site[i]) rq_hessian_get(&hs[lin_site[i]], H), h_site = (int)lin_site[i];
                 rq_gptq_info info;
-                s = rq_gptq_quantize(&gcfg, &q, H, lin->w, lin->n_out, lin->n_in, ql->codes, ql->params, deq, NULL,
+                s = rq_gptq_quantize(&gcfg, ql_q, H, lin->w, lin->n_out, lin->n_in, ql->codes, ql->params, deq, NULL,
                                      &info);
                 ql->loss = info.loss;
                 if (s == RQ_OK && info.warning[0]) fprintf(stderr, "\nquantize: %s: %s\n", ql->name, info.warning);
             } else {
-                s = rq_quant_rtn(&q, lin->w, lin->n_out, lin->n_in, ql->group, NULL, ql->codes, ql->params, deq);
+                s = rq_quant_rtn(ql_q, lin->w, lin->n_out, lin->n_in, ql->group, NULL, ql->codes, ql->params, deq);
                 double e = 0;
                 for (int64_t j = 0; j < n; j++) e += ((double)lin->w[j] - deq[j]) * ((double)lin->w[j] - deq[j]);
                 ql->loss = e;
@@ -214,8 +235,9 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
             int64_t n = lin->n_out * lin->n_in;
             if (gptq && n_ranks > 1) { /* from the rank that solved it */
                 int owner = i % n_ranks;
+                int64_t gg_group, n_param = o->gg_type ? rq_gg_quantizer(ql->type, &gg_group).n_param : q.n_param;
                 if ((s = rq_mpi_bcast(ql->codes, n, owner)) != RQ_OK ||
-                    (s = rq_mpi_bcast(ql->params, n / ql->group * q.n_param * (int64_t)sizeof(float), owner)) != RQ_OK ||
+                    (s = rq_mpi_bcast(ql->params, n / ql->group * n_param * (int64_t)sizeof(float), owner)) != RQ_OK ||
                     (s = rq_mpi_bcast(deqs[i], n * (int64_t)sizeof(float), owner)) != RQ_OK ||
                     (s = rq_mpi_bcast(&ql->loss, sizeof ql->loss, owner)) != RQ_OK ||
                     (ql->latent && (s = rq_mpi_bcast(ql->latent, n * (int64_t)sizeof(float), owner)) != RQ_OK))

@@ -37,6 +37,10 @@ typedef struct rq_ptq_opts {
     int lut_iters;            /* Lloyd iterations of the LUT quantizer (10) */
     bool progress;            /* per-layer lines on stderr */
     bool keep_latent;         /* fill rq_qlinear.latent (quantization-aware training starts there) */
+    int gg_type;              /* 0: the quantizer above; else a llama.cpp type (quant/ggquant.h): every
+                               * linear is solved onto that type's block encoding, or the type llama.cpp
+                               * falls back to for its row length (rq_gg_type_for_row); wbits, group,
+                               * quantizer and the fit options are then unused */
 } rq_ptq_opts;
 
 rq_ptq_opts rq_ptq_opts_default(void);
@@ -46,6 +50,8 @@ typedef struct rq_qlinear {
     char name[64];     /* GGUF tensor name, e.g. "blk.3.attn_q.weight" */
     int64_t n_out, n_in;
     int64_t group;     /* this layer's group size (see rq_ptq_opts.group) */
+    int type;          /* with rq_ptq_opts.gg_type: the llama.cpp type of this layer (codes and params
+                        * as rq_gg_quantizer(type) fills them); 0 otherwise */
     uint8_t *codes;    /* [n_out, n_in] unpacked */
     float *params;     /* [n_out, n_in/group, n_param] */
     double loss;       /* GPTQ: Σe²/2 weighted by H; RTN: Σ(w − ŵ)² */

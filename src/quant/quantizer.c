@@ -29,20 +29,20 @@ typedef struct {
 static void rtn_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
     const rtn_ctx *c = vctx;
     const rq_group_quantizer *q = c->q;
-    int64_t g = c->group, ng = c->in / g;
-    double *wg = rq_xalloc(2 * g * (int64_t)sizeof(double)); /* [g] values, [g] importances */
-    double *ig = wg + g;
+    int64_t g = c->group, ng = c->in / g, span = rq_quantizer_span(q), G = g * span;
+    double *wg = rq_xalloc(2 * G * (int64_t)sizeof(double)); /* [G] values, [G] importances */
+    double *ig = wg + G;
     for (int64_t r = r0; r < r1; r++) {
-        for (int64_t k = 0; k < ng; k++) {
+        for (int64_t k = 0; k < ng; k += span) {
             const float *src = c->w + r * c->in + k * g;
-            for (int64_t j = 0; j < g; j++) wg[j] = src[j];
+            for (int64_t j = 0; j < G; j++) wg[j] = src[j];
             if (c->imp)
-                for (int64_t j = 0; j < g; j++) ig[j] = c->imp[k * g + j];
+                for (int64_t j = 0; j < G; j++) ig[j] = c->imp[k * g + j];
             float *p = c->params + (r * ng + k) * q->n_param;
-            q->fit(q, wg, c->imp ? ig : NULL, g, p);
-            for (int64_t j = 0; j < g; j++) {
+            q->fit(q, wg, c->imp ? ig : NULL, G, p);
+            for (int64_t j = 0; j < G; j++) {
                 double wq;
-                int code = q->quant(q, p, wg[j], &wq);
+                int code = q->quant(q, p + (j / g) * q->n_param, wg[j], &wq);
                 c->codes[r * c->in + k * g + j] = (uint8_t)code;
                 if (c->deq) c->deq[r * c->in + k * g + j] = (float)wq;
             }
@@ -57,9 +57,9 @@ rq_status rq_quant_rtn(const rq_group_quantizer *q, const float *w, int64_t out,
     RQ_ASSERT(q && q->fit && q->quant && q->n_param <= RQ_QUANT_MAX_PARAM && q->max_code <= 255);
     if (out <= 0 || in <= 0)
         return rq_errorf(RQ_EINVAL, "rtn: bad shape [%lld, %lld]", (long long)out, (long long)in);
-    if (group <= 0 || in % group != 0)
-        return rq_errorf(RQ_EINVAL, "rtn: group size %lld does not divide %lld input columns",
-                         (long long)group, (long long)in);
+    if (group <= 0 || in % (group * rq_quantizer_span(q)) != 0)
+        return rq_errorf(RQ_EINVAL, "rtn: group size %lld (x %lld per fit) does not divide %lld input columns",
+                         (long long)group, (long long)rq_quantizer_span(q), (long long)in);
     rtn_ctx c = {q, w, imp, in, group, codes, params, deq};
     rq_parallel_for(out, 1, rtn_rows, &c);
     return RQ_OK;

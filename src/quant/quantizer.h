@@ -35,9 +35,17 @@ struct rq_group_quantizer {
     /* Quantize one value: returns its code and writes the dequantized value to *wq. */
     int (*quant)(const rq_group_quantizer *q, const float *param, double w, double *wq);
     const void *cfg; /* the quantizer's own settings; owned by the caller, must outlive q */
+    int64_t span;    /* 0 or 1: fit sees one group; k > 1: fit sees k consecutive groups at once
+                      * (n = k·g values, k parameter sets written), e.g. a K-quant super-block
+                      * whose sub-blocks share a scale (quant/ggquant.h); k·g must divide the
+                      * row, and with GPTQ's act-order the groups must be static */
 };
 
-/* Round-to-nearest (RTN) over a whole matrix, rows in parallel on the pool.
+/* Groups per fit (q->span, at least 1). */
+static inline int64_t rq_quantizer_span(const rq_group_quantizer *q) { return q->span > 1 ? q->span : 1; }
+
+/* Round-to-nearest (RTN) over a whole matrix, rows in parallel on the pool (each fit over
+ * span·group columns, span = rq_quantizer_span(q), which must divide in).
  *   w      [out, in]            weights (read only)
  *   imp    [in] or NULL         per-column importance passed to fit (e.g. diag(H))
  *   codes  [out, in]            written

@@ -1,0 +1,108 @@
+/* rotquant export: a llama.cpp-loadable GGUF (quant/ggexport.h): rotations folded, GPTQ
+ * solved onto llama.cpp's own block encodings. One library call and its summary. */
+#include "cli.h"
+
+#include "base/timer.h"
+#include "quant/ggexport.h"
+#include "quant/ggquant.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(void) {
+    printf("usage: rotquant export -m IN.gguf|HF_DIR -o OUT.gguf [options]\n"
+           "Writes a standard GGUF that llama.cpp loads unchanged: R1/R2 folded into the weights, norms\n"
+           "fused, every linear solved by GPTQ directly onto a llama.cpp block encoding.\n"
+           "  --type T           q4_0 (default), q4_1, q5_0, q5_1, q8_0, iq4_nl, or the K types q2_k, q3_k,\n"
+           "                     q4_k, q5_k, q6_k where a row is a multiple of 256 (elsewhere llama.cpp's\n"
+           "                     fallback: q2_k/q3_k -> iq4_nl, q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0)\n"
+           "  --embd-type T      token embedding and lm_head: q8_0 (default), any --type, f16, f32\n"
+           "  --rotate KIND      none|hadamard|walsh|gh|gsr|orthogonal  R1, folded (default gsr); learned:\n"
+           "                     R1 (and R2) from --rotation-file F (rotquant rotlearn). A model with\n"
+           "                     post-norms (Gemma-3) would need R1 online: only --rotate none there\n"
+           "  --rotation-file F  with --rotate learned; --compose KIND on top of it\n"
+           "  --block B          block size of gh/gsr (default 32, llama.cpp's block)\n"
+           "  --rotate2 KIND     R2, per attention head, folded into v/o (default none)\n"
+           "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
+           "  --method M         rtn|gptq (default gptq)\n"
+           "  --act-order        GPTQ: columns by decreasing Hessian diagonal, static groups (default;\n"
+           "                     --no-act-order: columns in order, each block fitted when reached)\n"
+           "  --fit-importance   fit each block weighting weights by H_ii (default with gptq;\n"
+           "                     --no-fit-importance: plain squared error)\n"
+           "  --damp L           GPTQ dampening, relative to mean diag H (default 0.01)\n"
+           "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
+           "  --calib-n N        calibration sequences (default 128; 16 takes a few minutes on SmolLM2)\n"
+           "  --calib-len L      tokens per sequence (default 2048, at most the model's context)\n"
+           "  --calib-save FILE  also write the calibration token ids (one sequence per line)\n"
+           "  --calib-ids FILE   read calibration token ids written by --calib-save\n"
+           "  --seed S           seeds the rotation signs and the calibration data (default 0)\n"
+           "  -t N               threads (default: all cores)\n"
+           "  -q, --quiet        no progress or summary lines\n");
+}
+
+int cmd_export(int argc, char **argv) {
+    rq_export_opts o = rq_export_opts_default();
+    const char *in = NULL, *out = NULL, *type = "q4_0", *embd = "q8_0", *method = "gptq";
+    const char *rot_name = "gsr", *rot2_name = "none", *compose_name = "none";
+    int64_t seed = 0, threads = 0, calib_n = 0, calib_len = 0;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define VAL() (v ? (i++, v) : NULL)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "-m")) { if (!(in = VAL())) return cli_fail("-m needs a file"); }
+        else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
+        else if (!strcmp(a, "--type")) { if (!(type = VAL())) return cli_fail("--type needs a type"); }
+        else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a type"); }
+        else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
+        else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
+        else if (!strcmp(a, "--rotation-file")) { if (!(o.q.rotation_file = VAL())) return cli_fail("--rotation-file needs a file"); }
+        else if (!strcmp(a, "--compose")) { if (!(compose_name = VAL())) return cli_fail("--compose needs a kind"); }
+        else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
+        else if (!strcmp(a, "--calib")) { if (!(o.q.calib = VAL())) return cli_fail("--calib needs a value"); }
+        else if (!strcmp(a, "--calib-ids")) { if (!(o.q.calib_ids = VAL())) return cli_fail("--calib-ids needs a file"); }
+        else if (!strcmp(a, "--calib-save")) { if (!(o.q.calib_save = VAL())) return cli_fail("--calib-save needs a file"); }
+        else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.q.block)) return 1; }
+        else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.q.block2)) return 1; }
+        else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &calib_n)) return 1; }
+        else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &calib_len)) return 1; }
+        else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
+        else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
+        else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o.q.damp)) return 1; }
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "--act-order")) o.q.act_order = 1;
+        else if (!strcmp(a, "--no-act-order")) o.q.act_order = 0;
+        else if (!strcmp(a, "--fit-importance")) o.q.fit_importance = 1;
+        else if (!strcmp(a, "--no-fit-importance")) o.q.fit_importance = 0;
+        else return cli_fail("export: unknown option '%s' (see rotquant export --help)", a);
+#undef VAL
+    }
+    if (!in || !out) return cli_fail("export: -m IN and -o OUT.gguf are required");
+    if (rq_gg_type_parse(type, false, "--type", &o.type) != RQ_OK ||
+        rq_gg_type_parse(embd, true, "--embd-type", &o.embd_type) != RQ_OK)
+        return cli_fail_status();
+    if (!strcmp(method, "gptq")) o.q.method = RQ_PTQ_GPTQ;
+    else if (!strcmp(method, "rtn")) o.q.method = RQ_PTQ_RTN;
+    else return cli_fail("--method: '%s' is not rtn or gptq", method);
+    if (rq_rot_kind_parse(rot_name, &o.q.rotate) != RQ_OK || rq_rot_kind_parse(rot2_name, &o.q.rotate2) != RQ_OK ||
+        rq_rot_kind_parse(compose_name, &o.q.compose) != RQ_OK)
+        return cli_fail_status();
+    o.q.calib_n = calib_n, o.q.calib_len = calib_len, o.q.seed = (uint64_t)seed, o.q.progress = !quiet;
+    if (rq_quant_opts_check(&o.q) != RQ_OK) return cli_fail_status();
+    const char *outputs[] = {out, o.q.calib_save};
+    if (!cli_check_outputs(outputs, 2)) return 1;
+    cli_threads_set(threads);
+
+    rq_export_result r;
+    if (rq_export_run(in, out, &o, &r, NULL) != RQ_OK) return cli_fail_status();
+    if (quiet) return 0;
+    fprintf(stderr, "export: wrote %s: %.1f MiB; linears %s (%.3f bits per weight, %lld of %lld in a fallback type); "
+            "loss %.4g\n", out, (double)r.file_bytes / 1048576.0, r.types, r.bits_per_weight, (long long)r.n_fallback,
+            (long long)r.n_lin, r.loss);
+    fprintf(stderr,
+            "export: time %.1fs = fold %.1fs + calibration data %.1fs + calibration forward %.1fs + Hessians %.1fs"
+            " + quantization %.1fs + writing %.1fs (+ loading); peak RSS %.0f MiB\n",
+            r.t_total, r.t_fold, r.t_calib, r.t_forward, r.t_hessian, r.t_quant, r.t_write,
+            (double)rq_peak_rss_bytes() / 1048576.0);
+    return 0;
+}
