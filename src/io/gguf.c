@@ -561,6 +561,8 @@ struct rq_gguf_writer {
     int64_t n_kv, cap_kv;
     wtensor *ts;
     int64_t n_t, cap_t;
+    void **kept; /* buffers freed with the writer (rq_gguf_writer_keep) */
+    int64_t n_kept, cap_kept;
 };
 
 rq_gguf_writer *rq_gguf_writer_new(uint32_t alignment) {
@@ -578,9 +580,23 @@ void rq_gguf_writer_free(rq_gguf_writer *w) {
         rq_free(w->kvs[i].blob);
     }
     for (int64_t i = 0; i < w->n_t; i++) rq_free(w->ts[i].name);
+    for (int64_t i = 0; i < w->n_kept; i++) rq_free(w->kept[i]);
     rq_free(w->kvs);
     rq_free(w->ts);
+    rq_free(w->kept);
     rq_free(w);
+}
+
+void *rq_gguf_writer_keep(rq_gguf_writer *w, void *p) {
+    if (w->n_kept == w->cap_kept) {
+        int64_t nc = w->cap_kept ? w->cap_kept * 2 : 64;
+        void **np = rq_xalloc(nc * (int64_t)sizeof(void *));
+        if (w->kept) memcpy(np, w->kept, (size_t)w->n_kept * sizeof(void *));
+        rq_free(w->kept);
+        w->kept = np, w->cap_kept = nc;
+    }
+    w->kept[w->n_kept++] = p;
+    return p;
 }
 
 void rq_gguf_writer_remove(rq_gguf_writer *w, const char *key) {

@@ -134,6 +134,9 @@ void rq_gguf_writer_remove(rq_gguf_writer *w, const char *key);
  * is written. n_bytes must equal the size implied by type and shape. */
 rq_status rq_gguf_writer_add_tensor(rq_gguf_writer *w, const char *name, int type, int n_dims,
                                     const int64_t *ne, const void *data, int64_t n_bytes);
+/* Hand the writer a buffer (rq_alloc'ed) that tensors added to it reference: it is freed
+ * with the writer. Returns p. */
+void *rq_gguf_writer_keep(rq_gguf_writer *w, void *p);
 /* True when a tensor of this name has been added. */
 bool rq_gguf_writer_has_tensor(const rq_gguf_writer *w, const char *name);
 /* Write to a temporary file beside `path`, then rename onto it: a failure never leaves

@@ -38,29 +38,10 @@ static rq_status check_opts(const rq_export_opts *o) {
     return RQ_OK;
 }
 
-/* buffers that must live until the writer has written */
-typedef struct {
-    void **p;
-    int n, cap;
-} keep_list;
-
-static void *keep(keep_list *k, void *p) {
-    if (k->n == k->cap) {
-        int nc = k->cap ? k->cap * 2 : 64;
-        void **np = rq_xalloc(nc * (int64_t)sizeof(void *));
-        if (k->p) memcpy(np, k->p, (size_t)k->n * sizeof(void *));
-        rq_free(k->p);
-        k->p = np;
-        k->cap = nc;
-    }
-    k->p[k->n++] = p;
-    return p;
-}
-
 /* A matrix x [rows, cols] stored as `type` (f32, f16, or RTN onto a llama.cpp type, with
  * its fallback for the row length): *data and *bytes for the file, and x replaced by what a
  * reader dequantizes. *stored: the type used. */
-static rq_status store_matrix(keep_list *k, const char *name, float *x, int64_t rows, int64_t cols, int type,
+static rq_status store_matrix(rq_gguf_writer *w, const char *name, float *x, int64_t rows, int64_t cols, int type,
                               int *stored, void **data, int64_t *bytes) {
     int64_t n = rows * cols;
     *stored = type;
@@ -69,7 +50,7 @@ static rq_status store_matrix(keep_list *k, const char *name, float *x, int64_t 
         return RQ_OK;
     }
     if (type == RQ_TYPE_F16) {
-        rq_half *h = keep(k, rq_xalloc(n * 2));
+        rq_half *h = rq_gguf_writer_keep(w, rq_xalloc(n * 2));
         rq_fp32_to_fp16_array(x, h, n);
         rq_fp16_to_fp32_array(h, x, n);
         *data = h, *bytes = n * 2;
@@ -92,7 +73,7 @@ static rq_status store_matrix(keep_list *k, const char *name, float *x, int64_t 
         s = rq_gg_encode_row(t, codes + r * cols, params + r * (cols / g) * q.n_param, cols, out + r * rb);
     if (s == RQ_OK) {
         memcpy(x, deq, (size_t)n * sizeof(float));
-        *stored = t, *data = keep(k, out), *bytes = rb * rows;
+        *stored = t, *data = rq_gguf_writer_keep(w, out), *bytes = rb * rows;
     } else {
         rq_free(out);
     }
@@ -120,7 +101,6 @@ static void print_fallbacks(const rq_model *m, int type) {
 /* An export in progress: the writer and the buffers it writes from. */
 typedef struct {
     rq_gguf_writer *w;
-    keep_list k;
     int counts[64]; /* tensors per type id (< 64) */
 } exporter;
 
@@ -136,11 +116,11 @@ static rq_status add_embeddings(exporter *x, rq_model *m, int type, char *desc, 
     void *d;
     int64_t b, ne[2] = {c->n_embd, c->n_vocab};
     bool tied = m->output.w == m->tok_embd;
-    RQ_TRY(store_matrix(&x->k, "token_embd.weight", m->tok_embd, c->n_vocab, c->n_embd, type, &t1, &d, &b));
+    RQ_TRY(store_matrix(x->w, "token_embd.weight", m->tok_embd, c->n_vocab, c->n_embd, type, &t1, &d, &b));
     RQ_TRY(rq_gguf_writer_add_tensor(x->w, "token_embd.weight", t1, 2, ne, d, b));
     count_type(x, t1);
     if (!tied) {
-        RQ_TRY(store_matrix(&x->k, "output.weight", m->output.w, c->n_vocab, c->n_embd, type, &t2, &d, &b));
+        RQ_TRY(store_matrix(x->w, "output.weight", m->output.w, c->n_vocab, c->n_embd, type, &t2, &d, &b));
         RQ_TRY(rq_gguf_writer_add_tensor(x->w, "output.weight", t2, 2, ne, d, b));
         count_type(x, t2);
     }
@@ -180,7 +160,7 @@ static rq_status add_rest(exporter *x, const rq_model *m, const rq_ptq_result *r
         int64_t g, rb;
         rq_group_quantizer gq = rq_gg_quantizer(q->type, &g);
         RQ_ASSERT(g == q->group && rq_type_row_bytes(q->type, q->n_in, &rb));
-        uint8_t *blocks = keep(&x->k, rq_xalloc(rb * q->n_out));
+        uint8_t *blocks = rq_gguf_writer_keep(x->w, rq_xalloc(rb * q->n_out));
         for (int64_t row = 0; row < q->n_out; row++)
             RQ_TRY(rq_gg_encode_row(q->type, q->codes + row * q->n_in, q->params + row * (q->n_in / g) * gq.n_param,
                                     q->n_in, blocks + row * rb));
@@ -309,8 +289,6 @@ rq_status rq_export_run(const char *in, const char *out, const rq_export_opts *o
 done:
     r->t_total = rq_time_now() - t_start;
     if (x.w) rq_gguf_writer_free(x.w);
-    for (int i = 0; i < x.k.n; i++) rq_free(x.k.p[i]);
-    rq_free(x.k.p);
     rq_ptq_result_free(&res);
     rq_quant_plan_free(&p);
     rq_free(ids);

@@ -5,43 +5,24 @@
 #include <stdio.h>
 #include <string.h>
 
-/* buffers that must live until the writer has written */
-typedef struct {
-    void **p;
-    int n, cap;
-} keep_list;
-
-static void *keep(keep_list *k, void *p) {
-    if (k->n == k->cap) {
-        int nc = k->cap ? k->cap * 2 : 64;
-        void **np = rq_xalloc(nc * (int64_t)sizeof(void *));
-        if (k->p) memcpy(np, k->p, (size_t)k->n * sizeof(void *));
-        rq_free(k->p);
-        k->p = np;
-        k->cap = nc;
-    }
-    k->p[k->n++] = p;
-    return p;
-}
-
 static rq_status add_f32(rq_gguf_writer *w, const char *name, const float *x, int64_t n) {
     int64_t ne[1] = {n};
     return rq_gguf_writer_add_tensor(w, name, RQ_TYPE_F32, 1, ne, x, n * (int64_t)sizeof(float));
 }
 
-static rq_status add_matrix(rq_gguf_writer *w, keep_list *k, const char *name, const float *x, int64_t rows,
+static rq_status add_matrix(rq_gguf_writer *w, const char *name, const float *x, int64_t rows,
                             int64_t cols, const char *type) {
     int64_t ne[2] = {cols, rows}, n = rows * cols;
     if (!strcmp(type, "f32")) return rq_gguf_writer_add_tensor(w, name, RQ_TYPE_F32, 2, ne, x, n * 4);
     if (!strcmp(type, "f16")) {
-        uint16_t *h = keep(k, rq_xalloc(n * 2));
+        uint16_t *h = rq_gguf_writer_keep(w, rq_xalloc(n * 2));
         rq_fp32_to_fp16_array(x, h, n);
         return rq_gguf_writer_add_tensor(w, name, RQ_TYPE_F16, 2, ne, h, n * 2);
     }
     if (!strcmp(type, "q8_0")) {
         int64_t nb;
         if (!rq_type_row_bytes(RQ_TYPE_Q8_0, cols, &nb)) return rq_errorf(RQ_EINVAL, "%s: width %lld is not a multiple of 32", name, (long long)cols);
-        rq_block_q8_0 *b = keep(k, rq_xalloc(nb * rows));
+        rq_block_q8_0 *b = rq_gguf_writer_keep(w, rq_xalloc(nb * rows));
         for (int64_t r = 0; r < rows; r++) rq_quant_q8_0_ref(x + r * cols, (rq_block_q8_0 *)((uint8_t *)b + r * nb), cols);
         return rq_gguf_writer_add_tensor(w, name, RQ_TYPE_Q8_0, 2, ne, b, nb * rows);
     }
@@ -53,7 +34,6 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     const rq_model_config *c = &m->cfg;
     int np = rq_qparam_count(info->quantizer);
     rq_gguf_writer *w = rq_gguf_writer_new(0);
-    keep_list k = {0};
     rq_status s = RQ_OK;
     for (int64_t i = 0; i < rq_gguf_n_kv(src); i++) {
         const rq_gguf_kv *kv = rq_gguf_kv_at(src, i);
@@ -71,10 +51,10 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     rq_qinfo_write(info, w);
 
 #define TRY(e) do { if ((s = (e)) != RQ_OK) goto done; } while (0)
-    TRY(add_matrix(w, &k, "token_embd.weight", m->tok_embd, c->n_vocab, c->n_embd, info->embd_type));
+    TRY(add_matrix(w, "token_embd.weight", m->tok_embd, c->n_vocab, c->n_embd, info->embd_type));
     TRY(add_f32(w, "output_norm.weight", m->output_norm, c->n_embd));
     if (m->output.w != m->tok_embd)
-        TRY(add_matrix(w, &k, "output.weight", m->output.w, c->n_vocab, c->n_embd, info->embd_type));
+        TRY(add_matrix(w, "output.weight", m->output.w, c->n_vocab, c->n_embd, info->embd_type));
     if (m->rope_freqs) TRY(add_f32(w, "rope_freqs.weight", m->rope_freqs, c->rope_dim / 2));
     if (info->r1_matrix) { /* a learned R1/R2, kept for inspection and reuse */
         int64_t ne1[2] = {c->n_embd, c->n_embd}, ne2[3] = {c->head_dim, c->head_dim, info->n_r2};
@@ -111,17 +91,17 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
             for (int i = 0; i < 7; i++) {
                 char name[96];
                 snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, sfx[i]);
-                TRY(add_matrix(w, &k, name, ls[i]->w, ls[i]->n_out, ls[i]->n_in, "f32"));
+                TRY(add_matrix(w, name, ls[i]->w, ls[i]->n_out, ls[i]->n_in, "f32"));
             }
         }
     }
     for (int64_t i = 0; i < res->n_lin; i++) {
         const rq_qlinear *q = &res->lin[i];
         int64_t rb = rq_qpacked_row_bytes((int)info->wbits, q->n_in), ng = q->n_in / q->group;
-        uint8_t *packed = keep(&k, rq_xalloc(rb * q->n_out));
+        uint8_t *packed = rq_gguf_writer_keep(w, rq_xalloc(rb * q->n_out));
         for (int64_t r = 0; r < q->n_out; r++)
             rq_qpacked_pack_row((int)info->wbits, q->codes + r * q->n_in, q->n_in, packed + r * rb);
-        uint16_t *ph = keep(&k, rq_xalloc(q->n_out * ng * np * 2));
+        uint16_t *ph = rq_gguf_writer_keep(w, rq_xalloc(q->n_out * ng * np * 2));
         rq_fp32_to_fp16_array(q->params, ph, q->n_out * ng * np);
         char name[96];
         int64_t ne_c[2] = {rb, q->n_out}, ne_p[3] = {np, ng, q->n_out};
@@ -134,7 +114,5 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     s = rq_gguf_writer_write(w, path);
 done:
     rq_gguf_writer_free(w);
-    for (int i = 0; i < k.n; i++) rq_free(k.p[i]);
-    rq_free(k.p);
     return s;
 }
