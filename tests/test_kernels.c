@@ -176,7 +176,8 @@ static void test_type_kernels(void) {
     rq_rng_seed(&r, 41);
     const int64_t out = 5, in = 4 * 64;
     /* random bytes, then every fp16 field made a finite value; rows [out, in] */
-    const int types[] = {RQ_TYPE_Q4_0, RQ_TYPE_Q8_0, RQ_TYPE_Q4_K, RQ_TYPE_W2U_G64, RQ_TYPE_W2L_G32, RQ_TYPE_W4U_G128};
+    const int types[] = {RQ_TYPE_Q4_0, RQ_TYPE_Q8_0, RQ_TYPE_IQ4_NL, RQ_TYPE_Q4_K, RQ_TYPE_W2U_G64, RQ_TYPE_W2L_G32,
+                         RQ_TYPE_W4U_G128};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const int type = types[i];
         int64_t rb = 0;
@@ -192,7 +193,7 @@ static void test_type_kernels(void) {
             rq_free(params);
         } else {
             for (int64_t b = 0; b < out * rb; b++) w[b] = (uint8_t)(rq_rng_u64(&r) >> 56);
-            /* Q4_0, Q8_0: d at the start of each block; Q4_K: d, dmin at the start */
+            /* Q4_0, Q8_0, IQ4_NL: d at the start of each block; Q4_K: d, dmin at the start */
             const rq_type_traits *tr = rq_type_traits_get(type);
             const int nh = type == RQ_TYPE_Q4_K ? 2 : 1;
             for (int64_t b = 0; b < out * rb / tr->type_size; b++)

@@ -27,7 +27,7 @@ static const rq_type_kernels ggml_kernels[RQ_N_GGML_KERNEL_IDS] = {
     SCALAR(RQ_TYPE_Q4_0), SCALAR(RQ_TYPE_Q4_1), SCALAR(RQ_TYPE_Q5_0), SCALAR(RQ_TYPE_Q5_1),
     [RQ_TYPE_Q8_0] = {.dequant = traits_dequant, .gemv_f32 = q8_0_gemv},
     SCALAR(RQ_TYPE_Q2_K), SCALAR(RQ_TYPE_Q3_K), SCALAR(RQ_TYPE_Q4_K), SCALAR(RQ_TYPE_Q5_K),
-    SCALAR(RQ_TYPE_Q6_K),
+    SCALAR(RQ_TYPE_Q6_K), SCALAR(RQ_TYPE_IQ4_NL),
 };
 
 /* rotquant's own types, indexed by id - RQ_TYPE_OWN_FIRST: the low-bit family, whose rows
