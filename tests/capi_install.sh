@@ -43,7 +43,9 @@ for ex in simple_generate perplexity quantize; do
     ${CC:-cc} -std=c11 -Wall -Wextra -pedantic -Werror $ex.c $flags -o $ex || fail "building $ex with: $flags"
 done
 export LD_LIBRARY_PATH="$libdir"
-ldd ./simple_generate | grep -q "$libdir/librotquant.so.$major" || fail "simple_generate does not load the installed library"
+# (ldd into a file: with pipefail, `ldd | grep -q` fails when grep's early exit makes ldd die of SIGPIPE)
+ldd ./simple_generate >"$tmp/ldd.txt"
+grep -q "$libdir/librotquant.so.$major" "$tmp/ldd.txt" || fail "simple_generate does not load the installed library"
 "$RQ_TEST_CAPI" --write-model tiny.gguf
 
 # generation: the CLI's text (greedy; sampled with run's default top-k 40, top-p 0.95)

@@ -17,5 +17,6 @@ expect_error "--calib-ids sets" "$RQ_CLI" export -m "$MODEL" -o "$TMP/x.gguf" --
 expect_error "no/such" "$RQ_CLI" export -m "$MODEL" -o "$TMP/no/such/x.gguf"
 expect_error "cannot open\|No such file" "$RQ_CLI" export -m "$TMP/missing.gguf" -o "$TMP/x.gguf"
 if [[ -e "$TMP/x.gguf" ]]; then echo "FAIL: an output file was written"; fail=1; fi
-if "$RQ_CLI" export --help | grep -q -- "--type T"; then echo "ok   export --help lists --type"; else echo "FAIL: export --help"; fail=1; fi
+help=$("$RQ_CLI" export --help)
+if grep -q -- "--type T" <<<"$help"; then echo "ok   export --help lists --type"; else echo "FAIL: export --help"; fail=1; fi
 exit $fail
