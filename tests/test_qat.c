@@ -368,6 +368,16 @@ static void test_cli(void) {
                 ids, rs, dir, err) == 0);
     RQ_CHECK_MSG(sh("cmp -s %s/r4.gguf %s/r4b.gguf", dir, dir) == 0, "a resumed qat run wrote another file");
     RQ_CHECK_MSG(sh("cmp -s %s/r2.gguf %s/r4b.gguf", dir, dir) != 0, "the resumed steps changed nothing");
+    /* --warmup: the ramp follows the global step, so a resumed run continues it where it
+     * stopped (2 + 2 steps = 4 in one run, byte for byte), and it changes the steps it covers */
+    RQ_CHECK(sh("%s qat -m %s -o %s/w4.gguf --data-ids %s %s --steps 4 --warmup 2 2> %s", cli, path_model, dir, ids, rs,
+                err) == 0);
+    RQ_CHECK(sh("%s qat -m %s -o %s/w2.gguf --data-ids %s %s --steps 2 --warmup 2 --checkpoint %s/w.ckpt 2> %s", cli,
+                path_model, dir, ids, rs, dir, err) == 0);
+    RQ_CHECK(sh("%s qat -m %s -o %s/w4b.gguf --data-ids %s %s --steps 4 --warmup 2 --resume %s/w.ckpt 2> %s", cli,
+                path_model, dir, ids, rs, dir, err) == 0);
+    RQ_CHECK_MSG(sh("cmp -s %s/w4.gguf %s/w4b.gguf", dir, dir) == 0, "a resumed qat run with --warmup wrote another file");
+    RQ_CHECK_MSG(sh("cmp -s %s/w4.gguf %s/r4.gguf", dir, dir) != 0, "--warmup changed nothing");
     /* a start file made by rotquant quantize */
     char pf[256];
     snprintf(pf, sizeof pf, "%s/ptq32.gguf", dir);
@@ -401,6 +411,8 @@ static void test_cli(void) {
     FAILS("does not rebuild its start", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --resume %s/r.ckpt --save-start "
           "%s/x0.gguf 2> %s", cli, path_model, dir, ids, common, dir, dir, err);
     FAILS("learning rates", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --lr 0 2> %s", cli, path_model, dir, ids, common,
+          err);
+    FAILS("--warmup", "%s qat -m %s -o %s/x.gguf --data-ids %s %s --warmup 3 2> %s", cli, path_model, dir, ids, common,
           err);
     RQ_CHECK(sh("test -e %s/x.gguf", dir) != 0);
 #undef FAILS

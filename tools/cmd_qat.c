@@ -37,6 +37,8 @@ static void usage(void) {
            "                      the quantizer (default %g)\n"
            "  --steps N           phase 2: end-to-end steps (default %lld; 0 skips it)\n"
            "  --lr X, --lr-quant X  phase 2 learning rates (default %g, %g); --schedule constant|cosine|linear\n"
+           "  --warmup N          phase 2: the learning rates ramp up linearly over the first N steps\n"
+           "                      (default 0), then follow --schedule over the rest\n"
            "  --kl-gamma G        CAKLD γ·KL(s‖t) + (1−γ)·KL(t‖s) (default: the teacher's mean top-1 probability)\n"
            "  --eval-every K      validation every K steps (default %lld)\n"
            "  --checkpoint PATH   phase 2 checkpoint after each validation; --resume PATH continues one\n"
@@ -77,7 +79,7 @@ int cmd_qat(int argc, char **argv) {
         INT("--group", o.group, 0, 4096) INT("--calib-n", o.calib_n, 1, 1 << 20) INT("--gen-seqs", o.gen_seqs, 1, 1 << 20)
         INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
         INT("--block-steps", o.block_steps, 0, INT64_C(1) << 40) INT("--steps", o.steps, 0, INT64_C(1) << 40)
-        INT("--eval-every", o.eval_every, 1, INT64_C(1) << 40) INT("--seed", seed, 0, INT64_MAX)
+        INT("--warmup", o.warmup, 0, INT64_C(1) << 40) INT("--eval-every", o.eval_every, 1, INT64_C(1) << 40) INT("--seed", seed, 0, INT64_MAX)
         INT("-t", threads, 0, 1024)
         FLT("--gen-temp", o.gen_temp, 0, 10) FLT("--gen-chat", o.gen_chat, 0, 1) FLT("--val-frac", o.val_frac, 0, 0.9) FLT("--block-lr", o.block_lr, -1e9, 1e9)
         FLT("--block-lr-quant", o.block_lr_quant, -1e9, 1e9) FLT("--lr", o.lr, -1e9, 1e9)

@@ -143,6 +143,9 @@ static rq_status check_opts(const rq_rcp_opts *o) {
     if (o->init_ptq && o->calib_n < 1) return rq_errorf(RQ_EINVAL, "qat: --calib-n must be >= 1");
     if (o->resume && o->save_start)
         return rq_errorf(RQ_EINVAL, "qat: --save-start with --resume: a resumed run does not rebuild its start point");
+    if (o->warmup < 0 || o->warmup > o->steps)
+        return rq_errorf(RQ_EINVAL, "qat: --warmup %lld must lie in [0, --steps = %lld]", (long long)o->warmup,
+                         (long long)o->steps);
     if (o->resume && o->steps < 1) return rq_errorf(RQ_EINVAL, "qat: --resume needs end-to-end steps (--steps)");
     return RQ_OK;
 }
@@ -381,7 +384,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                                 .on_validation = o->progress ? print_val : NULL};
         val_ctx vc = {.m = m, .val = val, .n_val = n_val, .n_seq = o->n_seq, .T = o->T};
         ro.user = &vc;
-        ro.schedule = (rq_lr_schedule){.shape = o->schedule, .total = o->steps};
+        ro.schedule = (rq_lr_schedule){.shape = o->schedule, .warmup = o->warmup, .total = o->steps};
         ro.group[RQ_PGROUP_LINEAR] = (rq_adamw_group){.lr = o->lr};
         ro.group[RQ_PGROUP_QUANT] = (rq_adamw_group){.lr = o->lr_quant};
         rq_train_run_result rr;

@@ -50,6 +50,7 @@ typedef struct rq_rcp_opts {
     int64_t steps;           /* end-to-end optimizer steps (0: skip the phase) */
     float lr, lr_quant;
     rq_lr_shape schedule;
+    int64_t warmup;          /* phase 2: linear warm-up steps (lr ramps (k + 1)/warmup), then the schedule */
     double gamma;            /* CAKLD γ (< 0: the teacher's mean top-1 probability) */
     int64_t eval_every;
     const char *checkpoint, *resume;
