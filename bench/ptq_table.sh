@@ -45,7 +45,7 @@ calib_file() { # N LEN -> path of the self-generated ids (made once, seed 0)
     if [ ! -f "$f" ]; then
         local t0=$(date +%s)
         $rq quantize -m $model --calib-n "$1" --calib-len "$2" --seed 0 --calib-save "$f" -t "$T" 2> "$out/calib_$1x$2.log"
-        echo "calibration $1 x $2: generated in $(($(date +%s) - t0)) s" | tee -a "$out/calib_times.txt"
+        echo "calibration $1 x $2: generated in $(($(date +%s) - t0)) s" | tee -a "$out/calib_times.txt" >&2 # not on stdout: captured
     fi
     echo "$f"
 }
