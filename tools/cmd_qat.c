@@ -57,8 +57,6 @@ static void usage(void) {
 }
 
 int cmd_qat(int argc, char **argv) {
-    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
-        return cli_fail("qat: not split over MPI ranks yet; run it as one process");
     rq_rcp_opts o = rq_rcp_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16;
@@ -109,7 +107,7 @@ int cmd_qat(int argc, char **argv) {
     if (strcmp(o.embd_type, "q8_0") && strcmp(o.embd_type, "f16") && strcmp(o.embd_type, "f32"))
         return cli_fail("--embd-type: '%s' is not q8_0, f16 or f32", o.embd_type);
     const char *outputs[] = {out, o.checkpoint, o.data_save, o.save_block, o.save_start};
-    if (!cli_check_outputs(outputs, 5)) return 1;
+    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 5)) return 1;
     int32_t *ids = NULL;
     if (ids_path) {
         if (!cli_read_ids(ids_path, &ids, &o.n_ids)) return 1;
@@ -120,6 +118,7 @@ int cmd_qat(int argc, char **argv) {
     rq_status s = rq_rcp_run(in, out, &o, &r);
     rq_free(ids);
     if (s != RQ_OK) return cli_fail_status();
+    if (rq_mpi_rank() != 0) return 0; /* rank 0 reports (data-parallel: train/dp.h) */
     printf("qat: wrote %s (%.3f bits/weight on the linears); held-out perplexity of the file %.4f, of the "
            "training graph %.4f\n", out, r.bits_per_weight, r.val_ppl_file, r.val_ppl_end);
     printf("qat: held-out perplexity %.3f -> %.3f; ", r.val_ppl_start, r.val_ppl_end);

@@ -49,8 +49,6 @@ static bool parse_kind(const char *opt, const char *v, rq_rot_kind *k) {
 }
 
 int cmd_rotlearn(int argc, char **argv) {
-    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
-        return cli_fail("rotlearn: not split over MPI ranks yet; run it as one process");
     rq_rotlearn_opts o = rq_rotlearn_opts_default();
     const char *in = NULL, *out = NULL, *ids_path = NULL;
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16, wbits = o.wbits;
@@ -97,7 +95,7 @@ int cmd_rotlearn(int argc, char **argv) {
     if (!in || !out) return cli_fail("rotlearn: -m FLOAT.gguf and -o ROT.gguf are required");
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits, o.seed = (uint64_t)seed, o.progress = !quiet;
     const char *outputs[] = {out, o.data_save};
-    if (!cli_check_outputs(outputs, 2)) return 1;
+    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
     int32_t *ids = NULL;
     if (ids_path) {
         if (!cli_read_ids(ids_path, &ids, &o.n_ids)) return 1;
@@ -108,6 +106,7 @@ int cmd_rotlearn(int argc, char **argv) {
     rq_status s = rq_rotlearn_run(in, out, &o, &r);
     rq_free(ids);
     if (s != RQ_OK) return cli_fail_status();
+    if (rq_mpi_rank() != 0) return 0; /* rank 0 reports (data-parallel: train/dp.h) */
     printf("rotlearn: wrote %s; training loss %.5f -> %.5f, held-out loss %.5f -> %.5f; |R1'R1 - I| %.1e, "
            "|R2'R2 - I| %.1e\n", out, r.loss_first, r.loss_last, r.val_first, r.val_last, r.orth1, r.orth2);
     printf("rotlearn: %lld training tokens; time %.0f s (data %.0f s, training %.0f s); peak RSS %.0f MiB; %d threads\n",

@@ -3,6 +3,7 @@
  * weights and learnable clipping, train/qat.h) on its own generated text. */
 #include "cli.h"
 
+#include "base/hash.h"
 #include "base/mpi.h"
 #include "base/pool.h"
 #include "base/rng.h"
@@ -132,12 +133,12 @@ static void print_validation(void *user, int64_t step, double train_loss, double
 }
 
 int cmd_train(int argc, char **argv) {
-    if (rq_mpi_size() > 1) /* the gradients are not all-reduced yet (README "Scale-out with MPI") */
-        return cli_fail("train: not split over MPI ranks yet; run it as one process");
     train_args a;
     int pr = parse(argc, argv, &a);
     if (pr) return pr < 0 ? 0 : pr;
     cli_threads_set(a.threads);
+    bool r0 = rq_mpi_rank() == 0; /* data-parallel over MPI ranks (train/dp.h): rank 0 reports and writes */
+    if (!r0) a.quiet = true;
     int rc = 1;
     rq_gguf *g = NULL;
     rq_model *m = NULL, *teacher = NULL;
@@ -164,19 +165,24 @@ int cmd_train(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
+    if (!cli_mpi_same_model(g, a.model)) goto done;
     const rq_model_config *cf = &m->cfg;
     if (a.T > cf->n_ctx_train) {
         cli_fail("--seq-len %lld exceeds the model's context %lld", (long long)a.T, (long long)cf->n_ctx_train);
         goto done;
     }
-    /* memory, before allocating anything large or writing anything */
-    int64_t need = rq_train_ctx_bytes_ex(cf, a.B, a.T, &(rq_train_ctx_opts){.checkpoint_act = a.ckpt_act});
+    /* memory, before allocating anything large or writing anything: one window's activations
+     * (the windows of a batch run one at a time, train/dp.h), the exact gradient sums (16 bytes
+     * per parameter), per rank on this machine */
+    int64_t need = rq_train_ctx_bytes_ex(cf, 1, a.T, &(rq_train_ctx_opts){.checkpoint_act = a.ckpt_act});
     int64_t avail = mem_available();
-    if (a.wbits) need += a.B * a.T * cf->n_vocab * 4 + 4 * rq_model_n_params(m) * 4; /* teacher logits; latents, grads, moments */
-    else need += 3 * rq_model_n_params(m) * 4;                                          /* grads, moments */
+    if (a.wbits) need += a.T * cf->n_vocab * 4 + 8 * rq_model_n_params(m) * 4; /* teacher logits; latents, grads, moments, sums */
+    else need += 7 * rq_model_n_params(m) * 4;                                  /* grads, moments, sums */
+    need *= rq_mpi_local_size();
     if (need > avail) {
-        cli_fail("--batch %lld × --seq-len %lld needs about %.2f GiB, %.2f GiB of memory are available",
-                 (long long)a.B, (long long)a.T, (double)need / (1 << 30), (double)avail / (1 << 30));
+        cli_fail("--seq-len %lld needs about %.2f GiB%s, %.2f GiB of memory are available", (long long)a.T,
+                 (double)need / (1 << 30), rq_mpi_local_size() > 1 ? " for the ranks on this machine" : "",
+                 (double)avail / (1 << 30));
         goto done;
     }
     /* data: windows of T tokens */
@@ -221,6 +227,11 @@ int cmd_train(int argc, char **argv) {
         memcpy(win + j * a.T, tmp, (size_t)a.T * 4);
     }
     rq_free(tmp);
+    if (rq_mpi_size() > 1 &&
+        rq_mpi_check_same(rq_hash64(win, n_win * a.T * (int64_t)sizeof(int32_t), 0), "train: the training windows") != RQ_OK) {
+        cli_fail_status();
+        goto done;
+    }
     int64_t n_val = (int64_t)(a.val_frac * (double)n_win + 0.5), n_train = n_win - n_val;
     if (n_train < 1 || (a.val_frac > 0 && n_val < a.B)) {
         cli_fail("%s: %lld sequences of %lld tokens: need at least 1 for training and --batch %lld held out "
@@ -237,7 +248,7 @@ int cmd_train(int argc, char **argv) {
         cli_fail_status();
         goto done;
     }
-    if (a.save_init && rq_train_export(g, &p, a.save_init) != RQ_OK) {
+    if (r0 && a.save_init && rq_train_export(g, &p, a.save_init) != RQ_OK) {
         cli_fail_status();
         goto done;
     }
@@ -262,6 +273,10 @@ int cmd_train(int argc, char **argv) {
     rq_train_run_result res;
     if (rq_train_run(m, &p, qat, teacher, win, n_train, win + n_train * a.T, n_val, &ro, &res) != RQ_OK) {
         cli_fail_status();
+        goto done;
+    }
+    if (!r0) { /* the same parameters as rank 0's, which writes them */
+        rc = 0;
         goto done;
     }
     printf("trained steps %lld..%lld: %lld tokens in %.1f s, %.1f tokens/s, peak RSS %.0f MiB\n",

@@ -1,12 +1,15 @@
 /* RCP's quantization-aware training pipeline (train/rcp.h). */
 #include "train/rcp.h"
 
+#include "base/hash.h"
+#include "base/mpi.h"
 #include "base/pool.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "format/abits.h"
 #include "format/format.h"
 #include "io/gguf.h"
+#include "io/gguf_hash.h"
 #include "model/hf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
@@ -238,10 +241,19 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
     if (s == RQ_OK) s = rq_qinfo_read(g, &qi);
     if (s == RQ_OK && qi.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant: give the float model", in);
+    char what[600];
+    if (s == RQ_OK && rq_mpi_size() > 1) { /* data-parallel (train/dp.h): every rank the same model */
+        snprintf(what, sizeof what, "qat: the model %s", in);
+        s = rq_mpi_check_same(rq_gguf_hash(g), what);
+    }
     if (s == RQ_OK) s = rq_model_load_ex(g, &lo, &teacher);
     if (s == RQ_OK && !o->ids) s = rq_tokenizer_load(g, &tok);
     if (s == RQ_OK && o->init_file) { /* the start file: a 2-bit rotquant model of the same float model */
         s = rq_gguf_open(o->init_file, &gp);
+        if (s == RQ_OK && rq_mpi_size() > 1) {
+            snprintf(what, sizeof what, "qat: the start file %s", o->init_file);
+            s = rq_mpi_check_same(rq_gguf_hash(gp), what);
+        }
         if (s == RQ_OK) s = rq_qinfo_read(gp, &qp);
         if (s == RQ_OK && (!qp.present || qp.wbits != 2))
             s = rq_errorf(RQ_EINVAL, "%s: not a 2-bit rotquant model (rotquant quantize --wbits 2 makes one)",
@@ -292,6 +304,9 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if ((s = rq_quant_train_windows(teacher, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, g, o->gen_chat, o->seed,
                                     o->progress, o->data_save, "qat", &win, &n_win)) != RQ_OK)
         goto done;
+    if (rq_mpi_size() > 1 &&
+        (s = rq_mpi_check_same(rq_hash64(win, n_win * o->T * (int64_t)sizeof(int32_t), 0), "qat: the training windows")) != RQ_OK)
+        goto done;
     rq_rng rng;
     rq_rng_seed(&rng, o->seed ^ 0x717174ULL);
     for (int64_t i = n_win - 1; i > 0; i--) { /* seeded shuffle of whole windows */
@@ -338,13 +353,16 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     rq_ptq_result_free(&pres);
     export_ctx ex = {.o = o, .m = m, .g = g, .qat = qat, .qp = gp ? &qp : NULL, .plan = &plan,
                      .file_group = file_group, .embd_type = embd_type, .gptq = gptq};
-    if (o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
+    /* every rank holds the same model: rank 0 alone writes the files and measures the held-out
+     * perplexities (not collective; the other ranks wait in the next step's reduction) */
+    bool r0 = rq_mpi_rank() == 0, talk = o->progress && r0;
+    if (r0 && o->save_start && (s = export_file(&ex, o->save_start)) != RQ_OK) goto done;
     if (o->resume) {
         res->val_ppl_start = NAN;
-        if (o->progress) fprintf(stderr, "qat: resuming from %s (the start point is not rebuilt)\n", o->resume);
-    } else if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) {
+        if (talk) fprintf(stderr, "qat: resuming from %s (the start point is not rebuilt)\n", o->resume);
+    } else if (r0 && n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_start)) != RQ_OK) {
         goto done;
-    } else if (o->progress)
+    } else if (talk)
         fprintf(stderr, "qat: start (%s): held-out perplexity %.3f; %lld training windows of %lld tokens, %lld held out\n",
                 gp ? o->init_file : gptq ? "GPTQ" : "min/max", res->val_ppl_start, (long long)n_train, (long long)o->T,
                 (long long)n_val);
@@ -360,13 +378,13 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         rq_blockwise_result br;
         if ((s = rq_blockwise_run(m, &p, qat, teacher, win, n_train, &bo, &br)) != RQ_OK) goto done;
         res->mse_first = br.mse_first, res->mse_last = br.mse_last, res->tokens_block = br.tokens;
-        if (o->progress && n_val) {
+        if (talk && n_val) {
             double pp;
             if ((s = window_ppl(m, val, n_val, o->n_seq, o->T, &pp)) != RQ_OK) goto done;
             fprintf(stderr, "qat: block-wise phase done in %.0f s: MSE %.5g -> %.5g (mean over blocks); held-out "
                     "perplexity %.3f\n", rq_time_now() - t0, br.mse_first, br.mse_last, pp);
         }
-        if (o->save_block && (s = export_file(&ex, o->save_block)) != RQ_OK) goto done;
+        if (r0 && o->save_block && (s = export_file(&ex, o->save_block)) != RQ_OK) goto done;
     }
     res->t_block = rq_time_now() - t0;
 
@@ -376,7 +394,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if (o->steps > 0) {
         if (res->gamma < 0 && (s = teacher_confidence(teacher, win, n_train, o->n_seq, o->T, &res->gamma)) != RQ_OK)
             goto done;
-        if (o->progress) fprintf(stderr, "qat: end-to-end distillation, CAKLD γ = %.3f\n", res->gamma);
+        if (talk) fprintf(stderr, "qat: end-to-end distillation, CAKLD γ = %.3f\n", res->gamma);
         rq_train_run_opts ro = {.n_seq = o->n_seq, .T = o->T, .steps = o->steps, .eval_every = o->eval_every,
                                 .clip = o->clip, .gamma = res->gamma, .seed = o->seed, .checkpoint = o->checkpoint,
                                 .resume = o->resume, .progress = o->progress, .keep_best = !o->keep_last,
@@ -392,13 +410,13 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         res->val_first = rr.val_first, res->val_last = rr.val_last, res->tokens_e2e = rr.tokens;
     }
     res->t_e2e = rq_time_now() - t0;
-    if (n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_end)) != RQ_OK) goto done;
+    if (r0 && n_val && (s = window_ppl(m, val, n_val, o->n_seq, o->T, &res->val_ppl_end)) != RQ_OK) goto done;
 
     /* export exactly what was trained */
-    if ((s = export_file(&ex, out)) != RQ_OK) goto done;
+    if (r0 && (s = export_file(&ex, out)) != RQ_OK) goto done;
     res->bits_per_weight = ex.bits_per_weight;
     /* the file as `rotquant ppl/run` load it computes what was trained */
-    if (n_val) {
+    if (r0 && n_val) {
         rq_model *mf = NULL;
         if ((s = rq_model_load_file(out, &mf)) == RQ_OK)
             s = window_ppl(mf, val, n_val, o->n_seq, o->T, &res->val_ppl_file);

@@ -72,7 +72,9 @@ typedef struct rq_rcp_result {
     double mse_first, mse_last;         /* phase 1 (mean over blocks) */
     double val_first, val_last;         /* phase 2 validation loss (KL) before/after */
     double val_ppl_start, val_ppl_end;  /* the student's perplexity on the held-out windows */
-    double val_ppl_file;                /* the same, the written file loaded and run for inference */
+    double val_ppl_file;                /* the same, the written file loaded and run for inference
+                                         * (under MPI the three perplexities and bits_per_weight
+                                         * on rank 0, which writes the files; 0 elsewhere) */
     int64_t tokens_block, tokens_e2e;
     double t_data, t_ptq, t_block, t_e2e, t_total; /* seconds */
     double bits_per_weight;

@@ -1,16 +1,20 @@
 /* Learned rotations: the reparameterization, its gradient and the run (train/rotlearn.h). */
 #include "train/rotlearn.h"
 
+#include "base/hash.h"
+#include "base/mpi.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "format/abits.h"
 #include "io/gguf.h"
+#include "io/gguf_hash.h"
 #include "model/fold.h"
 #include "model/qinfo.h"
 #include "quant/calib.h"
 #include "quant/pipeline.h"
 #include "quant/uniform.h"
 #include "text/tokenizer.h"
+#include "train/dp.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -218,14 +222,8 @@ void rq_rotlearn_grad(const rq_rotlearn *L, const rq_params *g, double *dR1, dou
                 if (i / L->cfg.block != j / L->cfg.block) dR1[i * n + j] = 0;
 }
 
-rq_status rq_rotlearn_step(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, const int32_t *tokens, double lr,
-                           rq_rotlearn_step_info *info) {
-    memset(info, 0, sizeof *info);
-    rq_rotlearn_apply(L);
-    RQ_TRY(rq_train_forward(c, tokens));
-    info->loss = rq_train_loss(c, tokens, NULL, 0);
-    memset(g->buf, 0, (size_t)g->n_total * sizeof(float));
-    rq_train_backward(c, tokens, c->st->logits, &L->p, g);
+/* the Cayley steps of R1 and every R2 from the gradient g of the weights last applied */
+static rq_status cayley_update(rq_rotlearn *L, const rq_params *g, double lr, rq_rotlearn_step_info *info) {
     int64_t n = L->n, hd = L->hd;
     double *d1 = rq_alloc(n * n * (int64_t)sizeof(double));
     double *d2 = L->R2 ? rq_alloc(L->nl * hd * hd * (int64_t)sizeof(double)) : NULL;
@@ -247,6 +245,27 @@ rq_status rq_rotlearn_step(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, const 
         info->orth2 = e > info->orth2 ? e : info->orth2;
     }
     return RQ_OK;
+}
+
+rq_status rq_rotlearn_step(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, const int32_t *tokens, double lr,
+                           rq_rotlearn_step_info *info) {
+    memset(info, 0, sizeof *info);
+    rq_rotlearn_apply(L);
+    RQ_TRY(rq_train_forward(c, tokens));
+    info->loss = rq_train_loss(c, tokens, NULL, 0);
+    memset(g->buf, 0, (size_t)g->n_total * sizeof(float));
+    rq_train_backward(c, tokens, c->st->logits, &L->p, g);
+    return cayley_update(L, g, lr, info);
+}
+
+/* rq_rotlearn_step data-parallel (train/dp.h): c a context of one window, tokens [n_seq, T]
+ * split by window over the ranks, the gradient their exact sum; collective */
+static rq_status step_dp(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, rq_dp_sum *acc, const int32_t *tokens,
+                         int64_t n_seq, double lr, rq_rotlearn_step_info *info) {
+    memset(info, 0, sizeof *info);
+    rq_rotlearn_apply(L);
+    RQ_TRY(rq_dp_grads(c, NULL, &L->p, g, acc, tokens, n_seq, 0, &info->loss));
+    return cayley_update(L, g, lr, info);
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
@@ -279,16 +298,10 @@ static rq_status check_opts(const rq_rotlearn_opts *o) {
     return RQ_OK;
 }
 
-/* the mean loss over the val windows [n_val, T], n_seq at a time, of the model as applied */
-static rq_status val_loss(rq_train_ctx *c, const int32_t *val, int64_t n_val, double *loss) {
-    double sum = 0;
-    int64_t nb = n_val / c->n_seq;
-    for (int64_t b = 0; b < nb; b++) {
-        RQ_TRY(rq_train_forward(c, val + b * c->n));
-        sum += rq_train_loss(c, val + b * c->n, NULL, 0);
-    }
-    *loss = nb ? sum / (double)nb : 0;
-    return RQ_OK;
+/* the mean loss over the val windows [n_val, T] (whole batches of n_seq) of the model as
+ * applied, split by window over the ranks; collective */
+static rq_status val_loss(rq_train_ctx *c, const int32_t *val, int64_t n_val, int64_t n_seq, double *loss) {
+    return rq_dp_loss(c, NULL, val, n_val / n_seq * n_seq, 0, loss);
 }
 
 rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opts *o, rq_rotlearn_result *res) {
@@ -302,6 +315,7 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     rq_rotlearn *L = NULL;
     rq_train_ctx *c = NULL;
     rq_params g = {0};
+    rq_dp_sum acc = {0};
     float *q1 = NULL, *q2 = NULL;
     rq_rot_learned out_rot = {0};
     rq_qinfo qi;
@@ -309,6 +323,11 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     rq_status s = rq_gguf_open(in, &gf);
     if (s == RQ_OK) s = rq_qinfo_read(gf, &qi);
     if (s == RQ_OK && qi.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant: give the float model", in);
+    if (s == RQ_OK && rq_mpi_size() > 1) { /* data-parallel (train/dp.h): every rank the same model */
+        char what[600];
+        snprintf(what, sizeof what, "rotlearn: the model %s", in);
+        s = rq_mpi_check_same(rq_gguf_hash(gf), what);
+    }
     if (s == RQ_OK) s = rq_model_load_ex(gf, &lo, &m);
     if (s == RQ_OK && !o->ids) s = rq_tokenizer_load(gf, &tok);
     if (s != RQ_OK) goto done;
@@ -338,6 +357,9 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     if ((s = rq_quant_train_windows(m, tok, o->ids, o->n_ids, o->T, o->gen_seqs, o->gen_temp, gf, o->gen_chat, o->seed, o->progress,
                                     o->data_save, "rotlearn", &win, &n_win)) != RQ_OK)
         goto done;
+    if (rq_mpi_size() > 1 &&
+        (s = rq_mpi_check_same(rq_hash64(win, n_win * o->T * (int64_t)sizeof(int32_t), 0), "rotlearn: the training windows")) != RQ_OK)
+        goto done;
     int64_t n_val = o->val_seqs / o->n_seq * o->n_seq, n_train = n_win - n_val;
     if (n_train < 1) {
         s = rq_errorf(RQ_EINVAL, "rotlearn: %lld windows of %lld tokens leave none for training after %lld held out",
@@ -357,13 +379,17 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     rq_rotation init2 = rq_rot_make(o->init2, hd, blocked(o->init2) ? hd : 0, o->seed + 1);
     if ((s = rq_rot_dense(&init1, &q1)) != RQ_OK || (o->r2 && (s = rq_rot_dense(&init2, &q2)) != RQ_OK)) goto done;
     rq_rotlearn_set(L, q1, q2);
-    if ((s = rq_train_ctx_new(m, o->n_seq, o->T, &c)) != RQ_OK || (s = rq_params_mirror(&L->p, &g)) != RQ_OK) goto done;
-    if (!(batch = rq_alloc(c->n * (int64_t)sizeof(int32_t)))) {
+    /* one window at a time (train/dp.h): the same gradients on any rank count */
+    if ((s = rq_train_ctx_new(m, 1, o->T, &c)) != RQ_OK || (s = rq_params_mirror(&L->p, &g)) != RQ_OK ||
+        (s = rq_dp_sum_init(&acc, &L->p)) != RQ_OK)
+        goto done;
+    if (!(batch = rq_alloc(o->n_seq * o->T * (int64_t)sizeof(int32_t)))) {
         s = RQ_ENOMEM;
         goto done;
     }
     char d1[96], d2[96], don[320];
-    if (o->progress)
+    bool talk = o->progress && rq_mpi_rank() == 0; /* one rank reports */
+    if (talk)
         fprintf(stderr, "rotlearn: %s: R1 from %s%s, R2 %s; W%d%s A%d KV%d, %s; %lld steps of %lld x %lld tokens, lr "
                 "%.3g %s; %lld training windows, %lld held out\n", in, rq_rot_describe(&init1, d1, sizeof d1),
                 o->block ? " (learned block-diagonal)" : "", o->r2 ? rq_rot_describe(&init2, d2, sizeof d2) : "none",
@@ -372,8 +398,8 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
                 o->schedule == RQ_LR_COSINE ? "cosine" : o->schedule == RQ_LR_LINEAR ? "linear" : "constant",
                 (long long)n_train, (long long)n_val);
     rq_rotlearn_apply(L);
-    if (n_val && (s = val_loss(c, val, n_val, &res->val_first)) != RQ_OK) goto done;
-    if (o->progress && n_val) fprintf(stderr, "rotlearn: held-out loss at the start %.5f\n", res->val_first);
+    if (n_val && (s = val_loss(c, val, n_val, o->n_seq, &res->val_first)) != RQ_OK) goto done;
+    if (talk && n_val) fprintf(stderr, "rotlearn: held-out loss at the start %.5f\n", res->val_first);
 
     t0 = rq_time_now();
     rq_rng rng;
@@ -385,12 +411,12 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
             memcpy(batch + b * o->T, win + (int64_t)rq_rng_below(&rng, (uint64_t)n_train) * o->T,
                    (size_t)o->T * sizeof(int32_t));
         double lr = o->lr * rq_lr_factor(&sched, st);
-        if ((s = rq_rotlearn_step(L, c, &g, batch, lr, &info)) != RQ_OK) goto done;
+        if ((s = step_dp(L, c, &g, &acc, batch, o->n_seq, lr, &info)) != RQ_OK) goto done;
         if (!st) res->loss_first = info.loss;
         res->loss_last = info.loss;
-        res->tokens += c->n;
+        res->tokens += o->n_seq * o->T;
         double el = rq_time_now() - t0;
-        if (o->progress)
+        if (talk)
             fprintf(stderr, "rotlearn: step %lld/%lld loss %.5f |A| %.3g eta %.3g |R1'R1-I| %.1e |R2'R2-I| %.1e  "
                     "%.0f tokens/s, ETA %.0f s\n", (long long)st + 1, (long long)o->steps, info.loss, info.a1,
                     info.lr1, info.orth1, info.orth2, (double)res->tokens / el,
@@ -399,7 +425,7 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     res->t_train = rq_time_now() - t0;
     res->orth1 = info.orth1, res->orth2 = info.orth2;
     rq_rotlearn_apply(L);
-    if (n_val && (s = val_loss(c, val, n_val, &res->val_last)) != RQ_OK) goto done;
+    if (n_val && (s = val_loss(c, val, n_val, o->n_seq, &res->val_last)) != RQ_OK) goto done;
 
     /* the file */
     out_rot.n = n, out_rot.block = o->block, out_rot.head_dim = hd, out_rot.n_r2 = o->r2 ? L->nl : 0;
@@ -417,12 +443,13 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     out_rot.steps = o->steps, out_rot.n_seq = o->n_seq, out_rot.T = o->T, out_rot.tokens = res->tokens;
     out_rot.lr = (float)o->lr, out_rot.seed = o->seed;
     out_rot.loss_first = res->loss_first, out_rot.loss_last = res->loss_last, out_rot.seconds = res->t_train;
-    s = rq_rot_learned_write(&out_rot, out);
+    s = rq_mpi_rank() == 0 ? rq_rot_learned_write(&out_rot, out) : RQ_OK; /* every rank the same rotations */
 done:
     res->t_total = rq_time_now() - t_start;
     rq_rot_learned_free(&out_rot);
     rq_free(q1), rq_free(q2), rq_free(batch), rq_free(win);
     rq_params_free(&g);
+    rq_dp_sum_free(&acc);
     rq_train_ctx_free(c);
     rq_rotlearn_free(L);
     rq_tokenizer_free(tok);

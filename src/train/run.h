@@ -3,7 +3,15 @@
  * rq_train_step, the validation loss on the held-out windows before the first step, every
  * eval_every steps and after the last, a checkpoint after each validation, resume from one.
  * Deterministic for a fixed thread count: a run resumed from a checkpoint reproduces the
- * uninterrupted run bit for bit. With keep_best the run ends with the parameters of its lowest
+ * uninterrupted run bit for bit.
+ *
+ * Each window of a batch runs alone and the batch gradient is their exact sum (train/dp.h),
+ * which makes the loop data-parallel over MPI ranks: every call here is collective (every
+ * rank passes the same model, data and options), each rank runs its share of the windows of
+ * each step and of the validation, and every rank ends with the same parameters, bit for bit
+ * those of one process at the same thread count. Rank 0 alone prints progress, calls
+ * on_validation and writes the checkpoint (the checkpoint holds nothing rank-dependent: a
+ * run resumes at any rank count). With keep_best the run ends with the parameters of its lowest
  * validation loss. */
 #ifndef RQ_TRAIN_RUN_H
 #define RQ_TRAIN_RUN_H

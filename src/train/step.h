@@ -23,6 +23,11 @@ typedef struct rq_train_step_opts {
  * token id out of range (nothing updated). */
 rq_status rq_train_step(rq_train_ctx *c, rq_params *p, rq_params *g, rq_adamw *o, const int32_t *tokens,
                         const rq_train_step_opts *opt, double *loss, double *grad_norm);
+/* The update of a step from the batch gradient g (a mirror of p): QAT's gradients mapped,
+ * clipping, AdamW, QAT's weights re-quantized (what rq_train_step does after its backward;
+ * the data-parallel loop, train/dp.h, computes g itself). *grad_norm (may be NULL): the
+ * norm before clipping. */
+void rq_train_apply(rq_params *p, rq_params *g, rq_adamw *o, const rq_train_step_opts *opt, double *grad_norm);
 /* The mean loss of a batch (no update). */
 rq_status rq_train_eval(rq_train_ctx *c, const int32_t *tokens, const float *teacher, double gamma, double *loss);
 
