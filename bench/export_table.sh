@@ -21,7 +21,9 @@
 # Environment: MODEL (default the SmolLM2 Q4_1 file), TYPES (default "q4_0 iq4_nl q4_1
 #   q4_k q6_k"), ROTATIONS (default "gsr none"; "R1,R2" names both, e.g. "none,gsr" for
 #   post-norm models whose R1 cannot be folded), CALIB_N (16), CALIB_LEN (512), CHUNKS (16),
-#   WHOLE_TYPES (default "q4_0 iq4_nl"; "" = none), T (threads, default nproc), OUT (default
+#   WHOLE_TYPES (default "q4_0 iq4_nl"; "" = none) and WHOLE_VARIANTS (the rows of those
+#   types measured on the whole file too: default "gsr none,gsr imatrix", our GSR export
+#   and llama.cpp's imatrix file; the float row always), T (threads, default nproc), OUT (default
 #   out/export), LLAMA_CPP_BIN. Finished rows are kept (an interrupted run resumes; delete
 #   a row of results.tsv to redo it).
 # Output: $OUT/results.tsv, the files and logs in $OUT.
@@ -36,6 +38,7 @@ CALIB_N=${CALIB_N:-16}
 CALIB_LEN=${CALIB_LEN:-512}
 CHUNKS=${CHUNKS:-16}
 WHOLE_TYPES=${WHOLE_TYPES-"q4_0 iq4_nl"}
+WHOLE_VARIANTS=${WHOLE_VARIANTS:-"gsr none,gsr imatrix"}
 T=${T:-$(nproc)}
 OUT=${OUT:-out/export}
 LB=${LLAMA_CPP_BIN:-}
@@ -82,7 +85,8 @@ row() { # ENGINE TYPE VARIANT FILE SECONDS [f32check]
             check=$(ppl_llama "$tag.f32.gguf" "$tag.f32.ppl.log")
             rm -f "$tag.f32.gguf"
         fi
-        if [[ " $WHOLE_TYPES " == *" $type "* || ( $type = f32 && -n ${WHOLE_TYPES// /} ) ]]; then whole=$(ppl_llama "$f" "$tag.whole.log" whole); fi
+        if [[ ( " $WHOLE_TYPES " == *" $type "* && " $WHOLE_VARIANTS " == *" $variant "* ) ||
+              ( $type = f32 && -n ${WHOLE_TYPES// /} ) ]]; then whole=$(ppl_llama "$f" "$tag.whole.log" whole); fi
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$engine" "$type" "$variant" "$(stat -c %s "$f")" \
         "$(linear_bpw "$f")" "$ours" "$theirs" "$check" "$whole" "$secs" | tee -a "$res"
