@@ -2,7 +2,8 @@
  *
  * One header, no other rotquant header needed: open a model (a GGUF file, a rotquant
  * quantized file or a Hugging Face checkpoint directory), tokenize and detokenize, render a
- * chat, run the model with a KV cache, sample and generate, measure perplexity, quantize.
+ * chat, run the model with a KV cache, sample and generate, measure perplexity, quantize,
+ * export for llama.cpp.
  * Link with -lrotquant (pkg-config --cflags --libs rotquant). C11 and C++.
  *
  * Conventions
@@ -55,14 +56,14 @@ extern "C" {
  * build or run (it is the shared library's SONAME: librotquant.so.MAJOR); the minor version
  * when something is added. */
 #define ROTQUANT_API_VERSION_MAJOR 1
-#define ROTQUANT_API_VERSION_MINOR 0
+#define ROTQUANT_API_VERSION_MINOR 1
 #define ROTQUANT_API_VERSION_PATCH 0
 #define ROTQUANT_API_VERSION \
     (ROTQUANT_API_VERSION_MAJOR * 10000 + ROTQUANT_API_VERSION_MINOR * 100 + ROTQUANT_API_VERSION_PATCH)
 
 /* The library's ROTQUANT_API_VERSION (compare its major, version / 10000, with the header's). */
 ROTQUANT_API int rotquant_version(void);
-/* "1.0.0"; static storage. */
+/* "1.1.0"; static storage. */
 ROTQUANT_API const char *rotquant_version_string(void);
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -389,6 +390,52 @@ typedef struct rotquant_quantize_result {
  * it ("--wbits: 5 is not one of 2, 3, 4, 8, 16"). */
 ROTQUANT_API rotquant_status rotquant_quantize(const char *in, const char *out, const rotquant_quantize_params *params,
                                                rotquant_quantize_result *result);
+
+/* ---- export for llama.cpp ---------------------------------------------------------------- */
+
+/* The main options of `rotquant export`; 0 / NULL = its default (said beside each field). */
+typedef struct rotquant_export_params {
+    size_t size;                /* sizeof(rotquant_export_params) */
+    const char *type;           /* the linears' llama.cpp type, by its name as the CLI spells it:
+                                 * NULL = "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", or the
+                                 * K types "q2_k", "q3_k", "q4_k", "q5_k", "q6_k" where a row is a
+                                 * multiple of 256 (elsewhere llama.cpp's fallback per tensor) */
+    const char *embd_type;      /* token embedding and lm_head: NULL = "q8_0", any type above,
+                                 * "f16", "f32" */
+    rotquant_method method;     /* default GPTQ */
+    rotquant_rotation rotation; /* R1, folded (default GSR; a model with post-norms such as
+                                 * Gemma-3 takes only ROTQUANT_ROT_NONE) */
+    int64_t rotation_block;     /* block of GH/GSR R1 (default 32, llama.cpp's block) */
+    rotquant_rotation rotation2; /* R2, per attention head on v/o, folded (default none) */
+    const char *calib;          /* GPTQ calibration, as rotquant_quantize_params */
+    const char *calib_ids;
+    int64_t calib_n;            /* default 128 */
+    int64_t calib_len;          /* default 2048, at most the context */
+    uint64_t seed;              /* rotation signs and generated calibration text (default 0) */
+    int progress;               /* nonzero: progress lines on stderr */
+} rotquant_export_params;
+
+typedef struct rotquant_export_result {
+    size_t size;             /* sizeof(rotquant_export_result), set by the caller */
+    double bits_per_weight;  /* of the linears, as stored */
+    int64_t n_linears;       /* linears written */
+    int64_t n_fallback;      /* of them, in llama.cpp's fallback type */
+    int64_t file_bytes;
+    int64_t calib_n, calib_len; /* the calibration used (0 without) */
+    double seconds;
+    char types[160];         /* "210 Q4_0; embedding Q8_0, lm_head Q8_0" */
+} rotquant_export_result;
+
+/* Export the model at `in` (GGUF, float or llama.cpp-quantized, or Hugging Face directory;
+ * not a rotquant file) as a standard GGUF at `out` that llama.cpp loads unchanged (written
+ * atomically): R1/R2 folded into the weights, every linear solved by GPTQ (or RTN) directly
+ * onto the llama.cpp type. What `rotquant export` does with the same options; the file opens
+ * with rotquant_model_open too. params may be NULL (defaults); result may be NULL. Errors
+ * name the option as the CLI spells it ("--type: 'q9_k' is not one of ..."); a row length
+ * no type fits and an input that needs an online rotation are ROTQUANT_EINVAL and
+ * ROTQUANT_EUNSUPPORTED. */
+ROTQUANT_API rotquant_status rotquant_export(const char *in, const char *out, const rotquant_export_params *params,
+                                             rotquant_export_result *result);
 
 #ifdef __cplusplus
 }

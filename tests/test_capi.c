@@ -1,9 +1,11 @@
 /* The public C API (include/rotquant.h) on the tiny random LLaMA of tiny_llama.h, with a small
  * byte-level BPE tokenizer and a ChatML template added to its file. Every result is checked
  * against the internal function it wraps (the same logits as rq_model_forward, the same ids as
- * the tokenizer, the same PPL as rq_ppl_eval, the same tokens as rq_generate, the same file as
- * rq_quant_run) and, where one exists, against an independent oracle (the float64 naive
- * forward, hand-derived token ids, the literal chat text); then the error paths.
+ * the tokenizer, the same PPL as rq_ppl_eval, the same tokens as rq_generate, the same files as
+ * rq_quant_run and rq_export_run) and, where one exists, against an independent oracle (the
+ * float64 naive forward, hand-derived token ids, the literal chat text, the export's logit
+ * error against the float model's as its block type's step size predicts); then the error
+ * paths.
  *
  * `test_capi --write-model PATH` only writes the tiny model with its tokenizer to PATH (for
  * tests/capi_install.sh, which runs the installed examples on it). */
@@ -16,6 +18,7 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "quant/ggexport.h"
 #include "quant/pipeline.h"
 #include "text/tokenizer.h"
 
@@ -718,6 +721,186 @@ static void test_quantize(const char *plain) {
     RQ_CHECK(!rq_test_file_exists(none));
 }
 
+/* ---- export for llama.cpp -------------------------------------------------------------------- */
+
+/* A model whose rows take llama.cpp's blocks of 32 (the tiny model's 48 and 80 do not), with
+ * moderate weights, so that quantization errors are not amplified (the tiny model's 4-bit
+ * logits move by 20-70 %, test_ggquant). */
+enum { XE = 64, XH = 2, XHK = 1, XHD = 32, XFF = 128, XNL = 2 };
+
+static const char *write_wide(void) {
+    const char *path = tmp_path("wide.gguf");
+    rq_rng r;
+    rq_rng_seed(&r, 77);
+    rq_gguf_writer *w = rq_gguf_writer_new(0);
+    rq_gguf_writer_set_str(w, "general.architecture", "llama");
+    rq_gguf_writer_set_u32(w, "llama.block_count", XNL);
+    rq_gguf_writer_set_u32(w, "llama.context_length", 128);
+    rq_gguf_writer_set_u32(w, "llama.embedding_length", XE);
+    rq_gguf_writer_set_u32(w, "llama.feed_forward_length", XFF);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count", XH);
+    rq_gguf_writer_set_u32(w, "llama.attention.head_count_kv", XHK);
+    rq_gguf_writer_set_f32(w, "llama.rope.freq_base", 1e4f);
+    rq_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    float *keep[4 + XNL * 9];
+    int nk = 0;
+#define XADD(name, ne0, ne1, sc, off)                                                                               \
+    do {                                                                                                           \
+        int64_t ne_[2] = {(ne0), (ne1)};                                                                           \
+        float *x_ = keep[nk++] = rq_xalloc((ne0) * (ne1) * (int64_t)sizeof(float));                                \
+        fill(&r, x_, (ne0) * (ne1), (sc), (off));                                                                  \
+        RQ_ASSERT(rq_gguf_writer_add_tensor(w, (name), RQ_TYPE_F32, (ne1) == 1 ? 1 : 2, ne_, x_,                  \
+                                            (ne0) * (ne1) * 4) == RQ_OK);                                          \
+    } while (0)
+    XADD("token_embd.weight", XE, V, 1.0, 0);
+    XADD("output_norm.weight", XE, 1, 0.1, 1);
+    char nm[64];
+    for (int l = 0; l < XNL; l++) {
+#define XL(sfx, ne0, ne1, sc, off)                                                                                 \
+    do {                                                                                                           \
+        snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, sfx);                                                       \
+        XADD(nm, ne0, ne1, sc, off);                                                                               \
+    } while (0)
+        XL("attn_norm", XE, 1, 0.1, 1);
+        XL("attn_q", XE, XH * XHD, 0.15, 0);
+        XL("attn_k", XE, XHK * XHD, 0.15, 0);
+        XL("attn_v", XE, XHK * XHD, 0.15, 0);
+        XL("attn_output", XH * XHD, XE, 0.1, 0);
+        XL("ffn_norm", XE, 1, 0.1, 1);
+        XL("ffn_gate", XE, XFF, 0.15, 0);
+        XL("ffn_up", XE, XFF, 0.15, 0);
+        XL("ffn_down", XFF, XE, 0.1, 0);
+#undef XL
+    }
+#undef XADD
+    RQ_ASSERT(rq_gguf_writer_write(w, path) == RQ_OK);
+    rq_gguf_writer_free(w);
+    for (int i = 0; i < nk; i++) rq_free(keep[i]);
+    return path;
+}
+
+/* logits [N_TOK, V] of the model at path through the public API (NULL: it did not open) */
+static float *api_logits(const char *path, const int32_t *tok) {
+    rotquant_model *m;
+    rotquant_context *c;
+    if (rotquant_model_open(path, NULL, &m) != ROTQUANT_OK) return NULL;
+    rotquant_context_params cp = {.size = sizeof cp, .n_ctx = 64, .n_batch = N_TOK, .all_logits = 1};
+    float *out = NULL;
+    int64_t rows = 0;
+    if (rotquant_context_new(m, &cp, &c) == ROTQUANT_OK) {
+        const float *lg = rotquant_eval(c, tok, N_TOK) == ROTQUANT_OK ? rotquant_get_logits(c, &rows) : NULL;
+        if (lg && rows == N_TOK) {
+            out = rq_xalloc(N_TOK * V * (int64_t)sizeof(float));
+            memcpy(out, lg, sizeof(float) * N_TOK * V);
+        }
+        rotquant_context_free(c);
+    }
+    rotquant_model_close(m);
+    return out;
+}
+
+static bool all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
+/* Relative L2 of the exported model's logits from the float model's. Q4_0 rounds each weight
+ * to 16 levels spanning its block of 32 (step = absmax/8 ≈ 0.3σ for Gaussian weights): an
+ * error of about step/√12 ≈ 8 % of a weight's scale, which this random 2-layer model carries
+ * into its logits at 2-2.5 times that (measured 0.16-0.21 over five weight seeds); 0.4 leaves
+ * room, while unrelated logits are ≈ 1.4 apart. Q8_0's step is absmax/127, 16 times smaller:
+ * its error scales with it (measured 0.06-0.075 of Q4_0's), bounded here by 0.15 of it. */
+#define EXPORT_Q4_REL_TOL 0.4
+#define EXPORT_Q8_VS_Q4 0.15
+
+static void test_export(const char *plain, const char *rq_file) {
+    char src[512], rotquant_file[512]; /* copies: tmp_path's buffers are reused */
+    snprintf(rotquant_file, sizeof rotquant_file, "%s", rq_file);
+    snprintf(src, sizeof src, "%s", write_wide());
+    int32_t tok[N_TOK];
+    random_ids(41, tok, N_TOK);
+    float *ref = api_logits(src, tok);
+    RQ_ASSERT(ref);
+
+    /* Q4_0, RTN, GSR R1 (the default): the same file as rq_export_run's */
+    const char *api_out = tmp_path("api_q4_0.gguf"), *ref_out = tmp_path("ref_q4_0.gguf");
+    rotquant_export_params p = {.size = sizeof p, .method = ROTQUANT_METHOD_RTN};
+    rotquant_export_result r = {.size = sizeof r};
+    RQ_CHECK_MSG(rotquant_export(src, api_out, &p, &r) == ROTQUANT_OK, "export: %s", rotquant_last_error());
+    rq_export_opts o = rq_export_opts_default();
+    o.q.method = RQ_PTQ_RTN;
+    rq_export_result rr;
+    RQ_ASSERT(rq_export_run(src, ref_out, &o, &rr, NULL) == RQ_OK);
+    RQ_CHECK(same_file(api_out, ref_out));
+    struct stat st;
+    RQ_ASSERT(stat(api_out, &st) == 0);
+    /* Q4_0: 18 bytes per 32 weights */
+    RQ_CHECK_MSG(r.n_linears == 7 * XNL && r.n_fallback == 0 && r.bits_per_weight == 4.5 &&
+                     r.file_bytes == (int64_t)st.st_size && r.calib_n == 0 && !strncmp(r.types, "14 Q4_0;", 8),
+                 "%lld linears, %lld fallback, %g bits, '%s'", (long long)r.n_linears, (long long)r.n_fallback,
+                 r.bits_per_weight, r.types);
+    rq_gguf *g;
+    RQ_ASSERT(rq_gguf_open(api_out, &g) == RQ_OK);
+    const rq_gguf_tensor *tq = rq_gguf_find_tensor(g, "blk.1.ffn_down.weight");
+    RQ_CHECK(tq && tq->type == RQ_TYPE_Q4_0);
+    rq_gguf_close(g);
+    rotquant_model *q;
+    rotquant_model_info info = {.size = sizeof info};
+    RQ_CHECK(rotquant_model_open(api_out, NULL, &q) == ROTQUANT_OK && rotquant_model_get_info(q, &info) == ROTQUANT_OK &&
+             !info.quantized && info.n_embd == XE); /* a llama.cpp file, no rotquant metadata */
+    rotquant_model_close(q);
+    float *lq4 = api_logits(api_out, tok);
+    RQ_CHECK(lq4 && all_finite(lq4, N_TOK * V));
+    double rel4 = lq4 ? rq_rel_l2(lq4, ref, N_TOK * V) : 1e9;
+    RQ_CHECK_MSG(rel4 < EXPORT_Q4_REL_TOL && rel4 > 0, "Q4_0 export: logits %g (relative L2) from the float model's",
+                 rel4);
+
+    /* Q8_0, GPTQ on calibration ids, embeddings f16: much closer */
+    int32_t ids[4 * 16];
+    random_ids(43, ids, 4 * 16);
+    const char *cal = tmp_path("xcal.ids");
+    RQ_ASSERT(rq_quant_calib_ids_write(cal, ids, 4, 16) == RQ_OK);
+    p = (rotquant_export_params){.size = sizeof p, .type = "q8_0", .embd_type = "f16", .calib_ids = cal};
+    api_out = tmp_path("api_q8_0.gguf");
+    RQ_CHECK_MSG(rotquant_export(src, api_out, &p, &r) == ROTQUANT_OK, "export: %s", rotquant_last_error());
+    RQ_CHECK(r.calib_n == 4 && r.calib_len == 16 && !strncmp(r.types, "14 Q8_0; embedding F16", 22));
+    float *lq8 = api_logits(api_out, tok);
+    RQ_CHECK(lq8 && all_finite(lq8, N_TOK * V));
+    double rel8 = lq8 ? rq_rel_l2(lq8, ref, N_TOK * V) : 1e9;
+    RQ_CHECK_MSG(rel8 < EXPORT_Q8_VS_Q4 * rel4, "Q8_0 export: logits %g from float, Q4_0's %g", rel8, rel4);
+    printf("  export: logits from float (relative L2): Q4_0 RTN %.4f, Q8_0 GPTQ %.4f\n", rel4, rel8);
+    rq_free(lq8);
+    rq_free(lq4);
+    rq_free(ref);
+
+    /* errors: named as the CLI names the option; nothing written */
+    const char *none = tmp_path("never_x.gguf");
+    p = (rotquant_export_params){.size = sizeof p, .type = "q9_k"};
+    RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("--type") && error_has("q9_k"));
+    p = (rotquant_export_params){.size = sizeof p, .type = "f16"}; /* not for the linears */
+    RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("--type"));
+    p = (rotquant_export_params){.size = sizeof p, .embd_type = "q7"};
+    RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("--embd-type"));
+    p = (rotquant_export_params){.size = sizeof p, .rotation = (rotquant_rotation)99};
+    RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("rotation"));
+    p = (rotquant_export_params){.size = sizeof p, .method = ROTQUANT_METHOD_RTN};
+    RQ_CHECK(rotquant_export("/nonexistent/in.gguf", none, &p, &r) == ROTQUANT_EIO &&
+             error_has("/nonexistent/in.gguf"));
+    RQ_CHECK(rotquant_export(rotquant_file, none, &p, &r) == ROTQUANT_EINVAL && error_has("rotquant file"));
+    RQ_CHECK(rotquant_export(plain, none, &p, &r) == ROTQUANT_EINVAL && error_has("rows of 48"));
+    for (size_t small = 0; small < sizeof(size_t); small += 3) { /* below the size field itself */
+        p = (rotquant_export_params){.size = small};
+        RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("rotquant_export_params") &&
+                 error_has("size"));
+    }
+    p = (rotquant_export_params){.size = sizeof p, .method = ROTQUANT_METHOD_RTN};
+    r.size = 0;
+    RQ_CHECK(rotquant_export(src, none, &p, &r) == ROTQUANT_EINVAL && error_has("rotquant_export_result"));
+    RQ_CHECK(rotquant_export(src, NULL, &p, NULL) == ROTQUANT_EINVAL && error_has("out"));
+    RQ_CHECK(!rq_test_file_exists(none));
+}
+
 int main(int argc, char **argv) {
     init_weights();
     if (argc == 3 && !strcmp(argv[1], "--write-model")) {
@@ -750,6 +933,7 @@ int main(int argc, char **argv) {
     test_generate(m, mi, plain);
     test_ppl(m, mi, with_tok);
     test_quantize(plain);
+    test_export(plain, tmp_path("api_w4.gguf")); /* a rotquant file test_quantize wrote */
     rq_model_free(mi);
     rotquant_model_close(m);
     rotquant_model_close(m_plain);

@@ -4,7 +4,7 @@
  * Each entry point checks its handles and parameter structs, takes the process-wide API lock
  * when it computes (the thread pool of base/pool.h serves one caller at a time), and calls the
  * same functions as the CLI command it stands for (tools/cmd_run.c, cmd_ppl.c,
- * cmd_quantize.c), so that both give the same results. */
+ * cmd_quantize.c, cmd_export.c), so that both give the same results. */
 #include "rotquant.h"
 
 #include "base/pool.h"
@@ -18,6 +18,8 @@
 #include "model/model.h"
 #include "model/qinfo.h"
 #include "model/sampler.h"
+#include "quant/ggexport.h"
+#include "quant/ggquant.h"
 #include "quant/pipeline.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
@@ -608,39 +610,61 @@ static rq_status rotation_kind(rotquant_rotation r, rq_rot_kind def, const char 
     return rq_errorf(RQ_EINVAL, "%s: %d is not a rotquant_rotation", opt, (int)r);
 }
 
+static rq_status method_of(rotquant_method m, rq_ptq_method *out) {
+    switch (m) {
+    case ROTQUANT_METHOD_DEFAULT: return RQ_OK;
+    case ROTQUANT_METHOD_RTN: *out = RQ_PTQ_RTN; return RQ_OK;
+    case ROTQUANT_METHOD_GPTQ: *out = RQ_PTQ_GPTQ; return RQ_OK;
+    }
+    return rq_errorf(RQ_EINVAL, "--method: %d is not a rotquant_method", (int)m);
+}
+
+/* The fields quantize and export share, onto o (holding the command's defaults). */
+static rq_status common_opts(rotquant_method method, rotquant_rotation rotation, int64_t rotation_block,
+                             rotquant_rotation rotation2, const char *calib, const char *calib_ids, int64_t calib_n,
+                             int64_t calib_len, uint64_t seed, int progress, rq_quant_opts *o) {
+    RQ_TRY(method_of(method, &o->method));
+    RQ_TRY(rotation_kind(rotation, o->rotate, "--rotate", &o->rotate));
+    RQ_TRY(rotation_kind(rotation2, o->rotate2, "--rotate2", &o->rotate2));
+    o->block = rotation_block;
+    if (calib) o->calib = calib;
+    o->calib_ids = calib_ids;
+    o->calib_n = calib_n;
+    o->calib_len = calib_len;
+    o->seed = seed;
+    o->progress = progress != 0;
+    if (calib_n < 0 || calib_len < 0)
+        return rq_errorf(RQ_EINVAL, "--calib-n/--calib-len: %lld/%lld is negative", (long long)calib_n,
+                         (long long)calib_len);
+    return RQ_OK;
+}
+
 /* The pipeline's options from the public parameters (0 = the CLI's default). */
 static rq_status quant_opts(const rotquant_quantize_params *p, rq_quant_opts *o) {
     *o = rq_quant_opts_default();
     if (p->wbits) o->wbits = p->wbits;
     if (p->group) o->group = p->group;
-    switch (p->method) {
-    case ROTQUANT_METHOD_DEFAULT: break;
-    case ROTQUANT_METHOD_RTN: o->method = RQ_PTQ_RTN; break;
-    case ROTQUANT_METHOD_GPTQ: o->method = RQ_PTQ_GPTQ; break;
-    default: return rq_errorf(RQ_EINVAL, "--method: %d is not a rotquant_method", (int)p->method);
-    }
     switch (p->quantizer) {
     case ROTQUANT_QUANTIZER_DEFAULT: break;
     case ROTQUANT_QUANTIZER_UNIFORM: o->quantizer = RQ_QPARAM_UNIFORM; break;
     case ROTQUANT_QUANTIZER_LUT: o->quantizer = RQ_QPARAM_LUT; break;
     default: return rq_errorf(RQ_EINVAL, "--quantizer: %d is not a rotquant_quantizer", (int)p->quantizer);
     }
-    RQ_TRY(rotation_kind(p->rotation, o->rotate, "--rotate", &o->rotate));
-    RQ_TRY(rotation_kind(p->rotation2, o->rotate2, "--rotate2", &o->rotate2));
-    o->block = p->rotation_block;
     if (p->abits) o->abits = p->abits;
     if (p->kvbits) o->kvbits = p->kvbits;
-    if (p->calib) o->calib = p->calib;
-    o->calib_ids = p->calib_ids;
-    o->calib_n = p->calib_n;
-    o->calib_len = p->calib_len;
-    o->seed = p->seed;
     if (p->embd_type) o->embd_type = p->embd_type;
-    o->progress = p->progress != 0;
-    if (p->calib_n < 0 || p->calib_len < 0)
-        return rq_errorf(RQ_EINVAL, "--calib-n/--calib-len: %lld/%lld is negative", (long long)p->calib_n,
-                         (long long)p->calib_len);
+    RQ_TRY(common_opts(p->method, p->rotation, p->rotation_block, p->rotation2, p->calib, p->calib_ids, p->calib_n,
+                       p->calib_len, p->seed, p->progress, o));
     return rq_quant_opts_check(o);
+}
+
+/* A caller's result struct checked before the work (its size: struct_out's check). */
+static rq_status result_size_ok(const void *result, const char *what) {
+    if (!result) return RQ_OK;
+    size_t size = *(const size_t *)result;
+    if (size < sizeof(size_t) || size > API_STRUCT_MAX)
+        return rq_errorf(RQ_EINVAL, "%s: size %zu is not the struct's size", what, size);
+    return RQ_OK;
 }
 
 rotquant_status rotquant_quantize(const char *in, const char *out, const rotquant_quantize_params *params,
@@ -650,12 +674,7 @@ rotquant_status rotquant_quantize(const char *in, const char *out, const rotquan
     API_TRY(params_in(params, &p, sizeof p, "rotquant_quantize_params"));
     rq_quant_opts o;
     API_TRY(quant_opts(&p, &o));
-    if (result) { /* check it before the work */
-        size_t size = result->size;
-        if (size < sizeof(size_t) || size > API_STRUCT_MAX)
-            return (rotquant_status)rq_errorf(RQ_EINVAL, "rotquant_quantize_result: size %zu is not the struct's size",
-                                              size);
-    }
+    API_TRY(result_size_ok(result, "rotquant_quantize_result"));
     rq_quant_result r;
     api_lock();
     rq_status s = rq_quant_run(in, out, &o, &r);
@@ -669,4 +688,37 @@ rotquant_status rotquant_quantize(const char *in, const char *out, const rotquan
     rq_qinfo_short(&qi, q.scheme, sizeof q.scheme);
     rq_qinfo_describe(&qi, q.description, sizeof q.description);
     return (rotquant_status)struct_out(result, &q, sizeof q, "rotquant_quantize_result");
+}
+
+/* ---- export for llama.cpp ------------------------------------------------------------------ */
+
+static rq_status export_opts(const rotquant_export_params *p, rq_export_opts *o) {
+    *o = rq_export_opts_default();
+    RQ_TRY(rq_gg_type_parse(p->type ? p->type : rq_gg_type_cli_name(o->type), false, "--type", &o->type));
+    RQ_TRY(rq_gg_type_parse(p->embd_type ? p->embd_type : rq_gg_type_cli_name(o->embd_type), true, "--embd-type",
+                            &o->embd_type));
+    RQ_TRY(common_opts(p->method, p->rotation, p->rotation_block, p->rotation2, p->calib, p->calib_ids, p->calib_n,
+                       p->calib_len, p->seed, p->progress, &o->q));
+    return rq_quant_opts_check(&o->q);
+}
+
+rotquant_status rotquant_export(const char *in, const char *out, const rotquant_export_params *params,
+                                rotquant_export_result *result) {
+    if (!in || !out) return (rotquant_status)null_arg("rotquant_export", !in ? "in" : "out");
+    rotquant_export_params p;
+    API_TRY(params_in(params, &p, sizeof p, "rotquant_export_params"));
+    rq_export_opts o;
+    API_TRY(export_opts(&p, &o));
+    API_TRY(result_size_ok(result, "rotquant_export_result"));
+    rq_export_result r;
+    api_lock();
+    rq_status s = rq_export_run(in, out, &o, &r, NULL);
+    api_unlock();
+    API_TRY(s);
+    if (!result) return ROTQUANT_OK;
+    rotquant_export_result e = {.size = sizeof e, .bits_per_weight = r.bits_per_weight, .n_linears = r.n_lin,
+                                .n_fallback = r.n_fallback, .file_bytes = r.file_bytes, .calib_n = r.calib_n,
+                                .calib_len = r.calib_len, .seconds = r.t_total};
+    snprintf(e.types, sizeof e.types, "%s", r.types);
+    return (rotquant_status)struct_out(result, &e, sizeof e, "rotquant_export_result");
 }

@@ -4,9 +4,6 @@
 #include "base/timer.h"
 #include "format/format.h"
 #include "io/gguf.h"
-#include "model/fold.h"
-#include "model/hf.h"
-#include "model/qinfo.h"
 #include "quant/ggquant.h"
 
 #include <stdio.h>
@@ -174,6 +171,43 @@ static rq_status add_rest(exporter *x, const rq_model *m, const rq_ptq_result *r
     return RQ_OK;
 }
 
+/* export's checks of the plan (rq_quant_prep_opts.check): nothing online, every linear's
+ * row length takes the type or its fallback (checked again by PTQ), the embeddings' too */
+static rq_status export_check(void *user, rq_model *m, rq_quant_plan *p) {
+    const rq_export_opts *o = user;
+    const rq_model_config *c = &m->cfg;
+    if (p->online.r1.kind != RQ_ROT_NONE)
+        return rq_errorf(RQ_EUNSUPPORTED, "export: --rotate %s on %s: its post-norms need R1 applied online after "
+                         "them, which a llama.cpp file cannot hold; use --rotate none (--rotate2 folds exactly)",
+                         rq_rot_kind_name(p->r1.kind), c->arch == RQ_ARCH_GEMMA3 ? "gemma3" : "this model");
+    RQ_ASSERT(p->online.r3.kind == RQ_ROT_NONE && p->online.r4.kind == RQ_ROT_NONE && p->ri.kind == RQ_ROT_NONE &&
+              p->ro.kind == RQ_ROT_NONE && p->online.act.bits == 0 && p->online.kv_bits == 0);
+    p->ptq.gg_type = o->type;
+    const rq_layer *L = &m->layers[0];
+    const rq_linear *ls[N_LIN] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < N_LIN; i++)
+        if (rq_gg_type_for_row(o->type, ls[i]->n_in) < 0)
+            return rq_errorf(RQ_EINVAL, "--type %s: %s has rows of %lld weights, which fit neither %s nor a type "
+                             "llama.cpp falls back to (a multiple of 32 is needed)", rq_gg_type_cli_name(o->type),
+                             lin_sfx[i], (long long)ls[i]->n_in, rq_type_name(o->type));
+    if (rq_gg_type_for_row(o->embd_type, c->n_embd) < 0 && o->embd_type != RQ_TYPE_F16 && o->embd_type != RQ_TYPE_F32)
+        return rq_errorf(RQ_EINVAL, "--embd-type %s: rows of %lld weights fit no block type; use f16",
+                         rq_gg_type_cli_name(o->embd_type), (long long)c->n_embd);
+    return RQ_OK;
+}
+
+/* export's progress lines (rq_quant_prep_opts.describe) */
+static void export_describe(void *user, const char *in, const rq_model *m, const rq_quant_plan *p) {
+    const rq_export_opts *o = user;
+    const rq_model_config *c = &m->cfg;
+    char d1[96], d2[96];
+    fprintf(stderr, "export: %s: %lld layers, hidden %lld; R1 %s, R2 %s; %s %s%s%s\n", in, (long long)c->n_layer,
+            (long long)c->n_embd, rq_rot_describe(&p->r1, d1, sizeof d1), rq_rot_describe(&p->r2, d2, sizeof d2),
+            rq_type_name(o->type), p->ptq.method == RQ_PTQ_GPTQ ? "GPTQ" : "RTN", p->ptq.act_order ? " act-order" : "",
+            p->ptq.fit_importance ? " fit-importance" : "");
+    print_fallbacks(m, o->type);
+}
+
 rq_status rq_export_run(const char *in, const char *out, const rq_export_opts *o, rq_export_result *r,
                         rq_model **quantized) {
     memset(r, 0, sizeof *r);
@@ -181,69 +215,19 @@ rq_status rq_export_run(const char *in, const char *out, const rq_export_opts *o
     RQ_TRY(check_opts(o));
     if (!out) return rq_errorf(RQ_EINVAL, "export: no output file");
     double t_start = rq_time_now(), t0;
-    rq_gguf *g = NULL;
-    rq_model *m = NULL;
-    rq_tokenizer *tok = NULL;
-    int32_t *ids = NULL;
-    rq_ptq_result res = {0};
-    rq_quant_plan p;
-    memset(&p, 0, sizeof p);
     exporter x;
     memset(&x, 0, sizeof x);
-    rq_qinfo qi0;
-    char d1[96], d2[96], embd_desc[96] = "";
-    rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
-    if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
-    if (s == RQ_OK && qi0.present)
-        s = rq_errorf(RQ_EINVAL, "%s is a rotquant file; export starts from a float or llama.cpp model", in);
-    if (s == RQ_OK) s = rq_model_load(g, &m);
-    if (s == RQ_OK) s = rq_quant_plan_make(m, &o->q, &p);
+    char embd_desc[96] = "";
+    rq_quant_prep pr;
+    rq_quant_prep_opts po = {.who = "export", .refuse = "is a rotquant file; export starts from a float or llama.cpp model",
+                             .keep_norms = true, .check = export_check, .describe = export_describe,
+                             .user = (void *)o};
+    rq_status s = rq_quant_prepare(in, &o->q, &po, &pr);
     if (s != RQ_OK) goto done;
-    const rq_model_config *c = &m->cfg;
-    if (p.online.r1.kind != RQ_ROT_NONE) {
-        s = rq_errorf(RQ_EUNSUPPORTED, "export: --rotate %s on %s: its post-norms need R1 applied online after them, "
-                      "which a llama.cpp file cannot hold; use --rotate none (--rotate2 folds exactly)",
-                      rq_rot_kind_name(p.r1.kind), c->arch == RQ_ARCH_GEMMA3 ? "gemma3" : "this model");
-        goto done;
-    }
-    RQ_ASSERT(p.online.r3.kind == RQ_ROT_NONE && p.online.r4.kind == RQ_ROT_NONE && p.ri.kind == RQ_ROT_NONE &&
-              p.ro.kind == RQ_ROT_NONE && p.online.act.bits == 0 && p.online.kv_bits == 0);
-    p.ptq.gg_type = o->type;
-    {
-        /* every linear's row length must take the type or its fallback (checked again by PTQ) */
-        const rq_layer *L = &m->layers[0];
-        const rq_linear *ls[N_LIN] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < N_LIN && s == RQ_OK; i++)
-            if (rq_gg_type_for_row(o->type, ls[i]->n_in) < 0)
-                s = rq_errorf(RQ_EINVAL, "--type %s: %s has rows of %lld weights, which fit neither %s nor a type "
-                              "llama.cpp falls back to (a multiple of 32 is needed)", rq_gg_type_cli_name(o->type),
-                              lin_sfx[i], (long long)ls[i]->n_in, rq_type_name(o->type));
-        if (s == RQ_OK && rq_gg_type_for_row(o->embd_type, c->n_embd) < 0 && o->embd_type != RQ_TYPE_F16 &&
-            o->embd_type != RQ_TYPE_F32)
-            s = rq_errorf(RQ_EINVAL, "--embd-type %s: rows of %lld weights fit no block type; use f16",
-                          rq_gg_type_cli_name(o->embd_type), (long long)c->n_embd);
-        if (s != RQ_OK) goto done;
-    }
-    if (p.calibrated && !o->q.calib_ids && (s = rq_tokenizer_load(g, &tok)) != RQ_OK) goto done;
-    if (o->q.progress) {
-        fprintf(stderr, "export: %s: %lld layers, hidden %lld; R1 %s, R2 %s; %s %s%s%s\n", in, (long long)c->n_layer,
-                (long long)c->n_embd, rq_rot_describe(&p.r1, d1, sizeof d1), rq_rot_describe(&p.r2, d2, sizeof d2),
-                rq_type_name(o->type), p.ptq.method == RQ_PTQ_GPTQ ? "GPTQ" : "RTN",
-                p.ptq.act_order ? " act-order" : "", p.ptq.fit_importance ? " fit-importance" : "");
-        print_fallbacks(m, o->type);
-    }
-    t0 = rq_time_now();
-    /* without R1 nothing needs the norms fused: they stay separate, as llama.cpp's own files
-     * have them (fused, their scales would share a block's scale with unrelated columns) */
-    if ((s = p.r1.kind == RQ_ROT_NONE ? rq_fold_r2(m, &p.r2) : rq_quant_fold(m, &p)) != RQ_OK) goto done;
-    r->t_fold = rq_time_now() - t0;
-    if (p.calibrated) {
-        t0 = rq_time_now();
-        if ((s = rq_quant_calibrate(m, tok, &o->q, &p, &ids)) != RQ_OK) goto done;
-        r->t_calib = rq_time_now() - t0;
-        r->calib_n = p.calib_n, r->calib_len = p.calib_len;
-    }
-    if ((s = rq_quant_arm(m, &p)) != RQ_OK) goto done;
+    rq_gguf *g = pr.g;
+    rq_model *m = pr.m;
+    r->t_fold = pr.t_fold, r->t_calib = pr.t_calib;
+    if (pr.plan.calibrated) r->calib_n = pr.plan.calib_n, r->calib_len = pr.plan.calib_len;
 
     x.w = rq_gguf_writer_new(rq_gguf_alignment(g));
     for (int64_t i = 0; i < rq_gguf_n_kv(g); i++) {
@@ -257,10 +241,11 @@ rq_status rq_export_run(const char *in, const char *out, const rq_export_opts *o
     t0 = rq_time_now();
     if ((s = add_embeddings(&x, m, o->embd_type, embd_desc, sizeof embd_desc)) != RQ_OK) goto done;
     r->t_quant = rq_time_now() - t0;
-    if ((s = rq_quant_ptq(m, &p, ids, &res)) != RQ_OK) goto done;
-    r->t_forward = res.t_forward, r->t_hessian = res.t_hessian, r->t_quant += res.t_quant;
+    const rq_ptq_result *res = &pr.res;
+    if ((s = rq_quant_ptq(m, &pr.plan, pr.ids, &pr.res)) != RQ_OK) goto done;
+    r->t_forward = res->t_forward, r->t_hessian = res->t_hessian, r->t_quant += res->t_quant;
     t0 = rq_time_now();
-    if ((s = add_rest(&x, m, &res, r)) != RQ_OK) goto done;
+    if ((s = add_rest(&x, m, res, r)) != RQ_OK) goto done;
     /* every tensor of the source is written (under its name) */
     for (int64_t i = 0; i < rq_gguf_n_tensors(g) && s == RQ_OK; i++) {
         const char *nm = rq_gguf_tensor_at(g, i)->name;
@@ -275,26 +260,21 @@ rq_status rq_export_run(const char *in, const char *out, const rq_export_opts *o
         for (int t = 0; t < 64; t++)
             if (x.counts[t] && rq_gg_type_writable(t)) {
                 int64_t nl = 0;
-                for (int64_t i = 0; i < res.n_lin; i++) nl += res.lin[i].type == t;
+                for (int64_t i = 0; i < res->n_lin; i++) nl += res->lin[i].type == t;
                 if (nl && p2 < (int)sizeof r->types)
                     p2 += snprintf(r->types + p2, sizeof r->types - (size_t)p2, "%s%lld %s", p2 ? ", " : "",
                                    (long long)nl, rq_type_name(t));
             }
         if (p2 < (int)sizeof r->types) snprintf(r->types + p2, sizeof r->types - (size_t)p2, "; %s", embd_desc);
-        r->n_lin = res.n_lin;
-        for (int64_t i = 0; i < res.n_lin; i++) r->n_fallback += res.lin[i].type != o->type;
+        r->n_lin = res->n_lin;
+        for (int64_t i = 0; i < res->n_lin; i++) r->n_fallback += res->lin[i].type != o->type;
         struct stat st;
         if (stat(out, &st) == 0) r->file_bytes = (int64_t)st.st_size;
     }
+    if (quantized) *quantized = m, pr.m = NULL; /* the caller's now */
 done:
     r->t_total = rq_time_now() - t_start;
     if (x.w) rq_gguf_writer_free(x.w);
-    rq_ptq_result_free(&res);
-    rq_quant_plan_free(&p);
-    rq_free(ids);
-    rq_tokenizer_free(tok);
-    if (s == RQ_OK && quantized) *quantized = m;
-    else rq_model_free(m);
-    rq_gguf_close(g);
+    rq_quant_prep_free(&pr);
     return s;
 }

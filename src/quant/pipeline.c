@@ -337,78 +337,97 @@ void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_pl
     qi->damp = (float)o->damp;
 }
 
+rq_status rq_quant_prepare(const char *in, const rq_quant_opts *o, const rq_quant_prep_opts *po, rq_quant_prep *pr) {
+    memset(pr, 0, sizeof *pr);
+    rq_qinfo qi0;
+    rq_status s = rq_model_open(in, &pr->g); /* a GGUF file or a Hugging Face checkpoint */
+    if (s == RQ_OK) s = rq_qinfo_read(pr->g, &qi0);
+    if (s == RQ_OK && qi0.present) s = rq_errorf(RQ_EINVAL, "%s %s", in, po->refuse);
+    if (s == RQ_OK && rq_mpi_size() > 1) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: the model %s", po->who, in);
+        s = rq_mpi_check_same(rq_gguf_hash(pr->g), what);
+    }
+    if (s == RQ_OK) s = rq_model_load(pr->g, &pr->m);
+    if (s == RQ_OK) s = rq_quant_plan_make(pr->m, o, &pr->plan);
+    if (s == RQ_OK && po->check) s = po->check(po->user, pr->m, &pr->plan);
+    /* the tokenizer: only to make calibration data */
+    if (s == RQ_OK && pr->plan.calibrated && !o->calib_ids) s = rq_tokenizer_load(pr->g, &pr->tok);
+    RQ_TRY(s);
+    rq_model *m = pr->m;
+    rq_quant_plan *p = &pr->plan;
+    if (o->progress && po->describe) po->describe(po->user, in, m, p);
+    double t0 = rq_time_now();
+    /* without R1 an export needs nothing fused: the norms stay separate, as llama.cpp's own
+     * files have them (fused, their scales would share a block's scale with unrelated columns) */
+    RQ_TRY(po->keep_norms && p->r1.kind == RQ_ROT_NONE ? rq_fold_r2(m, &p->r2) : rq_quant_fold(m, p));
+    pr->t_fold = rq_time_now() - t0;
+    if (p->calibrated) {
+        t0 = rq_time_now();
+        RQ_TRY(rq_quant_calibrate(m, pr->tok, o, p, &pr->ids));
+        pr->t_calib = rq_time_now() - t0;
+    }
+    if (po->calib_only) return RQ_OK;
+    /* R4 folded into down, then the quantizers and online rotations switched on: GPTQ
+     * calibrates with them in place (each block sees the outputs of the fully quantized
+     * blocks before it; the calibration data above was sampled from the float model) */
+    t0 = rq_time_now();
+    RQ_TRY(rq_quant_arm(m, p));
+    pr->t_arm = rq_time_now() - t0;
+    return RQ_OK;
+}
+
+void rq_quant_prep_free(rq_quant_prep *pr) {
+    rq_ptq_result_free(&pr->res);
+    rq_quant_plan_free(&pr->plan);
+    rq_free(pr->ids);
+    rq_tokenizer_free(pr->tok);
+    rq_model_free(pr->m);
+    rq_gguf_close(pr->g);
+    memset(pr, 0, sizeof *pr);
+}
+
+/* quantize's progress line (rq_quant_prep_opts.describe) */
+static void quant_describe(void *user, const char *in, const rq_model *m, const rq_quant_plan *p) {
+    const rq_quant_opts *o = user;
+    const rq_model_config *c = &m->cfg;
+    char d1[96], d2[96], don[480];
+    bool w16 = p->float_weights;
+    fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%d g%lld %s %s%s%s; %s\n", in,
+            (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&p->r1, d1, sizeof d1),
+            rq_rot_describe(&p->r2, d2, sizeof d2), o->wbits, (long long)o->group, w16 ? "-" : method_name(o->method),
+            w16 ? "float" : quantizer_name(o->quantizer), p->ptq.act_order ? " act-order" : "",
+            p->ptq.fit_importance ? " fit-importance" : "", rq_online_describe(&p->online, don, sizeof don));
+}
+
 rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, rq_quant_result *r) {
     memset(r, 0, sizeof *r);
     RQ_TRY(rq_quant_opts_check(o));
     if (!out && !o->calib_save) return rq_errorf(RQ_EINVAL, "quantize: no output file (nor --calib-save)");
     double t_start = rq_time_now(), t0;
-    rq_gguf *g = NULL;
-    rq_model *m = NULL;
-    rq_tokenizer *tok = NULL;
-    int32_t *ids = NULL;
-    rq_ptq_result res = {0};
-    rq_quant_plan p;
-    memset(&p, 0, sizeof p);
-    rq_qinfo qi0;
-    rq_status s = rq_model_open(in, &g); /* a GGUF file or a Hugging Face checkpoint */
-    if (s == RQ_OK) s = rq_qinfo_read(g, &qi0);
-    if (s == RQ_OK && qi0.present) s = rq_errorf(RQ_EINVAL, "%s is already quantized by rotquant", in);
-    if (s == RQ_OK && rq_mpi_size() > 1) {
-        char what[600];
-        snprintf(what, sizeof what, "quantize: the model %s", in);
-        s = rq_mpi_check_same(rq_gguf_hash(g), what);
-    }
-    if (s == RQ_OK) s = rq_model_load(g, &m);
-    if (s == RQ_OK) s = rq_quant_plan_make(m, o, &p);
-    /* the tokenizer: only to make calibration data */
-    if (s == RQ_OK && p.calibrated && !o->calib_ids) s = rq_tokenizer_load(g, &tok);
+    rq_quant_prep pr;
+    rq_quant_prep_opts po = {.who = "quantize", .refuse = "is already quantized by rotquant", .calib_only = !out,
+                             .describe = quant_describe, .user = (void *)o};
+    rq_status s = rq_quant_prepare(in, o, &po, &pr);
     if (s != RQ_OK) goto done;
-    const rq_model_config *c = &m->cfg;
-    if (o->progress) {
-        char d1[96], d2[96], don[480];
-        bool w16 = p.float_weights;
-        fprintf(stderr, "quantize: %s: %lld layers, hidden %lld; R1 %s, R2 %s; W%d g%lld %s %s%s%s; %s\n", in,
-                (long long)c->n_layer, (long long)c->n_embd, rq_rot_describe(&p.r1, d1, sizeof d1),
-                rq_rot_describe(&p.r2, d2, sizeof d2), o->wbits, (long long)o->group,
-                w16 ? "-" : method_name(o->method), w16 ? "float" : quantizer_name(o->quantizer),
-                p.ptq.act_order ? " act-order" : "", p.ptq.fit_importance ? " fit-importance" : "",
-                rq_online_describe(&p.online, don, sizeof don));
-    }
-    t0 = rq_time_now();
-    if ((s = rq_quant_fold(m, &p)) != RQ_OK) goto done;
-    r->t_fold = rq_time_now() - t0;
-
-    if (p.calibrated) {
-        t0 = rq_time_now();
-        if ((s = rq_quant_calibrate(m, tok, o, &p, &ids)) != RQ_OK) goto done;
-        r->t_calib = rq_time_now() - t0;
-        r->calib_n = p.calib_n, r->calib_len = p.calib_len;
+    r->t_fold = pr.t_fold + pr.t_arm, r->t_calib = pr.t_calib;
+    if (pr.plan.calibrated) {
+        r->calib_n = pr.plan.calib_n, r->calib_len = pr.plan.calib_len;
         if (o->calib_save && o->progress)
             fprintf(stderr, "quantize: wrote %lld calibration sequences of %lld tokens to %s (%.1fs)\n",
-                    (long long)p.calib_n, (long long)p.calib_len, o->calib_save, r->t_calib);
+                    (long long)pr.plan.calib_n, (long long)pr.plan.calib_len, o->calib_save, r->t_calib);
         if (!out) goto done;
     }
-    /* R4 folded into down, then the quantizers and online rotations switched on: GPTQ
-     * calibrates with them in place (each block sees the outputs of the fully quantized
-     * blocks before it; the calibration data above was sampled from the float model) */
+    if ((s = rq_quant_ptq(pr.m, &pr.plan, pr.ids, &pr.res)) != RQ_OK) goto done;
+    r->t_forward = pr.res.t_forward, r->t_hessian = pr.res.t_hessian, r->t_quant = pr.res.t_quant;
+    rq_quant_qinfo(pr.m, o, &pr.plan, &r->qi);
     t0 = rq_time_now();
-    if ((s = rq_quant_arm(m, &p)) != RQ_OK) goto done;
-    r->t_fold += rq_time_now() - t0;
-    if ((s = rq_quant_ptq(m, &p, ids, &res)) != RQ_OK) goto done;
-    r->t_forward = res.t_forward, r->t_hessian = res.t_hessian, r->t_quant = res.t_quant;
-    rq_quant_qinfo(m, o, &p, &r->qi);
-    t0 = rq_time_now();
-    if (rq_mpi_rank() == 0 && (s = rq_qmodel_write(m, g, &res, &r->qi, out)) != RQ_OK) goto done; /* files: rank 0 */
+    if (rq_mpi_rank() == 0 && (s = rq_qmodel_write(pr.m, pr.g, &pr.res, &r->qi, out)) != RQ_OK) goto done; /* files: rank 0 */
     r->t_write = rq_time_now() - t0;
 done:
     r->t_total = rq_time_now() - t_start;
-    rq_ptq_result_free(&res);
-    rq_quant_plan_free(&p);
+    rq_quant_prep_free(&pr);
     r->qi.r1_matrix = r->qi.r2_matrix = NULL; /* they were the plan's */
-    rq_free(ids);
-    rq_tokenizer_free(tok);
-    rq_model_free(m);
-    rq_gguf_close(g);
     return s;
 }
 

@@ -9,12 +9,14 @@
  *      quantizers and R3/R4 on, so that GPTQ calibrates with them in place;
  *   5. rq_quant_ptq: RTN or GPTQ of every linear (quant/ptq.h);
  *   6. rq_quant_qinfo + rq_qmodel_write: the rotquant.* metadata and the file.
- * rq_quant_run does all of it from a file name to a file name.
+ * rq_quant_prepare does 1-4 from a file name (for quantize and export alike); rq_quant_run
+ * does all of it from a file name to a file name.
  *
  * Bit widths are settings (format/abits.h): abits 16 and kvbits 16 mean "off" (float). */
 #ifndef RQ_QUANT_PIPELINE_H
 #define RQ_QUANT_PIPELINE_H
 
+#include "io/gguf.h"
 #include "model/model.h"
 #include "model/qinfo.h"
 #include "quant/ptq.h"
@@ -146,6 +148,43 @@ rq_status rq_quant_ptq(rq_model *m, const rq_quant_plan *p, const int32_t *ids, 
 /* The rotquant.* metadata of a model quantized with o and p (m: the armed model, for the
  * resolved KV group). bits_per_weight is filled in by rq_qmodel_write. */
 void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_plan *p, rq_qinfo *qi);
+
+/* The front half that `rotquant quantize` and `rotquant export` share (rq_quant_prepare):
+ * what differs between them is given here. */
+typedef struct rq_quant_prep_opts {
+    const char *who;        /* "quantize", "export": the prefix of messages */
+    const char *refuse;     /* the error for an input already quantized by rotquant, after its name */
+    bool keep_norms;        /* without R1: fold R2 alone and leave the norms unfused (a llama.cpp
+                             * file keeps them separate) */
+    bool calib_only;        /* stop after the calibration data (not armed) */
+    /* the caller's checks of the plan and changes to it, before the tokenizer is loaded (NULL:
+     * none); an error ends the preparation */
+    rq_status (*check)(void *user, rq_model *m, rq_quant_plan *p);
+    /* the caller's progress lines, called with o->progress before folding (NULL: none) */
+    void (*describe)(void *user, const char *in, const rq_model *m, const rq_quant_plan *p);
+    void *user;
+} rq_quant_prep_opts;
+
+/* What rq_quant_prepare leaves: everything owned (rq_quant_prep_free). */
+typedef struct rq_quant_prep {
+    rq_gguf *g;               /* the input, open (metadata, tensors) */
+    rq_model *m;              /* folded, calibrated on, armed (unless calib_only) */
+    rq_tokenizer *tok;        /* loaded when calibration text is generated or read (else NULL) */
+    rq_quant_plan plan;
+    int32_t *ids;             /* calibration ids [plan.calib_n, plan.calib_len] (NULL without) */
+    rq_ptq_result res;        /* for rq_quant_ptq (empty until then) */
+    double t_fold, t_calib, t_arm; /* seconds */
+} rq_quant_prep;
+
+/* Open in (a GGUF or Hugging Face checkpoint), refuse a rotquant file (po->refuse), check
+ * under MPI that every rank opened the same model, load it, rq_quant_plan_make, po->check,
+ * load the tokenizer when calibration text is needed, po->describe, fold (rq_quant_fold, or
+ * R2 alone with keep_norms and no R1), make the calibration ids (rq_quant_calibrate), then
+ * arm (rq_quant_arm) unless calib_only. The PTQ is the caller's (rq_quant_ptq(pr->m,
+ * &pr->plan, pr->ids, &pr->res)): an export stores its embeddings first. o must have passed
+ * rq_quant_opts_check. pr is filled even on an error (free it either way). */
+rq_status rq_quant_prepare(const char *in, const rq_quant_opts *o, const rq_quant_prep_opts *po, rq_quant_prep *pr);
+void rq_quant_prep_free(rq_quant_prep *pr);
 
 typedef struct rq_quant_result {
     rq_qinfo qi;                 /* what was written */
