@@ -715,6 +715,43 @@ static void test_gptq_dead_and_threads(const problem *p) {
     rq_free(codes), rq_free(zeros), rq_free(deq), rq_free(scales), rq_free(codes1), rq_free(deq1);
 }
 
+/* Shrinkage towards the diagonal (cfg.shrink = α): the same result as GPTQ on a copy of H
+ * whose off-diagonal entries were scaled by 1 − α beforehand, bit for bit; α = 1 is GPTQ on
+ * diag(H), which test_act_order_roundtrip pins down as RTN of each group; α outside [0, 1]
+ * is refused. */
+static void test_gptq_shrink(const problem *p) {
+    int64_t out = p->out, d = p->d, g = 32;
+    uint8_t *c1 = rq_xalloc(out * d), *c2 = rq_xalloc(out * d);
+    float *d1 = rq_xalloc(out * d * 4), *d2 = rq_xalloc(out * d * 4), *params = rq_xalloc(out * d * 4 * 4);
+    double *Hs = rq_xalloc(d * d * 8);
+    rq_uniform_cfg uc = {.bits = 3};
+    rq_group_quantizer q = rq_uniform_quantizer(&uc);
+    const double alphas[] = {0.5, 1.0};
+    for (int k = 0; k < 2; k++) {
+        double a = alphas[k];
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < d; j++) Hs[i * d + j] = i == j ? p->H[i * d + j] : p->H[i * d + j] * (1.0 - a);
+        for (int act = 0; act < 2; act++) {
+            rq_gptq_cfg cfg = rq_gptq_cfg_default();
+            cfg.group = g, cfg.act_order = act, cfg.static_groups = act, cfg.fit_importance = true;
+            rq_gptq_info i1, i2;
+            cfg.shrink = a;
+            RQ_CHECK(rq_gptq_quantize(&cfg, &q, p->H, p->w, out, d, c1, params, d1, NULL, &i1) == RQ_OK);
+            cfg.shrink = 0;
+            RQ_CHECK(rq_gptq_quantize(&cfg, &q, Hs, p->w, out, d, c2, params, d2, NULL, &i2) == RQ_OK);
+            RQ_CHECK_MSG(memcmp(c1, c2, out * d) == 0 && memcmp(d1, d2, out * d * 4) == 0 && i1.loss == i2.loss,
+                         "shrink %g act %d: not GPTQ on the shrunk Hessian", a, act);
+            printf("shrink %.1f act_order=%d: output error %.4g\n", a, act, output_err(p, d1));
+        }
+    }
+    rq_gptq_cfg cfg = rq_gptq_cfg_default();
+    cfg.group = g, cfg.shrink = 1.5;
+    RQ_CHECK(rq_gptq_quantize(&cfg, &q, p->H, p->w, out, d, c1, params, d1, NULL, NULL) == RQ_EINVAL);
+    cfg.shrink = NAN;
+    RQ_CHECK(rq_gptq_quantize(&cfg, &q, p->H, p->w, out, d, c1, params, d1, NULL, NULL) == RQ_EINVAL);
+    rq_free(c1), rq_free(c2), rq_free(d1), rq_free(d2), rq_free(params), rq_free(Hs);
+}
+
 /* With a diagonal H, U is diagonal: no error feedback, so GPTQ reduces to RTN of each group,
  * whatever the order. That pins down the permutation bookkeeping exactly. */
 static void test_act_order_roundtrip(void) {
@@ -837,6 +874,7 @@ int main(void) {
     free_problem(&p);
     make_problem(&p, 33, 256, 512, 8, 2);
     test_gptq_dead_and_threads(&p);
+    test_gptq_shrink(&p);
     test_gptq_vs_simple(&p); /* dead inputs through the oracle too */
     free_problem(&p);
     test_act_order_roundtrip();

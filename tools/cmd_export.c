@@ -30,6 +30,8 @@ static void usage(void) {
            "  --fit-importance   fit each block weighting weights by H_ii (default with gptq;\n"
            "                     --no-fit-importance: plain squared error)\n"
            "  --damp L           GPTQ dampening, relative to mean diag H (default 0.01)\n"
+           "  --hessian-shrink A GPTQ: scale H's off-diagonal entries by 1 - A (0..1, default 0); 1 keeps\n"
+           "                     only the diagonal: weights rounded to the H_ii-weighted fit, no feedback\n"
            "  --calib SRC        generate (the model samples its own text; default) or a text FILE\n"
            "  --calib-n N        calibration sequences (default 128; 16 takes a few minutes on SmolLM2)\n"
            "  --calib-len L      tokens per sequence (default 2048, at most the model's context)\n"
@@ -69,6 +71,7 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
         else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o.q.damp)) return 1; }
+        else if (!strcmp(a, "--hessian-shrink")) { if (!cli_parse_float(a, VAL(), 0, 1, &o.q.hshrink)) return 1; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--act-order")) o.q.act_order = 1;
         else if (!strcmp(a, "--no-act-order")) o.q.act_order = 0;

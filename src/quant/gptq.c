@@ -85,6 +85,7 @@ void rq_hessian_free(rq_hessian *h) {
 rq_gptq_cfg rq_gptq_cfg_default(void) {
     rq_gptq_cfg c = {
         .damp = 0.01,
+        .shrink = 0,
         .group = 0,
         .block = 128,
         .act_order = false,
@@ -225,6 +226,8 @@ rq_status rq_gptq_quantize(const rq_gptq_cfg *cfg, const rq_group_quantizer *q, 
     if (rq_quantizer_span(q) > 1 && cfg->act_order && !cfg->static_groups)
         return rq_errorf(RQ_EINVAL, "gptq: %s fits %lld groups together: act-order needs static groups", q->name,
                          (long long)rq_quantizer_span(q));
+    if (!(cfg->shrink >= 0 && cfg->shrink <= 1))
+        return rq_errorf(RQ_EINVAL, "gptq: Hessian shrinkage %g is not in [0, 1]", cfg->shrink);
     if (cfg->block <= 0 || !(cfg->damp >= 0 && isfinite(cfg->damp)) || cfg->max_retries < 0)
         return rq_errorf(RQ_EINVAL, "gptq: bad block %lld / damping %g / retries %d",
                          (long long)cfg->block, cfg->damp, cfg->max_retries);
@@ -285,6 +288,12 @@ rq_status rq_gptq_quantize(const rq_gptq_cfg *cfg, const rq_group_quantizer *q, 
         }
         Hp[i * d + i] = dg[a];
     }
+    /* shrinkage towards the diagonal: the off-diagonal correlations carry the error feedback
+     * that fits the calibration text; the diagonal alone is an importance matrix */
+    if (cfg->shrink > 0)
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < d; j++)
+                if (i != j) Hp[i * d + j] *= 1.0 - cfg->shrink;
     for (int64_t r = 0; r < out; r++)
         for (int64_t i = 0; i < d; i++) Wp[r * d + i] = W[r * d + perm[i]];
 

@@ -83,6 +83,9 @@ void rq_hessian_free(rq_hessian *h);
 
 typedef struct rq_gptq_cfg {
     double damp;        /* λ, relative to mean(diag H) (default 0.01) */
+    double shrink;      /* α in [0, 1]: H's off-diagonal entries scaled by 1 − α before the solve
+                         * (default 0; 1: diagonal H, each weight rounded to the nearest level of
+                         * its H_ii-weighted group fit with no error feedback) */
     int64_t group;      /* g, divides d; 0 = per channel (g = d) */
     int64_t block;      /* lazy-batch width B (default 128) */
     bool act_order;     /* permute columns by decreasing H_ii */

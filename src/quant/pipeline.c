@@ -62,6 +62,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
         return rq_errorf(RQ_EINVAL, "--fit-importance needs --method gptq (the weights come from its Hessian)");
     if (o->act_order == 1 && o->method != RQ_PTQ_GPTQ) return rq_errorf(RQ_EINVAL, "--act-order needs --method gptq");
     if (!(o->damp >= 0)) return rq_errorf(RQ_EINVAL, "--damp: %g is negative", o->damp);
+    if (!(o->hshrink >= 0 && o->hshrink <= 1))
+        return rq_errorf(RQ_EINVAL, "--hessian-shrink: %g is not in [0, 1]", o->hshrink);
     if (!o->embd_type || (strcmp(o->embd_type, "q8_0") && strcmp(o->embd_type, "f16") && strcmp(o->embd_type, "f32")))
         return rq_errorf(RQ_EINVAL, "--embd-type: '%s' is not q8_0, f16 or f32", o->embd_type ? o->embd_type : "");
     if (!kind_ok(o->rotate) || !kind_ok(o->rotate2) || (o->rotate3 != -1 && !kind_ok(o->rotate3)) ||
@@ -221,6 +223,7 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     po->wbits = o->wbits;
     po->group = o->group;
     po->damp = o->damp;
+    po->shrink = o->hshrink;
     po->clip_search = o->fit == RQ_FIT_LS || o->fit == RQ_FIT_CLIP;
     po->least_squares = o->fit == RQ_FIT_LS && o->wbits != 8; /* 8-bit zero points stay integers */
     po->quantizer = o->quantizer;

@@ -63,6 +63,7 @@ typedef struct rq_quant_opts {
     int fit_importance;       /* GPTQ: groups fitted with diag(H) weights: 1, 0, -1 = default (on with GPTQ) */
     rq_weight_fit fit;
     double damp;              /* GPTQ dampening relative to mean diag H */
+    double hshrink;           /* GPTQ: off-diagonal Hessian shrinkage α in [0, 1] (default 0) */
     /* run-time quantizers */
     int abits;                /* 4, 8, or 16 = off */
     bool asym;                /* asymmetric activation quantizer (needs abits 4/8) */

@@ -105,6 +105,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
     rq_group_quantizer q = o->quantizer == RQ_QPARAM_LUT ? rq_lut_quantizer(&lcfg) : rq_uniform_quantizer(&ucfg);
     rq_gptq_cfg gcfg = rq_gptq_cfg_default();
     gcfg.damp = o->damp;
+    gcfg.shrink = o->shrink;
     gcfg.group = o->group;
     gcfg.act_order = o->act_order;
     gcfg.fit_importance = o->fit_importance;

@@ -31,6 +31,7 @@ typedef struct rq_ptq_opts {
     bool act_order;           /* GPTQ: columns by decreasing H_ii (static groups) */
     bool fit_importance;      /* GPTQ: group quantizers fitted with diag(H) weights */
     double damp;              /* GPTQ: λ (0.01) */
+    double shrink;            /* GPTQ: off-diagonal Hessian shrinkage α (0; gptq.h) */
     bool clip_search;         /* search a clip ratio per group (uniform quantizer) */
     bool least_squares;       /* refine each clip ratio's scale/zero by weighted least
                                * squares (uniform, 2-4 bits; real-valued zero points) */
