@@ -24,7 +24,8 @@
 #   WHOLE_TYPES (default "q4_0 iq4_nl"; "" = none) and WHOLE_VARIANTS (the rows of those
 #   types measured on the whole file too: default "gsr none,gsr imatrix", our GSR export
 #   and llama.cpp's imatrix file; the float row always), T (threads, default nproc), OUT (default
-#   out/export), LLAMA_CPP_BIN. Finished rows are kept (an interrupted run resumes; delete
+#   out/export), LLAMA_CPP_BIN, EXPORT_ARGS (more `rotquant export` options for our rows, e.g.
+#   "--hessian-shrink 0.5"; their variant is then named ROTATION+TAG, TAG default "x"). Finished rows are kept (an interrupted run resumes; delete
 #   a row of results.tsv to redo it).
 # Output: $OUT/results.tsv, the files and logs in $OUT.
 set -euo pipefail
@@ -113,12 +114,14 @@ for type in $TYPES; do
     for rot in $ROTATIONS; do
         r1=${rot%%,*} r2=none
         [[ $rot == *,* ]] && r2=${rot#*,}
-        has_row rotquant "$type" "$rot" && continue
-        f=$OUT/$base.$type.${rot/,/-}.gguf
+        variant=$rot
+        [[ -z ${EXPORT_ARGS:-} ]] || variant=$rot+${TAG:-x}
+        has_row rotquant "$type" "$variant" && continue
+        f=$OUT/$base.$type.${variant/,/-}.gguf
         t0=$(date +%s)
         "$rq" export -m "$model" -o "$f" --type "$type" --rotate "$r1" --rotate2 "$r2" --calib-ids "$ids" -t "$T" \
-            2> "$OUT/export.$type.${rot/,/-}.log"
-        row rotquant "$type" "$rot" "$f" "$(($(date +%s) - t0))" f32check
+            ${EXPORT_ARGS:-} 2> "$OUT/export.$type.${variant/,/-}.log"
+        row rotquant "$type" "$variant" "$f" "$(($(date +%s) - t0))" f32check
     done
     if [[ -n $LB ]]; then
         up=${type^^}
