@@ -24,7 +24,7 @@ cmake --build build -j"$jobs"
 # -np 2/4, tests/mpi_cli.sh); the default build above has no MPI in it.
 if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
     cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DRQ_MPI=ON >/dev/null
-    cmake --build build-mpi -j"$jobs" --target rotquant-cli test_mpi mpi_quant
+    cmake --build build-mpi -j"$jobs" --target rotquant-cli test_mpi mpi_quant mpi_train
     (cd build-mpi && ctest --output-on-failure -L mpi)
 else
     echo "test.sh: Open MPI (mpicc, mpirun) not found, MPI build not tested"

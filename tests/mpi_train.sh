@@ -12,7 +12,7 @@
 set -uo pipefail
 source "$(dirname "$0")/cli_common.sh"
 MPI=("${MPIEXEC:-mpirun}" --oversubscribe --bind-to none)
-[[ -x "${RQ_MPI_TRAIN:-}" ]] || { echo "RQ_MPI_TRAIN not set"; exit 1; }
+[[ -x "${RQ_MPI_TRAIN:-}" ]] || { echo "RQ_MPI_TRAIN (${RQ_MPI_TRAIN:-unset}) is not an executable: build the mpi_train target"; exit 1; }
 
 # 1. the library loops
 "$RQ_MPI_TRAIN" "$TMP" np1 full > "$TMP/l1" 2>&1 || { echo "FAIL: mpi_train alone: $(tail -5 "$TMP/l1")"; fail=1; }
