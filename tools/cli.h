@@ -48,6 +48,28 @@ bool cli_read_ids(const char *path, int32_t **ids, int64_t *n);
  * it) and that no two are the same; false with an error printed otherwise. */
 bool cli_check_outputs(const char *const *paths, int n);
 
+/* The options of the quantization front half that quantize and export share: rotations
+ * (--rotate, --rotate2, --rotation-file, --compose, --block, --block2), GPTQ (--method,
+ * --damp, --hessian-shrink, --act-order, --fit-importance and their --no- forms),
+ * calibration (--calib, --calib-ids, --calib-save, --calib-n, --calib-len), --seed, -t.
+ * The names are kept for cli_quant_args_finish; the other values go straight into *o,
+ * which holds the command's defaults. */
+struct rq_quant_opts;
+struct cli_quant_args {
+    struct rq_quant_opts *o;                          /* the command's options, not owned */
+    const char *rotate, *rotate2, *compose, *method; /* names (argv's or the defaults) */
+    int64_t calib_n, calib_len;                       /* 0: not given (the library's defaults) */
+    int64_t seed, threads;                            /* threads 0: all cores (cli_threads_set) */
+};
+/* rotate gsr, rotate2 none, compose none, method gptq, the numbers 0; parsing into o. */
+struct cli_quant_args cli_quant_args_default(struct rq_quant_opts *o);
+/* One shared option at argv[*i]: 1 if it was one (its value consumed, *i advanced), 0 if
+ * not one of them, -1 after printing an error. */
+int cli_parse_quant_opt(int argc, char **argv, int *i, struct cli_quant_args *qa);
+/* After the loop: the method and rotation names into qa->o's enums, and calib_n, calib_len,
+ * seed into qa->o; false with an error printed (bad --method first, then the kinds). */
+bool cli_quant_args_finish(const struct cli_quant_args *qa);
+
 /* Under MPI (base/mpi.h): check that every rank opened the same model (io/gguf_hash.h);
  * false with the error (naming the rank that differs) printed otherwise. True alone. */
 struct rq_gguf;

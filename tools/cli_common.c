@@ -9,6 +9,7 @@
 #include "io/file.h"
 #include "io/gguf_hash.h"
 #include "model/blas.h"
+#include "quant/pipeline.h"
 
 #include <cblas.h>
 
@@ -76,6 +77,51 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
         return false;
     }
     *out = v;
+    return true;
+}
+
+struct cli_quant_args cli_quant_args_default(rq_quant_opts *o) {
+    return (struct cli_quant_args){.o = o, .rotate = "gsr", .rotate2 = "none", .compose = "none", .method = "gptq"};
+}
+
+int cli_parse_quant_opt(int argc, char **argv, int *i, struct cli_quant_args *qa) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    rq_quant_opts *o = qa->o;
+#define VAL() (v ? ((*i)++, v) : NULL)
+    if (!strcmp(a, "--rotate")) { if (!(qa->rotate = VAL())) return -cli_fail("--rotate needs a kind"); }
+    else if (!strcmp(a, "--rotate2")) { if (!(qa->rotate2 = VAL())) return -cli_fail("--rotate2 needs a kind"); }
+    else if (!strcmp(a, "--rotation-file")) { if (!(o->rotation_file = VAL())) return -cli_fail("--rotation-file needs a file"); }
+    else if (!strcmp(a, "--compose")) { if (!(qa->compose = VAL())) return -cli_fail("--compose needs a kind"); }
+    else if (!strcmp(a, "--method")) { if (!(qa->method = VAL())) return -cli_fail("--method needs a value"); }
+    else if (!strcmp(a, "--calib")) { if (!(o->calib = VAL())) return -cli_fail("--calib needs a value"); }
+    else if (!strcmp(a, "--calib-ids")) { if (!(o->calib_ids = VAL())) return -cli_fail("--calib-ids needs a file"); }
+    else if (!strcmp(a, "--calib-save")) { if (!(o->calib_save = VAL())) return -cli_fail("--calib-save needs a file"); }
+    else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o->block)) return -1; }
+    else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o->block2)) return -1; }
+    else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &qa->calib_n)) return -1; }
+    else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &qa->calib_len)) return -1; }
+    else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &qa->seed)) return -1; }
+    else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &qa->threads)) return -1; }
+    else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o->damp)) return -1; }
+    else if (!strcmp(a, "--hessian-shrink")) { if (!cli_parse_float(a, VAL(), 0, 1, &o->hshrink)) return -1; }
+    else if (!strcmp(a, "--act-order")) o->act_order = 1;
+    else if (!strcmp(a, "--no-act-order")) o->act_order = 0;
+    else if (!strcmp(a, "--fit-importance")) o->fit_importance = 1;
+    else if (!strcmp(a, "--no-fit-importance")) o->fit_importance = 0;
+    else return 0;
+#undef VAL
+    return 1;
+}
+
+bool cli_quant_args_finish(const struct cli_quant_args *qa) {
+    rq_quant_opts *o = qa->o;
+    if (!strcmp(qa->method, "gptq")) o->method = RQ_PTQ_GPTQ;
+    else if (!strcmp(qa->method, "rtn")) o->method = RQ_PTQ_RTN;
+    else return !cli_fail("--method: '%s' is not rtn or gptq", qa->method);
+    if (rq_rot_kind_parse(qa->rotate, &o->rotate) != RQ_OK || rq_rot_kind_parse(qa->rotate2, &o->rotate2) != RQ_OK ||
+        rq_rot_kind_parse(qa->compose, &o->compose) != RQ_OK)
+        return !cli_fail_status();
+    o->calib_n = qa->calib_n, o->calib_len = qa->calib_len, o->seed = (uint64_t)qa->seed;
     return true;
 }
 

@@ -44,11 +44,13 @@ static void usage(void) {
 
 int cmd_export(int argc, char **argv) {
     rq_export_opts o = rq_export_opts_default();
-    const char *in = NULL, *out = NULL, *type = "q4_0", *embd = "q8_0", *method = "gptq";
-    const char *rot_name = "gsr", *rot2_name = "none", *compose_name = "none";
-    int64_t seed = 0, threads = 0, calib_n = 0, calib_len = 0;
+    struct cli_quant_args qa = cli_quant_args_default(&o.q);
+    const char *in = NULL, *out = NULL, *type = "q4_0", *embd = "q8_0";
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
+        int shared = cli_parse_quant_opt(argc, argv, &i, &qa);
+        if (shared < 0) return 1;
+        if (shared) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
@@ -56,27 +58,7 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
         else if (!strcmp(a, "--type")) { if (!(type = VAL())) return cli_fail("--type needs a type"); }
         else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a type"); }
-        else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
-        else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
-        else if (!strcmp(a, "--rotation-file")) { if (!(o.q.rotation_file = VAL())) return cli_fail("--rotation-file needs a file"); }
-        else if (!strcmp(a, "--compose")) { if (!(compose_name = VAL())) return cli_fail("--compose needs a kind"); }
-        else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
-        else if (!strcmp(a, "--calib")) { if (!(o.q.calib = VAL())) return cli_fail("--calib needs a value"); }
-        else if (!strcmp(a, "--calib-ids")) { if (!(o.q.calib_ids = VAL())) return cli_fail("--calib-ids needs a file"); }
-        else if (!strcmp(a, "--calib-save")) { if (!(o.q.calib_save = VAL())) return cli_fail("--calib-save needs a file"); }
-        else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.q.block)) return 1; }
-        else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.q.block2)) return 1; }
-        else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &calib_n)) return 1; }
-        else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &calib_len)) return 1; }
-        else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
-        else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
-        else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o.q.damp)) return 1; }
-        else if (!strcmp(a, "--hessian-shrink")) { if (!cli_parse_float(a, VAL(), 0, 1, &o.q.hshrink)) return 1; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
-        else if (!strcmp(a, "--act-order")) o.q.act_order = 1;
-        else if (!strcmp(a, "--no-act-order")) o.q.act_order = 0;
-        else if (!strcmp(a, "--fit-importance")) o.q.fit_importance = 1;
-        else if (!strcmp(a, "--no-fit-importance")) o.q.fit_importance = 0;
         else return cli_fail("export: unknown option '%s' (see rotquant export --help)", a);
 #undef VAL
     }
@@ -84,17 +66,12 @@ int cmd_export(int argc, char **argv) {
     if (rq_gg_type_parse(type, false, "--type", &o.type) != RQ_OK ||
         rq_gg_type_parse(embd, true, "--embd-type", &o.embd_type) != RQ_OK)
         return cli_fail_status();
-    if (!strcmp(method, "gptq")) o.q.method = RQ_PTQ_GPTQ;
-    else if (!strcmp(method, "rtn")) o.q.method = RQ_PTQ_RTN;
-    else return cli_fail("--method: '%s' is not rtn or gptq", method);
-    if (rq_rot_kind_parse(rot_name, &o.q.rotate) != RQ_OK || rq_rot_kind_parse(rot2_name, &o.q.rotate2) != RQ_OK ||
-        rq_rot_kind_parse(compose_name, &o.q.compose) != RQ_OK)
-        return cli_fail_status();
-    o.q.calib_n = calib_n, o.q.calib_len = calib_len, o.q.seed = (uint64_t)seed, o.q.progress = !quiet;
+    if (!cli_quant_args_finish(&qa)) return 1;
+    o.q.progress = !quiet;
     if (rq_quant_opts_check(&o.q) != RQ_OK) return cli_fail_status();
     const char *outputs[] = {out, o.q.calib_save};
     if (!cli_check_outputs(outputs, 2)) return 1;
-    cli_threads_set(threads);
+    cli_threads_set(qa.threads);
 
     rq_export_result r;
     if (rq_export_run(in, out, &o, &r, NULL) != RQ_OK) return cli_fail_status();

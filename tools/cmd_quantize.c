@@ -70,31 +70,23 @@ static void usage(void) {
 
 int cmd_quantize(int argc, char **argv) {
     rq_quant_opts o = rq_quant_opts_default();
-    const char *in = NULL, *out = NULL, *embd = "q8_0";
-    const char *rot_name = "gsr", *rot2_name = "none", *quant_name = "uniform", *method = "gptq";
-    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual", *compose_name = "none";
-    int64_t wbits = 2, abits = 16, kvbits = 16, seed = 0, threads = 0;
-    int64_t calib_n = 0, calib_len = 0; /* 0: not given (the library's defaults) */
+    struct cli_quant_args qa = cli_quant_args_default(&o);
+    const char *in = NULL, *out = NULL, *embd = "q8_0", *quant_name = "uniform";
+    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual";
+    int64_t wbits = 2, abits = 16, kvbits = 16;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
+        int shared = cli_parse_quant_opt(argc, argv, &i, &qa);
+        if (shared < 0) return 1;
+        if (shared) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define VAL() (v ? (i++, v) : NULL)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else if (!strcmp(a, "-m")) { if (!(in = VAL())) return cli_fail("-m needs a file"); }
         else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
-        else if (!strcmp(a, "--rotate")) { if (!(rot_name = VAL())) return cli_fail("--rotate needs a kind"); }
         else if (!strcmp(a, "--r1-route")) { if (!(route = VAL())) return cli_fail("--r1-route needs residual or linear"); }
-        else if (!strcmp(a, "--rotate2")) { if (!(rot2_name = VAL())) return cli_fail("--rotate2 needs a kind"); }
-        else if (!strcmp(a, "--rotation-file")) { if (!(o.rotation_file = VAL())) return cli_fail("--rotation-file needs a file"); }
-        else if (!strcmp(a, "--compose")) { if (!(compose_name = VAL())) return cli_fail("--compose needs a kind"); }
         else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
-        else if (!strcmp(a, "--method")) { if (!(method = VAL())) return cli_fail("--method needs a value"); }
-        else if (!strcmp(a, "--calib")) { if (!(o.calib = VAL())) return cli_fail("--calib needs a value"); }
-        else if (!strcmp(a, "--calib-ids")) { if (!(o.calib_ids = VAL())) return cli_fail("--calib-ids needs a file"); }
-        else if (!strcmp(a, "--calib-save")) { if (!(o.calib_save = VAL())) return cli_fail("--calib-save needs a file"); }
         else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a value"); }
-        else if (!strcmp(a, "--block")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.block)) return 1; }
-        else if (!strcmp(a, "--block2")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.block2)) return 1; }
         else if (!strcmp(a, "--rotate3")) { if (!(rot3_name = VAL())) return cli_fail("--rotate3 needs a kind"); }
         else if (!strcmp(a, "--rotate4")) { if (!(rot4_name = VAL())) return cli_fail("--rotate4 needs a kind"); }
         else if (!strcmp(a, "--block3")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.block3)) return 1; }
@@ -107,17 +99,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--asym")) o.asym = true;
         else if (!strcmp(a, "--wbits")) { if (!cli_parse_int(a, VAL(), 2, 16, &wbits)) return 1; }
         else if (!strcmp(a, "--group")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &o.group)) return 1; }
-        else if (!strcmp(a, "--calib-n")) { if (!cli_parse_int(a, VAL(), 1, 1 << 20, &calib_n)) return 1; }
-        else if (!strcmp(a, "--calib-len")) { if (!cli_parse_int(a, VAL(), 2, 1 << 20, &calib_len)) return 1; }
-        else if (!strcmp(a, "--seed")) { if (!cli_parse_int(a, VAL(), 0, INT64_MAX, &seed)) return 1; }
-        else if (!strcmp(a, "-t")) { if (!cli_parse_int(a, VAL(), 1, 1024, &threads)) return 1; }
-        else if (!strcmp(a, "--damp")) { if (!cli_parse_float(a, VAL(), 0, 10, &o.damp)) return 1; }
-        else if (!strcmp(a, "--hessian-shrink")) { if (!cli_parse_float(a, VAL(), 0, 1, &o.hshrink)) return 1; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
-        else if (!strcmp(a, "--act-order")) o.act_order = 1;
-        else if (!strcmp(a, "--no-act-order")) o.act_order = 0;
-        else if (!strcmp(a, "--fit-importance")) o.fit_importance = 1;
-        else if (!strcmp(a, "--no-fit-importance")) o.fit_importance = 0;
         else if (!strcmp(a, "--fit")) { if (!(fit_name = VAL())) return cli_fail("--fit needs ls, clip or minmax"); }
         else if (!strcmp(a, "--clip-search")) fit_name = "clip";
         else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
@@ -128,7 +110,7 @@ int cmd_quantize(int argc, char **argv) {
                         "generate calibration data)");
     if (rq_mpi_rank() != 0) quiet = true; /* one rank reports (and writes the files) */
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits;
-    o.calib_n = calib_n, o.calib_len = calib_len, o.seed = (uint64_t)seed, o.embd_type = embd, o.progress = !quiet;
+    o.embd_type = embd, o.progress = !quiet;
     if (!strcmp(fit_name, "ls")) o.fit = RQ_FIT_LS;
     else if (!strcmp(fit_name, "clip")) o.fit = RQ_FIT_CLIP;
     else if (!strcmp(fit_name, "minmax")) o.fit = RQ_FIT_MINMAX;
@@ -139,13 +121,8 @@ int cmd_quantize(int argc, char **argv) {
     if (!strcmp(quant_name, "uniform")) o.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) o.quantizer = RQ_QPARAM_LUT;
     else return cli_fail("--quantizer: '%s' is not uniform or lut", quant_name);
-    if (!strcmp(method, "gptq")) o.method = RQ_PTQ_GPTQ;
-    else if (!strcmp(method, "rtn")) o.method = RQ_PTQ_RTN;
-    else return cli_fail("--method: '%s' is not rtn or gptq", method);
+    if (!cli_quant_args_finish(&qa)) return 1;
     rq_rot_kind k;
-    if (rq_rot_kind_parse(rot_name, &o.rotate) != RQ_OK || rq_rot_kind_parse(rot2_name, &o.rotate2) != RQ_OK ||
-        rq_rot_kind_parse(compose_name, &o.compose) != RQ_OK)
-        return cli_fail_status();
     if (rot3_name) {
         if (rq_rot_kind_parse(rot3_name, &k) != RQ_OK) return cli_fail_status();
         o.rotate3 = (int)k;
@@ -157,7 +134,7 @@ int cmd_quantize(int argc, char **argv) {
     if (rq_quant_opts_check(&o) != RQ_OK) return cli_fail_status();
     const char *outputs[] = {out, o.calib_save};
     if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
-    cli_threads_set(threads);
+    cli_threads_set(qa.threads);
 
     rq_quant_result r;
     if (rq_quant_run(in, out, &o, &r) != RQ_OK) return cli_fail_status();
