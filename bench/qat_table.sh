@@ -7,7 +7,10 @@
 # interrupted run resumes (finished steps are skipped).
 # Environment: T (threads, default nproc), OUT (default out/qat), CHUNKS (default 40),
 #   LIMIT (default 300; 0 = no task evaluation), ONLY (regex on run names), BLOCK_STEPS,
-#   STEPS (the two phases, defaults 40 and 60).
+#   STEPS (the two phases, defaults 40 and 60; with STEPS=0 the block-wise file is OUT itself),
+#   GEN (generated windows of 512 tokens, default 60), SEED (default 1).
+# The quick ablation profile of the README (the quickstart's budget per row):
+#   OUT=out/qat_quick GEN=20 BLOCK_STEPS=10 STEPS=0 LIMIT=0 SEED=0 ONLY=w2a16 bash bench/qat_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rq=${RQ:-build/rotquant}
@@ -18,9 +21,11 @@ out=${OUT:-out/qat}
 CHUNKS=${CHUNKS:-40}
 LIMIT=${LIMIT:-300}
 mkdir -p "$out"
-data=$out/data60x512_t1.ids
-common=(--seed 1 -t "$T" --group 64 --seq-len 512 --batch 4 --calib-n 16 --block-steps "${BLOCK_STEPS:-40}"
-        --steps "${STEPS:-60}" --lr 5e-5 --lr-quant 5e-4 --schedule cosine --eval-every 20)
+GEN=${GEN:-60}
+STEPS=${STEPS:-60}
+data=$out/data${GEN}x512_t1.ids
+common=(--seed "${SEED:-1}" -t "$T" --group 64 --seq-len 512 --batch 4 --calib-n 16 --block-steps "${BLOCK_STEPS:-40}"
+        --steps "$STEPS" --lr 5e-5 --lr-quant 5e-4 --schedule cosine --eval-every 20)
 
 evaluate() { # FILE: perplexity and tasks, once
     local f=$1 b=${1%.gguf}
@@ -37,11 +42,12 @@ run() {
     shift
     [ -z "${ONLY:-}" ] || [[ $name =~ $ONLY ]] || return 0
     local d=(--data-ids "$data")
-    [ -f "$data" ] || d=(--gen-seqs 60 --gen-temp 1.0 --data-save "$data")
+    local blk=(--save-block "$out/$name.block.gguf") blkf=("$out/$name.block.gguf")
+    [ "$STEPS" != 0 ] || blk=() blkf=()
+    [ -f "$data" ] || d=(--gen-seqs "$GEN" --gen-temp 1.0 --data-save "$data")
     [ -f "$out/$name.gguf" ] || /usr/bin/time -v $rq qat -m $model -o "$out/$name.gguf" "${common[@]}" "${d[@]}" \
-        --save-start "$out/$name.start.gguf" --save-block "$out/$name.block.gguf" "$@" > "$out/$name.qat.txt" \
-        2> "$out/$name.qat.log"
-    for f in "$out/$name.start.gguf" "$out/$name.block.gguf" "$out/$name.gguf"; do evaluate "$f"; done
+        --save-start "$out/$name.start.gguf" "${blk[@]}" "$@" > "$out/$name.qat.txt" 2> "$out/$name.qat.log"
+    for f in "$out/$name.start.gguf" "${blkf[@]}" "$out/$name.gguf"; do evaluate "$f"; done
 }
 
 run w2a16_ldp_gsr --quantizer ldp --rotate gsr

@@ -189,8 +189,27 @@ void rq_fq2_init(rq_fq2_kind k, const float *w, int64_t group, float init_logit,
     float mn = w[0], mx = w[0];
     for (int64_t i = 1; i < group; i++) mn = fminf(mn, w[i]), mx = fmaxf(mx, w[i]);
     if (k == RQ_FQ2_SEQ) {
-        r[0] = fmaxf(fabsf(mn), fabsf(mx));
-        q[0] = 0.0f;
+        /* α = m·t with the t of least squared error: 24 points over (0, 1], then 24 around
+         * the best (max |w| itself makes the inner levels ±m/4 far too coarse) */
+        float m = fmaxf(fabsf(mn), fabsf(mx)), best_t = 1.0f, lo_t = 0.0f, step = 1.0f / 24.0f;
+        double best = INFINITY;
+        r[0] = m > 0.0f ? m : 1.0f;
+        for (int pass = 0; pass < 2; pass++) {
+            float t0 = lo_t;
+            for (int j = 1; j <= 24; j++) {
+                float t = t0 + step * (float)j, a = logf(t), lv[4];
+                if (t <= 0.0f || t > 1.0f) continue;
+                rq_fq2_levels(RQ_FQ2_SEQ, &a, r, lv, NULL);
+                double e = 0;
+                for (int64_t i = 0; i < group; i++) {
+                    double d = (double)w[i] - lv[fq2_code(lv, w[i])];
+                    e += d * d;
+                }
+                if (e < best) best = e, best_t = t;
+            }
+            lo_t = best_t - step, step = 2.0f * step / 24.0f;
+        }
+        q[0] = logf(best_t);
         return;
     }
     q[0] = q[1] = init_logit;

@@ -97,7 +97,8 @@ void rq_fq2_levels(rq_fq2_kind k, const float *q, const float *r, float v[4], fl
 
 /* Initialize one group's q and r from its weights w [group]:
  *   from the weights' range: UNIFORM/LDP m_lo = min w, m_hi = max w, β = γ = init_logit,
- *   θ = 0; SEQ m = max|w|, a = 0;
+ *   θ = 0; SEQ m = max|w| and a = log t for the t in (0, 1] of least squared error
+ *   (a grid search, 1/24 then 1/288 apart; for Gaussian weights α ≈ 2σ, Max's optimum);
  *   from a PTQ grid (levels v[4] sorted, or NULL): UNIFORM/LDP β = γ = init_logit and
  *   m_lo = v0/σ(init_logit), m_hi = v3/σ(init_logit), θ_i = log of the interval fractions
  *   (so the levels are v again, up to float rounding before the fp16 rounding); SEQ
