@@ -54,7 +54,8 @@ run w2a16_ldp_gsr --quantizer ldp --rotate gsr
 run w2a4kv4_ldp_gsr --quantizer ldp --rotate gsr --abits 4 --kvbits 4
 # ablations at W2A16 (quantizer, rotation)
 run w2a16_uniform_gsr --quantizer uniform --rotate gsr
-run w2a16_seq_gsr --quantizer seq --group 0 --rotate gsr
+run w2a16_seq_gsr --quantizer seq --rotate gsr          # groups of 64 (2.5 bits), GPTQ on SEQ's grid
+run w2a16_seqpc_gsr --quantizer seq --group 0 --rotate gsr # ParetoQ's per-channel scale
 run w2a16_ldp_none --quantizer ldp --rotate none
 run w2a16_ldp_walsh --quantizer ldp --rotate walsh
 run w2a16_ldp_hadamard --quantizer ldp --rotate hadamard

@@ -196,20 +196,23 @@ static void test_ptq_start(void) {
     rq_gguf *g;
     rq_model *m;
     RQ_ASSERT(rq_gguf_open(path_model, &g) == RQ_OK && rq_model_load(g, &m) == RQ_OK);
-    for (int u = 0; u < 2; u++) {
+    static const char *const names[3] = {"LUT", "uniform", "SEQ"};
+    for (int u = 0; u < 3; u++) { /* LDP from LUT, uniform, SEQ from SEQ's uniform grid */
         rq_model *mp;
         RQ_ASSERT(rq_model_load(g, &mp) == RQ_OK);
         rq_ptq_opts o = rq_ptq_opts_default();
         o.method = RQ_PTQ_RTN, o.wbits = 2, o.group = 32, o.keep_latent = true;
         o.quantizer = u ? RQ_QPARAM_UNIFORM : RQ_QPARAM_LUT;
-        o.least_squares = u ? false : o.least_squares;
+        o.least_squares = u == 2 || (u == 0 && o.least_squares);
+        o.half_zero = u == 2;
         rq_ptq_result res;
         RQ_ASSERT(rq_ptq_run(mp, &o, NULL, 0, 0, &res) == RQ_OK);
         rq_params p;
         RQ_ASSERT(rq_params_build(m, &p) == RQ_OK);
         linears_only(&p);
         rq_qat *q;
-        rq_qat_cfg cfg = {.fq2 = true, .kind = u ? RQ_FQ2_UNIFORM : RQ_FQ2_LDP, .group = 32, .init_logit = 4.0f,
+        const rq_fq2_kind kinds[3] = {RQ_FQ2_LDP, RQ_FQ2_UNIFORM, RQ_FQ2_SEQ};
+        rq_qat_cfg cfg = {.fq2 = true, .kind = kinds[u], .group = 32, .init_logit = 4.0f,
                           .init = &res, .init_kind = o.quantizer};
         RQ_ASSERT(rq_qat_new_cfg(&p, &cfg, &q) == RQ_OK);
         int64_t diff = 0, tot = 0;
@@ -217,7 +220,7 @@ static void test_ptq_start(void) {
             const rq_linear *a = &m->layers[l].w_gate, *b = &mp->layers[l].w_gate;
             for (int64_t i = 0; i < a->n_out * a->n_in; i++) diff += a->w[i] != b->w[i], tot++;
         }
-        printf("  start from PTQ %-8s: %lld of %lld weights differ from the PTQ's\n", u ? "uniform" : "LUT",
+        printf("  start from PTQ %-8s: %lld of %lld weights differ from the PTQ's\n", names[u],
                (long long)diff, (long long)tot);
         RQ_CHECK(diff == 0);
         rq_qat_free(q);

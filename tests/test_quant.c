@@ -324,6 +324,37 @@ static void test_uniform_least_squares(void) {
         RQ_CHECK_MSG(p[0] == s0 && p[1] == z0 && e == 0,
                      "ls b=%d: grid (%g, %g) fitted as (%g, %g), max error %g", bits, s0, z0, p[0], p[1], e);
     }
+    /* SEQ's grid (half_zero): z = 1.5, levels ±s/2, ±3s/2 only; on N(0, 1) the fit reaches
+     * Max's (1960) optimal uniform 4-level quantizer (step 0.9957, MSE 0.1188) in MSE to 1 %
+     * (the error is flat near the optimum: the 4 least-squares steps from the clip grid,
+     * whose smallest ratio is 0.5 of max|w| ≈ 4.2, stop at a step within 0.1 of it) */
+    {
+        enum { N = 1 << 15 };
+        double *wn = malloc(N * sizeof *wn);
+        rq_rng rn;
+        rq_rng_seed(&rn, 515);
+        for (int j = 0; j < N; j++) wn[j] = rq_rng_normal(&rn);
+        rq_uniform_cfg seq = {.bits = 2, .least_squares = true, .half_zero = true,
+                              .clip = rq_uniform_clip_grid, .n_clip = RQ_UNIFORM_CLIP_GRID_N};
+        RQ_CHECK(rq_uniform_cfg_check(&seq) == RQ_OK);
+        rq_group_quantizer q = rq_uniform_quantizer(&seq);
+        float p[2];
+        q.fit(&q, wn, NULL, N, p);
+        double mse = 0;
+        int off = 0;
+        for (int j = 0; j < N; j++) {
+            double wq;
+            int c = q.quant(&q, p, wn[j], &wq);
+            mse += (wn[j] - wq) * (wn[j] - wq) / N;
+            off += wq != p[0] * ((float)c - 1.5f) || fabs(wq) < 0.25 * p[0];
+        }
+        RQ_CHECK_MSG(p[1] == 1.5f && off == 0 && fabs(p[0] - 0.9957) < 0.1 && fabs(mse - 0.1188) < 0.0012,
+                     "SEQ grid on N(0,1): s %g z %g MSE %.4f, %d values off the grid", p[0], p[1], mse, off);
+        printf("SEQ grid on N(0,1): step %.4f (Max 0.9957), MSE %.4f (0.1188)\n", p[0], mse);
+        seq.least_squares = false;
+        RQ_CHECK(rq_uniform_cfg_check(&seq) == RQ_EINVAL);
+        free(wn);
+    }
     rq_uniform_cfg ls8 = {.bits = 8, .least_squares = true};
     RQ_CHECK(rq_uniform_cfg_check(&ls8) == RQ_EINVAL);
     rq_uniform_cfg ls4 = {.bits = 4, .least_squares = true};

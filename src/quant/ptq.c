@@ -99,7 +99,7 @@ rq_status rq_ptq_run(rq_model *m, const rq_ptq_opts *o, const int32_t *calib, in
     rq_uniform_cfg ucfg = {.bits = o->wbits, .symmetric = false,
                            .clip = o->clip_search ? rq_uniform_clip_grid : NULL,
                            .n_clip = o->clip_search ? RQ_UNIFORM_CLIP_GRID_N : 0,
-                           .least_squares = o->least_squares};
+                           .least_squares = o->least_squares, .half_zero = o->half_zero};
     RQ_TRY(rq_uniform_cfg_check(&ucfg));
     rq_lut_cfg lcfg = {.iters = o->lut_iters};
     rq_group_quantizer q = o->quantizer == RQ_QPARAM_LUT ? rq_lut_quantizer(&lcfg) : rq_uniform_quantizer(&ucfg);

@@ -35,6 +35,8 @@ typedef struct rq_ptq_opts {
     bool clip_search;         /* search a clip ratio per group (uniform quantizer) */
     bool least_squares;       /* refine each clip ratio's scale/zero by weighted least
                                * squares (uniform, 2-4 bits; real-valued zero points) */
+    bool half_zero;           /* uniform: SEQ's grid, z = (2^b − 1)/2 (quant/uniform.h); needs
+                               * least_squares */
     int lut_iters;            /* Lloyd iterations of the LUT quantizer (10) */
     bool progress;            /* per-layer lines on stderr */
     bool keep_latent;         /* fill rq_qlinear.latent (quantization-aware training starts there) */

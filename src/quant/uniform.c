@@ -15,6 +15,8 @@ static const float clip_one = 1.0f;
 rq_status rq_uniform_cfg_check(const rq_uniform_cfg *cfg) {
     if (!(cfg->bits == 2 || cfg->bits == 3 || cfg->bits == 4 || cfg->bits == 8))
         return rq_errorf(RQ_EINVAL, "uniform quantizer: %d bits (expected 2, 3, 4 or 8)", cfg->bits);
+    if (cfg->half_zero && !cfg->least_squares)
+        return rq_errorf(RQ_EINVAL, "uniform quantizer: the SEQ grid (half-integer zero point) needs the least-squares fit");
     if (cfg->least_squares && cfg->bits == 8)
         return rq_errorf(RQ_EINVAL, "uniform quantizer: the least-squares fit is for 2-4 bits");
     if (cfg->n_clip < 0 || (cfg->n_clip > 0 && !cfg->clip))
@@ -177,14 +179,21 @@ void rq_uniform_fit_ls(const rq_uniform_cfg *cfg, const double *w, const double 
     }
     double best = INFINITY;
     for (int k = 0; k < ngrid; k++) {
-        float s;
-        int zi;
-        rq_uniform_params(cfg->bits, cfg->symmetric, grid[k], w, n, &s, &zi);
-        float z = (float)zi;
+        float s, z;
+        if (cfg->half_zero) {
+            double m = 0;
+            for (int64_t j = 0; j < n; j++) m = fabs(w[j]) > m ? fabs(w[j]) : m;
+            z = 0.5f * (float)((1 << cfg->bits) - 1);
+            s = m > 0 ? stored_scale(grid[k] * m / z) : 1.0f;
+        } else {
+            int zi;
+            rq_uniform_params(cfg->bits, cfg->symmetric, grid[k], w, n, &s, &zi);
+            z = (float)zi;
+        }
         double err = codes_err(cfg->bits, s, z, w, imp, n, code);
         for (int it = 0; it < RQ_UNIFORM_LS_ITERS; it++) {
             float s2 = s, z2 = z;
-            if (!ls_step(cfg->bits, cfg->symmetric, code, &s2, &z2, w, imp, n)) break;
+            if (!ls_step(cfg->bits, cfg->symmetric || cfg->half_zero, code, &s2, &z2, w, imp, n)) break;
             double e2 = codes_err(cfg->bits, s2, z2, w, imp, n, code2);
             if (!(e2 < err)) break;
             double *t = code;

@@ -18,6 +18,9 @@
  * smallest fp16 subnormal becomes 2^−24; one above 65504 becomes 65504.
  * ŵ = s·(code − z) is exact in float (11-bit s times a 9-bit integer).
  *
+ * SEQ grid (cfg->half_zero): z = (2^b − 1)/2, s = fp16(c·max|w| / z), so that the levels
+ *   s·(code − z) are symmetric about 0 without a zero level; least-squares fit only.
+ *
  * Clip search: each group tries every ratio of cfg->clip in order and keeps the first
  * one with the smallest Σ imp_j (w_j − ŵ_j)² (imp = 1 when no importance is given).
  *
@@ -43,6 +46,9 @@ typedef struct rq_uniform_cfg {
     const float *clip; /* [n_clip] clip ratios in (0, 1], tried in order; NULL/0: {1.0} */
     int n_clip;
     bool least_squares; /* refine each candidate (s, z) by weighted least squares (see above) */
+    bool half_zero;     /* ParetoQ's SEQ grid: z = (2^b − 1)/2 fixed, no zero level (2 bits: ŵ ∈
+                         * {±s/2, ±3s/2}); the outer level at c·max|w|, then the slope-only
+                         * least-squares refinement. Needs least_squares (z is not an integer). */
 } rq_uniform_cfg;
 
 #define RQ_UNIFORM_LS_ITERS 4

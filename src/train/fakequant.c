@@ -188,6 +188,11 @@ void rq_fq2_init(rq_fq2_kind k, const float *w, int64_t group, float init_logit,
                  float *r) {
     float mn = w[0], mx = w[0];
     for (int64_t i = 1; i < group; i++) mn = fminf(mn, w[i]), mx = fmaxf(mx, w[i]);
+    if (k == RQ_FQ2_SEQ && v) { /* a SEQ grid d·(c − 1.5): α = 2d gives it back */
+        r[0] = 2.0f * (v[1] - v[0]);
+        q[0] = 0.0f;
+        return;
+    }
     if (k == RQ_FQ2_SEQ) {
         /* α = m·t with the t of least squared error: 24 points over (0, 1], then 24 around
          * the best (max |w| itself makes the inner levels ±m/4 far too coarse) */

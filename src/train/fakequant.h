@@ -101,8 +101,8 @@ void rq_fq2_levels(rq_fq2_kind k, const float *q, const float *r, float v[4], fl
  *   (a grid search, 1/24 then 1/288 apart; for Gaussian weights α ≈ 2σ, Max's optimum);
  *   from a PTQ grid (levels v[4] sorted, or NULL): UNIFORM/LDP β = γ = init_logit and
  *   m_lo = v0/σ(init_logit), m_hi = v3/σ(init_logit), θ_i = log of the interval fractions
- *   (so the levels are v again, up to float rounding before the fp16 rounding); SEQ
- *   ignores v. */
+ *   (so the levels are v again, up to float rounding before the fp16 rounding); SEQ from
+ *   a SEQ grid v = d·(k − 1.5) (d fp16): m = 2d, a = 0, the same levels exactly. */
 void rq_fq2_init(rq_fq2_kind k, const float *w, int64_t group, float init_logit, const float *v, float *q,
                  float *r);
 

@@ -63,8 +63,9 @@ static rq_status fq2_init_linear(const rq_qat_cfg *c, const rq_param *e, float *
     if (ql && (ql->n_in != in || ql->n_out != out))
         return rq_errorf(RQ_EINVAL, "QAT: the start point's '%s' is [%lld, %lld], the model's [%lld, %lld]", e->name,
                          (long long)ql->n_out, (long long)ql->n_in, (long long)out, (long long)in);
-    /* per-channel training and SEQ take only the start's latents (their grids differ) */
-    bool grid = ql && c->group > 0 && c->kind != RQ_FQ2_SEQ;
+    /* per-channel training takes only the start's latents (the grids differ); SEQ takes a
+     * group's grid only where it is SEQ's (uniform, zero point 1.5), else its own fit */
+    bool grid = ql && c->group > 0;
     if (grid && ql->group != g)
         return rq_errorf(RQ_EINVAL, "QAT: the start point's '%s' has groups of %lld, training asks for %lld", e->name,
                          (long long)ql->group, (long long)g);
@@ -82,7 +83,7 @@ static rq_status fq2_init_linear(const rq_qat_cfg *c, const rq_param *e, float *
                 } else {
                     for (int i = 0; i < 4; i++) v[i] = pp[0] * ((float)i - pp[1]);
                 }
-                vp = v;
+                vp = c->kind != RQ_FQ2_SEQ || (n_par == 2 && pp[1] == 1.5f) ? v : NULL;
             }
             rq_fq2_init(c->kind, lat + r * in + k * g, g, c->init_logit, vp, qp + (r * ng + k) * np,
                         qr + (r * ng + k) * nc);

@@ -341,6 +341,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         po.wbits = 2, po.group = blk, po.quantizer = pkind, po.method = RQ_PTQ_GPTQ;
         po.act_order = po.fit_importance = true;
         po.clip_search = po.least_squares = pkind == RQ_QPARAM_UNIFORM;
+        po.half_zero = o->quantizer == RQ_FQ2_SEQ; /* GPTQ on SEQ's own grid */
         po.keep_latent = true, po.progress = o->progress;
         if ((s = rq_ptq_run(m, &po, win, o->calib_n, o->T, &pres)) != RQ_OK) goto done;
     }
