@@ -83,7 +83,7 @@ static void test_bad_opts(const char *model) {
         {"asym", "--asym"},           {"kv_group", "--kv-group"},     {"calib_ids+n", "--calib-ids"},
         {"w16 save", "--calib-save"}, {"rtn save", "--calib-save"},   {"rtn act_order", "--act-order"},
         {"embd", "--embd-type"},      {"aclip 0", "--aclip"},         {"group 0", "--group"},
-        {"rotate3", "--rotate"},
+        {"rotate3", "--rotate"},      {"seq clip", "--quantizer seq"}, {"seq lut", "--quantizer seq"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rq_quant_opts o = rq_quant_opts_default();
@@ -101,6 +101,8 @@ static void test_bad_opts(const char *model) {
         case 10: o.abits = 8, o.aclip = 0; break;
         case 11: o.group = 0; break;
         case 12: o.rotate3 = RQ_ROT_KIND_COUNT; break;
+        case 13: o.seq_grid = true, o.fit = RQ_FIT_CLIP; break;
+        case 14: o.seq_grid = true, o.quantizer = RQ_QPARAM_LUT; break;
         }
         RQ_CHECK_MSG(rq_quant_opts_check(&o) == RQ_EINVAL && error_has(cases[i].msg), "option check: %s",
                      cases[i].name);
@@ -118,6 +120,34 @@ static void test_bad_opts(const char *model) {
     rq_quant_plan p;
     RQ_CHECK(rq_quant_plan_make(m, &o, &p) != RQ_OK && error_has("R3"));
     rq_model_free(m);
+}
+
+/* --quantizer seq: every group of the file dequantizes to SEQ's levels ±d/2, ±3d/2 (no
+ * zero, symmetric: in a group the largest magnitude is the smallest one or 3 times it) */
+static void test_seq_grid(const char *model, const char *ids_path) {
+    rq_quant_opts o = rq_quant_opts_default();
+    o.wbits = 2, o.group = 16, o.seq_grid = true, o.embd_type = "f32", o.calib_ids = ids_path;
+    char out[512];
+    snprintf(out, sizeof out, "%s/seq.gguf", tmpdir);
+    rq_quant_result r;
+    RQ_ASSERT(rq_quant_run(model, out, &o, &r) == RQ_OK);
+    rq_gguf *g;
+    rq_model *m;
+    rq_model_load_opts lo = {.ref_linear = true};
+    RQ_ASSERT(rq_gguf_open(out, &g) == RQ_OK && rq_model_load_ex(g, &lo, &m) == RQ_OK);
+    int64_t groups = 0, bad = 0;
+    for (int l = 0; l < NL; l++) {
+        const rq_linear *a = &m->layers[l].w_gate;
+        for (int64_t k = 0; k < a->n_out * a->n_in; k += 16, groups++) {
+            float mn = INFINITY, mx = 0;
+            for (int j = 0; j < 16; j++) mn = fminf(mn, fabsf(a->w[k + j])), mx = fmaxf(mx, fabsf(a->w[k + j]));
+            bad += !(mn > 0) || (mx != mn && mx != 3.0f * mn);
+        }
+    }
+    RQ_CHECK_MSG(bad == 0 && groups > 0, "--quantizer seq: %lld of %lld groups off SEQ's grid", (long long)bad,
+                 (long long)groups);
+    rq_model_free(m);
+    rq_gguf_close(g);
 }
 
 typedef struct {
@@ -303,6 +333,7 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) test_same_as_steps(model, &configs[i], ids_path, ids);
     test_steps_vs_file(model, ids_path);
+    test_seq_grid(model, ids_path);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -42,7 +42,8 @@ static void usage(void) {
            "  --block4 B         block size of R4 when gh/gsr (default: the group size, halved until it\n"
            "                     divides the feed-forward size)\n"
            "  --group G          weights per group along the input (default 64)\n"
-           "  --quantizer Q      uniform|lut (lut: 4 Lloyd-Max levels per group, wbits 2)\n"
+           "  --quantizer Q      uniform|lut|seq (lut: 4 Lloyd-Max levels per group, wbits 2; seq:\n"
+           "                     uniform with the zero point at the middle, ParetoQ's SEQ grid ±s/2, ±3s/2)\n"
            "  --method M         rtn|gptq (default gptq)\n"
            "  --act-order        GPTQ: columns by decreasing Hessian diagonal, groups kept contiguous\n"
            "                     (default with gptq; --no-act-order: columns in order)\n"
@@ -120,7 +121,8 @@ int cmd_quantize(int argc, char **argv) {
     else return cli_fail("--r1-route: '%s' is not residual or linear", route);
     if (!strcmp(quant_name, "uniform")) o.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) o.quantizer = RQ_QPARAM_LUT;
-    else return cli_fail("--quantizer: '%s' is not uniform or lut", quant_name);
+    else if (!strcmp(quant_name, "seq")) o.quantizer = RQ_QPARAM_UNIFORM, o.seq_grid = true;
+    else return cli_fail("--quantizer: '%s' is not uniform, lut or seq", quant_name);
     if (!cli_quant_args_finish(&qa)) return 1;
     rq_rot_kind k;
     if (rot3_name) {

@@ -56,6 +56,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
         return rq_errorf(RQ_EINVAL, "--fit: %d is not ls, clip or minmax", (int)o->fit);
     if (o->quantizer != RQ_QPARAM_UNIFORM && o->quantizer != RQ_QPARAM_LUT)
         return rq_errorf(RQ_EINVAL, "--quantizer: %d is not uniform or lut", (int)o->quantizer);
+    if (o->seq_grid && (o->quantizer != RQ_QPARAM_UNIFORM || o->fit != RQ_FIT_LS || o->wbits < 2 || o->wbits > 4))
+        return rq_errorf(RQ_EINVAL, "--quantizer seq: needs --fit ls (the default) and 2-4 weight bits");
     if (o->method != RQ_PTQ_GPTQ && o->method != RQ_PTQ_RTN)
         return rq_errorf(RQ_EINVAL, "--method: %d is not rtn or gptq", (int)o->method);
     if (o->fit_importance == 1 && o->method != RQ_PTQ_GPTQ)
@@ -227,6 +229,7 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     po->clip_search = o->fit == RQ_FIT_LS || o->fit == RQ_FIT_CLIP;
     po->least_squares = o->fit == RQ_FIT_LS && o->wbits != 8; /* 8-bit zero points stay integers */
     po->quantizer = o->quantizer;
+    po->half_zero = o->seq_grid;
     po->method = o->method;
     po->act_order = o->act_order < 0 ? o->method == RQ_PTQ_GPTQ : o->act_order;
     po->fit_importance = o->fit_importance < 0 ? o->method == RQ_PTQ_GPTQ : o->fit_importance;

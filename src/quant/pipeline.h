@@ -58,6 +58,8 @@ typedef struct rq_quant_opts {
     int wbits;                /* 2, 3, 4, 8; 16 = keep float linears (only A/KV quantizers, rotations) */
     int64_t group;            /* weights per group along the input */
     rq_qparam_kind quantizer; /* uniform or LUT (Lloyd-Max levels) */
+    bool seq_grid;            /* uniform on SEQ's grid: zero point (2^b − 1)/2, no zero level
+                               * (quant/uniform.h half_zero); needs fit ls and 2-4 bits */
     rq_ptq_method method;     /* RTN or GPTQ */
     int act_order;            /* GPTQ column order by H_ii: 1, 0, or -1 = default (on with GPTQ) */
     int fit_importance;       /* GPTQ: groups fitted with diag(H) weights: 1, 0, -1 = default (on with GPTQ) */
