@@ -8,6 +8,7 @@
 #include "base/timer.h"
 #include "train/rcp.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,7 +122,8 @@ int cmd_qat(int argc, char **argv) {
     if (rq_mpi_rank() != 0) return 0; /* rank 0 reports (data-parallel: train/dp.h) */
     printf("qat: wrote %s (%.3f bits/weight on the linears); held-out perplexity of the file %.4f, of the "
            "training graph %.4f\n", out, r.bits_per_weight, r.val_ppl_file, r.val_ppl_end);
-    printf("qat: held-out perplexity %.3f -> %.3f; ", r.val_ppl_start, r.val_ppl_end);
+    if (isnan(r.val_ppl_start)) printf("qat: resumed; held-out perplexity %.3f; ", r.val_ppl_end); /* no start measured */
+    else printf("qat: held-out perplexity %.3f -> %.3f; ", r.val_ppl_start, r.val_ppl_end);
     if (r.tokens_block) printf("block-wise MSE %.5g -> %.5g (%lld tokens, %.0f s); ", r.mse_first, r.mse_last,
                                (long long)r.tokens_block, r.t_block);
     else printf("no block-wise phase; ");
