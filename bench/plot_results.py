@@ -11,24 +11,22 @@ tables, one protocol per row) -> PNG files in docs/figures/.
   qat_progress.png                  QAT runs: GPTQ start -> block-wise -> end-to-end
   qat_validation.png                QAT end-to-end validation KL and held-out perplexity by step
   qat_loss_curve.png                with --qat-log: the curves of `rotquant qat` logs
-  gptq_layer_loss.png               with --gptq-log: GPTQ loss per layer of `rotquant quantize` logs
+  gptq_layer_loss.png               with --loss-report: GPTQ loss per layer and per linear kind (quantize --loss-report)
 
 Points measured under different protocols (windows, context, scorer) never share a plot:
 each figure takes one protocol and says which in its title.
 
 usage:
   python3 bench/plot_results.py [--results DIR] [--out DIR]
-                                [--qat-log [NAME=]FILE]... [--gptq-log NAME=FILE]...
+                                [--qat-log [NAME=]FILE]... [--loss-report NAME=FILE]...
   python3 bench/plot_results.py --check     # validate the TSV files only (no matplotlib needed)
 
 Plotting needs matplotlib, which the build and CI do not: `python3 -m pip install matplotlib`.
 Without it the script says so and exits with status 2.
 
-Logs: `rotquant qat ... 2> qat.log` (its progress, validation and block-wise lines are
-on stderr); `rotquant quantize ... 2> gsr.log` prints "layer L: loss X" on its progress
-line, which is redrawn at most twice a second on a terminal but printed only every 10 s
-into a file: run it under a pseudo-terminal (`script -qc "rotquant quantize ..." gsr.log`)
-to get every layer. '\\r'-separated redraws and terminal escapes are handled."""
+Inputs besides the TSVs: `rotquant qat ... 2> qat.log` (its progress, validation and
+block-wise lines are on stderr; '\\r'-separated redraws and terminal escapes are handled)
+and `rotquant quantize ... --loss-report gsr.tsv` (one line per quantized linear)."""
 import argparse
 import math
 import os
@@ -229,7 +227,7 @@ def named(spec, need_name):
     name, eq, path = spec.partition("=")
     if not eq:
         if need_name:
-            sys.exit(f"plot_results.py: --gptq-log wants NAME=FILE, got {spec!r}")
+            sys.exit(f"plot_results.py: --loss-report wants NAME=FILE, got {spec!r}")
         return os.path.splitext(os.path.basename(spec))[0], spec
     return name, path
 
@@ -270,21 +268,29 @@ def parse_qat_log(path):
     return out
 
 
-def parse_gptq_log(path):
-    """{layer: loss} from quantize's (or export's) progress lines "... layer L: loss X, Ts",
-    and the layer count from "quantize: done/total (" where printed."""
-    layer_re = re.compile(r"layer (\d+): loss " + NUM)
-    total_re = re.compile(r"(?:^|\s)quantize: \d+/(\d+) \(")
-    losses, total = {}, None
-    for ln in log_lines(path):
-        m = total_re.search(ln)
-        if m:
-            total = int(m.group(1))
-        for m in layer_re.finditer(ln):
-            v = number(m.group(2))
-            if v is not None:
-                losses[int(m.group(1))] = v
-    return losses, total
+def parse_loss_report(path):
+    """{layer: summed loss} and {linear kind: {layer: loss}} from `rotquant quantize
+    --loss-report FILE` (a TSV: tensor, layer, n_out, n_in, group, loss)."""
+    per_layer, per_kind = {}, {}
+    header = None
+    with open(path) as f:
+        for ln in f:
+            if ln.startswith("#") or not ln.strip():
+                continue
+            cols = ln.rstrip("\n").split("\t")
+            if header is None:
+                header = cols
+                if header[:1] != ["tensor"] or "loss" not in header or "layer" not in header:
+                    sys.exit(f"plot_results.py: {path}: not a --loss-report TSV (header {header})")
+                continue
+            row = dict(zip(header, cols))
+            layer, loss = int(row["layer"]), float(row["loss"])
+            kind = row["tensor"].split(".")[2] if row["tensor"].count(".") >= 3 else row["tensor"]
+            per_layer[layer] = per_layer.get(layer, 0.0) + loss
+            per_kind.setdefault(kind, {})[layer] = loss
+    if not per_layer:
+        sys.exit(f"plot_results.py: {path}: no rows")
+    return per_layer, per_kind
 
 
 # ---------------------------------------------------------------------------------------
@@ -862,35 +868,40 @@ def fig_qat_log(plt, specs, out):
     save(fig, out, "qat_loss_curve.png")
 
 
-def fig_gptq_log(plt, specs, out):
-    """GPTQ loss per layer, one line per log (a rotation's name as NAME takes its colour)."""
-    logs = []
-    for s in specs:
-        name, path = named(s, True)
-        losses, total = parse_gptq_log(path)
-        if not losses:
-            sys.exit(f"plot_results.py: --gptq-log {name}: no 'layer L: loss X' lines in {path} "
-                     "(the stderr of rotquant quantize or export, without -q)")
-        got = f"{len(losses)} of {total}" if total else f"{len(losses)}"
-        print(f"{name}: {got} layers in the log" + (" (a log file gets a progress line every 10 s; "
-              "run under `script` for every layer)" if total and len(losses) < total else ""))
-        logs.append((name, losses, total))
-    fig, ax = plt.subplots(figsize=(9.6, 5.0))
-    colors = log_colors([n for n, *_ in logs])
-    for name, losses, total in logs:
-        pts = sorted(losses.items())
+def fig_loss_report(plt, specs, out):
+    """GPTQ loss per layer (sum over its linears) and per linear kind, one line per report
+    (a rotation's name as NAME takes its colour)."""
+    reps = []
+    for sp in specs:
+        name, path = named(sp, True)
+        per_layer, per_kind = parse_loss_report(path)
+        reps.append((name, per_layer, per_kind))
+    kinds = sorted({k for _, _, pk in reps for k in pk})
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.8))
+    colors = log_colors([n for n, *_ in reps])
+    for name, per_layer, _ in reps:
+        pts = sorted(per_layer.items())
         c = ROT_COLOR.get(name.lower(), colors[name])
-        lab = ROT_NAME.get(name.lower(), name)
-        if total and len(pts) < total:
-            lab += f" ({len(pts)} of {total} layers)"
-        ax.plot([k for k, _ in pts], [v for _, v in pts], marker="o", ms=3.5, lw=1.1, color=c, label=lab)
-    log_axis(ax)
-    ax.set_xlabel("layer (0-based)")
-    ax.set_ylabel("GPTQ loss of the layer (log scale)")
-    ax.set_title("Per-layer GPTQ loss as rotquant quantize prints it: the sum over the layer's 7 linears "
-                 "of Σ e²/2")
-    ax.legend(fontsize=7.5)
-    fig.tight_layout()
+        axes[0].plot([k for k, _ in pts], [v for _, v in pts], marker="o", ms=3.0, lw=1.1, color=c,
+                     label=ROT_NAME.get(name.lower(), name))
+    log_axis(axes[0])
+    axes[0].set_xlabel("layer (0-based)")
+    axes[0].set_ylabel("loss of the layer's linears (log scale)")
+    axes[0].set_title("Per layer: sum over the layer's linears", fontsize=9)
+    axes[0].legend(fontsize=7.5)
+    width = 0.8 / max(1, len(reps))
+    for i, (name, _, per_kind) in enumerate(reps):
+        c = ROT_COLOR.get(name.lower(), colors[name])
+        xs = [j + (i - (len(reps) - 1) / 2) * width for j in range(len(kinds))]
+        axes[1].bar(xs, [sum(per_kind.get(k, {}).values()) for k in kinds], width=width, color=c,
+                    label=ROT_SHORT.get(name.lower(), name))
+    axes[1].set_yscale("log")
+    axes[1].set_xticks(range(len(kinds)))
+    axes[1].set_xticklabels(kinds, fontsize=8)
+    axes[1].set_ylabel("loss summed over the layers (log scale)")
+    axes[1].set_title("Per linear kind: summed over the layers", fontsize=9)
+    fig.suptitle("GPTQ loss (Σ e²/2 weighted by H) from rotquant quantize --loss-report", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     save(fig, out, "gptq_layer_loss.png")
 
 
@@ -903,9 +914,9 @@ def main():
     ap.add_argument("--out", default=FIGURES, help="folder for the PNG files (default docs/figures)")
     ap.add_argument("--qat-log", action="append", default=[], metavar="[NAME=]FILE",
                     help="a rotquant qat log (its stderr); repeat to overlay runs -> qat_loss_curve.png")
-    ap.add_argument("--gptq-log", action="append", default=[], metavar="NAME=FILE",
-                    help="a rotquant quantize log (its stderr); NAME a rotation (none, hadamard, walsh, gh, gsr) "
-                         "or any label; repeat per run -> gptq_layer_loss.png")
+    ap.add_argument("--loss-report", action="append", default=[], metavar="NAME=FILE",
+                    help="a TSV of rotquant quantize --loss-report; NAME a rotation (none, hadamard, walsh, gh, "
+                         "gsr) or any label; repeat per run -> gptq_layer_loss.png")
     a = ap.parse_args()
     if a.check:
         return check(a.results)
@@ -923,8 +934,8 @@ def main():
     fig_qat_validation(plt, qat, val, a.out)
     if a.qat_log:
         fig_qat_log(plt, a.qat_log, a.out)
-    if a.gptq_log:
-        fig_gptq_log(plt, a.gptq_log, a.out)
+    if a.loss_report:
+        fig_loss_report(plt, a.loss_report, a.out)
     return 0
 
 

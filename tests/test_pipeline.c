@@ -15,6 +15,7 @@
 #include "quant/pipeline.h"
 #include "quant/qmodel.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -246,6 +247,57 @@ static void test_same_as_steps(const char *model, const config *cf, const char *
 }
 
 /* the library's steps by themselves: the model in memory after rq_quant_ptq vs the file */
+/* --loss-report: rq_quant_run with the same options writes, per linear in model order, the
+ * tensor, its layer, shape, group and the loss the step-by-step run computed */
+static void check_loss_report(const char *model, const rq_quant_opts *o0, const rq_ptq_result *res) {
+    rq_quant_opts o = *o0;
+    char out[512], rep[512];
+    snprintf(out, sizeof out, "%s/report.gguf", tmpdir);
+    snprintf(rep, sizeof rep, "%s/report.tsv", tmpdir);
+    o.loss_report = rep;
+    rq_quant_result r;
+    RQ_ASSERT(rq_quant_run(model, out, &o, &r) == RQ_OK);
+    FILE *f = fopen(rep, "r");
+    RQ_ASSERT(f);
+    char line[512];
+    int64_t n = 0, comments = 0;
+    bool header = false;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') {
+            comments++;
+            continue;
+        }
+        if (!header) {
+            header = !strcmp(line, "tensor\tlayer\tn_out\tn_in\tgroup\tloss\n");
+            RQ_CHECK_MSG(header, "report header: %s", line);
+            continue;
+        }
+        char name[64];
+        long long layer, n_out, n_in, group;
+        double loss;
+        RQ_ASSERT(sscanf(line, "%63s %lld %lld %lld %lld %lf", name, &layer, &n_out, &n_in, &group, &loss) == 6);
+        RQ_ASSERT(n < res->n_lin);
+        const rq_qlinear *q = &res->lin[n];
+        long long want_layer = -1;
+        RQ_CHECK(sscanf(q->name, "blk.%lld.", &want_layer) == 1 && layer == want_layer && layer == n / 7);
+        RQ_CHECK_MSG(!strcmp(name, q->name) && n_out == q->n_out && n_in == q->n_in && group == q->group,
+                     "report line %lld: %s", (long long)n, line);
+        RQ_CHECK_MSG(q->loss > 0 && fabs(loss - q->loss) <= 1e-8 * q->loss, "report loss %s: %.9g vs %.9g", name, loss,
+                     q->loss);
+        n++;
+    }
+    fclose(f);
+    RQ_CHECK(comments >= 1 && n == res->n_lin);
+    /* refused: without quantized weights, without an output model */
+    o.wbits = 16;
+    RQ_CHECK(rq_quant_opts_check(&o) == RQ_EINVAL && error_has("--loss-report"));
+    char ids[512];
+    snprintf(ids, sizeof ids, "%s/report.ids", tmpdir);
+    o = *o0;
+    o.loss_report = rep, o.calib_save = ids;
+    RQ_CHECK(rq_quant_run(model, NULL, &o, &r) == RQ_EINVAL && error_has("--loss-report"));
+}
+
 static void test_steps_vs_file(const char *model, const char *ids_path) {
     rq_quant_opts o = rq_quant_opts_default();
     o.wbits = 4, o.group = 16, o.abits = 8, o.kvbits = 4, o.embd_type = "f32", o.calib_ids = ids_path;
@@ -278,6 +330,7 @@ static void test_steps_vs_file(const char *model, const char *ids_path) {
     free(b);
     rq_model_free(mf);
     rq_gguf_close(gf);
+    check_loss_report(model, &o, &res);
     rq_ptq_result_free(&res);
     rq_free(ids);
     rq_model_free(m);

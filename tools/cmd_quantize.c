@@ -62,6 +62,8 @@ static void usage(void) {
            "  --calib-save FILE  also write the calibration token ids as text (one sequence per line);\n"
            "                     without -o, only generate the calibration data\n"
            "  --calib-ids FILE   read calibration token ids written by --calib-save (reuse across runs)\n"
+           "  --loss-report FILE also write each linear's quantization loss (GPTQ: sum e^2/2 weighted by H;\n"
+           "                     RTN: squared error) as a TSV, one line per tensor with its layer\n"
            "  --embd-type T      token embedding / lm_head storage: q8_0 (default), f16, f32\n"
            "  --seed S           seeds the rotation signs, the calibration data (default 0)\n"
            "  -t N               threads (default: all cores)\n"
@@ -103,6 +105,7 @@ int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--fit")) { if (!(fit_name = VAL())) return cli_fail("--fit needs ls, clip or minmax"); }
         else if (!strcmp(a, "--clip-search")) fit_name = "clip";
+        else if (!strcmp(a, "--loss-report")) { if (!(o.loss_report = VAL())) return cli_fail("--loss-report needs a file"); }
         else return cli_fail("quantize: unknown option '%s' (see rotquant quantize --help)", a);
 #undef VAL
     }
@@ -134,8 +137,8 @@ int cmd_quantize(int argc, char **argv) {
         o.rotate4 = (int)k;
     }
     if (rq_quant_opts_check(&o) != RQ_OK) return cli_fail_status();
-    const char *outputs[] = {out, o.calib_save};
-    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
+    const char *outputs[] = {out, o.calib_save, o.loss_report};
+    if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 3)) return 1;
     cli_threads_set(qa.threads);
 
     rq_quant_result r;

@@ -87,6 +87,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     if (o->calib_save && !calibrated)
         return rq_errorf(RQ_EINVAL, "--calib-save: %s uses no calibration data",
                          o->wbits == 16 ? "--wbits 16" : "--method rtn");
+    if (o->loss_report && o->wbits == 16)
+        return rq_errorf(RQ_EINVAL, "--loss-report: --wbits 16 quantizes no weights");
     if (o->calib_ids && (o->calib_n || o->calib_len))
         return rq_errorf(RQ_EINVAL, "--calib-ids sets the sequence count and length itself");
     return RQ_OK;
@@ -410,6 +412,7 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     memset(r, 0, sizeof *r);
     RQ_TRY(rq_quant_opts_check(o));
     if (!out && !o->calib_save) return rq_errorf(RQ_EINVAL, "quantize: no output file (nor --calib-save)");
+    if (!out && o->loss_report) return rq_errorf(RQ_EINVAL, "--loss-report: needs an output model (-o)");
     double t_start = rq_time_now(), t0;
     rq_quant_prep pr;
     rq_quant_prep_opts po = {.who = "quantize", .refuse = "is already quantized by rotquant", .calib_only = !out,
@@ -429,12 +432,44 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
     rq_quant_qinfo(pr.m, o, &pr.plan, &r->qi);
     t0 = rq_time_now();
     if (rq_mpi_rank() == 0 && (s = rq_qmodel_write(pr.m, pr.g, &pr.res, &r->qi, out)) != RQ_OK) goto done; /* files: rank 0 */
+    if (o->loss_report && rq_mpi_rank() == 0) {
+        char desc[640], comment[800];
+        snprintf(comment, sizeof comment, "rotquant quantize %s -> %s: %s", in, out,
+                 rq_qinfo_describe(&r->qi, desc, sizeof desc));
+        if ((s = rq_quant_loss_report_write(o->loss_report, &pr.res, comment)) != RQ_OK) goto done;
+    }
     r->t_write = rq_time_now() - t0;
 done:
     r->t_total = rq_time_now() - t_start;
     rq_quant_prep_free(&pr);
     r->qi.r1_matrix = r->qi.r2_matrix = NULL; /* they were the plan's */
     return s;
+}
+
+rq_status rq_quant_loss_report_write(const char *path, const rq_ptq_result *res, const char *comment) {
+    rq_atomic_file af;
+    RQ_TRY(rq_atomic_file_open(&af, path));
+    rq_status s = RQ_OK;
+    if (comment) { /* one comment line per line of the text */
+        for (const char *c = comment; *c && s == RQ_OK;) {
+            int n = (int)strcspn(c, "\n");
+            s = rq_atomic_file_printf(&af, "# %.*s\n", n, c);
+            c += n + (c[n] == '\n');
+        }
+    }
+    if (s == RQ_OK) s = rq_atomic_file_printf(&af, "tensor\tlayer\tn_out\tn_in\tgroup\tloss\n");
+    for (int64_t i = 0; i < res->n_lin && s == RQ_OK; i++) {
+        const rq_qlinear *q = &res->lin[i];
+        long long layer = -1;
+        if (sscanf(q->name, "blk.%lld.", &layer) != 1) layer = -1;
+        s = rq_atomic_file_printf(&af, "%s\t%lld\t%lld\t%lld\t%lld\t%.9g\n", q->name, layer, (long long)q->n_out,
+                                  (long long)q->n_in, (long long)q->group, q->loss);
+    }
+    if (s != RQ_OK) {
+        rq_atomic_file_abort(&af);
+        return s;
+    }
+    return rq_atomic_file_commit(&af);
 }
 
 rq_status rq_quant_calib_ids_write(const char *path, const int32_t *ids, int64_t n_seq, int64_t len) {

@@ -79,6 +79,8 @@ typedef struct rq_quant_opts {
     int64_t calib_n;          /* sequences (0: 128; must stay 0 with calib_ids) */
     int64_t calib_len;        /* tokens per sequence (0: 2048, at most the model's context; 0 with calib_ids) */
     const char *calib_save;   /* also write the calibration ids here (NULL: not) */
+    const char *loss_report;  /* also write each quantized linear's loss here, a TSV (NULL: not;
+                               * rq_quant_loss_report_write) */
     /* output */
     const char *embd_type;    /* token embedding / lm_head storage: "q8_0", "f16", "f32" */
     uint64_t seed;            /* rotation signs (R1..R4: seed, +1, +2, +3) and calibration data */
@@ -204,6 +206,10 @@ rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, 
 
 /* Calibration ids as text: one sequence per line, ids separated by blanks, every line of
  * the same length (at least 2). Written atomically. */
+/* The loss of every quantized linear of res (GPTQ: Σe²/2 weighted by H; RTN: Σ(w − ŵ)²) as
+ * a TSV written atomically: '#' comment lines, a header "tensor layer n_out n_in group loss",
+ * then one line per linear in model order (loss with 9 significant digits). */
+rq_status rq_quant_loss_report_write(const char *path, const rq_ptq_result *res, const char *comment);
 rq_status rq_quant_calib_ids_write(const char *path, const int32_t *ids, int64_t n_seq, int64_t len);
 /* Read such a file; ids must be < n_vocab. *ids [*n_seq, *len] owned by the caller
  * (rq_free). Errors: those of rq_file_read; RQ_EINVAL "PATH:LINE: ..." for a line of
