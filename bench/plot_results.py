@@ -700,10 +700,11 @@ def fig_export(plt, exp, out):
 
 def run_colors(qat):
     """One colour per full QAT run (the order of qat_smollm2.tsv), shared by the QAT figures."""
-    names = []
+    count = {}
     for r in qat:
-        if r["block_steps"] == "40" and r["run"] not in names:
-            names.append(r["run"])
+        if not r["run"].startswith("quick"):
+            count[r["run"]] = count.get(r["run"], 0) + 1
+    names = [n for n, k in count.items() if k > 1]  # a run with more than a start
     return {n: RUN_COLOR[i % len(RUN_COLOR)] for i, n in enumerate(names)}
 
 
@@ -733,7 +734,7 @@ def fig_qat_progress(plt, ptq, qat, out):
     float_line(a1, fl, "float")
     log_axis(a1, fl * 0.85, 2000)
     a1.set_xticks([0, 1, 1.3, 1.6, 2.0, 2.5])
-    a1.set_xticklabels(["GPTQ\nstart", "block-wise\n(40 steps/block)", "+30", "+60", "+100", "+150"])
+    a1.set_xticklabels(["GPTQ\nstart", "block-wise\n(40-50 steps/block)", "+30", "+60", "+100", "+150"])
     a1.set_xlabel("stage; then end-to-end steps (a resumed run's last point)")
     a1.set_ylabel("WikiText-2 perplexity (log scale)")
     a1.set_xlim(-0.15, 2.85)

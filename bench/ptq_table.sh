@@ -21,6 +21,8 @@
 #   gemma   for MODEL=models/gemma-3-270m-q4_k_m.gguf: W4 g64 GPTQ and W2 g64 LUT GPTQ with
 #           none, Hadamard (seed 1), Walsh, GSR (R1 route (a), the residual) and GSR by route
 #           (b) (--r1-route linear: per-linear input rotations)
+# Each row also keeps quantize's per-linear losses in $OUT/NAME.loss.tsv (--loss-report), for
+# `bench/plot_results.py --loss-report ROT=FILE` (GPTQ loss per layer, rotation against rotation).
 # Environment: MODEL (default SmolLM2-135M), CHUNKS (windows of 2048 tokens; 0 = the whole file; default 40),
 #   CALIB_N x CALIB_LEN (self-generated calibration, default 16 x 512), SEEDS (Hadamard
 #   seeds, default "1 2 3 4 5"), T (threads), OUT (default out/ptq), ONLY (a regex on row
@@ -69,7 +71,7 @@ row() {
     [[ " $* " == *" --calib-ids "* ]] && ids=""
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --wbits "$wbits" --method "$method" --rotate "$rot" --seed "$seed" \
-        --group "$group" ${ids:+--calib-ids "$ids"} -t "$T" "$@" 2> "$out/$name.log"
+        --group "$group" ${ids:+--calib-ids "$ids"} --loss-report "$out/$name.loss.tsv" -t "$T" "$@" 2> "$out/$name.log"
     t1=$(date +%s)
     bpw=$(sed -n 's/.*, \([0-9.]*\) bits\/weight.*/\1/p' "$out/$name.log")
     p=$(ppl "$f")
