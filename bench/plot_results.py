@@ -526,7 +526,8 @@ def fig_ppl_vs_bits_2bit(plt, ptq, qat, out):
     rows = pick(ptq, model="SmolLM2-135M", protocol="full", ctx="2048", windows="40")
     fl = float(next(r for r in rows if r["weights"] == "float")["ppl"])
     minmax = [r for r in rows if r["weights"] == "W2" and r["fit"] == "minmax"]
-    ptq_rows = [r for r in rows if r["weights"] == "W2" and r["fit"] != "minmax"]
+    # session 11's LUT rows supersede the partial ones of sessions 9-10 (same setting, own calibration)
+    ptq_rows = [r for r in rows if r["weights"] == "W2" and r["fit"] != "minmax" and r["session"] != "9-10"]
     qrows = pick(qat, config="W2A16", protocol="full", ctx="2048", windows="40")
 
     def ptq_point(r):
