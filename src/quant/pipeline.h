@@ -204,12 +204,12 @@ typedef struct rq_quant_result {
  * quantized by rotquant, those of the steps above. */
 rq_status rq_quant_run(const char *in, const char *out, const rq_quant_opts *o, rq_quant_result *r);
 
-/* Calibration ids as text: one sequence per line, ids separated by blanks, every line of
- * the same length (at least 2). Written atomically. */
 /* The loss of every quantized linear of res (GPTQ: Σe²/2 weighted by H; RTN: Σ(w − ŵ)²) as
  * a TSV written atomically: '#' comment lines, a header "tensor layer n_out n_in group loss",
  * then one line per linear in model order (loss with 9 significant digits). */
 rq_status rq_quant_loss_report_write(const char *path, const rq_ptq_result *res, const char *comment);
+/* Calibration ids as text: one sequence per line, ids separated by blanks, every line of
+ * the same length (at least 2). Written atomically. */
 rq_status rq_quant_calib_ids_write(const char *path, const int32_t *ids, int64_t n_seq, int64_t len);
 /* Read such a file; ids must be < n_vocab. *ids [*n_seq, *len] owned by the caller
  * (rq_free). Errors: those of rq_file_read; RQ_EINVAL "PATH:LINE: ..." for a line of
