@@ -264,19 +264,31 @@ int main(int argc, char **argv) {
     const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
     const int wu = rq_lowbit_type(false, group), wl = rq_lowbit_type(true, group);
     const int w4 = rq_lowbit_kind_type(RQ_LOWBIT_KIND_W4U, group);
-    const struct { const char *name; int type; rq_act_kind act; rq_lowbit_lut_int_method m; } ks[] = {
-        {"f32 sgemv", -1, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2U A16", wu, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2U A8", wu, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2U A4", wu, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2L A16", wl, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2L A8", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2L A8 bitplane", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_BITPLANE},
-        {"W2L A4", wl, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W2L A4 bitplane", wl, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_BITPLANE},
-        {"W4U A16", w4, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W4U A8", w4, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT},
-        {"W4U A4", w4, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT},
+    /* per row: the tuning that differs from the defaults (super-chunk W2 kernels for
+     * integer activations, exact float A16) */
+    const struct {
+        const char *name;
+        int type;
+        rq_act_kind act;
+        rq_lowbit_lut_int_method m;
+        bool no_sc;
+        rq_lowbit_a16 a16;
+    } ks[] = {
+        {"f32 sgemv", -1, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2U A16", wu, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2U A16 q8", wu, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_Q8},
+        {"W2U A8", wu, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2U A8 group", wu, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT, true, RQ_LOWBIT_A16_EXACT},
+        {"W2U A4", wu, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2L A16", wl, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2L A16 q8", wl, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_Q8},
+        {"W2L A8", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W2L A8 group", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT, true, RQ_LOWBIT_A16_EXACT},
+        {"W2L A8 g bitpl", wl, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_BITPLANE, true, RQ_LOWBIT_A16_EXACT},
+        {"W2L A4", wl, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W4U A16", w4, RQ_ACT_F32, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W4U A8", w4, RQ_ACT_Q8, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
+        {"W4U A4", w4, RQ_ACT_Q4, RQ_LOWBIT_LUT_INT_FLOAT, false, RQ_LOWBIT_A16_EXACT},
     };
     const int nk = (int)(sizeof ks / sizeof ks[0]);
     rq_rng r;
@@ -296,6 +308,8 @@ int main(int argc, char **argv) {
             rq_lowbit_tuning t;
             rq_lowbit_tuning_get(&t);
             t.lut_int = ks[k].m;
+            t.no_sc = ks[k].no_sc;
+            t.a16 = ks[k].a16;
             rq_lowbit_tuning_set(&t);
             int64_t bytes = 0;
             double med;
@@ -325,13 +339,14 @@ int main(int argc, char **argv) {
         float *x = rq_xalloc(batch * in * 4), *y = rq_xalloc(batch * out * 4);
         for (int64_t i = 0; i < batch * in; i++) x[i] = (float)rq_rng_normal(&r);
         for (int k = 0; k < nk; k++) {
-            if (ks[k].m == RQ_LOWBIT_LUT_INT_BITPLANE) continue;
+            if (ks[k].m == RQ_LOWBIT_LUT_INT_BITPLANE || ks[k].no_sc) continue;
             int64_t bytes;
             double per[3];
             for (int v = 0; v < 3; v++) {
                 rq_lowbit_tuning t;
                 rq_lowbit_tuning_get(&t);
                 t.tok_tile = v == 1 ? 1 : 4;
+                t.a16 = ks[k].a16;
                 rq_lowbit_tuning_set(&t);
                 const int64_t nt = v == 0 ? 1 : batch;
                 per[v] = time_kernel(&r, ks[k].type, ks[k].act, out, in, nt, x, y, &bytes, NULL) / (double)nt;

@@ -442,19 +442,25 @@ typedef struct {
     rq_lowbit_tuning tuning;
 } kpath;
 
+/* Every kernel path of every level the CPU has: the defaults (super-chunk W2 kernels for
+ * integer activations where the level has them), the per-group kernels (no_sc) with
+ * each W2L integer method, GEMV-only tiles, and AVX-512 without VNNI both ways. */
+#define MAX_PATHS 32
 static int kernel_paths(kpath *p) {
     int n = 0;
     for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
-        for (int variant = 0; variant < 4; variant++) {
-            kpath k = {.level = (rq_cpu_level)lvl,
-                       .tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = 4, .no_vnni = false}};
-            if (variant == 1) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE;
+        for (int variant = 0; variant < 6; variant++) {
+            kpath k = {.level = (rq_cpu_level)lvl, .tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = 4}};
+            if (variant == 1) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_sc = true;
             if (variant == 2) k.tuning.tok_tile = 1;
-            if (variant == 3) {
+            if (variant == 3) k.tuning.no_sc = true;
+            if (variant >= 4) {
                 if (lvl != RQ_CPU_AVX512 || !rq_cpu_features_get()->avx512vnni) continue;
                 k.tuning.no_vnni = true;
-                k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE;
+                if (variant == 5) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_sc = true;
             }
+            if (lvl != RQ_CPU_AVX512 && (variant == 3)) continue; /* no super-chunk kernels below AVX-512 */
+            RQ_ASSERT(n < MAX_PATHS);
             p[n++] = k;
         }
     }
@@ -476,7 +482,7 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
     for (int64_t t = 0; t < n_tok; t++) random_acts(r, in, dyadic, x + t * in);
     double *yo = rq_xalloc(n_tok * out * 8), *M = rq_xalloc(n_tok * out * 8);
     float *y = rq_xalloc(n_tok * out * 4), *yfirst = rq_xalloc(n_tok * out * 4);
-    kpath paths[16];
+    kpath paths[MAX_PATHS];
     const int np = kernel_paths(paths);
     for (int act = RQ_ACT_F32; act <= RQ_ACT_Q4; act++) {
         oracle(type, out, in, blocks, (rq_act_kind)act, x, n_tok, yo, M);
@@ -496,9 +502,10 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
                 if (err > worst) worst = err;
                 if (pi > 0 && dyadic && memcmp(&y[i], &yfirst[i], 4) != 0) bad_exact++;
             }
-            RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
+            RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d nosc %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
                          rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                          (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile, (int)paths[pi].tuning.no_vnni,
+                         (int)paths[pi].tuning.no_sc,
                          (long long)out, (long long)in, (long long)n_tok, dyadic ? " dyadic" : "", bad,
                          (long long)(n_tok * out), worst);
             RQ_CHECK_MSG(bad_exact == 0, "%s act %s level %s: %d results differ from the scalar path on dyadic data",
@@ -558,7 +565,7 @@ static void test_int_accuracy(void) {
     rq_rng_seed(&r, 16);
     rq_threads_set(2);
     const int64_t out = 48, in = 4096, n_tok = 5; /* a full token tile and a GEMV-sized rest */
-    kpath paths[16];
+    kpath paths[MAX_PATHS];
     const int np = kernel_paths(paths);
     float *x = rq_xalloc(n_tok * in * 4), *y = rq_xalloc(n_tok * out * 4);
     double *yo = rq_xalloc(n_tok * out * 8), *M = rq_xalloc(n_tok * out * 8);
@@ -602,10 +609,10 @@ static void test_int_accuracy(void) {
                         for (int64_t i = 0; i < n_tok * out; i++) e2 += (y[i] - yo[i]) * (y[i] - yo[i]);
                         const double rel = sqrt(e2 / ny);
                         RQ_CHECK_MSG(rel <= INT_ACC_REL_TOL,
-                                     "%s %s %s (lut_int %d tile %d novnni %d), in %lld%s: relative L2 error %.3g",
+                                     "%s %s %s (lut_int %d tile %d novnni %d nosc %d), in %lld%s: relative L2 error %.3g",
                                      rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                                      (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile,
-                                     (int)paths[pi].tuning.no_vnni, (long long)in, offset ? ", offset" : "", rel);
+                                     (int)paths[pi].tuning.no_vnni, (int)paths[pi].tuning.no_sc, (long long)in, offset ? ", offset" : "", rel);
                         if (rel > worst) {
                             worst = rel;
                             snprintf(where, sizeof where, "%s %s %s lut_int %d tile %d%s", rq_type_name(type),

@@ -6,12 +6,12 @@
 #include "base/pool.h"
 #include "kernels/lowbit_impl.h"
 
-static rq_lowbit_tuning g_tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE, .no_vnni = false};
+static rq_lowbit_tuning g_tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE};
 
 void rq_lowbit_tuning_get(rq_lowbit_tuning *t) { *t = g_tuning; }
 
 void rq_lowbit_tuning_set(const rq_lowbit_tuning *t) {
-    static const rq_lowbit_tuning def = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE, .no_vnni = false};
+    static const rq_lowbit_tuning def = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE};
     g_tuning = t ? *t : def;
     if (g_tuning.tok_tile < 1) g_tuning.tok_tile = 1;
     if (g_tuning.tok_tile > RQ_LOWBIT_TILE) g_tuning.tok_tile = RQ_LOWBIT_TILE;
@@ -110,9 +110,18 @@ static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
-/* Runs the row loop with activations already prepared. */
+/* The super-chunk kernel for w on this level and tuning, NULL if there is none. */
+static rq_lowbit_dot_fn sc_kernel(const rq_lowbit_matrix *w) {
+    const rq_lowbit_kernel_set *ks = kernels();
+    const int kind = rq_lowbit_kind_of(w->type);
+    if (g_tuning.no_sc || kind == RQ_LOWBIT_KIND_W4U || !ks->sc[kind]) return NULL;
+    return ks->sc[kind][rq_lowbit_gidx(rq_lowbit_group(w->type))];
+}
+
+/* Runs the row loop with activations already prepared; sc: the super-chunk kernel, or
+ * NULL for the per-group ones. */
 static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *scale, bool int_act,
-                float *y, int64_t ldy, bool accumulate) {
+                rq_lowbit_dot_fn sc, float *y, int64_t ldy, bool accumulate) {
     const rq_lowbit_kernel_set *ks = kernels();
     const int kind = rq_lowbit_kind_of(w->type);
     const bool lut = kind == RQ_LOWBIT_KIND_W2L;
@@ -120,8 +129,8 @@ static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *
     gemm_job j = {.w = w->data, .out = w->out, .a = a, .scale = scale, .tile = g_tuning.tok_tile, .y = y,
                   .ldy = ldy, .accumulate = accumulate};
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
-    const bool int_kernel = int_act && !(lut && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT);
-    j.fn = int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
+    const bool int_kernel = sc || (int_act && !(lut && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT));
+    j.fn = sc ? sc : int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
     /* activation bytes per group and token: int8 values or floats. The integer kernels
      * also read the lane sums (lowbit_impl.h, 4·lanes bytes per group: as many as the values
@@ -131,17 +140,67 @@ static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *
     const int64_t gbytes = int_kernel ? a->group : a->group * 4;
     j.kc = (tile == 1 ? RQ_LOWBIT_GEMV_ACT_BYTES : RQ_LOWBIT_ACT_BLOCK_BYTES) / (tile * gbytes);
     if (j.kc < 1) j.kc = 1;
+    if (sc) { /* whole super-chunks per K block */
+        const int64_t gps = RQ_LOWBIT_SC / a->group;
+        j.kc = j.kc < gps ? gps : j.kc / gps * gps;
+    }
     /* grain: about 64 KiB of weights per chunk, so that small matrices stay on one thread */
     int64_t grain = (64 * 1024) / (j.row_bytes > 0 ? j.row_bytes : 1);
     if (grain < 1) grain = 1;
     rq_parallel_for(w->out, grain, gemm_rows, &j);
 }
 
-/* Integer path from q [n_tok, in] and scales: group sums (and their split by SIMD lanes
- * for the integer kernels, lowbit_impl.h), the float copy when the LUT float method needs
- * it, then the row loop. */
+/* Super-chunk path (lowbit_impl.h) from q [n_tok, in]: the activations reordered with
+ * their lane sums, and gscale [n_tok, in/g] (per-group activation scales) or NULL. */
+static void run_sc(const rq_lowbit_matrix *w, rq_lowbit_dot_fn sc, const int8_t *q, const float *scale,
+                   const float *gscale, int64_t n_tok, float *y, int64_t ldy, bool accumulate) {
+    const int64_t in = w->in, g = rq_lowbit_group(w->type), ng = in / g;
+    const int64_t ns = (in + RQ_LOWBIT_SC - 1) / RQ_LOWBIT_SC;
+    int8_t *scq = rq_xalloc(n_tok * ns * RQ_LOWBIT_SC + 64);
+    float *scl = rq_xalloc(n_tok * ns * 16 * (int64_t)sizeof(float) + 64);
+    float *scs = gscale ? rq_xalloc(n_tok * ns * 16 * (int64_t)sizeof(float) + 64) : NULL;
+    uint8_t elem[4][64]; /* [k][16 j + e] -> element of the super-chunk */
+    for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 4; j++)
+            for (int e = 0; e < 16; e++) elem[k][16 * j + e] = (uint8_t)rq_lowbit_sc_elem(g, j, k, e);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t s = 0; s < ns; s++) {
+            const int64_t base = s * RQ_LOWBIT_SC;
+            const int8_t *qt = q + t * in;
+            int8_t *dst = scq + (t * ns + s) * RQ_LOWBIT_SC;
+            int32_t lane[16] = {0};
+            for (int k = 0; k < 4; k++)
+                for (int p = 0; p < 64; p++) {
+                    const int64_t i = base + elem[k][p];
+                    const int8_t v = i < in ? qt[i] : 0;
+                    dst[64 * k + p] = v;
+                    lane[p / 4] += v;
+                }
+            for (int l = 0; l < 16; l++) {
+                scl[(t * ns + s) * 16 + l] = (float)lane[l];
+                if (scs) { /* lane l sums elements of group (base + elem[0][4l]) / g */
+                    const int64_t b = (base + elem[0][4 * l]) / g;
+                    scs[(t * ns + s) * 16 + l] = b < ng ? gscale[t * ng + b] : 0;
+                }
+            }
+        }
+    rq_lowbit_act a = {.n_tok = n_tok, .in = in, .group = g, .q = q, .scq = scq, .scl = scl, .scs = scs, .ns = ns};
+    run(w, &a, scale, true, sc, y, ldy, accumulate);
+    rq_free(scs);
+    rq_free(scl);
+    rq_free(scq);
+}
+
+/* Integer path from q [n_tok, in] and scales: the super-chunk kernels where they exist,
+ * else group sums (and their split by SIMD lanes for the integer kernels, lowbit_impl.h),
+ * the float copy when the LUT float method needs it, then the row loop. */
 static void run_int(const rq_lowbit_matrix *w, const int8_t *q, const float *scale, int64_t n_tok, float *y,
                     int64_t ldy, bool accumulate) {
+    const rq_lowbit_dot_fn sc = sc_kernel(w);
+    if (sc) {
+        run_sc(w, sc, q, scale, NULL, n_tok, y, ldy, accumulate);
+        return;
+    }
     const int64_t in = w->in, g = rq_lowbit_group(w->type), ng = in / g;
     const bool lut_float = rq_lowbit_is_lut(w->type) && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT;
     const rq_lowbit_kernel_set *ks = kernels();
@@ -166,7 +225,7 @@ static void run_int(const rq_lowbit_matrix *w, const int8_t *q, const float *sca
     }
     rq_lowbit_act a = {.n_tok = n_tok, .in = in, .group = g, .xf = xf, .q = q, .qsum = qsum, .qlane = qlane,
                    .lanes = lanes};
-    run(w, &a, scale, true, y, ldy, accumulate);
+    run(w, &a, scale, true, NULL, y, ldy, accumulate);
     rq_free(xf);
     rq_free(qlane);
     rq_free(qsum);
@@ -179,6 +238,51 @@ static void zero_rows(float *y, int64_t n_tok, int64_t out, int64_t ldy, bool ac
         for (int64_t r = 0; r < out; r++) y[t * ldy + r] = 0;
 }
 
+/* Float activations through the float kernels. */
+static void gemm_f32(const rq_lowbit_matrix *w, const float *x, int64_t n_tok, float *y, int64_t ldy, bool accumulate) {
+    const int64_t g = rq_lowbit_group(w->type), ng = w->in / g;
+    rq_lowbit_act a = {.n_tok = n_tok, .in = w->in, .group = g, .xf = x};
+    float *xlane = NULL;
+    if (kernels()->f32_xlane[rq_lowbit_kind_of(w->type)]) { /* lowbit_impl.h */
+        xlane = rq_xalloc(n_tok * ng * 8 * (int64_t)sizeof(float) + 64);
+        for (int64_t t = 0; t < n_tok; t++)
+            for (int64_t b = 0; b < ng; b++) {
+                const float *xg = x + t * w->in + b * g;
+                float *xl = xlane + (t * ng + b) * 8;
+                for (int l = 0; l < 8; l++) xl[l] = 0;
+                for (int64_t i = 0; i < g; i++) xl[i % 8] += xg[i];
+            }
+        a.xlane = xlane;
+    }
+    run(w, &a, NULL, false, NULL, y, ldy, accumulate);
+    rq_free(xlane);
+}
+
+
+/* RQ_LOWBIT_A16_Q8: x quantized to int8 per weight group, then the super-chunk kernel, or
+ * (where there is none) the float kernels on the dequantized values. */
+static void gemm_a16_q8(const rq_lowbit_matrix *w, const float *x, int64_t n_tok, float *y, int64_t ldy,
+                        bool accumulate) {
+    const int64_t in = w->in, g = rq_lowbit_group(w->type), ng = in / g;
+    const rq_lowbit_kernel_set *ks = kernels();
+    int8_t *q = rq_xalloc(n_tok * in + 64);
+    float *gs = rq_xalloc(n_tok * ng * (int64_t)sizeof(float) + 64);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t b = 0; b < ng; b++)
+            gs[t * ng + b] = ks->act_quant(x + t * in + b * g, g, RQ_ACT_Q8_MAX, q + t * in + b * g);
+    const rq_lowbit_dot_fn sc = sc_kernel(w);
+    if (sc) {
+        run_sc(w, sc, q, NULL, gs, n_tok, y, ldy, accumulate);
+    } else {
+        float *xq = rq_xalloc(n_tok * in * (int64_t)sizeof(float) + 64);
+        for (int64_t i = 0; i < n_tok * in; i++) xq[i] = (float)q[i] * gs[i / g];
+        gemm_f32(w, xq, n_tok, y, ldy, accumulate);
+        rq_free(xq);
+    }
+    rq_free(gs);
+    rq_free(q);
+}
+
 void rq_lowbit_gemm_ex(const rq_lowbit_matrix *w, rq_act_kind act, const float *x, int64_t n_tok, float *y, int64_t ldy,
                    bool accumulate) {
     RQ_ASSERT(rq_lowbit_matrix_check(w) == RQ_OK && n_tok >= 0 && ldy >= w->out);
@@ -187,23 +291,12 @@ void rq_lowbit_gemm_ex(const rq_lowbit_matrix *w, rq_act_kind act, const float *
         zero_rows(y, n_tok, w->out, ldy, accumulate);
         return;
     }
+    if (act == RQ_ACT_F32 && g_tuning.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_bits(w->type) == 2) {
+        gemm_a16_q8(w, x, n_tok, y, ldy, accumulate);
+        return;
+    }
     if (act == RQ_ACT_F32) {
-        const int64_t g = rq_lowbit_group(w->type), ng = w->in / g;
-        rq_lowbit_act a = {.n_tok = n_tok, .in = w->in, .group = g, .xf = x};
-        float *xlane = NULL;
-        if (kernels()->f32_xlane[rq_lowbit_kind_of(w->type)]) { /* lowbit_impl.h */
-            xlane = rq_xalloc(n_tok * ng * 8 * (int64_t)sizeof(float) + 64);
-            for (int64_t t = 0; t < n_tok; t++)
-                for (int64_t b = 0; b < ng; b++) {
-                    const float *xg = x + t * w->in + b * g;
-                    float *xl = xlane + (t * ng + b) * 8;
-                    for (int l = 0; l < 8; l++) xl[l] = 0;
-                    for (int64_t i = 0; i < g; i++) xl[i % 8] += xg[i];
-                }
-            a.xlane = xlane;
-        }
-        run(w, &a, NULL, false, y, ldy, accumulate);
-        rq_free(xlane);
+        gemm_f32(w, x, n_tok, y, ldy, accumulate);
         return;
     }
     RQ_ASSERT(act == RQ_ACT_Q8 || act == RQ_ACT_Q4);

@@ -21,6 +21,12 @@
  * W4U works the same way with 16 table entries d·(c − z) (AVX-512: one vpermps per 16
  * weights; AVX2: codes converted to float, d·(c − z)) and unsigned 4-bit codes in the
  * integer dot products (x86/lowbit_w4_avx512.c, x86/lowbit_w4_avx2.c).
+ * W2U and W2L at g = 64 and 128 with integer activations run, where the level has them,
+ * the super-chunk kernels (lowbit_impl.h, x86/lowbit_w2sc_avx512.c): the activations are
+ * reordered once per call so that each 32-bit lane of four vpdpbusd sums one group's
+ * products over 256 elements, and the float work per group shrinks fourfold. Float
+ * activations can take that path too, quantized to int8 per weight group
+ * (rq_lowbit_tuning.a16 = RQ_LOWBIT_A16_Q8), as llama.cpp does for its quantized types.
  *
  * Measured (bench/bench_kernels.c, one thread of the AMD EPYC Zen 5 dev VM, AVX-512+VNNI,
  * group 64, weights cold; the machine was shared with other jobs): the kernels are
@@ -95,10 +101,26 @@ typedef enum rq_lowbit_lut_int_method {
     RQ_LOWBIT_LUT_INT_BITPLANE = 1,
 } rq_lowbit_lut_int_method;
 
+/* What RQ_ACT_F32 (A16) computes with the W2 types. */
+typedef enum rq_lowbit_a16 {
+    /* x exactly, in float (the float kernels) */
+    RQ_LOWBIT_A16_EXACT = 0,
+    /* x quantized to int8 per weight group (one scale amax/127 per g elements, as
+     * rq_act_quant_ref on each group) and multiplied in integers, as llama.cpp does for its
+     * quantized types: the float kernels compute one permute and one FMA per 16 weights
+     * and cannot keep up with the memory stream; the integer super-chunk kernels can.
+     * Where a level has no such kernel (W4U, g = 32, scalar, AVX2) the float kernels run on
+     * the dequantized int8 values, so that every path gives the same numbers. */
+    RQ_LOWBIT_A16_Q8 = 1,
+} rq_lowbit_a16;
+
 typedef struct rq_lowbit_tuning {
-    rq_lowbit_lut_int_method lut_int; /* default RQ_LOWBIT_LUT_INT_FLOAT */
+    rq_lowbit_lut_int_method lut_int; /* default RQ_LOWBIT_LUT_INT_FLOAT (where no super-chunk kernel runs) */
     int tok_tile;                 /* tokens per weight-row unpack, 1..4 (default 4) */
     bool no_vnni;                 /* use the AVX-512 kernels without vpdpbusd */
+    bool no_sc;                   /* W2 integer activations: the per-group kernels instead of the
+                                   * super-chunk ones (lowbit_impl.h) where those exist */
+    rq_lowbit_a16 a16;            /* default RQ_LOWBIT_A16_EXACT */
 } rq_lowbit_tuning;
 
 void rq_lowbit_tuning_get(rq_lowbit_tuning *t);

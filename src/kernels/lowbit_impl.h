@@ -52,7 +52,33 @@ typedef struct rq_lowbit_act {
      * vectors starting at multiples of 8 put in lane l. The kernel then computes per
      * lane d·(Σ c·x − z·X_l), as the integer kernels do with qlane. NULL otherwise. */
     const float *xlane;
+    /* Super-chunk layout of the integer activations, read by the kernel sets' sc kernels
+     * (W2U and W2L at g = 64 and 128; x86/lowbit_w2sc_avx512.c). A super-chunk is 256
+     * consecutive elements, whose 64 code bytes (those of 4 groups of 64 or 2 of 128) the
+     * kernel loads as four 16-byte pieces, one per 128-bit lane j, and shifts by 2k for
+     * k = 0..3, so that each vpdpbusd sees 16 codes of each piece. scq holds the
+     * activations in that order: byte e of lane j in step k is element
+     * rq_lowbit_sc_elem(g, j, k, e) of the super-chunk (0 past the row's end). Each 32-bit
+     * lane then sums the products of one group only, over all 4 steps, so a super-chunk
+     * costs one conversion and one scale FMA per lane instead of one per group.
+     *   scq [n_tok, ns, 4 k, 64]   ns = ceil(in / 256)
+     *   scl [n_tok, ns, 16]        Σ over the 16 elements each 32-bit lane sums (the lane
+     *                              sums of qlane, for the zero point or the lowest level)
+     *   scs [n_tok, ns, 16]        activation scale of each lane's group (per-group int8
+     *                              activations, RQ_LOWBIT_A16_Q8), NULL for one scale per token */
+    const int8_t *scq;
+    const float *scl, *scs;
+    int64_t ns;
 } rq_lowbit_act;
+
+#define RQ_LOWBIT_SC 256 /* elements per super-chunk */
+/* Element (0..255) of a super-chunk that byte e (0..15) of lane j (0..3) in step k (0..3)
+ * multiplies: code byte p = 16j + e of the super-chunk's 64 is byte p % L of group
+ * p / L (L = g/4), whose bits 2k..2k+1 hold element k·L + p % L (format/lowbit.h). */
+static inline int rq_lowbit_sc_elem(int64_t g, int j, int k, int e) {
+    const int L = (int)(g / 4), p = 16 * j + e;
+    return (p / L) * (int)g + k * L + p % L;
+}
 
 /* out[t] = Σ_{i in groups b0..b1-1} ŵ[row, i] · v[t0 + t, i] for t < nt
  * (1 <= nt <= RQ_LOWBIT_TILE), where v is a->xf (float kernels) or a->q (integer kernels);
@@ -78,6 +104,9 @@ typedef struct rq_lowbit_kernel_set {
     rq_act_quant_fn act_quant;
     int lanes; /* 32-bit lanes of the integer kernels' vectors (rq_lowbit_act.qlane has
                 * min(lanes, group/4) per group), 0 if they use qsum instead */
+    /* integer-activation kernels over super-chunks (rq_lowbit_act.scq), [W2U, W2L] ->
+     * [group index], NULL where there is none; b0 is a multiple of 256/g and b1 one or ng */
+    const rq_lowbit_dot_fn *sc[2];
 } rq_lowbit_kernel_set;
 
 extern const rq_lowbit_kernel_set rq_lowbit_kernels_ref;
@@ -89,5 +118,7 @@ extern const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni;
  * the kernel sets above use them as their RQ_LOWBIT_KIND_W4U entries. */
 extern const rq_lowbit_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
 extern const rq_lowbit_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
+/* The super-chunk W2 kernels (x86/lowbit_w2sc_avx512.c), [W2U, W2L][group index]. */
+extern const rq_lowbit_dot_fn rq_w2sc_avx512_vnni[2][3], rq_w2sc_avx512[2][3];
 
 #endif

@@ -258,6 +258,7 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx512 = {
     .i8 = {i8_vnni_tab[0], i8_vnni_tab[1], rq_w4_i8_avx512_vnni},
     .act_quant = act_quant,
     .lanes = 16,
+    .sc = {rq_w2sc_avx512_vnni[0], rq_w2sc_avx512_vnni[1]},
 };
 
 const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni = {
@@ -266,4 +267,5 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni = {
     .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx512},
     .act_quant = act_quant,
     .lanes = 16,
+    .sc = {rq_w2sc_avx512[0], rq_w2sc_avx512[1]},
 };

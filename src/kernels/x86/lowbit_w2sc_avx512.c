@@ -1,0 +1,192 @@
+/* AVX-512 W2 kernels for integer activations over super-chunks of 256 elements
+ * (lowbit_impl.h, rq_lowbit_act.scq), g = 64 and 128, with and without VNNI.
+ *
+ * The per-group kernels of lowbit_w2_avx512.c spend one vpdpbusd on a group of 64 and
+ * then, per group, a conversion, the zero point, the scale broadcast and an FMA: about ten
+ * vector instructions per 64 weights, which computes ~28 G weights/s per core — below the
+ * memory stream of two cores. Here the 64 code bytes of a super-chunk (4 groups of 64
+ * or 2 of 128) are loaded as four 16-byte pieces, one per 128-bit lane, and shifted by
+ * 0, 2, 4, 6: four vpdpbusd per super-chunk whose 32-bit lanes each sum one group's
+ * products only (the activations were put in that order once per token). The float
+ * part — conversion, zero point (W2U) or levels (W2L bit planes), scale — is then done
+ * once per 16 lanes for 4 groups, with the groups' scales gathered into a vector by one
+ * vpermw of the block headers.
+ *
+ * W2U: acc += d·s·(D − z·Q) per lane (D = Σ code·q, Q = Σ q over the lane's 16
+ * elements, s the lane's activation scale when activations are quantized per group,
+ * else 1), exact before the scale for an integer z, as in the per-group kernels.
+ * W2L: the bit planes of lowbit_w2_avx512.c, Σ v_code·q = v0·Q + c1·D1 + c2·D2 + c3·D3 with
+ * D1 = Σ code·q, D2 = Σ (code & 2)·q, D3 = Σ 4·[code = 3]·q. */
+#include "kernels/x86/dot_x86.h"
+
+/* Lane j's 16 code bytes come from group (16j)/L of the super-chunk at byte (16j) % L. */
+INLINE const uint8_t *piece(const uint8_t *blk, const int G, const int head, const int j) {
+    const int L = G / 4, bb = head + L;
+    return blk + (16 * j / L) * bb + head + (16 * j) % L;
+}
+
+/* The super-chunk's codes and header words [32 or 64] for the vpermw below, from a super-chunk
+ * of `have` < 256/G groups at the row's end (missing groups: zero codes and zero
+ * headers, whose products are 0 since their activations are 0 too). */
+INLINE __m512i tail_codes(const uint8_t *blk, const int G, const int head, int have) {
+    uint8_t buf[64] = {0};
+    const int L = G / 4;
+    for (int j = 0; j < 4; j++)
+        if (16 * j / L < have) memcpy(buf + 16 * j, piece(blk, G, head, j), 16);
+    return _mm512_loadu_si512(buf);
+}
+
+INLINE __m512i codes_full(const uint8_t *blk, const int G, const int head) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)piece(blk, G, head, 0)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 1)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 2)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 3)), 3);
+}
+
+/* vpermw indices of the header words per lane: lane l belongs to group (16·(l/4))/L of the
+ * super-chunk, whose header starts at word (group · block bytes)/2 from blk. W2U: d for the
+ * 16 lanes, then z; W2L: levels 0 and 1, then 2 and 3 (words past 31 come from the second
+ * 64 bytes). */
+#define R4(x) x, x, x, x
+#define R8(x) x, x, x, x, x, x, x, x
+static const uint16_t IDX_U64[32] = {R4(0), R4(10), R4(20), R4(30), R4(1), R4(11), R4(21), R4(31)};
+static const uint16_t IDX_U128[32] = {R8(0), R8(18), R8(1), R8(19)};
+static const uint16_t IDX_L64[2][32] = {{R4(0), R4(12), R4(24), R4(36), R4(1), R4(13), R4(25), R4(37)},
+                                        {R4(2), R4(14), R4(26), R4(38), R4(3), R4(15), R4(27), R4(39)}};
+static const uint16_t IDX_L128[2][32] = {{R8(0), R8(20), R8(1), R8(21)}, {R8(2), R8(22), R8(3), R8(23)}};
+#undef R4
+#undef R8
+
+/* W2U: d and z per lane. */
+INLINE void uniform_hdr(const uint8_t *blk, const int G, bool full, int have, __m512 *d, __m512 *z) {
+    const __m512i idx = _mm512_loadu_si512(G == 64 ? IDX_U64 : IDX_U128);
+    __m512i h;
+    if (full) {
+        h = _mm512_loadu_si512(blk); /* the headers lie in the first 64 bytes (80 or 72 in all) */
+    } else {
+        uint8_t buf[64] = {0};
+        const int bb = RQ_W2U_HEAD + G / 4;
+        for (int g = 0; g < have; g++) memcpy(buf + g * bb, blk + g * bb, RQ_W2U_HEAD);
+        h = _mm512_loadu_si512(buf);
+    }
+    const __m512i w = _mm512_permutexvar_epi16(idx, h);
+    *d = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+    *z = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+}
+
+/* W2L: v0 and the bit-plane coefficients per lane. */
+INLINE void lut_hdr(const uint8_t *blk, const int G, bool full, int have, __m512 *v0, __m512 *c1, __m512 *c2,
+                    __m512 *c3) {
+    const __m512i i01 = _mm512_loadu_si512(G == 64 ? IDX_L64[0] : IDX_L128[0]);
+    const __m512i i23 = _mm512_loadu_si512(G == 64 ? IDX_L64[1] : IDX_L128[1]);
+    /* g = 64: headers at 0, 24, 48, 72 (the last past the first 64 bytes); g = 128: 0, 40 */
+    __m512i h0, h1;
+    if (full) {
+        h0 = _mm512_loadu_si512(blk);
+        h1 = G == 64 ? _mm512_maskz_loadu_epi16(0xFF, blk + 64) : _mm512_setzero_si512();
+    } else {
+        uint8_t buf[128] = {0};
+        const int bb = RQ_W2L_HEAD + G / 4;
+        for (int g = 0; g < have; g++) memcpy(buf + g * bb, blk + g * bb, RQ_W2L_HEAD);
+        h0 = _mm512_loadu_si512(buf);
+        h1 = _mm512_loadu_si512(buf + 64);
+    }
+    const __m512i w01 = _mm512_permutex2var_epi16(h0, i01, h1), w23 = _mm512_permutex2var_epi16(h0, i23, h1);
+    const __m512 a = _mm512_cvtph_ps(_mm512_castsi512_si256(w01)), b = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w01, 1));
+    const __m512 c = _mm512_cvtph_ps(_mm512_castsi512_si256(w23)), e = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w23, 1));
+    *v0 = a;
+    *c1 = _mm512_sub_ps(b, a);
+    *c2 = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_fnmadd_ps(_mm512_set1_ps(2), b, c), a));
+    *c3 = _mm512_mul_ps(_mm512_set1_ps(0.25f), _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(e, c), b), a));
+}
+
+INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                   const int NT, const int G, const bool LUT, const bool VNNI) {
+    const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
+    const int64_t ns = a->ns;
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE], *qs[RQ_LOWBIT_TILE];
+    __m512 acc[RQ_LOWBIT_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        q[t] = a->scq + (t0 + t) * ns * RQ_LOWBIT_SC;
+        ql[t] = a->scl + (t0 + t) * ns * 16;
+        qs[t] = a->scs ? a->scs + (t0 + t) * ns * 16 : NULL;
+        acc[t] = _mm512_setzero_ps();
+    }
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int64_t b = b0; b < b1; b += GPS) {
+        const int64_t s = b / GPS;
+        const uint8_t *blk = row + b * bb;
+        const bool full = b + GPS <= b1;
+        const int have = full ? GPS : (int)(b1 - b);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
+        const __m512i v = full ? codes_full(blk, G, head) : tail_codes(blk, G, head, have);
+        __m512i c[4];
+        c[0] = _mm512_and_si512(v, m3);
+        c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        c[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        c[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        if (!LUT) {
+            __m512 d, z;
+            uniform_hdr(blk, G, full, have, &d, &z);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *qv = q[t] + s * RQ_LOWBIT_SC;
+                __m512i S = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) S = dp512(S, c[k], _mm512_loadu_si512(qv + 64 * k), VNNI);
+                const __m512 D = _mm512_fnmadd_ps(z, _mm512_loadu_ps(ql[t] + 16 * s), _mm512_cvtepi32_ps(S));
+                const __m512 ds = qs[t] ? _mm512_mul_ps(d, _mm512_loadu_ps(qs[t] + 16 * s)) : d;
+                acc[t] = _mm512_fmadd_ps(D, ds, acc[t]);
+            }
+        } else {
+            __m512 v0, c1, c2, c3;
+            lut_hdr(blk, G, full, have, &v0, &c1, &c2, &c3);
+            __m512i p2[4], p3[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                p2[k] = _mm512_and_si512(c[k], _mm512_set1_epi8(2));
+                p3[k] = _mm512_and_si512(_mm512_add_epi8(c[k], _mm512_set1_epi8(1)), _mm512_set1_epi8(4));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *qv = q[t] + s * RQ_LOWBIT_SC;
+                __m512i S1 = _mm512_setzero_si512(), S2 = S1, S3 = S1;
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m512i x = _mm512_loadu_si512(qv + 64 * k);
+                    S1 = dp512(S1, c[k], x, VNNI);
+                    S2 = dp512(S2, p2[k], x, VNNI);
+                    S3 = dp512(S3, p3[k], x, VNNI);
+                }
+                __m512 sum = _mm512_mul_ps(v0, _mm512_loadu_ps(ql[t] + 16 * s));
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S1), c1, sum);
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S2), c2, sum);
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S3), c3, sum);
+                acc[t] = qs[t] ? _mm512_fmadd_ps(sum, _mm512_loadu_ps(qs[t] + 16 * s), acc[t]) : _mm512_add_ps(acc[t], sum);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+#define RQ_SC_INST(G, LUT, VNNI)                                                                                   \
+    static void sc_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, \
+                                        int64_t b1, float *o) {                                                  \
+        switch (nt) {                                                                                            \
+        case 1: dot_sc(r, a, t0, b0, b1, o, 1, G, LUT, VNNI); break;                                             \
+        case 2: dot_sc(r, a, t0, b0, b1, o, 2, G, LUT, VNNI); break;                                             \
+        case 3: dot_sc(r, a, t0, b0, b1, o, 3, G, LUT, VNNI); break;                                             \
+        default: dot_sc(r, a, t0, b0, b1, o, 4, G, LUT, VNNI); break;                                            \
+        }                                                                                                        \
+    }
+RQ_SC_INST(64, false, true) RQ_SC_INST(128, false, true) RQ_SC_INST(64, true, true) RQ_SC_INST(128, true, true)
+RQ_SC_INST(64, false, false) RQ_SC_INST(128, false, false) RQ_SC_INST(64, true, false) RQ_SC_INST(128, true, false)
+
+const rq_lowbit_dot_fn rq_w2sc_avx512_vnni[2][3] = {{NULL, sc_false_64_true, sc_false_128_true},
+                                                    {NULL, sc_true_64_true, sc_true_128_true}};
+const rq_lowbit_dot_fn rq_w2sc_avx512[2][3] = {{NULL, sc_false_64_false, sc_false_128_false},
+                                               {NULL, sc_true_64_false, sc_true_128_false}};
