@@ -459,7 +459,7 @@ static int kernel_paths(kpath *p) {
                 k.tuning.no_vnni = true;
                 if (variant == 5) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_sc = true;
             }
-            if (lvl != RQ_CPU_AVX512 && (variant == 3)) continue; /* no super-chunk kernels below AVX-512 */
+            if (lvl == RQ_CPU_SCALAR && variant == 3) continue; /* no super-chunk kernels in the reference */
             RQ_ASSERT(n < MAX_PATHS);
             p[n++] = k;
         }
@@ -514,6 +514,35 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
         }
         rq_lowbit_tuning_set(NULL);
         rq_cpu_set_level(rq_cpu_max_level());
+    }
+    /* A16 through int8 per weight group (RQ_LOWBIT_A16_Q8, 2-bit types): the float oracle on
+     * x quantized group by group with the reference quantizer, on every path */
+    if (rq_lowbit_bits(type) == 2) {
+        float *xq = rq_xalloc(n_tok * in * 4);
+        int8_t *qg = rq_xalloc(g);
+        for (int64_t t = 0; t < n_tok; t++)
+            for (int64_t b = 0; b < ng; b++) {
+                const float s = rq_act_quant_ref(x + t * in + b * g, g, RQ_ACT_Q8_MAX, qg);
+                for (int64_t i = 0; i < g; i++) xq[t * in + b * g + i] = (float)qg[i] * s;
+            }
+        oracle(type, out, in, blocks, RQ_ACT_F32, xq, n_tok, yo, M);
+        for (int pi = 0; pi < np; pi++) {
+            rq_cpu_set_level(paths[pi].level);
+            rq_lowbit_tuning t = paths[pi].tuning;
+            t.a16 = RQ_LOWBIT_A16_Q8;
+            rq_lowbit_tuning_set(&t);
+            rq_lowbit_gemm(&w, RQ_ACT_F32, x, n_tok, y);
+            int bad = 0;
+            for (int64_t i = 0; i < n_tok * out; i++)
+                if (!(fabs(y[i] - yo[i]) <= kernel_tol(M[i], in))) bad++;
+            RQ_CHECK_MSG(bad == 0, "%s A16 q8 level %s (tile %d novnni %d nosc %d lut_int %d) out %lld in %lld n_tok %lld: %d off the oracle",
+                         rq_type_name(type), rq_lowbit_kernel_name(), t.tok_tile, (int)t.no_vnni, (int)t.no_sc,
+                         (int)t.lut_int, (long long)out, (long long)in, (long long)n_tok, bad);
+        }
+        rq_lowbit_tuning_set(NULL);
+        rq_cpu_set_level(rq_cpu_max_level());
+        rq_free(xq);
+        rq_free(qg);
     }
     /* pre-quantized activations: Q4 rows packed, unpacked and passed with their scales
      * give the same result as rq_lowbit_gemm with RQ_ACT_Q4 */

@@ -32,6 +32,9 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
  * error printed otherwise). */
 bool cli_parse_abits(const char *opt, const char *s, int64_t *out);
 bool cli_parse_kvbits(const char *opt, const char *s, int64_t *out);
+/* --a16 exact|q8: how the packed 2-bit kernels take float activations (kernels/gemv.h,
+ * rq_lowbit_a16); sets the process-wide kernel tuning. False with an error printed. */
+bool cli_parse_a16(const char *opt, const char *s);
 /* Size the thread pool (0 = the cores present) and give OpenBLAS the same count; first
  * let OpenBLAS use its AVX-512 kernels where it would not (model/blas.h). */
 void cli_threads_set(int64_t n);

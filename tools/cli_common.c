@@ -8,6 +8,7 @@
 #include "io/atomic_file.h"
 #include "io/file.h"
 #include "io/gguf_hash.h"
+#include "kernels/gemv.h"
 #include "model/blas.h"
 #include "quant/pipeline.h"
 
@@ -55,6 +56,16 @@ bool cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64
 bool cli_parse_abits(const char *opt, const char *s, int64_t *out) {
     if (!cli_parse_int(opt, s, 0, 64, out)) return false;
     if (rq_abits_check(*out, opt) != RQ_OK) return !cli_fail_status();
+    return true;
+}
+
+bool cli_parse_a16(const char *opt, const char *s) {
+    rq_lowbit_tuning t;
+    rq_lowbit_tuning_get(&t);
+    if (s && !strcmp(s, "exact")) t.a16 = RQ_LOWBIT_A16_EXACT;
+    else if (s && !strcmp(s, "q8")) t.a16 = RQ_LOWBIT_A16_Q8;
+    else return !cli_fail("%s: '%s' is not exact or q8", opt, s ? s : "(missing)");
+    rq_lowbit_tuning_set(&t);
     return true;
 }
 

@@ -18,7 +18,7 @@
 
 static void usage(void) {
     printf("usage: rotquant ppl -m MODEL (-f TEXT | --tokens-file IDS) [--protocol llamacpp|full] [--ctx N]\n"
-           "                    [--chunks N] [--abits 16|8|4] [-t N] [-q|--quiet]\n"
+           "                    [--chunks N] [--abits 16|8|4] [--a16 exact|q8] [-t N] [-q|--quiet]\n"
            "  -f TEXT            text file, tokenized with the model's tokenizer (llamacpp: one trailing\n"
            "                     newline dropped first, as llama-perplexity's -f does)\n"
            "  --tokens-file IDS  already tokenized ids (decimal, separated by blanks/commas/newlines)\n"
@@ -28,6 +28,9 @@ static void usage(void) {
            "  --chunks N         evaluate at most N windows\n"
            "  --abits B          activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
            "                     (int8/int4 per token; integer kernels for packed W2U/W2L/W4U weights)\n"
+           "  --a16 M            float activations of packed 2-bit weights: exact (float kernels,\n"
+           "                     default) or q8 (int8 per weight group into the integer kernels,\n"
+           "                     as llama.cpp does: faster decode, see the README for the PPL change)\n"
            "Environment: RQ_REF_LINEAR=1 dequantizes a quantized model to float (the reference path).\n"
            "  -t N               threads (default: the cores present)\n"
            "  -q, --quiet        no progress lines\n");
@@ -65,6 +68,9 @@ int cmd_ppl(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--abits")) {
             if (!cli_parse_abits(a, v, &abits)) return 1;
+            i++;
+        } else if (!strcmp(a, "--a16")) {
+            if (!cli_parse_a16(a, v)) return 1;
             i++;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;

@@ -23,7 +23,7 @@
 static void usage(void) {
     printf("usage: rotquant run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
            "                    [--repeat-penalty X] [--repeat-last-n N] [--seed S] [--chat] [--system TEXT]\n"
-           "                    [--ctx N] [--abits 16|8|4] [-t N] [-q]\n"
+           "                    [--ctx N] [--abits 16|8|4] [--a16 exact|q8] [-t N] [-q]\n"
            "  -p PROMPT      prompt text (special tokens such as <|im_start|> are recognised)\n"
            "  -f FILE        read the prompt from a file\n"
            "  -n N           tokens to generate (default 128)\n"
@@ -38,6 +38,8 @@ static void usage(void) {
            "  --ctx N        context size (default: prompt + N, at most the model's training context;\n"
            "                 a longer prompt is refused unless --ctx N is given)\n"
            "  --abits B      activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
+           "  --a16 M        float activations of packed 2-bit weights: exact (default) or q8 (int8\n"
+           "                 per weight group into the integer kernels: faster decode)\n"
            "  -v             print how the weights are held and the memory used (stderr)\n"
            "  -q, --quiet    no settings or timing lines (only the generated text)\n"
            "  -t N           threads (default: the cores present)\n"
@@ -103,6 +105,9 @@ int cmd_run(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--abits")) {
             if (!cli_parse_abits(a, v, &abits)) return 1;
+            i++;
+        } else if (!strcmp(a, "--a16")) {
+            if (!cli_parse_a16(a, v)) return 1;
             i++;
         } else if (!strcmp(a, "-v")) {
             verbose = true;

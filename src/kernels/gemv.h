@@ -21,9 +21,9 @@
  * W4U works the same way with 16 table entries d·(c − z) (AVX-512: one vpermps per 16
  * weights; AVX2: codes converted to float, d·(c − z)) and unsigned 4-bit codes in the
  * integer dot products (x86/lowbit_w4_avx512.c, x86/lowbit_w4_avx2.c).
- * W2U and W2L at g = 64 and 128 with integer activations run, where the level has them,
- * the super-chunk kernels (lowbit_impl.h, x86/lowbit_w2sc_avx512.c): the activations are
- * reordered once per call so that each 32-bit lane of four vpdpbusd sums one group's
+ * W2U at g = 64 and 128 with integer activations runs the super-chunk kernels (W2L with
+ * the bit-plane method too; lowbit_impl.h, x86/lowbit_w2sc_avx512.c, x86/lowbit_w2sc_avx2.c):
+ * the activations are reordered once per call so that each 32-bit lane of four vpdpbusd sums one group's
  * products over 256 elements, and the float work per group shrinks fourfold. Float
  * activations can take that path too, quantized to int8 per weight group
  * (rq_lowbit_tuning.a16 = RQ_LOWBIT_A16_Q8), as llama.cpp does for its quantized types.
@@ -97,7 +97,8 @@ typedef enum rq_lowbit_lut_int_method {
      * product of an integer value and an fp16 level is exact in float) */
     RQ_LOWBIT_LUT_INT_FLOAT = 0,
     /* three vpdpbusd per group over bit planes (code, code & 2, code == 3), whose integer
-     * sums give the 4 per-code partial sums, combined with the 4 levels */
+     * sums give the 4 per-code partial sums, combined with the 4 levels; over super-chunks
+     * where the level has those kernels (unless no_sc) */
     RQ_LOWBIT_LUT_INT_BITPLANE = 1,
 } rq_lowbit_lut_int_method;
 
@@ -109,8 +110,9 @@ typedef enum rq_lowbit_a16 {
      * rq_act_quant_ref on each group) and multiplied in integers, as llama.cpp does for its
      * quantized types: the float kernels compute one permute and one FMA per 16 weights
      * and cannot keep up with the memory stream; the integer super-chunk kernels can.
-     * Where a level has no such kernel (W4U, g = 32, scalar, AVX2) the float kernels run on
-     * the dequantized int8 values, so that every path gives the same numbers. */
+     * Where no such kernel runs (W2L by default, g = 32, the scalar level) the float
+     * kernels run on the dequantized int8 values, so that every path gives the same
+     * numbers. W4U is not affected. */
     RQ_LOWBIT_A16_Q8 = 1,
 } rq_lowbit_a16;
 

@@ -120,5 +120,6 @@ extern const rq_lowbit_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
 extern const rq_lowbit_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
 /* The super-chunk W2 kernels (x86/lowbit_w2sc_avx512.c), [W2U, W2L][group index]. */
 extern const rq_lowbit_dot_fn rq_w2sc_avx512_vnni[2][3], rq_w2sc_avx512[2][3];
+extern const rq_lowbit_dot_fn rq_w2sc_avx2[2][3]; /* x86/lowbit_w2sc_avx2.c */
 
 #endif

@@ -210,4 +210,5 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx2 = {
     .i8 = {i8_tab[0], i8_tab[1], rq_w4_i8_avx2},
     .act_quant = act_quant,
     .lanes = 8,
+    .sc = {rq_w2sc_avx2[0], rq_w2sc_avx2[1]},
 };

@@ -1,0 +1,155 @@
+/* AVX2 W2 kernels for integer activations over super-chunks of 256 elements
+ * (lowbit_impl.h, rq_lowbit_act.scq), g = 64 and 128: the method of lowbit_w2sc_avx512.c in
+ * two 256-bit halves (pieces 0-1 and 2-3 of the super-chunk, lanes 0-7 and 8-15 of its
+ * lane sums), with vpmaddubsw + vpmaddwd for the dot products. The four steps' int16
+ * pair sums stay exact before vpmaddwd: 4 · 2 · 4 · 127 < 32767 for every plane. */
+#include "kernels/x86/dot_x86.h"
+
+INLINE const uint8_t *piece(const uint8_t *blk, const int G, const int head, const int j) {
+    const int L = G / 4, bb = head + L;
+    return blk + (16 * j / L) * bb + head + (16 * j) % L;
+}
+
+/* Codes of half h (pieces 2h, 2h+1); groups at or past `have` read as zero. */
+INLINE __m256i half_codes(const uint8_t *blk, const int G, const int head, int h, bool full, int have) {
+    const int L = G / 4;
+    if (full)
+        return _mm256_loadu2_m128i((const __m128i *)piece(blk, G, head, 2 * h + 1), (const __m128i *)piece(blk, G, head, 2 * h));
+    __m128i p[2];
+    for (int i = 0; i < 2; i++) {
+        const int j = 2 * h + i;
+        p[i] = 16 * j / L < have ? _mm_loadu_si128((const __m128i *)piece(blk, G, head, j)) : _mm_setzero_si128();
+    }
+    return _mm256_set_m128i(p[1], p[0]);
+}
+
+/* The header words of up to 4 groups (g = 64) or 2 (g = 128), 16 bytes: W2U (d, z) per
+ * group, W2L the 4 levels of groups 0-1 (hw[0]) and 2-3 (hw[1]). Missing groups: 0. */
+INLINE void headers(const uint8_t *blk, const int G, const bool LUT, bool full, int have, __m128i hw[2]) {
+    const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4;
+    if (full && !LUT) {
+        hw[0] = G == 64 ? _mm_setr_epi32((int)load_u32(blk), (int)load_u32(blk + bb), (int)load_u32(blk + 2 * bb),
+                                         (int)load_u32(blk + 3 * bb))
+                        : _mm_setr_epi32((int)load_u32(blk), (int)load_u32(blk + bb), 0, 0);
+        hw[1] = _mm_setzero_si128();
+        return;
+    }
+    if (full) {
+        hw[0] = _mm_set_epi64x((long long)load_u64(blk + bb), (long long)load_u64(blk));
+        hw[1] = G == 64 ? _mm_set_epi64x((long long)load_u64(blk + 3 * bb), (long long)load_u64(blk + 2 * bb))
+                        : _mm_setzero_si128();
+        return;
+    }
+    uint8_t buf[32] = {0};
+    for (int g = 0; g < have; g++) memcpy(buf + g * head, blk + g * bb, (size_t)head);
+    hw[0] = _mm_loadu_si128((const __m128i *)buf);
+    hw[1] = _mm_loadu_si128((const __m128i *)(buf + 16));
+}
+
+INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
+                   const int NT, const int G, const bool LUT) {
+    const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
+    const int64_t ns = a->ns;
+    const int8_t *q[RQ_LOWBIT_TILE];
+    const float *ql[RQ_LOWBIT_TILE], *qs[RQ_LOWBIT_TILE];
+    __m256 acc[RQ_LOWBIT_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        q[t] = a->scq + (t0 + t) * ns * RQ_LOWBIT_SC;
+        ql[t] = a->scl + (t0 + t) * ns * 16;
+        qs[t] = a->scs ? a->scs + (t0 + t) * ns * 16 : NULL;
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    for (int64_t b = b0; b < b1; b += GPS) {
+        const int64_t s = b / GPS;
+        const uint8_t *blk = row + b * bb;
+        const bool full = b + GPS <= b1;
+        const int have = full ? GPS : (int)(b1 - b);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
+        __m128i hw[2];
+        headers(blk, G, LUT, full, have, hw);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* lanes 8h .. 8h+7: groups 2h, 2h+1 (g = 64) or group h (g = 128) */
+            const __m256i v = half_codes(blk, G, head, h, full, have);
+            __m256i c[4];
+            c[0] = _mm256_and_si256(v, m3);
+            c[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+            c[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+            c[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            if (!LUT) {
+                /* hw[0] = d0 z0 d1 z1 d2 z2 d3 z3 (g = 64) or d0 z0 d1 z1 (g = 128) */
+                const __m256 dz = _mm256_cvtph_ps(hw[0]);
+                const int g0 = G == 64 ? 2 * h : h, g1 = G == 64 ? 2 * h + 1 : h;
+                const __m256i id = _mm256_setr_epi32(2 * g0, 2 * g0, 2 * g0, 2 * g0, 2 * g1, 2 * g1, 2 * g1, 2 * g1);
+                const __m256 d = _mm256_permutevar8x32_ps(dz, id);
+                const __m256 z = _mm256_permutevar8x32_ps(dz, _mm256_add_epi32(id, _mm256_set1_epi32(1)));
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *qv = q[t] + s * RQ_LOWBIT_SC + 32 * h;
+                    __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++)
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[k], _mm256_loadu_si256((const __m256i *)(qv + 64 * k))));
+                    const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + 16 * s + 8 * h),
+                                                      _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
+                    const __m256 ds = qs[t] ? _mm256_mul_ps(d, _mm256_loadu_ps(qs[t] + 16 * s + 8 * h)) : d;
+                    acc[t] = _mm256_fmadd_ps(D, ds, acc[t]);
+                }
+            } else {
+                /* g = 64: hw[h] = the levels of groups 2h, 2h+1; g = 128: hw[0] = groups 0, 1 */
+                const __m256 lv = _mm256_cvtph_ps(G == 64 ? hw[h] : hw[0]);
+                const int o0 = G == 64 ? 0 : 4 * h, o1 = G == 64 ? 4 : 4 * h;
+                __m256 vk[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++)
+                    vk[k] = _mm256_permutevar8x32_ps(lv, _mm256_setr_epi32(o0 + k, o0 + k, o0 + k, o0 + k, o1 + k, o1 + k, o1 + k, o1 + k));
+                const __m256 c1 = _mm256_sub_ps(vk[1], vk[0]);
+                const __m256 c2 = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_fnmadd_ps(_mm256_set1_ps(2), vk[1], vk[2]), vk[0]));
+                const __m256 c3 = _mm256_mul_ps(_mm256_set1_ps(0.25f), _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(vk[3], vk[2]), vk[1]), vk[0]));
+                __m256i p2[4], p3[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    p2[k] = _mm256_and_si256(c[k], _mm256_set1_epi8(2));
+                    p3[k] = _mm256_and_si256(_mm256_add_epi8(c[k], _mm256_set1_epi8(1)), _mm256_set1_epi8(4));
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *qv = q[t] + s * RQ_LOWBIT_SC + 32 * h;
+                    __m256i s1 = _mm256_setzero_si256(), s2 = s1, s3 = s1;
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        const __m256i x = _mm256_loadu_si256((const __m256i *)(qv + 64 * k));
+                        s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c[k], x));
+                        s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(p2[k], x));
+                        s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(p3[k], x));
+                    }
+                    __m256 sum = _mm256_mul_ps(vk[0], _mm256_loadu_ps(ql[t] + 16 * s + 8 * h));
+                    sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s1, ones)), c1, sum);
+                    sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s2, ones)), c2, sum);
+                    sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s3, ones)), c3, sum);
+                    acc[t] = qs[t] ? _mm256_fmadd_ps(sum, _mm256_loadu_ps(qs[t] + 16 * s + 8 * h), acc[t])
+                                   : _mm256_add_ps(acc[t], sum);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);
+}
+
+#define RQ_SC_INST(G, LUT)                                                                                          \
+    static void sc_##LUT##_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, \
+                               float *o) {                                                                         \
+        switch (nt) {                                                                                              \
+        case 1: dot_sc(r, a, t0, b0, b1, o, 1, G, LUT); break;                                                     \
+        case 2: dot_sc(r, a, t0, b0, b1, o, 2, G, LUT); break;                                                     \
+        case 3: dot_sc(r, a, t0, b0, b1, o, 3, G, LUT); break;                                                     \
+        default: dot_sc(r, a, t0, b0, b1, o, 4, G, LUT); break;                                                    \
+        }                                                                                                          \
+    }
+RQ_SC_INST(64, false) RQ_SC_INST(128, false) RQ_SC_INST(64, true) RQ_SC_INST(128, true)
+
+const rq_lowbit_dot_fn rq_w2sc_avx2[2][3] = {{NULL, sc_false_64, sc_false_128}, {NULL, sc_true_64, sc_true_128}};
