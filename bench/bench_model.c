@@ -14,7 +14,8 @@
  * parts (threads × 100% when it had the cores to itself; lower when shared).
  *
  * usage: bench_model [MODEL] [-t threads] [-p N] [-n M] [-r repeats] [--abits 16|8|4] [--ref]
- *                    [--no-baseline] [--tsv LABEL]
+ *                    [--a16 exact|q8] [--no-baseline] [--tsv LABEL]
+ * --a16: how packed 2-bit weights take float activations (kernels/gemv.h, rq_lowbit_a16).
  * --tsv prints one tab-separated line at the end:
  *   LABEL weights_MiB rss_load_MiB rss_anon_MiB peak_rss_MiB pp_tok_s tg_tok_s cpu_pct
  * llama.cpp's figures for the same machine come from llama-bench (bench/bench_model.sh). */
@@ -22,6 +23,7 @@
 #include "base/rng.h"
 #include "base/status.h"
 #include "base/timer.h"
+#include "kernels/gemv.h"
 #include "model/blas.h"
 #include "model/model.h"
 
@@ -73,6 +75,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--abits") && i + 1 < argc) abits = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tsv") && i + 1 < argc) tsv = argv[++i];
         else if (!strcmp(argv[i], "--ref")) ref = true;
+        else if (!strcmp(argv[i], "--a16") && i + 1 < argc) {
+            rq_lowbit_tuning tu;
+            rq_lowbit_tuning_get(&tu);
+            const char *v = argv[++i];
+            if (strcmp(v, "exact") && strcmp(v, "q8")) {
+                fprintf(stderr, "bench_model: --a16 %s is not exact or q8\n", v);
+                return 1;
+            }
+            tu.a16 = !strcmp(v, "q8") ? RQ_LOWBIT_A16_Q8 : RQ_LOWBIT_A16_EXACT;
+            rq_lowbit_tuning_set(&tu);
+        }
         else if (!strcmp(argv[i], "--no-baseline")) baseline = false;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "bench_model: unknown option %s\n", argv[i]);

@@ -219,14 +219,22 @@ static void test_linear_kinds(void) {
                           RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128, RQ_TYPE_Q8_0, RQ_TYPE_F16};
     const int64_t out = 77, in = 384, ldy = out + 5;
     const int64_t ns[3] = {1, 6, 12}; /* 12: the W2 kinds' dequantize-and-SGEMM path */
-    const int abits[3] = {0, 8, 4};
+    /* the fourth: float activations of 2-bit weights under RQ_LOWBIT_A16_Q8 (int8 per
+     * weight group, on the GEMV and the dequantizing path alike) */
+    const int abits[4] = {0, 8, 4, 0};
     for (int ti = 0; ti < 9; ti++)
         for (int ni = 0; ni < 3; ni++)
-            for (int ai = 0; ai < 3; ai++) {
+            for (int ai = 0; ai < 4; ai++) {
                 const int type = types[ti];
                 const int64_t n = ns[ni];
                 const bool w2 = rq_lowbit_group(type) != 0;
                 if (!w2 && abits[ai]) continue; /* the GGUF kind keeps float activations */
+                const bool a16q8 = ai == 3;
+                if (a16q8 && rq_lowbit_bits(type) != 2) continue;
+                rq_lowbit_tuning tu;
+                rq_lowbit_tuning_get(&tu);
+                tu.a16 = a16q8 ? RQ_LOWBIT_A16_Q8 : RQ_LOWBIT_A16_EXACT;
+                rq_lowbit_tuning_set(&tu);
                 rq_linear lp, lr;
                 make_pair(&r, type, out, in, &lp, &lr);
                 lp.act_bits = abits[ai]; /* the reference (kind F32) gets x̃ instead */
@@ -243,6 +251,15 @@ static void test_linear_kinds(void) {
                     for (int64_t t = 0; t < n; t++) {
                         float a = rq_act_quant_ref(x + t * in, in, abits[ai] == 8 ? 127 : 7, q);
                         for (int64_t i = 0; i < in; i++) xr[t * in + i] = a * (float)q[i];
+                    }
+                    rq_free(q);
+                }
+                if (a16q8) {
+                    const int64_t g = rq_lowbit_group(type);
+                    int8_t *q = rq_xalloc(g);
+                    for (int64_t b = 0; b < n * in; b += g) {
+                        float a = rq_act_quant_ref(x + b, g, 127, q);
+                        for (int64_t i = 0; i < g; i++) xr[b + i] = a * (float)q[i];
                     }
                     rq_free(q);
                 }
@@ -269,10 +286,11 @@ static void test_linear_kinds(void) {
                         }
                         for (int64_t o = out; o < ldy; o++) untouched &= yp[t * ldy + o] == y0[t * ldy + o];
                     }
-                    RQ_CHECK_MSG(bad == 0 && untouched, "%s n=%lld A%d mode %d: %d outputs off, padding %s",
-                                 rq_type_name(type), (long long)n, abits[ai] ? abits[ai] : 16, mode, bad,
-                                 untouched ? "kept" : "written");
+                    RQ_CHECK_MSG(bad == 0 && untouched, "%s n=%lld A%d%s mode %d: %d outputs off, padding %s",
+                                 rq_type_name(type), (long long)n, abits[ai] ? abits[ai] : 16, a16q8 ? " q8" : "",
+                                 mode, bad, untouched ? "kept" : "written");
                 }
+                rq_lowbit_tuning_set(NULL);
                 rq_free(x), rq_free(xr), rq_free(y0), rq_free(yp), rq_free(yr), rq_free(M);
                 rq_free(lp.data), rq_free(lr.w);
             }

@@ -138,11 +138,31 @@ static bool lowbit_dequantizing(const rq_linear *l, int64_t n) {
     return rq_linear_kind_lowbit(l->kind) && n >= lowbit_dequant_min_tokens();
 }
 
-/* The activations a layer's float GEMM needs prepared (x̃ when act_bits is 8/4): low-bit kinds
- * on the dequantizing path; NULL when x itself serves. */
+/* x̃ [n, in] = x quantized to int8 per weight group of g and dequantized, as the GEMV does
+ * for 2-bit weights under RQ_LOWBIT_A16_Q8 (kernels/gemv.h): a new buffer (rq_free). */
+static float *fake_quant_groups(const float *x, int64_t n, int64_t in, int64_t g) {
+    float *xq = rq_xalloc(n * in * (int64_t)sizeof(float) + 64);
+    int8_t *q = rq_xalloc(g + 64);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t b = 0; b < in; b += g) {
+            const float a = rq_act_quant(x + t * in + b, g, RQ_ACT_Q8_MAX, q);
+            for (int64_t i = 0; i < g; i++) xq[t * in + b + i] = a * (float)q[i];
+        }
+    rq_free(q);
+    return xq;
+}
+
+/* The activations a layer's float GEMM needs prepared on the dequantizing path of the low-bit
+ * kinds: x̃ when act_bits is 8/4, or for 2-bit weights with float activations under
+ * RQ_LOWBIT_A16_Q8 (so that prefill and decode compute the same); NULL when x itself serves. */
 static float *prepare_x(const rq_linear *l, const float *x, int64_t n) {
     RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
-    if (act_quantized(l) && lowbit_dequantizing(l, n)) return fake_quant(x, n, l->n_in, l->act_bits);
+    if (!lowbit_dequantizing(l, n)) return NULL;
+    if (act_quantized(l)) return fake_quant(x, n, l->n_in, l->act_bits);
+    rq_lowbit_tuning t;
+    rq_lowbit_tuning_get(&t);
+    if (t.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_bits(l->type) == 2)
+        return fake_quant_groups(x, n, l->n_in, rq_lowbit_group(l->type));
     return NULL;
 }
 
