@@ -6,6 +6,8 @@
 #include "base/pool.h"
 #include "kernels/lowbit_impl.h"
 
+#include <string.h>
+
 static rq_lowbit_tuning g_tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = RQ_LOWBIT_TILE};
 
 void rq_lowbit_tuning_get(rq_lowbit_tuning *t) { *t = g_tuning; }
@@ -163,27 +165,28 @@ static void run_sc(const rq_lowbit_matrix *w, rq_lowbit_dot_fn sc, const int8_t 
     int8_t *scq = rq_xalloc(n_tok * ns * RQ_LOWBIT_SC + 64);
     float *scl = rq_xalloc(n_tok * ns * 16 * (int64_t)sizeof(float) + 64);
     float *scs = gscale ? rq_xalloc(n_tok * ns * 16 * (int64_t)sizeof(float) + 64) : NULL;
-    uint8_t elem[4][64]; /* [k][16 j + e] -> element of the super-chunk */
+    /* the 16 bytes of lane j in step k are 16 consecutive elements (g >= 64) from run_start[k][j] */
+    int run_start[4][4];
     for (int k = 0; k < 4; k++)
-        for (int j = 0; j < 4; j++)
-            for (int e = 0; e < 16; e++) elem[k][16 * j + e] = (uint8_t)rq_lowbit_sc_elem(g, j, k, e);
+        for (int j = 0; j < 4; j++) run_start[k][j] = rq_lowbit_sc_elem(g, j, k, 0);
     for (int64_t t = 0; t < n_tok; t++)
         for (int64_t s = 0; s < ns; s++) {
             const int64_t base = s * RQ_LOWBIT_SC;
             const int8_t *qt = q + t * in;
             int8_t *dst = scq + (t * ns + s) * RQ_LOWBIT_SC;
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++) {
+                    const int64_t i = base + run_start[k][j];
+                    if (i + 16 <= in) memcpy(dst + 64 * k + 16 * j, qt + i, 16);
+                    else memset(dst + 64 * k + 16 * j, 0, 16); /* past the row's end (groups are whole) */
+                }
             int32_t lane[16] = {0};
             for (int k = 0; k < 4; k++)
-                for (int p = 0; p < 64; p++) {
-                    const int64_t i = base + elem[k][p];
-                    const int8_t v = i < in ? qt[i] : 0;
-                    dst[64 * k + p] = v;
-                    lane[p / 4] += v;
-                }
+                for (int p = 0; p < 64; p++) lane[p / 4] += dst[64 * k + p];
             for (int l = 0; l < 16; l++) {
                 scl[(t * ns + s) * 16 + l] = (float)lane[l];
-                if (scs) { /* lane l sums elements of group (base + elem[0][4l]) / g */
-                    const int64_t b = (base + elem[0][4 * l]) / g;
+                if (scs) { /* lane l sums elements of group (base + start of its runs) / g */
+                    const int64_t b = (base + run_start[0][l / 4]) / g;
                     scs[(t * ns + s) * 16 + l] = b < ng ? gscale[t * ng + b] : 0;
                 }
             }

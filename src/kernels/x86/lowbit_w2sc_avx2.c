@@ -40,10 +40,15 @@ INLINE void headers(const uint8_t *blk, const int G, const bool LUT, bool full, 
                         : _mm_setzero_si128();
         return;
     }
-    uint8_t buf[32] = {0};
-    for (int g = 0; g < have; g++) memcpy(buf + g * head, blk + g * bb, (size_t)head);
-    hw[0] = _mm_loadu_si128((const __m128i *)buf);
-    hw[1] = _mm_loadu_si128((const __m128i *)(buf + 16));
+    /* a partial super-chunk: its own blocks only, the missing headers are zero */
+    if (!LUT) {
+        hw[0] = _mm_setr_epi32((int)load_u32(blk), have > 1 ? (int)load_u32(blk + bb) : 0,
+                               have > 2 ? (int)load_u32(blk + 2 * bb) : 0, have > 3 ? (int)load_u32(blk + 3 * bb) : 0);
+        hw[1] = _mm_setzero_si128();
+        return;
+    }
+    hw[0] = _mm_set_epi64x(have > 1 ? (long long)load_u64(blk + bb) : 0, (long long)load_u64(blk));
+    hw[1] = _mm_set_epi64x(have > 3 ? (long long)load_u64(blk + 3 * bb) : 0, have > 2 ? (long long)load_u64(blk + 2 * bb) : 0);
 }
 
 INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,

@@ -25,22 +25,26 @@ INLINE const uint8_t *piece(const uint8_t *blk, const int G, const int head, con
     return blk + (16 * j / L) * bb + head + (16 * j) % L;
 }
 
-/* The super-chunk's codes and header words [32 or 64] for the vpermw below, from a super-chunk
- * of `have` < 256/G groups at the row's end (missing groups: zero codes and zero
- * headers, whose products are 0 since their activations are 0 too). */
-INLINE __m512i tail_codes(const uint8_t *blk, const int G, const int head, int have) {
-    uint8_t buf[64] = {0};
+/* Codes of a super-chunk of `have` groups (all 256/G when full); pieces of missing groups
+ * (past the row's end) read as zero. */
+INLINE __m512i sc_codes(const uint8_t *blk, const int G, const int head, bool full, int have) {
     const int L = G / 4;
+    __m128i p[4];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++)
-        if (16 * j / L < have) memcpy(buf + 16 * j, piece(blk, G, head, j), 16);
-    return _mm512_loadu_si512(buf);
+        p[j] = full || 16 * j / L < have ? _mm_loadu_si128((const __m128i *)piece(blk, G, head, j)) : _mm_setzero_si128();
+    __m512i v = _mm512_castsi128_si512(p[0]);
+    v = _mm512_inserti32x4(v, p[1], 1);
+    v = _mm512_inserti32x4(v, p[2], 2);
+    return _mm512_inserti32x4(v, p[3], 3);
 }
 
-INLINE __m512i codes_full(const uint8_t *blk, const int G, const int head) {
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)piece(blk, G, head, 0)));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 1)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 2)), 2);
-    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)piece(blk, G, head, 3)), 3);
+/* Bytes [lo, hi) of the super-chunk from blk + lo as a 64-byte vector (a masked load: nothing
+ * past hi is touched; hi - lo <= 64). */
+INLINE __m512i load_span(const uint8_t *blk, int lo, int hi) {
+    if (hi <= lo) return _mm512_setzero_si512();
+    const __mmask64 m = hi - lo >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (hi - lo)) - 1);
+    return _mm512_maskz_loadu_epi8(m, blk + lo);
 }
 
 /* vpermw indices of the header words per lane: lane l belongs to group (16·(l/4))/L of the
@@ -60,15 +64,9 @@ static const uint16_t IDX_L128[2][32] = {{R8(0), R8(20), R8(1), R8(21)}, {R8(2),
 /* W2U: d and z per lane. */
 INLINE void uniform_hdr(const uint8_t *blk, const int G, bool full, int have, __m512 *d, __m512 *z) {
     const __m512i idx = _mm512_loadu_si512(G == 64 ? IDX_U64 : IDX_U128);
-    __m512i h;
-    if (full) {
-        h = _mm512_loadu_si512(blk); /* the headers lie in the first 64 bytes (80 or 72 in all) */
-    } else {
-        uint8_t buf[64] = {0};
-        const int bb = RQ_W2U_HEAD + G / 4;
-        for (int g = 0; g < have; g++) memcpy(buf + g * bb, blk + g * bb, RQ_W2U_HEAD);
-        h = _mm512_loadu_si512(buf);
-    }
+    /* the headers lie in the first 64 bytes (of 80 or 72); a partial super-chunk reads only
+     * its own blocks, the missing headers are zero */
+    const __m512i h = full ? _mm512_loadu_si512(blk) : load_span(blk, 0, have * (RQ_W2U_HEAD + G / 4));
     const __m512i w = _mm512_permutexvar_epi16(idx, h);
     *d = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
     *z = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
@@ -80,17 +78,9 @@ INLINE void lut_hdr(const uint8_t *blk, const int G, bool full, int have, __m512
     const __m512i i01 = _mm512_loadu_si512(G == 64 ? IDX_L64[0] : IDX_L128[0]);
     const __m512i i23 = _mm512_loadu_si512(G == 64 ? IDX_L64[1] : IDX_L128[1]);
     /* g = 64: headers at 0, 24, 48, 72 (the last past the first 64 bytes); g = 128: 0, 40 */
-    __m512i h0, h1;
-    if (full) {
-        h0 = _mm512_loadu_si512(blk);
-        h1 = G == 64 ? _mm512_maskz_loadu_epi16(0xFF, blk + 64) : _mm512_setzero_si512();
-    } else {
-        uint8_t buf[128] = {0};
-        const int bb = RQ_W2L_HEAD + G / 4;
-        for (int g = 0; g < have; g++) memcpy(buf + g * bb, blk + g * bb, RQ_W2L_HEAD);
-        h0 = _mm512_loadu_si512(buf);
-        h1 = _mm512_loadu_si512(buf + 64);
-    }
+    const int span = have * (RQ_W2L_HEAD + G / 4); /* the super-chunk's bytes (96 or 80 when full) */
+    const __m512i h0 = full ? _mm512_loadu_si512(blk) : load_span(blk, 0, span < 64 ? span : 64);
+    const __m512i h1 = load_span(blk, 64, span < 80 ? span : 80);
     const __m512i w01 = _mm512_permutex2var_epi16(h0, i01, h1), w23 = _mm512_permutex2var_epi16(h0, i23, h1);
     const __m512 a = _mm512_cvtph_ps(_mm512_castsi512_si256(w01)), b = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w01, 1));
     const __m512 c = _mm512_cvtph_ps(_mm512_castsi512_si256(w23)), e = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w23, 1));
@@ -122,7 +112,7 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
         const int have = full ? GPS : (int)(b1 - b);
         _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
-        const __m512i v = full ? codes_full(blk, G, head) : tail_codes(blk, G, head, have);
+        const __m512i v = sc_codes(blk, G, head, full, have);
         __m512i c[4];
         c[0] = _mm512_and_si512(v, m3);
         c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
