@@ -22,8 +22,12 @@
  * with cold weights: 2.85 -> 2.13 ms (W2U) and 3.13 -> 1.80 ms (W2L), no change elsewhere.
  * The integer kernels prefetch too since they also read the lane sums of the
  * activations (qlane below): 4-token W2U A8 GEMM on 4096², cold, 156-161 -> 142-144 us
- * per token, the same as before the lane sums; the GEMV unchanged. */
-#define RQ_LOWBIT_PREFETCH 1024
+ * per token, the same as before the lane sums; the GEMV unchanged.
+ * Session 12 (Intel Xeon, AVX-512 VNNI, one thread, 11008×4096, cold): 1024 -> 4096 bytes
+ * took the super-chunk W2U A8 GEMV from 1490-1570 to 1140-1210 us (0.66 -> 0.84-0.97 of a
+ * copy), W2L from 2320-2400 to 2070-2100 us and the per-group W2U from 1730 to 1510-1530;
+ * 8192 was no better. */
+#define RQ_LOWBIT_PREFETCH 4096
 
 typedef struct rq_lowbit_act {
     int64_t n_tok, in, group;
