@@ -49,16 +49,25 @@ rq_cpu_level rq_cpu_max_level(void) {
     return RQ_CPU_SCALAR;
 }
 
+/* RQ_CPU's cap, read once (the kernels ask for the level on every call; getenv showed in
+ * decode profiles): -1 none, else a level. */
+static int env_cap(void) {
+    static volatile int cap = -2; /* benign race: every thread computes the same value */
+    if (cap == -2) {
+        const char *env = getenv("RQ_CPU");
+        int c = -1;
+        if (env && !strcmp(env, "scalar")) c = RQ_CPU_SCALAR;
+        else if (env && !strcmp(env, "avx2")) c = RQ_CPU_AVX2;
+        else if (env && !strcmp(env, "avx512")) c = RQ_CPU_AVX512;
+        cap = c;
+    }
+    return cap;
+}
+
 rq_cpu_level rq_cpu_level_get(void) {
     int lvl = (int)rq_cpu_max_level();
-    const char *env = getenv("RQ_CPU");
-    if (env) {
-        int cap = lvl;
-        if (!strcmp(env, "scalar")) cap = RQ_CPU_SCALAR;
-        else if (!strcmp(env, "avx2")) cap = RQ_CPU_AVX2;
-        else if (!strcmp(env, "avx512")) cap = RQ_CPU_AVX512;
-        if (cap < lvl) lvl = cap;
-    }
+    const int cap = env_cap();
+    if (cap >= 0 && cap < lvl) lvl = cap;
     if (g_level_cap >= 0 && g_level_cap < lvl) lvl = g_level_cap;
     return (rq_cpu_level)lvl;
 }

@@ -180,9 +180,13 @@ static void run_sc(const rq_lowbit_matrix *w, rq_lowbit_dot_fn sc, const int8_t 
                     if (i + 16 <= in) memcpy(dst + 64 * k + 16 * j, qt + i, 16);
                     else memset(dst + 64 * k + 16 * j, 0, 16); /* past the row's end (groups are whole) */
                 }
-            int32_t lane[16] = {0};
-            for (int k = 0; k < 4; k++)
-                for (int p = 0; p < 64; p++) lane[p / 4] += dst[64 * k + p];
+            int32_t lane[16];
+            for (int l = 0; l < 16; l++) {
+                int32_t v = 0;
+                for (int k = 0; k < 4; k++)
+                    v += dst[64 * k + 4 * l] + dst[64 * k + 4 * l + 1] + dst[64 * k + 4 * l + 2] + dst[64 * k + 4 * l + 3];
+                lane[l] = v;
+            }
             for (int l = 0; l < 16; l++) {
                 scl[(t * ns + s) * 16 + l] = (float)lane[l];
                 if (scs) { /* lane l sums elements of group (base + start of its runs) / g */
