@@ -7,7 +7,7 @@ import sys
 
 out = sys.argv[1]
 order = ["float"] + sorted(f[:-5] for f in os.listdir(out) if f.startswith("float_limit") and f.endswith(".json")) + ["w2a16_gptq_none", "w2a16_gptq_hadamard_s1", "w2a16_gptq_gsr", "w2a16_lut-gptq_gsr",
-         "w2a4kv4_gptq_gsr"]
+         "w2a16_lut-gptq_none", "w2a4kv4_gptq_gsr"]
 names = [n for n in order if os.path.exists(os.path.join(out, n + ".json"))]
 names += sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json") and f[:-5] not in order)
 tasks = ["arc_easy", "arc_challenge", "piqa", "winogrande", "lambada", "boolq"]

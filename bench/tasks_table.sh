@@ -48,5 +48,6 @@ quantized w2a16_gptq_none --wbits 2 --rotate none
 quantized w2a16_gptq_hadamard_s1 --wbits 2 --rotate hadamard --seed 1
 quantized w2a16_gptq_gsr --wbits 2 --rotate gsr
 quantized w2a16_lut-gptq_gsr --wbits 2 --quantizer lut --rotate gsr
+quantized w2a16_lut-gptq_none --wbits 2 --quantizer lut --rotate none
 quantized w2a4kv4_gptq_gsr --wbits 2 --abits 4 --aclip 0.9 --kvbits 4 --rotate gsr
 python3 bench/tasks_table.py "$out"
