@@ -19,6 +19,24 @@
 static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t load_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
+/* The super-chunk kernels (lowbit_w2sc_*.c): the address of lane j's 16 code bytes, from
+ * group (16j)/L of the super-chunk starting at block blk, at byte (16j) % L of its codes. */
+INLINE const uint8_t *sc_piece(const uint8_t *blk, const int G, const int head, const int j) {
+    const int L = G / 4, bb = head + L;
+    return blk + (16 * j / L) * bb + head + (16 * j) % L;
+}
+/* ... and each token's reordered activations, lane sums and lane scales (NULL: one scale
+ * per token) for a tile of NT tokens (lowbit_impl.h). */
+INLINE void sc_tile(const rq_lowbit_act *a, int64_t t0, const int NT, const int8_t **q, const float **ql,
+                    const float **qs) {
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        q[t] = a->scq + (t0 + t) * a->ns * RQ_LOWBIT_SC;
+        ql[t] = a->scl + (t0 + t) * a->ns * 16;
+        qs[t] = a->scs ? a->scs + (t0 + t) * a->ns * 16 : NULL;
+    }
+}
+
 /* independent FMA chains per token for a tile of NT tokens */
 #define RQ_DOT_NA(NT) ((NT) == 1 ? 4 : (NT) == 2 ? 2 : 1)
 

@@ -5,20 +5,15 @@
  * pair sums stay exact before vpmaddwd: 4 · 2 · 4 · 127 < 32767 for every plane. */
 #include "kernels/x86/dot_x86.h"
 
-INLINE const uint8_t *piece(const uint8_t *blk, const int G, const int head, const int j) {
-    const int L = G / 4, bb = head + L;
-    return blk + (16 * j / L) * bb + head + (16 * j) % L;
-}
-
 /* Codes of half h (pieces 2h, 2h+1); groups at or past `have` read as zero. */
 INLINE __m256i half_codes(const uint8_t *blk, const int G, const int head, int h, bool full, int have) {
     const int L = G / 4;
     if (full)
-        return _mm256_loadu2_m128i((const __m128i *)piece(blk, G, head, 2 * h + 1), (const __m128i *)piece(blk, G, head, 2 * h));
+        return _mm256_loadu2_m128i((const __m128i *)sc_piece(blk, G, head, 2 * h + 1), (const __m128i *)sc_piece(blk, G, head, 2 * h));
     __m128i p[2];
     for (int i = 0; i < 2; i++) {
         const int j = 2 * h + i;
-        p[i] = 16 * j / L < have ? _mm_loadu_si128((const __m128i *)piece(blk, G, head, j)) : _mm_setzero_si128();
+        p[i] = 16 * j / L < have ? _mm_loadu_si128((const __m128i *)sc_piece(blk, G, head, j)) : _mm_setzero_si128();
     }
     return _mm256_set_m128i(p[1], p[0]);
 }
@@ -54,17 +49,12 @@ INLINE void headers(const uint8_t *blk, const int G, const bool LUT, bool full, 
 INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT) {
     const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
-    const int64_t ns = a->ns;
     const int8_t *q[RQ_LOWBIT_TILE];
     const float *ql[RQ_LOWBIT_TILE], *qs[RQ_LOWBIT_TILE];
+    sc_tile(a, t0, NT, q, ql, qs);
     __m256 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        q[t] = a->scq + (t0 + t) * ns * RQ_LOWBIT_SC;
-        ql[t] = a->scl + (t0 + t) * ns * 16;
-        qs[t] = a->scs ? a->scs + (t0 + t) * ns * 16 : NULL;
-        acc[t] = _mm256_setzero_ps();
-    }
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;

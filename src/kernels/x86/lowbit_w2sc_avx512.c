@@ -19,12 +19,6 @@
  * D1 = Σ code·q, D2 = Σ (code & 2)·q, D3 = Σ 4·[code = 3]·q. */
 #include "kernels/x86/dot_x86.h"
 
-/* Lane j's 16 code bytes come from group (16j)/L of the super-chunk at byte (16j) % L. */
-INLINE const uint8_t *piece(const uint8_t *blk, const int G, const int head, const int j) {
-    const int L = G / 4, bb = head + L;
-    return blk + (16 * j / L) * bb + head + (16 * j) % L;
-}
-
 /* Codes of a super-chunk of `have` groups (all 256/G when full); pieces of missing groups
  * (past the row's end) read as zero. */
 INLINE __m512i sc_codes(const uint8_t *blk, const int G, const int head, bool full, int have) {
@@ -32,7 +26,7 @@ INLINE __m512i sc_codes(const uint8_t *blk, const int G, const int head, bool fu
     __m128i p[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++)
-        p[j] = full || 16 * j / L < have ? _mm_loadu_si128((const __m128i *)piece(blk, G, head, j)) : _mm_setzero_si128();
+        p[j] = full || 16 * j / L < have ? _mm_loadu_si128((const __m128i *)sc_piece(blk, G, head, j)) : _mm_setzero_si128();
     __m512i v = _mm512_castsi128_si512(p[0]);
     v = _mm512_inserti32x4(v, p[1], 1);
     v = _mm512_inserti32x4(v, p[2], 2);
@@ -93,17 +87,12 @@ INLINE void lut_hdr(const uint8_t *blk, const int G, bool full, int have, __m512
 INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT, const bool VNNI) {
     const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
-    const int64_t ns = a->ns;
     const int8_t *q[RQ_LOWBIT_TILE];
     const float *ql[RQ_LOWBIT_TILE], *qs[RQ_LOWBIT_TILE];
+    sc_tile(a, t0, NT, q, ql, qs);
     __m512 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        q[t] = a->scq + (t0 + t) * ns * RQ_LOWBIT_SC;
-        ql[t] = a->scl + (t0 + t) * ns * 16;
-        qs[t] = a->scs ? a->scs + (t0 + t) * ns * 16 : NULL;
-        acc[t] = _mm512_setzero_ps();
-    }
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const __m512i m3 = _mm512_set1_epi8(3);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;
