@@ -60,17 +60,18 @@ static rq_act_kind act_kind(int bits) {
 
 static bool act_quantized(const rq_linear *l) { return l->act_bits == 8 || l->act_bits == 4; }
 
-/* x̃ [n, in] = per-token quantize-dequantize of x (act_bits 8 or 4) with the integer
- * kernels' quantizer (rq_act_quant, the codes the integer path uses): a new buffer
- * (rq_free). */
-static float *fake_quant(const float *x, int64_t n, int64_t in, int bits) {
-    const int qmax = bits == 8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX;
+/* x̃ [n, in] = x quantized and dequantized in blocks of `block` values (block divides in)
+ * with the integer kernels' quantizer (rq_act_quant, the codes the integer path uses): per
+ * token (block = in, qmax of act_bits 8/4) or per weight group for 2-bit weights under
+ * RQ_LOWBIT_A16_Q8 (int8). A new buffer (rq_free). */
+static float *fake_quant(const float *x, int64_t n, int64_t in, int64_t block, int qmax) {
     float *xq = rq_xalloc(n * in * (int64_t)sizeof(float) + 64);
-    int8_t *q = rq_xalloc(in + 64);
-    for (int64_t t = 0; t < n; t++) {
-        const float a = rq_act_quant(x + t * in, in, qmax, q);
-        for (int64_t i = 0; i < in; i++) xq[t * in + i] = a * (float)q[i];
-    }
+    int8_t *q = rq_xalloc(block + 64);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t b = 0; b < in; b += block) {
+            const float a = rq_act_quant(x + t * in + b, block, qmax, q);
+            for (int64_t i = 0; i < block; i++) xq[t * in + b + i] = a * (float)q[i];
+        }
     rq_free(q);
     return xq;
 }
@@ -138,31 +139,17 @@ static bool lowbit_dequantizing(const rq_linear *l, int64_t n) {
     return rq_linear_kind_lowbit(l->kind) && n >= lowbit_dequant_min_tokens();
 }
 
-/* x̃ [n, in] = x quantized to int8 per weight group of g and dequantized, as the GEMV does
- * for 2-bit weights under RQ_LOWBIT_A16_Q8 (kernels/gemv.h): a new buffer (rq_free). */
-static float *fake_quant_groups(const float *x, int64_t n, int64_t in, int64_t g) {
-    float *xq = rq_xalloc(n * in * (int64_t)sizeof(float) + 64);
-    int8_t *q = rq_xalloc(g + 64);
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t b = 0; b < in; b += g) {
-            const float a = rq_act_quant(x + t * in + b, g, RQ_ACT_Q8_MAX, q);
-            for (int64_t i = 0; i < g; i++) xq[t * in + b + i] = a * (float)q[i];
-        }
-    rq_free(q);
-    return xq;
-}
-
 /* The activations a layer's float GEMM needs prepared on the dequantizing path of the low-bit
  * kinds: x̃ when act_bits is 8/4, or for 2-bit weights with float activations under
  * RQ_LOWBIT_A16_Q8 (so that prefill and decode compute the same); NULL when x itself serves. */
 static float *prepare_x(const rq_linear *l, const float *x, int64_t n) {
     RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
     if (!lowbit_dequantizing(l, n)) return NULL;
-    if (act_quantized(l)) return fake_quant(x, n, l->n_in, l->act_bits);
+    if (act_quantized(l)) return fake_quant(x, n, l->n_in, l->n_in, l->act_bits == 8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX);
     rq_lowbit_tuning t;
     rq_lowbit_tuning_get(&t);
     if (t.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_bits(l->type) == 2)
-        return fake_quant_groups(x, n, l->n_in, rq_lowbit_group(l->type));
+        return fake_quant(x, n, l->n_in, rq_lowbit_group(l->type), RQ_ACT_Q8_MAX);
     return NULL;
 }
 
