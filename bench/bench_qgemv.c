@@ -1,11 +1,13 @@
 /* Q8_0 GEMV (kernels/qgemv.h) timings beside float32 cblas_sgemv of the same shape and a
- * read-only pass over the Q8_0 bytes, one thread, weights cold (cycling over copies that
+ * read-only pass over the Q8_0 bytes, and the int8-activation GEMV (x quantized per 32-block,
+ * as under --a16 q8), one thread, weights cold (cycling over copies that
  * exceed 256 MiB). Default shape: SmolLM2-135M's lm_head, 49152 x 576.
  *   bench_qgemv [-o out] [-i in] [-s seconds per figure] */
 #include "base/cpu.h"
 #include "base/rng.h"
 #include "base/status.h"
 #include "base/timer.h"
+#include "format/act.h"
 #include "format/format.h"
 #include "kernels/qgemv.h"
 
@@ -51,6 +53,22 @@ static void read_fn(const void *w, int64_t out, int64_t in, const float *x, floa
     g_sink += (uint64_t)_mm256_extract_epi64(acc, 0);
 }
 
+/* The int8-activation GEMVs on x quantized per 32-block (set up in main). */
+static int8_t *g_xq;
+static float *g_xd;
+static void q8_ref_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_gemv_q8_ref(w, out, in, g_xq, g_xd, y);
+}
+static void q8_avx2_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_gemv_q8_avx2(w, out, in, g_xq, g_xd, y);
+}
+static void q8_avx512_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_gemv_q8_avx512(w, out, in, g_xq, g_xd, y);
+}
+
 int main(int argc, char **argv) {
     int64_t out = 49152, in = 576;
     double secs = 0.5;
@@ -69,6 +87,9 @@ int main(int argc, char **argv) {
     rq_rng_seed(&r, 3);
     float *x = rq_xalloc(in * 4), *y = rq_xalloc(out * 4), *wf = rq_xalloc(fbytes);
     for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
+    g_xq = rq_xalloc(in);
+    g_xd = rq_xalloc(in / 32 * 4);
+    for (int64_t b = 0; b < in / 32; b++) g_xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, g_xq + b * 32);
     for (int64_t i = 0; i < out * in; i++) wf[i] = (float)rq_rng_normal(&r);
     int kq = (int)(COLD_BYTES / qbytes) + 1, kf = (int)(COLD_BYTES / fbytes) + 1;
     void **wq = rq_xalloc(kq * (int64_t)sizeof(void *)), **wfs = rq_xalloc(kf * (int64_t)sizeof(void *));
@@ -90,9 +111,13 @@ int main(int argc, char **argv) {
         {"Q8_0 ref", rq_q8_0_gemv_ref, false, 0},
         {"Q8_0 avx2", rq_q8_0_gemv_avx2, false, RQ_CPU_AVX2},
         {"Q8_0 avx512", rq_q8_0_gemv_avx512, false, RQ_CPU_AVX512},
+        {"Q8_0 x int8 ref", q8_ref_fn, false, 0},
+        {"Q8_0 x int8 avx2", q8_avx2_fn, false, RQ_CPU_AVX2},
+        {"Q8_0 x int8 avx512", q8_avx512_fn, false, RQ_CPU_AVX512},
     };
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
         if ((int)rq_cpu_max_level() < ks[i].level) continue;
+        if (ks[i].f == q8_avx512_fn && !rq_cpu_features_get()->avx512vnni) continue;
         double t = ks[i].flt ? time_fn(ks[i].f, wfs, kf, out, in, x, y, secs)
                              : time_fn(ks[i].f, wq, kq, out, in, x, y, secs);
         printf("%-22s %10.1f %10.2f %10.2f\n", ks[i].name, t * 1e6, (ks[i].flt ? fbytes : qbytes) / t * 1e-9,

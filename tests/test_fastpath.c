@@ -1,6 +1,6 @@
 /* The model's fast path against its reference path.
- *   - Q8_0 GEMV (kernels/qgemv.h): every level the CPU has against a float64 oracle, odd
- *     shapes; W2U/W2L/W4U dequantization (rq_lowbit_dequant) equal to rq_dequant_lowbit bit for bit;
+ *   - Q8_0 GEMV (kernels/qgemv.h), float and int8-per-block activations: every level the
+ *     CPU has against a float64 oracle, odd shapes, weights of -128; W2U/W2L/W4U dequantization (rq_lowbit_dequant) equal to rq_dequant_lowbit bit for bit;
  *   - rq_linear of the packed kinds (W2U, W2L, W4U, GGUF Q8_0/F16) against kind F32 holding the
  *     dequantized matrix (the reference path), for float and int8/int4 activations
  *     (act_bits; the F32 kind gets the rows fake-quantized by rq_act_quant_ref), one token and batches below and above the
@@ -109,8 +109,34 @@ static void test_q8_0_gemv(void) {
                 RQ_CHECK_MSG(bad == 0, "Q8_0 GEMV %s %lldx%lld: %d rows off", rq_cpu_level_name((rq_cpu_level)lvl),
                              (long long)out, (long long)in, bad);
             }
+            /* the int8 GEMV on x quantized per 32-block (x̃ = xd·xq), with some weights set to
+             * -128 (a file may hold them; |w| is then 128 in the unsigned operand) */
+            int8_t *xq = rq_xalloc(in);
+            float *xd = rq_xalloc(in / 32 * 4);
+            for (int64_t b = 0; b < in / 32; b++) xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, xq + b * 32);
+            for (int64_t o = 0; o < out; o++) {
+                rq_block_q8_0 *blk = (rq_block_q8_0 *)(wq + o * rb);
+                blk[o % (in / 32)].qs[(o * 7) % 32] = -128;
+                rq_dequant_q8_0(blk, wd + o * in, in);
+            }
+            for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+                rq_cpu_set_level((rq_cpu_level)lvl);
+                rq_q8_0_gemv_q8(wq, out, in, xq, xd, y);
+                int bad = 0;
+                for (int64_t o = 0; o < out; o++) {
+                    double s = 0, M = 0;
+                    for (int64_t i = 0; i < in; i++) {
+                        const double p = (double)wd[o * in + i] * ((double)xd[i / 32] * xq[i]);
+                        s += p;
+                        M += fabs(p);
+                    }
+                    bad += fabs(y[o] - s) > sum_tol(M, in / 32);
+                }
+                RQ_CHECK_MSG(bad == 0, "Q8_0 int8 GEMV %s %lldx%lld: %d rows off", rq_cpu_level_name((rq_cpu_level)lvl),
+                             (long long)out, (long long)in, bad);
+            }
             rq_cpu_set_level(RQ_CPU_AVX512);
-            rq_free(wf), rq_free(wd), rq_free(x), rq_free(y), rq_free(wq);
+            rq_free(wf), rq_free(wd), rq_free(x), rq_free(y), rq_free(wq), rq_free(xq), rq_free(xd);
         }
 }
 
@@ -219,8 +245,8 @@ static void test_linear_kinds(void) {
                           RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128, RQ_TYPE_Q8_0, RQ_TYPE_F16};
     const int64_t out = 77, in = 384, ldy = out + 5;
     const int64_t ns[3] = {1, 6, 12}; /* 12: the W2 kinds' dequantize-and-SGEMM path */
-    /* the fourth: float activations of 2-bit weights under RQ_LOWBIT_A16_Q8 (int8 per
-     * weight group, on the GEMV and the dequantizing path alike) */
+    /* the fourth: float activations of 2-bit weights and Q8_0 under RQ_LOWBIT_A16_Q8 (int8 per
+     * weight group or 32-block, on the GEMV and the dequantizing path alike) */
     const int abits[4] = {0, 8, 4, 0};
     for (int ti = 0; ti < 9; ti++)
         for (int ni = 0; ni < 3; ni++)
@@ -230,7 +256,7 @@ static void test_linear_kinds(void) {
                 const bool w2 = rq_lowbit_group(type) != 0;
                 if (!w2 && abits[ai]) continue; /* the GGUF kind keeps float activations */
                 const bool a16q8 = ai == 3;
-                if (a16q8 && rq_lowbit_bits(type) != 2) continue;
+                if (a16q8 && rq_lowbit_bits(type) != 2 && type != RQ_TYPE_Q8_0) continue;
                 rq_lowbit_tuning tu;
                 rq_lowbit_tuning_get(&tu);
                 tu.a16 = a16q8 ? RQ_LOWBIT_A16_Q8 : RQ_LOWBIT_A16_EXACT;
@@ -254,8 +280,8 @@ static void test_linear_kinds(void) {
                     }
                     rq_free(q);
                 }
-                if (a16q8) {
-                    const int64_t g = rq_lowbit_group(type);
+                if (a16q8) { /* per weight group, per 32-block for Q8_0 */
+                    const int64_t g = type == RQ_TYPE_Q8_0 ? 32 : rq_lowbit_group(type);
                     int8_t *q = rq_xalloc(g);
                     for (int64_t b = 0; b < n * in; b += g) {
                         float a = rq_act_quant_ref(x + b, g, 127, q);

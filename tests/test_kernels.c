@@ -170,8 +170,10 @@ static void test_type_kernels(void) {
         RQ_CHECK_MSG((k != NULL) == rq_type_can_dequantize(t), "type %d (%s): kernel entry %s, can dequantize %d", t,
                      rq_type_name(t), k ? "present" : "absent", (int)rq_type_can_dequantize(t));
         RQ_CHECK_MSG(!k || k->gemv_f32 == NULL || t == RQ_TYPE_Q8_0, "type %s has an unexpected GEMV", rq_type_name(t));
+        RQ_CHECK_MSG(!k || k->gemv_q8 == NULL || t == RQ_TYPE_Q8_0, "type %s has an unexpected int8 GEMV",
+                     rq_type_name(t));
     }
-    RQ_CHECK(rq_type_kernels_get(RQ_TYPE_Q8_0)->gemv_f32 != NULL);
+    RQ_CHECK(rq_type_kernels_get(RQ_TYPE_Q8_0)->gemv_f32 != NULL && rq_type_kernels_get(RQ_TYPE_Q8_0)->gemv_q8 != NULL);
     rq_rng r;
     rq_rng_seed(&r, 41);
     const int64_t out = 5, in = 4 * 64;
@@ -212,6 +214,12 @@ static void test_type_kernels(void) {
             for (int64_t j = 0; j < in; j++) x[j] = rand_fp16(&r, -1.0, 1.0);
             rq_q8_0_gemv(w, out, in, x, y1);
             rq_type_kernels_get(type)->gemv_f32(type, w, out, in, x, y2);
+            RQ_CHECK(memcmp(y1, y2, sizeof y1) == 0);
+            int8_t xq[4 * 64];
+            float xd[4 * 64 / 32];
+            for (int64_t b = 0; b < in / 32; b++) xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, xq + b * 32);
+            rq_q8_0_gemv_q8(w, out, in, xq, xd, y1);
+            rq_type_kernels_get(type)->gemv_q8(type, w, out, in, xq, xd, y2);
             RQ_CHECK(memcmp(y1, y2, sizeof y1) == 0);
         }
         rq_free(w);

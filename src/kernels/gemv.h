@@ -112,7 +112,9 @@ typedef enum rq_lowbit_a16 {
      * and cannot keep up with the memory stream; the integer super-chunk kernels can.
      * Where no such kernel runs (W2L by default, g = 32, the scalar level) the float
      * kernels run on the dequantized int8 values, so that every path gives the same
-     * numbers. W4U is not affected. */
+     * numbers. W4U is not affected. The same switch quantizes the input of GGUF layers
+     * with an int8 GEMV (the Q8_0 lm_head: int8 per 32-block, rq_q8_0_gemv_q8), on the
+     * decode and the prefill path alike (model/linear.c). */
     RQ_LOWBIT_A16_Q8 = 1,
 } rq_lowbit_a16;
 

@@ -25,4 +25,21 @@ void rq_q8_0_gemv_ref(const void *w, int64_t out, int64_t in, const float *x, fl
 void rq_q8_0_gemv_avx2(const void *w, int64_t out, int64_t in, const float *x, float *y);
 void rq_q8_0_gemv_avx512(const void *w, int64_t out, int64_t in, const float *x, float *y);
 
+/* The same product with x quantized to int8 per 32-block (llama.cpp's Q8_0 × Q8_0 dot):
+ *
+ *   y_r = Σ_b (d_rb · xd_b) · (Σ_{i in block b} q_rbi · xq_i)
+ *
+ * xq [in] the activation codes, xd [in/32] their block scales (rq_act_quant on each block of
+ * 32 with qmax 127 gives them), i.e. x̃_i = xd_b · xq_i. The block dots are integers (exact on
+ * every path), only the float sum over blocks depends on the order. Used for the Q8_0
+ * lm_head under RQ_LOWBIT_A16_Q8 (kernels/gemv.h): the float GEMV widens every weight to
+ * float (two permutes, a conversion and an FMA per 16) and cannot keep up with the
+ * memory stream; one vpdpbusd covers 32 weights. Every q_rbi in -128..127 is accepted
+ * (a file may hold -128; no SIMD sum saturates). */
+void rq_q8_0_gemv_q8(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
+void rq_q8_0_gemv_q8_ref(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
+void rq_q8_0_gemv_q8_avx2(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
+/* needs AVX-512 VL and VNNI */
+void rq_q8_0_gemv_q8_avx512(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
+
 #endif

@@ -18,6 +18,12 @@ static void q8_0_gemv(int type, const void *w, int64_t out, int64_t in, const fl
     rq_q8_0_gemv(w, out, in, x, y);
 }
 
+static void q8_0_gemv_q8(int type, const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                         float *y) {
+    (void)type;
+    rq_q8_0_gemv_q8(w, out, in, xq, xd, y);
+}
+
 #define RQ_N_GGML_KERNEL_IDS 42 /* ids 0..41 are ggml's (format.c) */
 #define SCALAR(id) [id] = {.dequant = traits_dequant}
 
@@ -25,7 +31,7 @@ static const rq_type_kernels ggml_kernels[RQ_N_GGML_KERNEL_IDS] = {
     SCALAR(RQ_TYPE_F32),  SCALAR(RQ_TYPE_F16),  SCALAR(RQ_TYPE_BF16), SCALAR(RQ_TYPE_F64),
     SCALAR(RQ_TYPE_I8),   SCALAR(RQ_TYPE_I16),  SCALAR(RQ_TYPE_I32),  SCALAR(RQ_TYPE_I64),
     SCALAR(RQ_TYPE_Q4_0), SCALAR(RQ_TYPE_Q4_1), SCALAR(RQ_TYPE_Q5_0), SCALAR(RQ_TYPE_Q5_1),
-    [RQ_TYPE_Q8_0] = {.dequant = traits_dequant, .gemv_f32 = q8_0_gemv},
+    [RQ_TYPE_Q8_0] = {.dequant = traits_dequant, .gemv_f32 = q8_0_gemv, .gemv_q8 = q8_0_gemv_q8},
     SCALAR(RQ_TYPE_Q2_K), SCALAR(RQ_TYPE_Q3_K), SCALAR(RQ_TYPE_Q4_K), SCALAR(RQ_TYPE_Q5_K),
     SCALAR(RQ_TYPE_Q6_K), SCALAR(RQ_TYPE_IQ4_NL),
 };

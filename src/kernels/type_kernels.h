@@ -28,10 +28,18 @@ typedef void (*rq_dequant_fn)(int type, const void *src, float *y, int64_t n);
  * rows over threads). w, x and y caller-owned, not overlapping. */
 typedef void (*rq_gemv_f32_fn)(int type, const void *w, int64_t out, int64_t in, const float *x, float *y);
 
+/* y [out] = Ŵ · x̃ for x̃_i = xd_b · xq_i, x quantized to int8 per block of the type
+ * (rq_act_quant with qmax 127 on each block: codes xq [in], scales xd [in / block]);
+ * single-threaded as gemv_f32. */
+typedef void (*rq_gemv_q8_fn)(int type, const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                              float *y);
+
 typedef struct rq_type_kernels {
     rq_dequant_fn dequant;   /* never NULL in an entry */
     rq_gemv_f32_fn gemv_f32; /* NULL: no direct GEMV for the type (callers dequantize
                               * tiles of rows and multiply them with BLAS) */
+    rq_gemv_q8_fn gemv_q8;   /* NULL: none; else the GEMV with int8 activations per block that
+                              * RQ_LOWBIT_A16_Q8 (kernels/gemv.h) selects for one token */
 } rq_type_kernels;
 
 /* The entry of `type`, or NULL where rotquant cannot dequantize it (unknown ids, the

@@ -15,9 +15,10 @@
  *          dequantize the matrix, so the dequantizing path wins from a few tokens on.
  *          The full float matrix is never materialized: a tile is ~512 KiB.
  *   GGUF   one token of a type with a direct GEMV (kernels/type_kernels.h: Q8_0's
- *          rq_q8_0_gemv): that GEMV; otherwise tiles of rows are
+ *          rq_q8_0_gemv, or under RQ_LOWBIT_A16_Q8 its int8 GEMV rq_q8_0_gemv_q8 on x
+ *          quantized per 32-block): that GEMV; otherwise tiles of rows are
  *          dequantized into a scratch buffer and multiplied with BLAS (the tile's
- *          dequantization is shared by all n tokens). */
+ *          dequantization is shared by all n tokens; under RQ_LOWBIT_A16_Q8 on the same x̃). */
 #include "model/model.h"
 
 #include "base/pool.h"
@@ -112,22 +113,31 @@ static void tiled_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0
     rq_free(wt);
 }
 
-static void gguf_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
-                      bool accumulate) {
+/* The activations of one forward, prepared once for all its column ranges (prepare): what
+ * the float paths multiply (x itself or x̃), or codes and block scales for a GGUF type's
+ * int8 GEMV. */
+typedef struct {
+    const float *x; /* x, or xf when set */
+    float *xf;      /* x̃ [n, in], owned, or NULL */
+    int8_t *q;      /* one token's codes [in] for gemv_q8, owned, or NULL */
+    float *qd;      /* their scales [in / block], owned */
+} prepared;
+
+static void gguf_cols(const rq_linear *l, const prepared *p, int64_t n, int64_t c0, int64_t c1, float *y,
+                      int64_t ldy, bool accumulate) {
     const rq_type_kernels *tk = rq_type_kernels_get(l->type);
-    if (n == 1 && tk && tk->gemv_f32) {
+    if (n == 1 && tk && (tk->gemv_f32 || p->q)) {
         const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
-        if (!accumulate) {
-            tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, y + c0);
-            return;
+        float *dst = accumulate ? rq_xalloc((c1 - c0) * (int64_t)sizeof(float)) : y + c0;
+        if (p->q) tk->gemv_q8(l->type, rows, c1 - c0, l->n_in, p->q, p->qd, dst);
+        else tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, p->x, dst);
+        if (accumulate) {
+            for (int64_t r = 0; r < c1 - c0; r++) y[c0 + r] += dst[r];
+            rq_free(dst);
         }
-        float *tmp = rq_xalloc((c1 - c0) * (int64_t)sizeof(float));
-        tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, x, tmp);
-        for (int64_t r = 0; r < c1 - c0; r++) y[c0 + r] += tmp[r];
-        rq_free(tmp);
         return;
     }
-    tiled_cols(l, x, n, c0, c1, y, ldy, accumulate);
+    tiled_cols(l, p->x, n, c0, c1, y, ldy, accumulate);
 }
 
 static rq_lowbit_matrix lowbit_view(const rq_linear *l, int64_t c0, int64_t c1) {
@@ -139,23 +149,52 @@ static bool lowbit_dequantizing(const rq_linear *l, int64_t n) {
     return rq_linear_kind_lowbit(l->kind) && n >= lowbit_dequant_min_tokens();
 }
 
-/* The activations a layer's float GEMM needs prepared on the dequantizing path of the low-bit
- * kinds: x̃ when act_bits is 8/4, or for 2-bit weights with float activations under
- * RQ_LOWBIT_A16_Q8 (so that prefill and decode compute the same); NULL when x itself serves. */
-static float *prepare_x(const rq_linear *l, const float *x, int64_t n) {
-    RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
-    if (!lowbit_dequantizing(l, n)) return NULL;
-    if (act_quantized(l)) return fake_quant(x, n, l->n_in, l->n_in, l->act_bits == 8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX);
+/* The block over which RQ_LOWBIT_A16_Q8 (kernels/gemv.h) quantizes this layer's float
+ * activations to int8, 0 where it does not apply: the weight group of the 2-bit kinds, the
+ * block of a GGUF type with an int8 GEMV (Q8_0's 32: the lm_head of rotquant's files). */
+static int64_t a16_q8_block(const rq_linear *l) {
     rq_lowbit_tuning t;
     rq_lowbit_tuning_get(&t);
-    if (t.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_bits(l->type) == 2)
-        return fake_quant(x, n, l->n_in, rq_lowbit_group(l->type), RQ_ACT_Q8_MAX);
-    return NULL;
+    if (t.a16 != RQ_LOWBIT_A16_Q8 || act_quantized(l)) return 0;
+    if (rq_linear_kind_lowbit(l->kind)) return rq_lowbit_bits(l->type) == 2 ? rq_lowbit_group(l->type) : 0;
+    const rq_type_kernels *tk = l->kind == RQ_LINEAR_GGUF ? rq_type_kernels_get(l->type) : NULL;
+    return tk && tk->gemv_q8 ? rq_type_traits_get(l->type)->block_size : 0;
 }
 
-/* Columns [c0, c1) with the activations already prepared by prepare_x. */
-static void cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
+/* Prepares x for cols: on the dequantizing path of the low-bit kinds x̃ when act_bits is
+ * 8/4, and under RQ_LOWBIT_A16_Q8 for the layers a16_q8_block names x quantized per block,
+ * as codes for a GGUF type's int8 GEMV (one token) or as x̃ for the tiled float path (so
+ * that prefill and decode compute the same); else x itself. */
+static void prepare(const rq_linear *l, const float *x, int64_t n, prepared *p) {
+    RQ_ASSERT(l->kind != RQ_LINEAR_F32 || !act_quantized(l));
+    *p = (prepared){.x = x};
+    const int64_t block = a16_q8_block(l);
+    if (rq_linear_kind_lowbit(l->kind)) {
+        if (!lowbit_dequantizing(l, n)) return; /* the low-bit driver quantizes itself */
+        if (act_quantized(l))
+            p->xf = fake_quant(x, n, l->n_in, l->n_in, l->act_bits == 8 ? RQ_ACT_Q8_MAX : RQ_ACT_Q4_MAX);
+        else if (block)
+            p->xf = fake_quant(x, n, l->n_in, block, RQ_ACT_Q8_MAX);
+    } else if (block && n == 1) {
+        p->q = rq_xalloc(l->n_in + 64);
+        p->qd = rq_xalloc(l->n_in / block * (int64_t)sizeof(float) + 64);
+        for (int64_t b = 0; b < l->n_in / block; b++) p->qd[b] = rq_act_quant(x + b * block, block, RQ_ACT_Q8_MAX, p->q + b * block);
+    } else if (block) {
+        p->xf = fake_quant(x, n, l->n_in, block, RQ_ACT_Q8_MAX);
+    }
+    if (p->xf) p->x = p->xf;
+}
+
+static void prepared_free(prepared *p) {
+    rq_free(p->xf);
+    rq_free(p->q);
+    rq_free(p->qd);
+}
+
+/* Columns [c0, c1) with the activations prepared by prepare. */
+static void cols(const rq_linear *l, const prepared *p, int64_t n, int64_t c0, int64_t c1, float *y, int64_t ldy,
                  bool accumulate) {
+    const float *x = p->x;
     switch (l->kind) {
     case RQ_LINEAR_F32: f32_cols(l, x, n, c0, c1, y, ldy, accumulate); return;
     case RQ_LINEAR_W2U:
@@ -169,7 +208,7 @@ static void cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int6
         rq_lowbit_gemm_ex(&v, act_kind(l->act_bits), x, n, y + c0, ldy, accumulate);
         return;
     }
-    case RQ_LINEAR_GGUF: gguf_cols(l, x, n, c0, c1, y, ldy, accumulate); return;
+    case RQ_LINEAR_GGUF: gguf_cols(l, p, n, c0, c1, y, ldy, accumulate); return;
     }
     RQ_ASSERT(!"unknown linear kind");
 }
@@ -178,14 +217,15 @@ void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64
                             int64_t ldy, bool accumulate) {
     RQ_ASSERT(c0 >= 0 && c1 <= l->n_out);
     if (c1 <= c0) return;
-    float *xq = prepare_x(l, x, n);
-    cols(l, xq ? xq : x, n, c0, c1, y, ldy, accumulate);
-    rq_free(xq);
+    prepared p;
+    prepare(l, x, n, &p);
+    cols(l, &p, n, c0, c1, y, ldy, accumulate);
+    prepared_free(&p);
 }
 
 typedef struct {
     const rq_linear *l;
-    const float *x; /* [n, n_in] */
+    const prepared *p;
     int64_t n;
     float *y;       /* [n, ldy] */
     int64_t ldy;
@@ -196,7 +236,7 @@ typedef struct {
 static void cols_range(void *ctx, int64_t b, int64_t e, int thread) {
     const linear_job *j = ctx;
     int64_t c1 = e * j->blk < j->l->n_out ? e * j->blk : j->l->n_out;
-    cols(j->l, j->x, j->n, b * j->blk, c1, j->y, j->ldy, j->accumulate);
+    cols(j->l, j->p, j->n, b * j->blk, c1, j->y, j->ldy, j->accumulate);
 }
 
 void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, int64_t ldy, bool accumulate) {
@@ -211,9 +251,10 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
         rq_blas_single_end(prev);
         return;
     }
-    float *xq = prepare_x(l, x, n);
+    prepared p;
+    prepare(l, x, n, &p);
     int nt = rq_threads_get();
-    linear_job j = {.l = l, .x = xq ? xq : x, .n = n, .y = y, .ldy = ldy, .accumulate = accumulate};
+    linear_job j = {.l = l, .p = &p, .n = n, .y = y, .ldy = ldy, .accumulate = accumulate};
     /* Work items: about 4 per thread for balance, at least 16 columns each (and a
      * multiple of 16 to keep GEMM panels whole). */
     int64_t blk = (l->n_out + (int64_t)nt * 4 - 1) / ((int64_t)nt * 4);
@@ -222,6 +263,6 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
     j.blk = blk;
     int64_t n_items = (l->n_out + blk - 1) / blk;
     rq_parallel_for(n_items, 1, cols_range, &j);
-    rq_free(xq);
+    prepared_free(&p);
     rq_blas_single_end(prev);
 }
