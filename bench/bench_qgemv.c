@@ -56,6 +56,19 @@ static void read_fn(const void *w, int64_t out, int64_t in, const float *x, floa
 /* The int8-activation GEMVs on x quantized per 32-block (set up in main). */
 static int8_t *g_xq;
 static float *g_xd;
+static int32_t *g_xs;
+static void r16_ref_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_r16_gemv_q8_ref(w, out, in, g_xq, g_xd, g_xs, y);
+}
+static void r16_avx2_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_r16_gemv_q8_avx2(w, out, in, g_xq, g_xd, g_xs, y);
+}
+static void r16_avx512_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
+    (void)x;
+    rq_q8_0_r16_gemv_q8_avx512(w, out, in, g_xq, g_xd, g_xs, y);
+}
 static void q8_ref_fn(const void *w, int64_t out, int64_t in, const float *x, float *y) {
     (void)x;
     rq_q8_0_gemv_q8_ref(w, out, in, g_xq, g_xd, y);
@@ -89,7 +102,12 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
     g_xq = rq_xalloc(in);
     g_xd = rq_xalloc(in / 32 * 4);
-    for (int64_t b = 0; b < in / 32; b++) g_xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, g_xq + b * 32);
+    g_xs = rq_xalloc(in / 32 * 4);
+    for (int64_t b = 0; b < in / 32; b++) {
+        g_xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, g_xq + b * 32);
+        g_xs[b] = 0;
+        for (int i = 0; i < 32; i++) g_xs[b] += g_xq[b * 32 + i];
+    }
     for (int64_t i = 0; i < out * in; i++) wf[i] = (float)rq_rng_normal(&r);
     int kq = (int)(COLD_BYTES / qbytes) + 1, kf = (int)(COLD_BYTES / fbytes) + 1;
     void **wq = rq_xalloc(kq * (int64_t)sizeof(void *)), **wfs = rq_xalloc(kf * (int64_t)sizeof(void *));
@@ -97,6 +115,11 @@ int main(int argc, char **argv) {
         wq[k] = rq_xalloc(qbytes);
         for (int64_t row = 0; row < out; row++)
             rq_quant_q8_0_ref(wf + row * in, (rq_block_q8_0 *)((uint8_t *)wq[k] + row * (in / 32) * 34), in);
+    }
+    void **wr = rq_xalloc(kq * (int64_t)sizeof(void *));
+    for (int k = 0; k < kq; k++) {
+        wr[k] = rq_xalloc(qbytes);
+        if (out % RQ_Q8R16_ROWS == 0) rq_q8_0_r16_pack(wq[k], out, in, wr[k]);
     }
     for (int k = 0; k < kf; k++) {
         wfs[k] = rq_xalloc(fbytes);
@@ -114,12 +137,17 @@ int main(int argc, char **argv) {
         {"Q8_0 x int8 ref", q8_ref_fn, false, 0},
         {"Q8_0 x int8 avx2", q8_avx2_fn, false, RQ_CPU_AVX2},
         {"Q8_0 x int8 avx512", q8_avx512_fn, false, RQ_CPU_AVX512},
+        {"R16 x int8 ref", r16_ref_fn, false, 0},
+        {"R16 x int8 avx2", r16_avx2_fn, false, RQ_CPU_AVX2},
+        {"R16 x int8 avx512", r16_avx512_fn, false, RQ_CPU_AVX512},
     };
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
         if ((int)rq_cpu_max_level() < ks[i].level) continue;
-        if (ks[i].f == q8_avx512_fn && !rq_cpu_features_get()->avx512vnni) continue;
+        if ((ks[i].f == q8_avx512_fn || ks[i].f == r16_avx512_fn) && !rq_cpu_features_get()->avx512vnni) continue;
+        const bool r16 = ks[i].f == r16_ref_fn || ks[i].f == r16_avx2_fn || ks[i].f == r16_avx512_fn;
+        if (r16 && out % RQ_Q8R16_ROWS) continue;
         double t = ks[i].flt ? time_fn(ks[i].f, wfs, kf, out, in, x, y, secs)
-                             : time_fn(ks[i].f, wq, kq, out, in, x, y, secs);
+                             : time_fn(ks[i].f, r16 ? wr : wq, kq, out, in, x, y, secs);
         printf("%-22s %10.1f %10.2f %10.2f\n", ks[i].name, t * 1e6, (ks[i].flt ? fbytes : qbytes) / t * 1e-9,
                out * in / t * 1e-9);
     }

@@ -238,6 +238,95 @@ static void abs_sums(const rq_linear *ref, const float *x, int64_t n, int act_bi
     rq_free(xq);
 }
 
+/* The R16 layout (kernels/qgemv.h): packed from Q8_0 rows holding every code -128..127, each
+ * level's int8 GEMV against the float64 oracle; then an rq_linear of kind GGUF Q8_0 under
+ * RQ_LOWBIT_A16_Q8 gets the layout from rq_linear_prepare_q8 (not for 77 rows, nor in exact
+ * mode) and its one-token forward, whole and by column ranges that are or are not multiples
+ * of 16, agrees with the F32 kind on x quantized per 32-block. */
+static void test_q8_0_r16(void) {
+    rq_rng r;
+    rq_rng_seed(&r, 17);
+    const int64_t outs[2] = {16, 48}, ins[3] = {32, 96, 608};
+    for (int oi = 0; oi < 2; oi++)
+        for (int ii = 0; ii < 3; ii++) {
+            const int64_t out = outs[oi], in = ins[ii], nb = in / 32;
+            rq_block_q8_0 *w = rq_xalloc(out * nb * 34);
+            uint8_t *wr = rq_xalloc(out / 16 * rq_q8_0_r16_group_bytes(in));
+            int8_t *xq = rq_xalloc(in);
+            float *xd = rq_xalloc(nb * 4), *y = rq_xalloc(out * 4), *x = rq_xalloc(in * 4);
+            int32_t *xs = rq_xalloc(nb * 4);
+            for (int64_t i = 0; i < out * nb; i++) {
+                w[i].d = rq_fp32_to_fp16((float)(0.1 * rq_rng_uniform(&r) - 0.05));
+                for (int k = 0; k < 32; k++) w[i].qs[k] = (int8_t)((i * 32 + k) * 37 % 256 - 128);
+            }
+            for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
+            for (int64_t b = 0; b < nb; b++) {
+                xd[b] = rq_act_quant_ref(x + b * 32, 32, 127, xq + b * 32);
+                xs[b] = 0;
+                for (int k = 0; k < 32; k++) xs[b] += xq[b * 32 + k];
+            }
+            rq_q8_0_r16_pack(w, out, in, wr);
+            for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
+                rq_cpu_set_level((rq_cpu_level)lvl);
+                rq_q8_0_r16_gemv_q8(wr, out, in, xq, xd, xs, y);
+                int bad = 0;
+                for (int64_t o = 0; o < out; o++) {
+                    double s = 0, M = 0;
+                    for (int64_t b = 0; b < nb; b++)
+                        for (int k = 0; k < 32; k++) {
+                            const double p = (double)rq_fp16_to_fp32(w[o * nb + b].d) * w[o * nb + b].qs[k] *
+                                             ((double)xd[b] * xq[b * 32 + k]);
+                            s += p;
+                            M += fabs(p);
+                        }
+                    bad += fabs(y[o] - s) > sum_tol(M, nb);
+                }
+                RQ_CHECK_MSG(bad == 0, "Q8_0 R16 int8 GEMV %s %lldx%lld: %d rows off", rq_cpu_level_name((rq_cpu_level)lvl),
+                             (long long)out, (long long)in, bad);
+            }
+            rq_cpu_set_level(RQ_CPU_AVX512);
+            rq_free(w), rq_free(wr), rq_free(xq), rq_free(xd), rq_free(y), rq_free(x), rq_free(xs);
+        }
+    /* the layer */
+    const int64_t in = 96;
+    for (int oi = 0; oi < 2; oi++) {
+        const int64_t out = oi ? 77 : 80;
+        rq_linear lp, lr;
+        make_pair(&r, RQ_TYPE_Q8_0, out, in, &lp, &lr);
+        RQ_CHECK(rq_linear_prepare_q8(&lp) == RQ_OK && lp.q8r16 == NULL); /* exact mode: nothing */
+        rq_lowbit_tuning tu;
+        rq_lowbit_tuning_get(&tu);
+        tu.a16 = RQ_LOWBIT_A16_Q8;
+        rq_lowbit_tuning_set(&tu);
+        RQ_CHECK(rq_linear_prepare_q8(&lp) == RQ_OK && (lp.q8r16 != NULL) == (out % 16 == 0));
+        float *x = rq_xalloc(in * 4), *xr = rq_xalloc(in * 4), *yp = rq_xalloc(out * 4), *yr = rq_xalloc(out * 4);
+        int8_t q[32];
+        for (int64_t i = 0; i < in; i++) x[i] = (float)rq_rng_normal(&r);
+        for (int64_t b = 0; b < in; b += 32) {
+            const float a = rq_act_quant_ref(x + b, 32, 127, q);
+            for (int i = 0; i < 32; i++) xr[b + i] = a * (float)q[i];
+        }
+        double *M = rq_xalloc(out * 8);
+        abs_sums(&lr, xr, 1, 0, M);
+        rq_linear_forward(&lr, xr, 1, yr, out, false);
+        for (int mode = 0; mode < 2; mode++) {
+            memset(yp, 0, (size_t)out * 4);
+            if (mode == 0) {
+                rq_linear_forward(&lp, x, 1, yp, out, false);
+            } else { /* ranges [0, 32), [32, 45), [45, out): R16, then the per-row kernel */
+                const int64_t cuts[4] = {0, 32, 45, out};
+                for (int k = 0; k < 3; k++) rq_linear_forward_cols(&lp, x, 1, cuts[k], cuts[k + 1], yp, out, true);
+            }
+            int bad = 0;
+            for (int64_t o = 0; o < out; o++) bad += !(fabs((double)yp[o] - yr[o]) <= sum_tol(M[o], in));
+            RQ_CHECK_MSG(bad == 0, "Q8_0 linear %lld rows, a16 q8, mode %d: %d outputs off", (long long)out, mode, bad);
+        }
+        rq_lowbit_tuning_set(NULL);
+        rq_free(x), rq_free(xr), rq_free(yp), rq_free(yr), rq_free(M);
+        rq_free(lp.data), rq_free(lp.q8r16), rq_free(lr.w);
+    }
+}
+
 static void test_linear_kinds(void) {
     rq_rng r;
     rq_rng_seed(&r, 12);
@@ -594,6 +683,7 @@ static void test_models(void) {
 int main(void) {
     rq_threads_set(0);
     test_q8_0_gemv();
+    test_q8_0_r16();
     test_lowbit_dequant();
     test_linear_kinds();
     test_models();

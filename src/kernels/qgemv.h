@@ -13,6 +13,8 @@
 #ifndef RQ_KERNELS_QGEMV_H
 #define RQ_KERNELS_QGEMV_H
 
+#include "format/format.h"
+
 #include <stdint.h>
 
 /* w: out rows of in/32 rq_block_q8_0 (any 2-byte aligned address); x [in], y [out],
@@ -41,5 +43,35 @@ void rq_q8_0_gemv_q8_ref(const void *w, int64_t out, int64_t in, const int8_t *x
 void rq_q8_0_gemv_q8_avx2(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
 /* needs AVX-512 VL and VNNI */
 void rq_q8_0_gemv_q8_avx512(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y);
+
+/* Q8_0 rows repacked for the int8 GEMV, 16 rows at a time (R16; built once at model load,
+ * never written to a file). For each group of 16 rows and each block b (32 columns):
+ *
+ *   d[16]          the 16 rows' block scales (fp16, 32 bytes)
+ *   codes[8][64]   step k (0..7): for row j (0..15), bytes 4j..4j+3 = elements 4k..4k+3 of
+ *                  its block b, stored as unsigned w + 128
+ *
+ * 544 bytes per 16 × 32 weights, as many as Q8_0. One vpdpbusd of a step against x's 4 codes
+ * broadcast adds 4 products to each row's 32-bit lane, so a 16-row block sum needs 8 of them
+ * and no horizontal reduction; the bias Σ 128·x_i = 128·xs_b is the same for every row. */
+#define RQ_Q8R16_ROWS 16
+#define RQ_Q8R16_BLOCK_BYTES (RQ_Q8R16_ROWS * 2 + RQ_Q8R16_ROWS * RQ_QK8_0)
+
+/* Bytes of one group of 16 rows of length in (a multiple of 32). */
+int64_t rq_q8_0_r16_group_bytes(int64_t in);
+/* dst [out / 16 · group bytes] from Q8_0 rows w [out, in]; out a multiple of 16. */
+void rq_q8_0_r16_pack(const void *w, int64_t out, int64_t in, void *dst);
+/* y [out] = the int8 GEMV of rq_q8_0_gemv_q8 on the repacked rows wr (out a multiple of 16,
+ * row r0 of a matrix starts at byte r0 / 16 · group bytes); xs [in / 32] = the sum of each
+ * block's codes xq. Every level sums the blocks of a row in order as the reference. */
+void rq_q8_0_r16_gemv_q8(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                         const int32_t *xs, float *y);
+void rq_q8_0_r16_gemv_q8_ref(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                             const int32_t *xs, float *y);
+void rq_q8_0_r16_gemv_q8_avx2(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                              const int32_t *xs, float *y);
+/* needs AVX-512 VNNI */
+void rq_q8_0_r16_gemv_q8_avx512(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                                const int32_t *xs, float *y);
 
 #endif

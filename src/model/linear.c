@@ -25,6 +25,7 @@
 #include "format/act.h"
 #include "format/format.h"
 #include "kernels/gemv.h"
+#include "kernels/qgemv.h"
 #include "kernels/type_kernels.h"
 #include "model/blas_threads.h"
 
@@ -121,6 +122,7 @@ typedef struct {
     float *xf;      /* x̃ [n, in], owned, or NULL */
     int8_t *q;      /* one token's codes [in] for gemv_q8, owned, or NULL */
     float *qd;      /* their scales [in / block], owned */
+    int32_t *qs;    /* the sums of each block's codes (for l->q8r16), owned */
 } prepared;
 
 static void gguf_cols(const rq_linear *l, const prepared *p, int64_t n, int64_t c0, int64_t c1, float *y,
@@ -129,8 +131,13 @@ static void gguf_cols(const rq_linear *l, const prepared *p, int64_t n, int64_t 
     if (n == 1 && tk && (tk->gemv_f32 || p->q)) {
         const uint8_t *rows = (const uint8_t *)l->data + c0 * l->row_bytes;
         float *dst = accumulate ? rq_xalloc((c1 - c0) * (int64_t)sizeof(float)) : y + c0;
-        if (p->q) tk->gemv_q8(l->type, rows, c1 - c0, l->n_in, p->q, p->qd, dst);
-        else tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, p->x, dst);
+        if (p->q && l->q8r16 && c0 % RQ_Q8R16_ROWS == 0 && (c1 - c0) % RQ_Q8R16_ROWS == 0)
+            rq_q8_0_r16_gemv_q8((const uint8_t *)l->q8r16 + c0 / RQ_Q8R16_ROWS * rq_q8_0_r16_group_bytes(l->n_in),
+                                c1 - c0, l->n_in, p->q, p->qd, p->qs, dst);
+        else if (p->q)
+            tk->gemv_q8(l->type, rows, c1 - c0, l->n_in, p->q, p->qd, dst);
+        else
+            tk->gemv_f32(l->type, rows, c1 - c0, l->n_in, p->x, dst);
         if (accumulate) {
             for (int64_t r = 0; r < c1 - c0; r++) y[c0 + r] += dst[r];
             rq_free(dst);
@@ -176,9 +183,16 @@ static void prepare(const rq_linear *l, const float *x, int64_t n, prepared *p) 
         else if (block)
             p->xf = fake_quant(x, n, l->n_in, block, RQ_ACT_Q8_MAX);
     } else if (block && n == 1) {
+        const int64_t nb = l->n_in / block;
         p->q = rq_xalloc(l->n_in + 64);
-        p->qd = rq_xalloc(l->n_in / block * (int64_t)sizeof(float) + 64);
-        for (int64_t b = 0; b < l->n_in / block; b++) p->qd[b] = rq_act_quant(x + b * block, block, RQ_ACT_Q8_MAX, p->q + b * block);
+        p->qd = rq_xalloc(nb * (int64_t)sizeof(float) + 64);
+        p->qs = rq_xalloc(nb * (int64_t)sizeof(int32_t) + 64);
+        for (int64_t b = 0; b < nb; b++) {
+            p->qd[b] = rq_act_quant(x + b * block, block, RQ_ACT_Q8_MAX, p->q + b * block);
+            int32_t sum = 0;
+            for (int64_t i = 0; i < block; i++) sum += p->q[b * block + i];
+            p->qs[b] = sum;
+        }
     } else if (block) {
         p->xf = fake_quant(x, n, l->n_in, block, RQ_ACT_Q8_MAX);
     }
@@ -189,6 +203,19 @@ static void prepared_free(prepared *p) {
     rq_free(p->xf);
     rq_free(p->q);
     rq_free(p->qd);
+    rq_free(p->qs);
+}
+
+rq_status rq_linear_prepare_q8(rq_linear *l) {
+    rq_lowbit_tuning t;
+    rq_lowbit_tuning_get(&t);
+    if (t.a16 != RQ_LOWBIT_A16_Q8 || l->kind != RQ_LINEAR_GGUF || l->type != RQ_TYPE_Q8_0 || !l->data ||
+        l->q8r16 || l->n_out % RQ_Q8R16_ROWS != 0)
+        return RQ_OK;
+    l->q8r16 = rq_alloc(l->n_out / RQ_Q8R16_ROWS * rq_q8_0_r16_group_bytes(l->n_in));
+    if (!l->q8r16) return rq_error_prefix(RQ_ENOMEM, "int8 layout of the Q8_0 lm_head");
+    rq_q8_0_r16_pack(l->data, l->n_out, l->n_in, l->q8r16);
+    return RQ_OK;
 }
 
 /* Columns [c0, c1) with the activations prepared by prepare. */

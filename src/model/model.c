@@ -318,8 +318,10 @@ static void free_linear(rq_linear *l) {
         rq_free(l->w);
         rq_free(l->data);
     }
+    rq_free(l->q8r16);
     l->w = NULL;
     l->data = NULL;
+    l->q8r16 = NULL;
 }
 
 void rq_model_free(rq_model *m) {
@@ -421,6 +423,7 @@ rq_status rq_model_load_ex(const rq_gguf *g, const rq_model_load_opts *opts, rq_
     if (s == RQ_OK) s = load_weights(g, &lc, m);
     if (s == RQ_OK) s = rq_qinfo_check_model(g, &lc.qi, &m->cfg, lc.q_bytes, lc.q_weights);
     if (s == RQ_OK) s = rq_qinfo_apply_online(g, m); /* quantizers and online rotations of a rotquant file */
+    if (s == RQ_OK) s = rq_linear_prepare_q8(&m->output); /* the Q8_0 lm_head's int8 layout under --a16 q8 */
     rq_gguf_release_pages(g);
     if (s != RQ_OK) {
         rq_model_free(m);
@@ -462,6 +465,7 @@ int64_t rq_model_weight_bytes(const rq_model *m) {
     int64_t n = linear_bytes(&m->embd) + c->n_embd * (int64_t)sizeof(float); /* + output_norm */
     if (m->tok_embd) n += c->n_vocab * c->n_embd * (int64_t)sizeof(float);
     if (m->output.owns_w) n += linear_bytes(&m->output);
+    if (m->output.q8r16) n += m->output.n_out * m->output.row_bytes; /* its int8 layout, as many bytes */
     if (m->rope_freqs) n += c->rope_dim / 2 * (int64_t)sizeof(float);
     for (int64_t i = 0; i < c->n_layer; i++) {
         const rq_layer *L = &m->layers[i];

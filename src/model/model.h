@@ -113,6 +113,10 @@ typedef struct rq_linear {
      * or already fake-quantized by the forward pass). Derived from the model's activation
      * quantizer by rq_model_set_online; not to be set directly. */
     int act_bits;
+    /* GGUF Q8_0 lm_head under RQ_LOWBIT_A16_Q8 (kernels/gemv.h): its rows repacked for the
+     * int8 GEMV (kernels/qgemv.h's R16 layout; rq_linear_prepare_q8), owned, freed with the
+     * model whatever owns_w says; NULL otherwise */
+    void *q8r16;
 } rq_linear;
 
 typedef struct rq_layer {
@@ -258,6 +262,12 @@ void rq_linear_forward(const rq_linear *l, const float *x, int64_t n, float *y, 
  * their epilogues) into one parallel region. */
 void rq_linear_forward_cols(const rq_linear *l, const float *x, int64_t n, int64_t c0, int64_t c1, float *y,
                             int64_t ldy, bool accumulate);
+
+/* Under RQ_LOWBIT_A16_Q8 (the tuning at the time of the call) a GGUF Q8_0 layer with a multiple
+ * of 16 rows gets its rows repacked for the int8 GEMV (l->q8r16: as many bytes again as the
+ * Q8_0 rows), which one-token forwards then use; otherwise nothing happens. The model loader
+ * calls it for the lm_head. RQ_ENOMEM if the copy cannot be allocated. */
+rq_status rq_linear_prepare_q8(rq_linear *l);
 
 /* Batches of at least this many tokens run W2U/W2L/W4U layers as dequantized tiles + SGEMM, smaller
  * ones on the low-bit kernels (model/linear.c explains the measured choice; default 8, or

@@ -11,6 +11,7 @@
 #include "format/format.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 static inline __m512 block_sum(const rq_block_q8_0 *b, const float *x) {
     const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
@@ -62,5 +63,32 @@ void rq_q8_0_gemv_q8_avx512(const void *w, int64_t out, int64_t in, const int8_t
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         y[r] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+}
+
+/* R16 layout (qgemv.h): per block, 8 vpdpbusd of 64 code bytes against x's 4 codes
+ * broadcast (two chains), the 128·xs bias taken off, then one FMA of the 16 rows' scales. */
+void rq_q8_0_r16_gemv_q8_avx512(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
+                                const int32_t *xs, float *y) {
+    const int64_t nb = in / RQ_QK8_0;
+    const uint8_t *blk = wr;
+    for (int64_t g = 0; g < out / RQ_Q8R16_ROWS; g++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++, blk += RQ_Q8R16_BLOCK_BYTES) {
+            const uint8_t *c = blk + 2 * RQ_Q8R16_ROWS;
+            const int8_t *xb = xq + b * RQ_QK8_0;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            for (int k = 0; k < 8; k += 2) {
+                int32_t x0, x1;
+                memcpy(&x0, xb + 4 * k, 4);
+                memcpy(&x1, xb + 4 * k + 4, 4);
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(c + 64 * k), _mm512_set1_epi32(x0));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(c + 64 * k + 64), _mm512_set1_epi32(x1));
+            }
+            const __m512i s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs[b]));
+            const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)), _mm512_set1_ps(xd[b]));
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc);
+        }
+        _mm512_storeu_ps(y + g * RQ_Q8R16_ROWS, acc);
     }
 }
