@@ -14,8 +14,9 @@
  * parts (threads × 100% when it had the cores to itself; lower when shared).
  *
  * usage: bench_model [MODEL] [-t threads] [-p N] [-n M] [-r repeats] [--abits 16|8|4] [--ref]
- *                    [--a16 exact|q8] [--no-baseline] [--tsv LABEL]
- * --a16: how packed 2-bit weights take float activations (kernels/gemv.h, rq_lowbit_a16).
+ *                    [--a16 exact|q8] [--lut-int float|bitplane] [--no-baseline] [--tsv LABEL]
+ * --a16: how packed 2-bit weights take float activations (kernels/gemv.h, rq_lowbit_a16);
+ * --lut-int: W2L's method for integer activations (rq_lowbit_lut_int_method).
  * --tsv prints one tab-separated line at the end:
  *   LABEL weights_MiB rss_load_MiB rss_anon_MiB peak_rss_MiB pp_tok_s tg_tok_s cpu_pct
  * llama.cpp's figures for the same machine come from llama-bench (bench/bench_model.sh). */
@@ -84,6 +85,17 @@ int main(int argc, char **argv) {
                 return 1;
             }
             tu.a16 = !strcmp(v, "q8") ? RQ_LOWBIT_A16_Q8 : RQ_LOWBIT_A16_EXACT;
+            rq_lowbit_tuning_set(&tu);
+        }
+        else if (!strcmp(argv[i], "--lut-int") && i + 1 < argc) {
+            rq_lowbit_tuning tu;
+            rq_lowbit_tuning_get(&tu);
+            const char *v = argv[++i];
+            if (strcmp(v, "float") && strcmp(v, "bitplane")) {
+                fprintf(stderr, "bench_model: --lut-int %s is not float or bitplane\n", v);
+                return 1;
+            }
+            tu.lut_int = !strcmp(v, "bitplane") ? RQ_LOWBIT_LUT_INT_BITPLANE : RQ_LOWBIT_LUT_INT_FLOAT;
             rq_lowbit_tuning_set(&tu);
         }
         else if (!strcmp(argv[i], "--no-baseline")) baseline = false;

@@ -25,7 +25,9 @@
 #   llama.cpp runs), GPTQ (1 = also a GPTQ model; default 1), LLAMA_CPP_BIN,
 #   RQ_BLAS_CORE (OpenBLAS kernels for the float path; default SKYLAKEX where the CPU has
 #   AVX-512, OpenBLAS's fastest SGEMM here), PPL_ONLY (1 = perplexity and bits only, no
-#   speed runs).
+#   speed runs), FILES ("CONFIG=FILE ...": more rotquant files, e.g. a QAT model, each run
+#   with float activations both exact and --a16 q8), SETS (all = the RTN/GPTQ files above,
+#   default; files = only float32, FILES and llama.cpp's).
 # Output: $OUT/results.tsv (one row per configuration), $OUT/summary.md, logs in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,10 @@ CHUNKS=${CHUNKS:-16}
 REPS=${REPS:-3}
 GPTQ=${GPTQ:-1}
 PPL_ONLY=${PPL_ONLY:-0}
+FILES=${FILES:-}
+SETS=${SETS:-all}
+case "$SETS" in all|files) ;; *) echo "bench_model.sh: SETS=$SETS is not all or files" >&2; exit 1;; esac
+for cf in $FILES; do [ -s "${cf#*=}" ] || { echo "bench_model.sh: FILES: ${cf#*=} not found" >&2; exit 1; }; done
 out=${OUT:-out/bench_model}
 calib_ids=${CALIB_IDS:-out/ptq/calib_16x512.ids}
 LB=${LLAMA_CPP_BIN:-}
@@ -79,8 +85,11 @@ q() { # NAME quantize-args...
     shift
     [ -s "$f" ] || { load "quantize $name"; $rq quantize -m "$model" -o "$f" -t "$T" "$@" > "$out/$name.quantize.log" 2>&1; }
 }
-q w2u_rtn_gsr --method rtn --rotate gsr --group 64 --quantizer uniform
-q w2l_rtn_gsr --method rtn --rotate gsr --group 64 --quantizer lut
+[ "$SETS" = files ] && GPTQ=0
+if [ "$SETS" = all ]; then
+    q w2u_rtn_gsr --method rtn --rotate gsr --group 64 --quantizer uniform
+    q w2l_rtn_gsr --method rtn --rotate gsr --group 64 --quantizer lut
+fi
 if [ "$GPTQ" = 1 ] || [ -n "$LB" ]; then
     if [ ! -s "$calib_ids" ]; then
         load "calibration ids"
@@ -103,33 +112,39 @@ if [ "$GPTQ" = 1 ]; then
         --calib-ids "$calib_ids"
 fi
 
-ours() { # CONFIG FILE ABITS
-    local cfg=$1 f=$2 ab=$3 t line ppl lbpw mbpw
+ours() { # CONFIG FILE ABITS [A16: exact (default) or q8]
+    local cfg=$1 f=$2 ab=$3 a16=${4:-exact} t line ppl lbpw mbpw
     if [ "$PPL_ONLY" = 1 ]; then ours_ppl "$@"; return; fi
     load "$cfg: ppl"
-    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" -t "$T" 2> "$out/$cfg.ppl.err" |
-          tee "$out/$cfg.ppl.log" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
+    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" --a16 "$a16" -t "$T" \
+          2> "$out/$cfg.ppl.err" | tee "$out/$cfg.ppl.log" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
     read -r lbpw mbpw <<< "$(bpw "$f")"
     for t in $THREADS; do
         load "$cfg: bench_model -t $t"
-        line=$($bm "$f" -t "$t" -p 512 -n 128 -r "$REPS" --abits "$ab" --tsv "$cfg" | tee "$out/$cfg.t$t.bench.log" | tail -1)
+        line=$($bm "$f" -t "$t" -p 512 -n 128 -r "$REPS" --abits "$ab" --a16 "$a16" --tsv "$cfg" | tee "$out/$cfg.t$t.bench.log" | tail -1)
         IFS=$'\t' read -r _ wmib rss _ peak pp tg cpu <<< "$line"
         printf '%s\trotquant\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cfg" "$t" "$(mib "$f")" "$lbpw" "$mbpw" \
             "$wmib" "$rss" "$peak" "$pp" "$tg" "$cpu" "$ppl" | tee -a "$res"
     done
 }
-ours_ppl() { # CONFIG FILE [ABITS]: perplexity only
-    local cfg=$1 f=$2 ab=${3:-16} ppl lbpw mbpw
+ours_ppl() { # CONFIG FILE [ABITS [A16]]: perplexity only
+    local cfg=$1 f=$2 ab=${3:-16} a16=${4:-exact} ppl lbpw mbpw
     load "$cfg: ppl"
-    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" -t "$T" 2> "$out/$cfg.ppl.err" |
+    ppl=$($rq ppl -m "$f" -f "$wiki" --protocol llamacpp --ctx 512 --chunks "$CHUNKS" --abits "$ab" --a16 "$a16" -t "$T" 2> "$out/$cfg.ppl.err" |
           tee "$out/$cfg.ppl.log" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
     read -r lbpw mbpw <<< "$(bpw "$f")"
     printf '%s\trotquant\t-\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n' "$cfg" "$(mib "$f")" "$lbpw" "$mbpw" "$ppl" | tee -a "$res"
 }
 ours float32 "$model" 16
-for ab in 16 8 4; do ours "w2u_rtn_gsr_a$ab" "$out/w2u_rtn_gsr.gguf" "$ab"; done
-ours w2l_rtn_gsr_a16 "$out/w2l_rtn_gsr.gguf" 16
-ours w2l_rtn_gsr_a4 "$out/w2l_rtn_gsr.gguf" 4
+for cf in $FILES; do
+    ours "${cf%%=*}_a16" "${cf#*=}" 16 exact
+    ours "${cf%%=*}_a16q8" "${cf#*=}" 16 q8
+done
+if [ "$SETS" = all ]; then
+    for ab in 16 8 4; do ours "w2u_rtn_gsr_a$ab" "$out/w2u_rtn_gsr.gguf" "$ab"; done
+    ours w2l_rtn_gsr_a16 "$out/w2l_rtn_gsr.gguf" 16
+    ours w2l_rtn_gsr_a4 "$out/w2l_rtn_gsr.gguf" 4
+fi
 if [ "$GPTQ" = 1 ]; then
     for ab in 16 8 4; do ours "w2u_gptq_gsr_a$ab" "$out/w2u_gptq_gsr.gguf" "$ab"; done
     ours w2l_gptq_gsr_a16 "$out/w2l_gptq_gsr.gguf" 16
@@ -188,7 +203,7 @@ if [ -n "$LB" ]; then
     theirs llama_q2_k "$out/llama_q2_k.gguf"
     theirs llama_iq2_xxs "$out/llama_iq2_xxs.gguf"
     theirs llama_q4_0 "$out/llama_q4_0.gguf" ppl
-    theirs llama_q4_0_imat "$out/llama_q4_0_imat.gguf" ppl
+    theirs llama_q4_0_imat "$out/llama_q4_0_imat.gguf"
     theirs llama_iq4_nl_imat "$out/llama_iq4_nl_imat.gguf" ppl
 fi
 load "end"

@@ -334,7 +334,7 @@ static void test_linear_kinds(void) {
                           RQ_TYPE_W4U_G64, RQ_TYPE_W4U_G128, RQ_TYPE_Q8_0, RQ_TYPE_F16};
     const int64_t out = 77, in = 384, ldy = out + 5;
     const int64_t ns[3] = {1, 6, 12}; /* 12: the W2 kinds' dequantize-and-SGEMM path */
-    /* the fourth: float activations of 2-bit weights and Q8_0 under RQ_LOWBIT_A16_Q8 (int8 per
+    /* the fourth: float activations of W2U weights and Q8_0 under RQ_LOWBIT_A16_Q8 (int8 per
      * weight group or 32-block, on the GEMV and the dequantizing path alike) */
     const int abits[4] = {0, 8, 4, 0};
     for (int ti = 0; ti < 9; ti++)
@@ -345,7 +345,8 @@ static void test_linear_kinds(void) {
                 const bool w2 = rq_lowbit_group(type) != 0;
                 if (!w2 && abits[ai]) continue; /* the GGUF kind keeps float activations */
                 const bool a16q8 = ai == 3;
-                if (a16q8 && rq_lowbit_bits(type) != 2 && type != RQ_TYPE_Q8_0) continue;
+                /* W2U and Q8_0 (W2L and W4U keep x exactly: test_kernels) */
+                if (a16q8 && rq_lowbit_kind_of(type) != RQ_LOWBIT_KIND_W2U && type != RQ_TYPE_Q8_0) continue;
                 rq_lowbit_tuning tu;
                 rq_lowbit_tuning_get(&tu);
                 tu.a16 = a16q8 ? RQ_LOWBIT_A16_Q8 : RQ_LOWBIT_A16_EXACT;

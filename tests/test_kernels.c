@@ -523,15 +523,17 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
         rq_lowbit_tuning_set(NULL);
         rq_cpu_set_level(rq_cpu_max_level());
     }
-    /* A16 through int8 per weight group (RQ_LOWBIT_A16_Q8, 2-bit types): the float oracle on
-     * x quantized group by group with the reference quantizer, on every path */
-    if (rq_lowbit_bits(type) == 2) {
+    /* A16 under RQ_LOWBIT_A16_Q8: W2U through int8 per weight group, the float oracle on x
+     * quantized group by group with the reference quantizer; W2L and W4U on x exactly (the
+     * oracle on x); on every path */
+    {
+        const bool w2u = rq_lowbit_kind_of(type) == RQ_LOWBIT_KIND_W2U;
         float *xq = rq_xalloc(n_tok * in * 4);
         int8_t *qg = rq_xalloc(g);
         for (int64_t t = 0; t < n_tok; t++)
             for (int64_t b = 0; b < ng; b++) {
                 const float s = rq_act_quant_ref(x + t * in + b * g, g, RQ_ACT_Q8_MAX, qg);
-                for (int64_t i = 0; i < g; i++) xq[t * in + b * g + i] = (float)qg[i] * s;
+                for (int64_t i = 0; i < g; i++) xq[t * in + b * g + i] = w2u ? (float)qg[i] * s : x[t * in + b * g + i];
             }
         oracle(type, out, in, blocks, RQ_ACT_F32, xq, n_tok, yo, M);
         for (int pi = 0; pi < np; pi++) {
@@ -543,8 +545,8 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
             int bad = 0;
             for (int64_t i = 0; i < n_tok * out; i++)
                 if (!(fabs(y[i] - yo[i]) <= kernel_tol(M[i], in))) bad++;
-            RQ_CHECK_MSG(bad == 0, "%s A16 q8 level %s (tile %d novnni %d nosc %d lut_int %d) out %lld in %lld n_tok %lld: %d off the oracle",
-                         rq_type_name(type), rq_lowbit_kernel_name(), t.tok_tile, (int)t.no_vnni, (int)t.no_sc,
+            RQ_CHECK_MSG(bad == 0, "%s A16 q8 (%s) level %s (tile %d novnni %d nosc %d lut_int %d) out %lld in %lld n_tok %lld: %d off the oracle",
+                         rq_type_name(type), w2u ? "int8 per group" : "x kept", rq_lowbit_kernel_name(), t.tok_tile, (int)t.no_vnni, (int)t.no_sc,
                          (int)t.lut_int, (long long)out, (long long)in, (long long)n_tok, bad);
         }
         rq_lowbit_tuning_set(NULL);

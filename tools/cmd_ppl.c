@@ -28,7 +28,7 @@ static void usage(void) {
            "  --chunks N         evaluate at most N windows\n"
            "  --abits B          activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
            "                     (int8/int4 per token; integer kernels for packed W2U/W2L/W4U weights)\n"
-           "  --a16 M            float activations of packed 2-bit weights and of the Q8_0 lm_head:\n"
+           "  --a16 M            float activations of packed W2U weights and of the Q8_0 lm_head:\n"
            "                     exact (float kernels, default) or q8 (int8 per weight group, per\n"
            "                     32 for Q8_0, into integer kernels, as llama.cpp does: faster\n"
            "                     decode, see the README for the PPL change)\n"

@@ -38,7 +38,7 @@ static void usage(void) {
            "  --ctx N        context size (default: prompt + N, at most the model's training context;\n"
            "                 a longer prompt is refused unless --ctx N is given)\n"
            "  --abits B      activations of the blocks' linear layers: 16 (float, default), 8 or 4\n"
-           "  --a16 M        float activations of packed 2-bit weights and of the Q8_0 lm_head: exact\n"
+           "  --a16 M        float activations of packed W2U weights and of the Q8_0 lm_head: exact\n"
            "                 (default) or q8 (int8 per weight group, per 32 for Q8_0, into integer\n"
            "                 kernels: faster decode)\n"
            "  -v             print how the weights are held and the memory used (stderr)\n"

@@ -270,8 +270,9 @@ static void gemm_f32(const rq_lowbit_matrix *w, const float *x, int64_t n_tok, f
 }
 
 
-/* RQ_LOWBIT_A16_Q8: x quantized to int8 per weight group, then the super-chunk kernel, or
- * (where there is none) the float kernels on the dequantized values. */
+/* RQ_LOWBIT_A16_Q8 (W2U): x quantized to int8 per weight group, then the super-chunk kernel,
+ * or (where there is none: g = 32, the scalar level) the float kernels on the dequantized
+ * values. */
 static void gemm_a16_q8(const rq_lowbit_matrix *w, const float *x, int64_t n_tok, float *y, int64_t ldy,
                         bool accumulate) {
     const int64_t in = w->in, g = rq_lowbit_group(w->type), ng = in / g;
@@ -302,7 +303,7 @@ void rq_lowbit_gemm_ex(const rq_lowbit_matrix *w, rq_act_kind act, const float *
         zero_rows(y, n_tok, w->out, ldy, accumulate);
         return;
     }
-    if (act == RQ_ACT_F32 && g_tuning.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_bits(w->type) == 2) {
+    if (act == RQ_ACT_F32 && g_tuning.a16 == RQ_LOWBIT_A16_Q8 && rq_lowbit_kind_of(w->type) == RQ_LOWBIT_KIND_W2U) {
         gemm_a16_q8(w, x, n_tok, y, ldy, accumulate);
         return;
     }

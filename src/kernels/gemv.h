@@ -106,14 +106,16 @@ typedef enum rq_lowbit_lut_int_method {
 typedef enum rq_lowbit_a16 {
     /* x exactly, in float (the float kernels) */
     RQ_LOWBIT_A16_EXACT = 0,
-    /* x quantized to int8 per weight group (one scale amax/127 per g elements, as
+    /* W2U: x quantized to int8 per weight group (one scale amax/127 per g elements, as
      * rq_act_quant_ref on each group) and multiplied in integers, as llama.cpp does for its
      * quantized types: the float kernels compute one permute and one FMA per 16 weights
      * and cannot keep up with the memory stream; the integer super-chunk kernels can.
-     * Where no such kernel runs (W2L by default, g = 32, the scalar level) the float
-     * kernels run on the dequantized int8 values, so that every path gives the same
-     * numbers. W4U is not affected. The same switch quantizes the input of GGUF layers
-     * with an int8 GEMV (the Q8_0 lm_head: int8 per 32-block, rq_q8_0_gemv_q8), on the
+     * Where no such kernel runs (g = 32, the scalar level) the float kernels run on the
+     * dequantized int8 values, so that every path gives the same numbers. W2L and W4U
+     * keep x exactly: no integer kernel for them beats their float kernels (W2L needs
+     * three integer dot products per group for its four levels), so quantizing x would
+     * change their numbers for nothing. The same switch quantizes the input of GGUF layers
+     * with an int8 GEMV (the Q8_0 lm_head: int8 per 32-block, kernels/qgemv.h), on the
      * decode and the prefill path alike (model/linear.c). */
     RQ_LOWBIT_A16_Q8 = 1,
 } rq_lowbit_a16;

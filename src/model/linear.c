@@ -157,13 +157,13 @@ static bool lowbit_dequantizing(const rq_linear *l, int64_t n) {
 }
 
 /* The block over which RQ_LOWBIT_A16_Q8 (kernels/gemv.h) quantizes this layer's float
- * activations to int8, 0 where it does not apply: the weight group of the 2-bit kinds, the
+ * activations to int8, 0 where it does not apply: the weight group of W2U, the
  * block of a GGUF type with an int8 GEMV (Q8_0's 32: the lm_head of rotquant's files). */
 static int64_t a16_q8_block(const rq_linear *l) {
     rq_lowbit_tuning t;
     rq_lowbit_tuning_get(&t);
     if (t.a16 != RQ_LOWBIT_A16_Q8 || act_quantized(l)) return 0;
-    if (rq_linear_kind_lowbit(l->kind)) return rq_lowbit_bits(l->type) == 2 ? rq_lowbit_group(l->type) : 0;
+    if (rq_linear_kind_lowbit(l->kind)) return l->kind == RQ_LINEAR_W2U ? rq_lowbit_group(l->type) : 0;
     const rq_type_kernels *tk = l->kind == RQ_LINEAR_GGUF ? rq_type_kernels_get(l->type) : NULL;
     return tk && tk->gemv_q8 ? rq_type_traits_get(l->type)->block_size : 0;
 }
