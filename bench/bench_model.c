@@ -14,9 +14,10 @@
  * parts (threads × 100% when it had the cores to itself; lower when shared).
  *
  * usage: bench_model [MODEL] [-t threads] [-p N] [-n M] [-r repeats] [--abits 16|8|4] [--ref]
- *                    [--a16 exact|q8] [--lut-int float|bitplane] [--no-baseline] [--tsv LABEL]
+ *                    [--a16 exact|q8] [--lut-int float|bitplane] [--no-rows4] [--no-baseline] [--tsv LABEL]
  * --a16: how packed 2-bit weights take float activations (kernels/gemv.h, rq_lowbit_a16);
- * --lut-int: W2L's method for integer activations (rq_lowbit_lut_int_method).
+ * --lut-int: W2L's method for integer activations (rq_lowbit_lut_int_method); --no-rows4: the
+ * super-chunk kernels row by row for one token (rq_lowbit_tuning.no_rows4).
  * --tsv prints one tab-separated line at the end:
  *   LABEL weights_MiB rss_load_MiB rss_anon_MiB peak_rss_MiB pp_tok_s tg_tok_s cpu_pct
  * llama.cpp's figures for the same machine come from llama-bench (bench/bench_model.sh). */
@@ -96,6 +97,12 @@ int main(int argc, char **argv) {
                 return 1;
             }
             tu.lut_int = !strcmp(v, "bitplane") ? RQ_LOWBIT_LUT_INT_BITPLANE : RQ_LOWBIT_LUT_INT_FLOAT;
+            rq_lowbit_tuning_set(&tu);
+        }
+        else if (!strcmp(argv[i], "--no-rows4")) {
+            rq_lowbit_tuning tu;
+            rq_lowbit_tuning_get(&tu);
+            tu.no_rows4 = true;
             rq_lowbit_tuning_set(&tu);
         }
         else if (!strcmp(argv[i], "--no-baseline")) baseline = false;

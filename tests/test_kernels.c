@@ -451,23 +451,29 @@ typedef struct {
 } kpath;
 
 /* Every kernel path of every level the CPU has: the defaults (super-chunk W2 kernels for
- * integer activations where the level has them), the per-group kernels (no_sc) with
- * each W2L integer method, GEMV-only tiles, and AVX-512 without VNNI both ways. */
-#define MAX_PATHS 32
+ * integer activations where the level has them, four rows per call for one token), the
+ * super-chunk kernels row by row (no_rows4), the per-group kernels (no_sc) with each W2L
+ * integer method, GEMV-only tiles, AVX-512 without VNNI both ways, and the W2L super-chunk
+ * bit planes with and without the four-row kernels. */
+#define MAX_PATHS 40
 static int kernel_paths(kpath *p) {
     int n = 0;
     for (int lvl = RQ_CPU_SCALAR; lvl <= (int)rq_cpu_max_level(); lvl++) {
-        for (int variant = 0; variant < 6; variant++) {
+        for (int variant = 0; variant < 9; variant++) {
             kpath k = {.level = (rq_cpu_level)lvl, .tuning = {.lut_int = RQ_LOWBIT_LUT_INT_FLOAT, .tok_tile = 4}};
             if (variant == 1) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_sc = true;
             if (variant == 2) k.tuning.tok_tile = 1;
             if (variant == 3) k.tuning.no_sc = true;
-            if (variant >= 4) {
+            if (variant == 4 || variant == 5) {
                 if (lvl != RQ_CPU_AVX512 || !rq_cpu_features_get()->avx512vnni) continue;
                 k.tuning.no_vnni = true;
                 if (variant == 5) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_sc = true;
             }
-            if (lvl == RQ_CPU_SCALAR && variant == 3) continue; /* no super-chunk kernels in the reference */
+            if (variant == 6) k.tuning.no_rows4 = true;
+            if (variant == 7) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE;
+            if (variant == 8) k.tuning.lut_int = RQ_LOWBIT_LUT_INT_BITPLANE, k.tuning.no_rows4 = true;
+            /* no super-chunk kernels in the reference */
+            if (lvl == RQ_CPU_SCALAR && (variant == 3 || variant >= 6)) continue;
             RQ_ASSERT(n < MAX_PATHS);
             p[n++] = k;
         }
@@ -510,10 +516,10 @@ static void test_kernels_case(rq_rng *r, int type, int64_t out, int64_t in, int6
                 if (err > worst) worst = err;
                 if (pi > 0 && dyadic && memcmp(&y[i], &yfirst[i], 4) != 0) bad_exact++;
             }
-            RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d nosc %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
+            RQ_CHECK_MSG(bad == 0, "%s act %s level %s (lut_int %d tile %d novnni %d nosc %d norows4 %d) out %lld in %lld n_tok %lld%s: %d of %lld off the oracle (worst %g)",
                          rq_type_name(type), rq_act_kind_name((rq_act_kind)act), rq_lowbit_kernel_name(),
                          (int)paths[pi].tuning.lut_int, paths[pi].tuning.tok_tile, (int)paths[pi].tuning.no_vnni,
-                         (int)paths[pi].tuning.no_sc,
+                         (int)paths[pi].tuning.no_sc, (int)paths[pi].tuning.no_rows4,
                          (long long)out, (long long)in, (long long)n_tok, dyadic ? " dyadic" : "", bad,
                          (long long)(n_tok * out), worst);
             RQ_CHECK_MSG(bad_exact == 0, "%s act %s level %s: %d results differ from the scalar path on dyadic data",

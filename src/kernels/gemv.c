@@ -64,6 +64,7 @@ rq_status rq_lowbit_matrix_check(const rq_lowbit_matrix *w) {
  * tokens × K block) stays within RQ_LOWBIT_ACT_BLOCK_BYTES, so that it is read from L1 for
  * every row of the block (a 4096-float row alone is 16 KiB; 4 of them overflow L1). */
 #define RQ_LOWBIT_ROW_BLOCK 16
+_Static_assert(RQ_LOWBIT_TILE >= 4 && RQ_LOWBIT_ROW_BLOCK % 4 == 0, "the four-row kernels' outputs fit tmp and acc");
 #define RQ_LOWBIT_ACT_BLOCK_BYTES (16 * 1024)
 /* The GEMV (one token) walks whole rows unless its activation row exceeds this: one row
  * is read from L1/L2 by every weight row, and splitting long weight rows into pieces
@@ -80,6 +81,7 @@ typedef struct {
     const rq_lowbit_act *a;
     const float *scale; /* [n_tok] or NULL (all 1) */
     rq_lowbit_dot_fn fn;
+    rq_lowbit_dot4_fn fn4; /* one token, four rows per call, or NULL */
     int tile;
     int64_t kc; /* groups per K block */
     float *y;   /* [n_tok, ldy] */
@@ -97,7 +99,13 @@ static void gemm_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
             const int nt = (int)(n_tok - t0 < j->tile ? n_tok - t0 : j->tile);
             for (int64_t b0 = 0; b0 < ng; b0 += j->kc) {
                 const int64_t b1 = b0 + j->kc < ng ? b0 + j->kc : ng;
-                for (int64_t r = rb; r < re; r++) {
+                int64_t r = rb;
+                if (nt == 1 && j->fn4)
+                    for (; r + 4 <= re; r += 4) {
+                        j->fn4(j->w + r * j->row_bytes, j->row_bytes, j->a, t0, b0, b1, tmp);
+                        for (int i = 0; i < 4; i++) acc[r - rb + i][0] = b0 == 0 ? tmp[i] : acc[r - rb + i][0] + tmp[i];
+                    }
+                for (; r < re; r++) {
                     j->fn(j->w + r * j->row_bytes, j->a, t0, nt, b0, b1, tmp);
                     for (int t = 0; t < nt; t++) acc[r - rb][t] = b0 == 0 ? tmp[t] : acc[r - rb][t] + tmp[t];
                 }
@@ -137,6 +145,7 @@ static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
     const bool int_kernel = sc || (int_act && !(lut && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT));
     j.fn = sc ? sc : int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
+    if (sc && a->n_tok == 1 && !g_tuning.no_rows4 && kind != RQ_LOWBIT_KIND_W4U && ks->sc4[kind]) j.fn4 = ks->sc4[kind][gi];
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
     /* activation bytes per group and token: int8 values or floats. The integer kernels
      * also read the lane sums (lowbit_impl.h, 4·lanes bytes per group: as many as the values

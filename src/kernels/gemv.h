@@ -127,6 +127,8 @@ typedef struct rq_lowbit_tuning {
     bool no_sc;                   /* W2 integer activations: the per-group kernels instead of the
                                    * super-chunk ones (lowbit_impl.h) where those exist */
     rq_lowbit_a16 a16;            /* default RQ_LOWBIT_A16_EXACT */
+    bool no_rows4;                /* one token: the super-chunk kernels row by row instead of
+                                   * four rows per call where the level has those */
 } rq_lowbit_tuning;
 
 void rq_lowbit_tuning_get(rq_lowbit_tuning *t);

@@ -91,6 +91,13 @@ static inline int rq_lowbit_sc_elem(int64_t g, int j, int k, int e) {
 typedef void (*rq_lowbit_dot_fn)(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int nt,
                              int64_t b0, int64_t b1, float *out);
 
+/* out[r] = Σ_{i in groups b0..b1-1} ŵ[row r, i] · v[t0, i] for r < 4, row r at row + r·row_bytes:
+ * the super-chunk kernel over four rows of one token at once (the GEMV of small matrices,
+ * where a row is a few super-chunks: one call, one set of activation loads and one final
+ * reduction for four rows). */
+typedef void (*rq_lowbit_dot4_fn)(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act *a, int64_t t0,
+                                  int64_t b0, int64_t b1, float *out);
+
 /* Quantizes x [n] to q [n] in [-qmax, qmax]; returns the scale. Same codes as
  * rq_act_quant_ref, bit for bit. */
 typedef float (*rq_act_quant_fn)(const float *x, int64_t n, int qmax, int8_t *q);
@@ -111,6 +118,8 @@ typedef struct rq_lowbit_kernel_set {
     /* integer-activation kernels over super-chunks (rq_lowbit_act.scq), [W2U, W2L] ->
      * [group index], NULL where there is none; b0 is a multiple of 256/g and b1 one or ng */
     const rq_lowbit_dot_fn *sc[2];
+    /* their four-row versions for one token, NULL where there are none */
+    const rq_lowbit_dot4_fn *sc4[2];
 } rq_lowbit_kernel_set;
 
 extern const rq_lowbit_kernel_set rq_lowbit_kernels_ref;
@@ -124,6 +133,7 @@ extern const rq_lowbit_dot_fn rq_w4_f32_avx2[3], rq_w4_i8_avx2[3];
 extern const rq_lowbit_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w4_i8_avx512[3];
 /* The super-chunk W2 kernels (x86/lowbit_w2sc_avx512.c), [W2U, W2L][group index]. */
 extern const rq_lowbit_dot_fn rq_w2sc_avx512_vnni[2][3], rq_w2sc_avx512[2][3];
+extern const rq_lowbit_dot4_fn rq_w2sc4_avx512_vnni[2][3], rq_w2sc4_avx512[2][3];
 extern const rq_lowbit_dot_fn rq_w2sc_avx2[2][3]; /* x86/lowbit_w2sc_avx2.c */
 
 #endif

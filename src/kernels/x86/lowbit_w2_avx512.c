@@ -259,6 +259,7 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx512 = {
     .act_quant = act_quant,
     .lanes = 16,
     .sc = {rq_w2sc_avx512_vnni[0], rq_w2sc_avx512_vnni[1]},
+    .sc4 = {rq_w2sc4_avx512_vnni[0], rq_w2sc4_avx512_vnni[1]},
 };
 
 const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni = {
@@ -268,4 +269,5 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx512_novnni = {
     .act_quant = act_quant,
     .lanes = 16,
     .sc = {rq_w2sc_avx512[0], rq_w2sc_avx512[1]},
+    .sc4 = {rq_w2sc4_avx512[0], rq_w2sc4_avx512[1]},
 };

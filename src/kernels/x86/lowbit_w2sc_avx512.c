@@ -152,6 +152,90 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
     for (int t = 0; t < NT; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
+/* Four rows of one token: as dot_sc with NT = 1, each super-chunk's activations loaded once
+ * for the four rows, and the four row sums reduced together at the end. */
+INLINE void dot_sc4(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1,
+                    float *out, const int G, const bool LUT, const bool VNNI) {
+    const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
+    const int8_t *q;
+    const float *ql, *qs;
+    sc_tile(a, t0, 1, &q, &ql, &qs);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int64_t b = b0; b < b1; b += GPS) {
+        const int64_t s = b / GPS;
+        const bool full = b + GPS <= b1;
+        const int have = full ? GPS : (int)(b1 - b);
+        const int8_t *qv = q + s * RQ_LOWBIT_SC;
+        __m512i x[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) x[k] = _mm512_loadu_si512(qv + 64 * k);
+        const __m512 qlv = _mm512_loadu_ps(ql + 16 * s);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = row + r * row_bytes + b * bb;
+            _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
+            const __m512i v = sc_codes(blk, G, head, full, have);
+            __m512i c[4];
+            c[0] = _mm512_and_si512(v, m3);
+            c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+            c[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+            c[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+            if (!LUT) {
+                __m512 d, z;
+                uniform_hdr(blk, G, full, have, &d, &z);
+                __m512i S = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) S = dp512(S, c[k], x[k], VNNI);
+                const __m512 D = _mm512_fnmadd_ps(z, qlv, _mm512_cvtepi32_ps(S));
+                const __m512 ds = qs ? _mm512_mul_ps(d, _mm512_loadu_ps(qs + 16 * s)) : d;
+                acc[r] = _mm512_fmadd_ps(D, ds, acc[r]);
+            } else {
+                __m512 v0, c1, c2, c3;
+                lut_hdr(blk, G, full, have, &v0, &c1, &c2, &c3);
+                __m512i S1 = _mm512_setzero_si512(), S2 = S1, S3 = S1;
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m512i p2 = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x02020000), c[k]);
+                    const __m512i p3 = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x04000000), c[k]);
+                    S1 = dp512(S1, c[k], x[k], VNNI);
+                    S2 = dp512(S2, p2, x[k], VNNI);
+                    S3 = dp512(S3, p3, x[k], VNNI);
+                }
+                __m512 sum = _mm512_mul_ps(v0, qlv);
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S1), c1, sum);
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S2), c2, sum);
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S3), c3, sum);
+                acc[r] = qs ? _mm512_fmadd_ps(sum, _mm512_loadu_ps(qs + 16 * s), acc[r]) : _mm512_add_ps(acc[r], sum);
+            }
+        }
+    }
+    /* the four sums: halves added, then two rounds of horizontal adds give [r0 r1 r2 r3] in
+     * each 128-bit lane of the 256-bit result */
+    __m256 h[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+        h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+    const __m256 h4 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h4), _mm256_extractf128_ps(h4, 1)));
+}
+
+#define RQ_SC4_INST(G, LUT, VNNI)                                                                                  \
+    static void sc4_##LUT##_##G##_##VNNI(const uint8_t *r, int64_t rb, const rq_lowbit_act *a, int64_t t0,       \
+                                         int64_t b0, int64_t b1, float *o) {                                     \
+        dot_sc4(r, rb, a, t0, b0, b1, o, G, LUT, VNNI);                                                          \
+    }
+RQ_SC4_INST(64, false, true) RQ_SC4_INST(128, false, true) RQ_SC4_INST(64, true, true) RQ_SC4_INST(128, true, true)
+RQ_SC4_INST(64, false, false) RQ_SC4_INST(128, false, false) RQ_SC4_INST(64, true, false) RQ_SC4_INST(128, true, false)
+
+const rq_lowbit_dot4_fn rq_w2sc4_avx512_vnni[2][3] = {{NULL, sc4_false_64_true, sc4_false_128_true},
+                                                      {NULL, sc4_true_64_true, sc4_true_128_true}};
+const rq_lowbit_dot4_fn rq_w2sc4_avx512[2][3] = {{NULL, sc4_false_64_false, sc4_false_128_false},
+                                                 {NULL, sc4_true_64_false, sc4_true_128_false}};
+
 #define RQ_SC_INST(G, LUT, VNNI)                                                                                   \
     static void sc_##LUT##_##G##_##VNNI(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, \
                                         int64_t b1, float *o) {                                                  \
