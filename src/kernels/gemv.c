@@ -145,7 +145,8 @@ static void run(const rq_lowbit_matrix *w, const rq_lowbit_act *a, const float *
     RQ_ASSERT(rq_type_row_bytes(w->type, w->in, &j.row_bytes));
     const bool int_kernel = sc || (int_act && !(lut && g_tuning.lut_int == RQ_LOWBIT_LUT_INT_FLOAT));
     j.fn = sc ? sc : int_kernel ? ks->i8[kind][gi] : ks->f32[kind][gi];
-    if (sc && a->n_tok == 1 && !g_tuning.no_rows4 && kind != RQ_LOWBIT_KIND_W4U && ks->sc4[kind]) j.fn4 = ks->sc4[kind][gi];
+    if (sc && a->n_tok == 1 && !g_tuning.no_rows4 && kind != RQ_LOWBIT_KIND_W4U && ks->sc4[kind])
+        j.fn4 = ks->sc4[kind][gi]; /* NULL where the level has no four-row version */
     const int64_t tile = a->n_tok < j.tile ? a->n_tok : j.tile;
     /* activation bytes per group and token: int8 values or floats. The integer kernels
      * also read the lane sums (lowbit_impl.h, 4·lanes bytes per group: as many as the values

@@ -135,5 +135,6 @@ extern const rq_lowbit_dot_fn rq_w4_f32_avx512[3], rq_w4_i8_avx512_vnni[3], rq_w
 extern const rq_lowbit_dot_fn rq_w2sc_avx512_vnni[2][3], rq_w2sc_avx512[2][3];
 extern const rq_lowbit_dot4_fn rq_w2sc4_avx512_vnni[2][3], rq_w2sc4_avx512[2][3];
 extern const rq_lowbit_dot_fn rq_w2sc_avx2[2][3]; /* x86/lowbit_w2sc_avx2.c */
+extern const rq_lowbit_dot4_fn rq_w2sc4_avx2[2][3];
 
 #endif

@@ -211,4 +211,5 @@ const rq_lowbit_kernel_set rq_lowbit_kernels_avx2 = {
     .act_quant = act_quant,
     .lanes = 8,
     .sc = {rq_w2sc_avx2[0], rq_w2sc_avx2[1]},
+    .sc4 = {rq_w2sc4_avx2[0], rq_w2sc4_avx2[1]},
 };

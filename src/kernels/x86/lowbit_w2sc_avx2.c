@@ -135,6 +135,69 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
     for (int t = 0; t < NT; t++) out[t] = hsum256(acc[t]);
 }
 
+/* W2U, four rows of one token: as dot_sc with NT = 1, each half's activations loaded once for
+ * the four rows, and the four row sums reduced together at the end. */
+INLINE void dot_sc4_u(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act *a, int64_t t0, int64_t b0,
+                      int64_t b1, float *out, const int G) {
+    const int head = RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
+    const int8_t *q;
+    const float *ql, *qs;
+    sc_tile(a, t0, 1, &q, &ql, &qs);
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    for (int64_t b = b0; b < b1; b += GPS) {
+        const int64_t s = b / GPS;
+        const bool full = b + GPS <= b1;
+        const int have = full ? GPS : (int)(b1 - b);
+        __m128i hw[4][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = row + r * row_bytes + b * bb;
+            _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
+            headers(blk, G, false, full, have, hw[r]);
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const int8_t *qv = q + s * RQ_LOWBIT_SC + 32 * h;
+            __m256i x[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) x[k] = _mm256_loadu_si256((const __m256i *)(qv + 64 * k));
+            const __m256 qlv = _mm256_loadu_ps(ql + 16 * s + 8 * h);
+            const int g0 = G == 64 ? 2 * h : h, g1 = G == 64 ? 2 * h + 1 : h;
+            const __m256i id = _mm256_setr_epi32(2 * g0, 2 * g0, 2 * g0, 2 * g0, 2 * g1, 2 * g1, 2 * g1, 2 * g1);
+            const __m256i iz = _mm256_add_epi32(id, _mm256_set1_epi32(1));
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const __m256i v = half_codes(row + r * row_bytes + b * bb, G, head, h, full, have);
+                __m256i s16 = _mm256_maddubs_epi16(_mm256_and_si256(v, m3), x[0]);
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), m3), x[1]));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), x[2]));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), x[3]));
+                const __m256 dz = _mm256_cvtph_ps(hw[r][0]);
+                const __m256 d = _mm256_permutevar8x32_ps(dz, id), z = _mm256_permutevar8x32_ps(dz, iz);
+                const __m256 D = _mm256_fnmadd_ps(z, qlv, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
+                const __m256 ds = qs ? _mm256_mul_ps(d, _mm256_loadu_ps(qs + 16 * s + 8 * h)) : d;
+                acc[r] = _mm256_fmadd_ps(D, ds, acc[r]);
+            }
+        }
+    }
+    const __m256 h4 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h4), _mm256_extractf128_ps(h4, 1)));
+}
+
+static void sc4_u64(const uint8_t *r, int64_t rb, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *o) {
+    dot_sc4_u(r, rb, a, t0, b0, b1, o, 64);
+}
+static void sc4_u128(const uint8_t *r, int64_t rb, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *o) {
+    dot_sc4_u(r, rb, a, t0, b0, b1, o, 128);
+}
+
+/* W2U only: W2L's super-chunk kernels are not the default (lowbit_impl.h) */
+const rq_lowbit_dot4_fn rq_w2sc4_avx2[2][3] = {{NULL, sc4_u64, sc4_u128}, {NULL, NULL, NULL}};
+
 #define RQ_SC_INST(G, LUT)                                                                                          \
     static void sc_##LUT##_##G(const uint8_t *r, const rq_lowbit_act *a, int64_t t0, int nt, int64_t b0, int64_t b1, \
                                float *o) {                                                                         \
