@@ -184,8 +184,7 @@ INLINE void dot_sc4_u(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act
             }
         }
     }
-    const __m256 h4 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h4), _mm256_extractf128_ps(h4, 1)));
+    hsum4_256(acc, out);
 }
 
 static void sc4_u64(const uint8_t *r, int64_t rb, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *o) {

@@ -84,6 +84,51 @@ INLINE void lut_hdr(const uint8_t *blk, const int G, bool full, int have, __m512
     *c3 = _mm512_mul_ps(_mm512_set1_ps(0.25f), _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(e, c), b), a));
 }
 
+/* The four 2-bit planes of a super-chunk's codes (one per vpdpbusd step). */
+INLINE void sc_planes(__m512i v, __m512i c[4]) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    c[0] = _mm512_and_si512(v, m3);
+    c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+    c[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+    c[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+}
+
+/* W2U, one super-chunk of one token: acc + d·s·(D − z·Q) per lane (x: the activations of the
+ * four steps, qlv: their lane sums Q, qsv: the lane scales s or NULL). */
+INLINE __m512 sc_uniform_step(const __m512i c[4], const __m512i x[4], __m512 d, __m512 z, __m512 qlv, const float *qsv,
+                              __m512 acc, const bool VNNI) {
+    __m512i S = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) S = dp512(S, c[k], x[k], VNNI);
+    const __m512 D = _mm512_fnmadd_ps(z, qlv, _mm512_cvtepi32_ps(S));
+    return _mm512_fmadd_ps(D, qsv ? _mm512_mul_ps(d, _mm512_loadu_ps(qsv)) : d, acc);
+}
+
+/* W2L bit planes (p2, p3 from the codes by vpshufb), one super-chunk of one token:
+ * v0·Q + c1·D1 + c2·D2 + c3·D3 per lane, times the lane scales when given, added to acc. */
+INLINE void sc_lut_planes(const __m512i c[4], __m512i p2[4], __m512i p3[4]) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) { /* table lookups (vpshufb, port 5) beside the port-0 dot products */
+        p2[k] = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x02020000), c[k]);
+        p3[k] = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x04000000), c[k]);
+    }
+}
+INLINE __m512 sc_lut_step(const __m512i c[4], const __m512i p2[4], const __m512i p3[4], const __m512i x[4], __m512 v0,
+                          __m512 c1, __m512 c2, __m512 c3, __m512 qlv, const float *qsv, __m512 acc, const bool VNNI) {
+    __m512i S1 = _mm512_setzero_si512(), S2 = S1, S3 = S1;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        S1 = dp512(S1, c[k], x[k], VNNI);
+        S2 = dp512(S2, p2[k], x[k], VNNI);
+        S3 = dp512(S3, p3[k], x[k], VNNI);
+    }
+    __m512 sum = _mm512_mul_ps(v0, qlv);
+    sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S1), c1, sum);
+    sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S2), c2, sum);
+    sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S3), c3, sum);
+    return qsv ? _mm512_fmadd_ps(sum, _mm512_loadu_ps(qsv), acc) : _mm512_add_ps(acc, sum);
+}
+
 INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT, const bool VNNI) {
     const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
@@ -93,7 +138,6 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
     __m512 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    const __m512i m3 = _mm512_set1_epi8(3);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;
         const uint8_t *blk = row + b * bb;
@@ -101,50 +145,33 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
         const int have = full ? GPS : (int)(b1 - b);
         _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
-        const __m512i v = sc_codes(blk, G, head, full, have);
         __m512i c[4];
-        c[0] = _mm512_and_si512(v, m3);
-        c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        c[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-        c[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        sc_planes(sc_codes(blk, G, head, full, have), c);
         if (!LUT) {
             __m512 d, z;
             uniform_hdr(blk, G, full, have, &d, &z);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 const int8_t *qv = q[t] + s * RQ_LOWBIT_SC;
-                __m512i S = _mm512_setzero_si512();
+                __m512i x[4];
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) S = dp512(S, c[k], _mm512_loadu_si512(qv + 64 * k), VNNI);
-                const __m512 D = _mm512_fnmadd_ps(z, _mm512_loadu_ps(ql[t] + 16 * s), _mm512_cvtepi32_ps(S));
-                const __m512 ds = qs[t] ? _mm512_mul_ps(d, _mm512_loadu_ps(qs[t] + 16 * s)) : d;
-                acc[t] = _mm512_fmadd_ps(D, ds, acc[t]);
+                for (int k = 0; k < 4; k++) x[k] = _mm512_loadu_si512(qv + 64 * k);
+                acc[t] = sc_uniform_step(c, x, d, z, _mm512_loadu_ps(ql[t] + 16 * s), qs[t] ? qs[t] + 16 * s : NULL,
+                                         acc[t], VNNI);
             }
         } else {
             __m512 v0, c1, c2, c3;
             lut_hdr(blk, G, full, have, &v0, &c1, &c2, &c3);
             __m512i p2[4], p3[4];
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) { /* table lookups (vpshufb, port 5) beside the port-0 dot products */
-                p2[k] = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x02020000), c[k]);
-                p3[k] = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x04000000), c[k]);
-            }
+            sc_lut_planes(c, p2, p3);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 const int8_t *qv = q[t] + s * RQ_LOWBIT_SC;
-                __m512i S1 = _mm512_setzero_si512(), S2 = S1, S3 = S1;
+                __m512i x[4];
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    const __m512i x = _mm512_loadu_si512(qv + 64 * k);
-                    S1 = dp512(S1, c[k], x, VNNI);
-                    S2 = dp512(S2, p2[k], x, VNNI);
-                    S3 = dp512(S3, p3[k], x, VNNI);
-                }
-                __m512 sum = _mm512_mul_ps(v0, _mm512_loadu_ps(ql[t] + 16 * s));
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S1), c1, sum);
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S2), c2, sum);
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S3), c3, sum);
-                acc[t] = qs[t] ? _mm512_fmadd_ps(sum, _mm512_loadu_ps(qs[t] + 16 * s), acc[t]) : _mm512_add_ps(acc[t], sum);
+                for (int k = 0; k < 4; k++) x[k] = _mm512_loadu_si512(qv + 64 * k);
+                acc[t] = sc_lut_step(c, p2, p3, x, v0, c1, c2, c3, _mm512_loadu_ps(ql[t] + 16 * s),
+                                     qs[t] ? qs[t] + 16 * s : NULL, acc[t], VNNI);
             }
         }
     }
@@ -163,7 +190,6 @@ INLINE void dot_sc4(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act *
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
-    const __m512i m3 = _mm512_set1_epi8(3);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;
         const bool full = b + GPS <= b1;
@@ -178,49 +204,27 @@ INLINE void dot_sc4(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act *
             const uint8_t *blk = row + r * row_bytes + b * bb;
             _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH, _MM_HINT_T0);
             _mm_prefetch((const char *)blk + RQ_LOWBIT_PREFETCH + 64, _MM_HINT_T0);
-            const __m512i v = sc_codes(blk, G, head, full, have);
             __m512i c[4];
-            c[0] = _mm512_and_si512(v, m3);
-            c[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-            c[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-            c[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+            sc_planes(sc_codes(blk, G, head, full, have), c);
+            const float *qsv = qs ? qs + 16 * s : NULL;
             if (!LUT) {
                 __m512 d, z;
                 uniform_hdr(blk, G, full, have, &d, &z);
-                __m512i S = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) S = dp512(S, c[k], x[k], VNNI);
-                const __m512 D = _mm512_fnmadd_ps(z, qlv, _mm512_cvtepi32_ps(S));
-                const __m512 ds = qs ? _mm512_mul_ps(d, _mm512_loadu_ps(qs + 16 * s)) : d;
-                acc[r] = _mm512_fmadd_ps(D, ds, acc[r]);
+                acc[r] = sc_uniform_step(c, x, d, z, qlv, qsv, acc[r], VNNI);
             } else {
                 __m512 v0, c1, c2, c3;
                 lut_hdr(blk, G, full, have, &v0, &c1, &c2, &c3);
-                __m512i S1 = _mm512_setzero_si512(), S2 = S1, S3 = S1;
-#pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    const __m512i p2 = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x02020000), c[k]);
-                    const __m512i p3 = _mm512_shuffle_epi8(_mm512_set4_epi32(0, 0, 0, 0x04000000), c[k]);
-                    S1 = dp512(S1, c[k], x[k], VNNI);
-                    S2 = dp512(S2, p2, x[k], VNNI);
-                    S3 = dp512(S3, p3, x[k], VNNI);
-                }
-                __m512 sum = _mm512_mul_ps(v0, qlv);
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S1), c1, sum);
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S2), c2, sum);
-                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S3), c3, sum);
-                acc[r] = qs ? _mm512_fmadd_ps(sum, _mm512_loadu_ps(qs + 16 * s), acc[r]) : _mm512_add_ps(acc[r], sum);
+                __m512i p2[4], p3[4];
+                sc_lut_planes(c, p2, p3);
+                acc[r] = sc_lut_step(c, p2, p3, x, v0, c1, c2, c3, qlv, qsv, acc[r], VNNI);
             }
         }
     }
-    /* the four sums: halves added, then two rounds of horizontal adds give [r0 r1 r2 r3] in
-     * each 128-bit lane of the 256-bit result */
-    __m256 h[4];
+    __m256 h[4]; /* each row's halves added, then the four reduced together */
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
         h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
-    const __m256 h4 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h4), _mm256_extractf128_ps(h4, 1)));
+    hsum4_256(h, out);
 }
 
 #define RQ_SC4_INST(G, LUT, VNNI)                                                                                  \

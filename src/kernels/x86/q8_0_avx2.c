@@ -5,16 +5,10 @@
 #include "kernels/qgemv.h"
 
 #include "format/format.h"
+#include "kernels/x86/dot_x86.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline __m256 block_sum(const rq_block_q8_0 *b, const float *x) {
     const __m128i q0 = _mm_loadu_si128((const __m128i *)b->qs);
@@ -42,33 +36,8 @@ void rq_q8_0_gemv_avx2(const void *w, int64_t out, int64_t in, const float *x, f
     }
 }
 
-/* Integer block dot of 32 weights and 32 activation codes: |w| (unsigned) times x with w's
- * sign (vpsignb), pairs summed to int16 by vpmaddubsw (at most 2·128·127 = 32512: no
- * saturation), then to 8 int32 by vpmaddwd. */
-static inline __m256i block_dot_i8(const rq_block_q8_0 *b, const int8_t *xq) {
-    const __m256i w = _mm256_loadu_si256((const __m256i *)b->qs);
-    const __m256i x = _mm256_loadu_si256((const __m256i *)xq);
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
 void rq_q8_0_gemv_q8_avx2(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y) {
-    const int64_t nb = in / RQ_QK8_0;
-    const rq_block_q8_0 *a = w;
-    for (int64_t r = 0; r < out; r++, a += nb) {
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            const __m256 d0 = _mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]);
-            const __m256 d1 = _mm256_set1_ps(_cvtsh_ss(a[b + 1].d) * xd[b + 1]);
-            acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(block_dot_i8(a + b, xq + b * RQ_QK8_0)), acc0);
-            acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(block_dot_i8(a + b + 1, xq + (b + 1) * RQ_QK8_0)), acc1);
-        }
-        if (b < nb)
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]),
-                                   _mm256_cvtepi32_ps(block_dot_i8(a + b, xq + b * RQ_QK8_0)), acc0);
-        y[r] = hsum256(_mm256_add_ps(acc0, acc1));
-    }
+    q8_0_gemv_q8_rows(w, out, in, xq, xd, y, false);
 }
 
 /* R16 layout (qgemv.h) without VNNI: per step, each half of the 16 rows (8 lanes) gets its

@@ -9,6 +9,7 @@
 #include "kernels/qgemv.h"
 
 #include "format/format.h"
+#include "kernels/x86/dot_x86.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -36,34 +37,8 @@ void rq_q8_0_gemv_avx512(const void *w, int64_t out, int64_t in, const float *x,
     }
 }
 
-/* Integer block dot as in the AVX2 version, with one vpdpbusd (AVX-512 VL + VNNI on 256-bit
- * registers: vpsignb has no 512-bit form, and a block of 32 fills one ymm). */
-static inline __m256i block_dot_vnni(const rq_block_q8_0 *b, const int8_t *xq) {
-    const __m256i w = _mm256_loadu_si256((const __m256i *)b->qs);
-    const __m256i x = _mm256_loadu_si256((const __m256i *)xq);
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-}
-
 void rq_q8_0_gemv_q8_avx512(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y) {
-    const int64_t nb = in / RQ_QK8_0;
-    const rq_block_q8_0 *a = w;
-    for (int64_t r = 0; r < out; r++, a += nb) {
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            const __m256 d0 = _mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]);
-            const __m256 d1 = _mm256_set1_ps(_cvtsh_ss(a[b + 1].d) * xd[b + 1]);
-            acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(block_dot_vnni(a + b, xq + b * RQ_QK8_0)), acc0);
-            acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(block_dot_vnni(a + b + 1, xq + (b + 1) * RQ_QK8_0)), acc1);
-        }
-        if (b < nb)
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]),
-                                   _mm256_cvtepi32_ps(block_dot_vnni(a + b, xq + b * RQ_QK8_0)), acc0);
-        const __m256 s = _mm256_add_ps(acc0, acc1);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        y[r] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-    }
+    q8_0_gemv_q8_rows(w, out, in, xq, xd, y, true);
 }
 
 /* R16 layout (qgemv.h): per block, 8 vpdpbusd of 64 code bytes against x's 4 codes
