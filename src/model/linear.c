@@ -186,12 +186,14 @@ static void prepare(const rq_linear *l, const float *x, int64_t n, prepared *p) 
         const int64_t nb = l->n_in / block;
         p->q = rq_xalloc(l->n_in + 64);
         p->qd = rq_xalloc(nb * (int64_t)sizeof(float) + 64);
-        p->qs = rq_xalloc(nb * (int64_t)sizeof(int32_t) + 64);
-        for (int64_t b = 0; b < nb; b++) {
-            p->qd[b] = rq_act_quant(x + b * block, block, RQ_ACT_Q8_MAX, p->q + b * block);
-            int32_t sum = 0;
-            for (int64_t i = 0; i < block; i++) sum += p->q[b * block + i];
-            p->qs[b] = sum;
+        for (int64_t b = 0; b < nb; b++) p->qd[b] = rq_act_quant(x + b * block, block, RQ_ACT_Q8_MAX, p->q + b * block);
+        if (l->q8r16) { /* the R16 kernel's bias needs each block's code sum */
+            p->qs = rq_xalloc(nb * (int64_t)sizeof(int32_t) + 64);
+            for (int64_t b = 0; b < nb; b++) {
+                int32_t sum = 0;
+                for (int64_t i = 0; i < block; i++) sum += p->q[b * block + i];
+                p->qs[b] = sum;
+            }
         }
     } else if (block) {
         p->xf = fake_quant(x, n, l->n_in, block, RQ_ACT_Q8_MAX);

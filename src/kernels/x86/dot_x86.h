@@ -70,7 +70,6 @@ INLINE float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* x[t] = the activation rows of the tile, acc = 0 */
 /* out[0..3] = the horizontal sums of h[0..3]: two rounds of horizontal adds give
  * [s0 s1 s2 s3] in each 128-bit lane, whose two halves are then added. */
 INLINE void hsum4_256(const __m256 h[4], float *out) {
@@ -78,6 +77,36 @@ INLINE void hsum4_256(const __m256 h[4], float *out) {
     _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h4), _mm256_extractf128_ps(h4, 1)));
 }
 
+/* Σ of 4 adjacent s8·s8 products w·x per 32-bit lane, as |w| · sign(x, w) (vpsignb has no
+ * 512-bit form; at most 2·128·127 per int16 pair without VNNI: no saturation for any w in
+ * -128..127 and x in -127..127). VNNI only where AVX-512 is compiled in. */
+INLINE __m256i s8_dot256(__m256i w, __m256i x, const bool VNNI) {
+    const __m256i u = _mm256_sign_epi8(w, w), s = _mm256_sign_epi8(x, w);
+#ifdef __AVX512F__
+    if (VNNI) return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#endif
+    (void)VNNI;
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* The rows of rq_q8_0_gemv_q8 (kernels/qgemv.h): per block the integer dot of its 32 weights
+ * and codes, then one FMA of d·xd, two chains (even and odd blocks). */
+INLINE void q8_0_gemv_q8_rows(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y,
+                              const bool VNNI) {
+    const int64_t nb = in / RQ_QK8_0;
+    const rq_block_q8_0 *a = w;
+    for (int64_t r = 0; r < out; r++, a += nb) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i s = s8_dot256(_mm256_loadu_si256((const __m256i *)a[b].qs),
+                                        _mm256_loadu_si256((const __m256i *)(xq + b * RQ_QK8_0)), VNNI);
+            acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]), _mm256_cvtepi32_ps(s), acc[b & 1]);
+        }
+        y[r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
+    }
+}
+
+/* x[t] = the activation rows of the tile, acc = 0 */
 INLINE void tile_start256(const rq_lowbit_act *a, int64_t t0, const int NT, const float **x, __m256 (*acc)[4]) {
     const int NA = RQ_DOT_NA(NT);
 #pragma GCC unroll 4
@@ -115,40 +144,6 @@ INLINE __m256i dp256(__m256i acc, __m256i u, __m256i s, const bool VNNI) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-/* Q8_0 × int8 (kernels/qgemv.h, rq_q8_0_gemv_q8): one block's 32 weights w and codes x as 8
- * int32 lane sums, |w| · sign(x, w) (vpsignb has no 512-bit form; at most 2·128·127 per
- * int16 pair without VNNI: no saturation). */
-INLINE __m256i q8_0_block_dot(const int8_t *w, const int8_t *x, const bool VNNI) {
-    const __m256i wv = _mm256_loadu_si256((const __m256i *)w), xv = _mm256_loadu_si256((const __m256i *)x);
-    return dp256(_mm256_setzero_si256(), _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv), VNNI);
-}
-#endif
-
-/* The rows of rq_q8_0_gemv_q8: per block one FMA of d·xd with the block's lane sums, two
- * chains (even and odd blocks). VNNI only where AVX-512 is compiled in. */
-INLINE void q8_0_gemv_q8_rows(const void *w, int64_t out, int64_t in, const int8_t *xq, const float *xd, float *y,
-                              const bool VNNI) {
-    const int64_t nb = in / RQ_QK8_0;
-    const rq_block_q8_0 *a = w;
-    for (int64_t r = 0; r < out; r++, a += nb) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t b = 0; b < nb; b++) {
-#ifdef __AVX512F__
-            const __m256i s = q8_0_block_dot(a[b].qs, xq + b * RQ_QK8_0, VNNI);
-#else
-            (void)VNNI;
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)a[b].qs);
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * RQ_QK8_0));
-            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)),
-                                                _mm256_set1_epi16(1));
-#endif
-            acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[b].d) * xd[b]), _mm256_cvtepi32_ps(s), acc[b & 1]);
-        }
-        y[r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
-    }
-}
-
-#ifdef __AVX512F__
 INLINE void scale_zero512(const uint8_t *blk, __m512 *d, __m512 *z) {
     const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load_u32(blk))); /* d, z, 0, 0 */
     *d = _mm512_broadcastss_ps(h);

@@ -46,6 +46,36 @@ INLINE void headers(const uint8_t *blk, const int G, const bool LUT, bool full, 
     hw[1] = _mm_set_epi64x(have > 3 ? (long long)load_u64(blk + 3 * bb) : 0, have > 2 ? (long long)load_u64(blk + 2 * bb) : 0);
 }
 
+/* The four 2-bit planes of a half's codes (one per step). */
+INLINE void half_planes(__m256i v, __m256i c[4]) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    c[0] = _mm256_and_si256(v, m3);
+    c[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+    c[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+}
+
+/* W2U: d and z per lane of half h, from hw0 = d0 z0 d1 z1 d2 z2 d3 z3 (g = 64) or d0 z0 d1 z1
+ * (g = 128); lanes 8h .. 8h+7 hold groups 2h, 2h+1 (g = 64) or group h (g = 128). */
+INLINE void half_dz(__m128i hw0, const int G, int h, __m256 *d, __m256 *z) {
+    const __m256 dz = _mm256_cvtph_ps(hw0);
+    const int g0 = G == 64 ? 2 * h : h, g1 = G == 64 ? 2 * h + 1 : h;
+    const __m256i id = _mm256_setr_epi32(2 * g0, 2 * g0, 2 * g0, 2 * g0, 2 * g1, 2 * g1, 2 * g1, 2 * g1);
+    *d = _mm256_permutevar8x32_ps(dz, id);
+    *z = _mm256_permutevar8x32_ps(dz, _mm256_add_epi32(id, _mm256_set1_epi32(1)));
+}
+
+/* W2U, one half of a super-chunk of one token: acc + d·s·(D − z·Q) per lane (x: the half's
+ * activations of the four steps, qlv: their lane sums Q, qsv: the lane scales s or NULL). */
+INLINE __m256 half_uniform_step(const __m256i c[4], const __m256i x[4], __m256 d, __m256 z, __m256 qlv,
+                                const float *qsv, __m256 acc) {
+    __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[k], x[k]));
+    const __m256 D = _mm256_fnmadd_ps(z, qlv, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1))));
+    return _mm256_fmadd_ps(D, qsv ? _mm256_mul_ps(d, _mm256_loadu_ps(qsv)) : d, acc);
+}
+
 INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64_t b0, int64_t b1, float *out,
                    const int NT, const int G, const bool LUT) {
     const int head = LUT ? RQ_W2L_HEAD : RQ_W2U_HEAD, bb = head + G / 4, GPS = RQ_LOWBIT_SC / G;
@@ -55,7 +85,7 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
     __m256 acc[RQ_LOWBIT_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;
         const uint8_t *blk = row + b * bb;
@@ -68,30 +98,19 @@ INLINE void dot_sc(const uint8_t *row, const rq_lowbit_act *a, int64_t t0, int64
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             /* lanes 8h .. 8h+7: groups 2h, 2h+1 (g = 64) or group h (g = 128) */
-            const __m256i v = half_codes(blk, G, head, h, full, have);
             __m256i c[4];
-            c[0] = _mm256_and_si256(v, m3);
-            c[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
-            c[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
-            c[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            half_planes(half_codes(blk, G, head, h, full, have), c);
             if (!LUT) {
-                /* hw[0] = d0 z0 d1 z1 d2 z2 d3 z3 (g = 64) or d0 z0 d1 z1 (g = 128) */
-                const __m256 dz = _mm256_cvtph_ps(hw[0]);
-                const int g0 = G == 64 ? 2 * h : h, g1 = G == 64 ? 2 * h + 1 : h;
-                const __m256i id = _mm256_setr_epi32(2 * g0, 2 * g0, 2 * g0, 2 * g0, 2 * g1, 2 * g1, 2 * g1, 2 * g1);
-                const __m256 d = _mm256_permutevar8x32_ps(dz, id);
-                const __m256 z = _mm256_permutevar8x32_ps(dz, _mm256_add_epi32(id, _mm256_set1_epi32(1)));
+                __m256 d, z;
+                half_dz(hw[0], G, h, &d, &z);
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
                     const int8_t *qv = q[t] + s * RQ_LOWBIT_SC + 32 * h;
-                    __m256i s16 = _mm256_setzero_si256();
+                    __m256i x[4];
 #pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++)
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[k], _mm256_loadu_si256((const __m256i *)(qv + 64 * k))));
-                    const __m256 D = _mm256_fnmadd_ps(z, _mm256_loadu_ps(ql[t] + 16 * s + 8 * h),
-                                                      _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
-                    const __m256 ds = qs[t] ? _mm256_mul_ps(d, _mm256_loadu_ps(qs[t] + 16 * s + 8 * h)) : d;
-                    acc[t] = _mm256_fmadd_ps(D, ds, acc[t]);
+                    for (int k = 0; k < 4; k++) x[k] = _mm256_loadu_si256((const __m256i *)(qv + 64 * k));
+                    acc[t] = half_uniform_step(c, x, d, z, _mm256_loadu_ps(ql[t] + 16 * s + 8 * h),
+                                               qs[t] ? qs[t] + 16 * s + 8 * h : NULL, acc[t]);
                 }
             } else {
                 /* g = 64: hw[h] = the levels of groups 2h, 2h+1; g = 128: hw[0] = groups 0, 1 */
@@ -146,7 +165,6 @@ INLINE void dot_sc4_u(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
-    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     for (int64_t b = b0; b < b1; b += GPS) {
         const int64_t s = b / GPS;
         const bool full = b + GPS <= b1;
@@ -166,21 +184,14 @@ INLINE void dot_sc4_u(const uint8_t *row, int64_t row_bytes, const rq_lowbit_act
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) x[k] = _mm256_loadu_si256((const __m256i *)(qv + 64 * k));
             const __m256 qlv = _mm256_loadu_ps(ql + 16 * s + 8 * h);
-            const int g0 = G == 64 ? 2 * h : h, g1 = G == 64 ? 2 * h + 1 : h;
-            const __m256i id = _mm256_setr_epi32(2 * g0, 2 * g0, 2 * g0, 2 * g0, 2 * g1, 2 * g1, 2 * g1, 2 * g1);
-            const __m256i iz = _mm256_add_epi32(id, _mm256_set1_epi32(1));
+            const float *qsv = qs ? qs + 16 * s + 8 * h : NULL;
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
-                const __m256i v = half_codes(row + r * row_bytes + b * bb, G, head, h, full, have);
-                __m256i s16 = _mm256_maddubs_epi16(_mm256_and_si256(v, m3), x[0]);
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), m3), x[1]));
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), x[2]));
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), x[3]));
-                const __m256 dz = _mm256_cvtph_ps(hw[r][0]);
-                const __m256 d = _mm256_permutevar8x32_ps(dz, id), z = _mm256_permutevar8x32_ps(dz, iz);
-                const __m256 D = _mm256_fnmadd_ps(z, qlv, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)));
-                const __m256 ds = qs ? _mm256_mul_ps(d, _mm256_loadu_ps(qs + 16 * s + 8 * h)) : d;
-                acc[r] = _mm256_fmadd_ps(D, ds, acc[r]);
+                __m256i c[4];
+                half_planes(half_codes(row + r * row_bytes + b * bb, G, head, h, full, have), c);
+                __m256 d, z;
+                half_dz(hw[r][0], G, h, &d, &z);
+                acc[r] = half_uniform_step(c, x, d, z, qlv, qsv, acc[r]);
             }
         }
     }

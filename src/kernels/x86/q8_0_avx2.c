@@ -41,13 +41,13 @@ void rq_q8_0_gemv_q8_avx2(const void *w, int64_t out, int64_t in, const int8_t *
 }
 
 /* R16 layout (qgemv.h) without VNNI: per step, each half of the 16 rows (8 lanes) gets its
- * signed weights back (code ^ 0x80) and the products by vpsignb/vpmaddubsw/vpmaddwd as above. */
+ * signed weights back (code ^ 0x80) and the products by s8_dot256 (dot_x86.h). */
 void rq_q8_0_r16_gemv_q8_avx2(const void *wr, int64_t out, int64_t in, const int8_t *xq, const float *xd,
                               const int32_t *xs, float *y) {
     (void)xs;
     const int64_t nb = in / RQ_QK8_0;
     const uint8_t *blk = wr;
-    const __m256i bias = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
     for (int64_t g = 0; g < out / RQ_Q8R16_ROWS; g++) {
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++, blk += RQ_Q8R16_BLOCK_BYTES) {
@@ -60,8 +60,8 @@ void rq_q8_0_r16_gemv_q8_avx2(const void *wr, int64_t out, int64_t in, const int
                 const __m256i x = _mm256_set1_epi32(xv);
                 const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(c + 64 * k)), bias);
                 const __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(c + 64 * k + 32)), bias);
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x, w0)), ones));
-                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x, w1)), ones));
+                s0 = _mm256_add_epi32(s0, s8_dot256(w0, x, false));
+                s1 = _mm256_add_epi32(s1, s8_dot256(w1, x, false));
             }
             const __m256 d0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), _mm256_set1_ps(xd[b]));
             const __m256 d1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))), _mm256_set1_ps(xd[b]));
