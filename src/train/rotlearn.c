@@ -273,7 +273,7 @@ static rq_status step_dp(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, rq_dp_su
 rq_rotlearn_opts rq_rotlearn_opts_default(void) {
     return (rq_rotlearn_opts){.init = RQ_ROT_HADAMARD, .init2 = RQ_ROT_HADAMARD, .r2 = true, .rotate3 = -1,
                               .rotate4 = -1, .wbits = 4, .group = 64, .abits = 16, .kvbits = 16, .aclip = 1.0f,
-                              .steps = 100, .n_seq = 4, .T = 512, .lr = 1.5, .schedule = RQ_LR_COSINE, .gen_seqs = 64,
+                              .steps = 100, .n_seq = 4, .T = 512, .lr = 0.02, .schedule = RQ_LR_COSINE, .gen_seqs = 64,
                               .gen_temp = 1.0f, .val_seqs = 4};
 }
 

@@ -100,7 +100,8 @@ typedef struct rq_rotlearn_opts {
     bool asym;
     float aclip;
     int64_t steps, n_seq, T; /* SpinQuant: 100 steps; here batches of n_seq windows of T */
-    double lr;               /* Cayley lr (SpinQuant 1.5) with the schedule over the steps */
+    double lr;               /* Cayley lr with the schedule over the steps: default 0.02 (SpinQuant's 1.5 makes
+                              * every step the bound η = 1/‖A‖ on SmolLM2 and the loss diverges) */
     rq_lr_shape schedule;
     const int32_t *ids;      /* training windows given as token ids [n_ids] (NULL: generate) */
     int64_t n_ids;
