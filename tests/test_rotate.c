@@ -526,6 +526,37 @@ static void test_rotations(void) {
     rq_rot_plan_free(pl);
 }
 
+/* rq_rot_mixing (the participation ratio 1/Σq⁴ per row): exact values for the fixed kinds,
+ * and the cancellation `quantize --compose gsr` warns about: SmolLM2's Hadamard of 576
+ * (base 36 ⊗ Sylvester 16, signs on rows) times GSR's Walsh blocks of 64 leaves each row
+ * 8 entries of ±1/3 and 4 of ±1/6, whatever the signs: 1/(8/81 + 4/1296) = 9.846... */
+static void test_mixing(void) {
+    struct { rq_rot_kind k; int64_t n, b; double want; } cases[] = {
+        {RQ_ROT_NONE, 48, 0, 1}, {RQ_ROT_HADAMARD, 576, 0, 576}, {RQ_ROT_WALSH, 64, 0, 64},
+        {RQ_ROT_GSR, 576, 64, 64}, {RQ_ROT_GSR, 576, 32, 32}, {RQ_ROT_HADAMARD, 48, 0, 48}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        rq_rotation r = rq_rot_make(cases[c].k, cases[c].n, cases[c].b, 3);
+        float *q = NULL;
+        RQ_ASSERT(rq_rot_dense(&r, &q) == RQ_OK);
+        RQ_CHECK_NEAR(rq_rot_mixing(q, cases[c].n), cases[c].want, 1e-3 * cases[c].want);
+        rq_free(q);
+    }
+    int64_t n = 576;
+    for (uint64_t seed = 0; seed < 3; seed++) {
+        rq_rotation h = rq_rot_make(RQ_ROT_HADAMARD, n, 0, seed), g = rq_rot_make(RQ_ROT_GSR, n, 64, seed + 9);
+        float *qh = NULL, *qg = NULL, *p = rq_xalloc(n * n * (int64_t)sizeof(float));
+        RQ_ASSERT(rq_rot_dense(&h, &qh) == RQ_OK && rq_rot_dense(&g, &qg) == RQ_OK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, qh, (int)n, qg, (int)n,
+                    0.0f, p, (int)n);
+        RQ_CHECK_NEAR(rq_rot_mixing(p, n), 1.0 / (8.0 / 81 + 4.0 / 1296), 1e-3);
+        /* the other order keeps the mixing of a dense rotation */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, qg, (int)n, qh, (int)n,
+                    0.0f, p, (int)n);
+        RQ_CHECK(rq_rot_mixing(p, n) > 100);
+        rq_free(qh), rq_free(qg), rq_free(p);
+    }
+}
+
 /* runs one group of checks and prints how long it took (information only) */
 #define TIMED(f) do { double t0_ = rq_time_now(); f(); printf("%s: %.2f s\n", #f, rq_time_now() - t0_); } while (0)
 int main(void) {
@@ -536,6 +567,7 @@ int main(void) {
     TIMED(test_names_and_validation);
     TIMED(test_rotations);
     TIMED(test_all_orders);
+    TIMED(test_mixing);
     rq_threads_shutdown();
     return rq_test_finish();
 }

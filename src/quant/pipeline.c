@@ -129,6 +129,14 @@ static rq_status plan_learned(const rq_model *m, const rq_quant_opts *o, rq_quan
         if (s == RQ_OK) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)f.n, (int)f.n, (int)f.n, 1.0f, f.r1, (int)f.n,
                         q, (int)f.n, 0.0f, r, (int)f.n);
+            /* a learned R1 still near a Hadamard start times GSR's Walsh blocks can cancel
+             * into a near-permutation (SmolLM2: 576 -> 10 coordinates per row), which A4
+             * cannot survive: say so */
+            double before = rq_rot_mixing(f.r1, f.n), after = rq_rot_mixing(r, f.n);
+            if (o->progress && after < 0.25 * before)
+                fprintf(stderr, "quantize: warning: --compose cancels most of the learned R1's mixing: each "
+                        "coordinate spread over %.1f instead of %.1f (participation ratio); 4-bit activations "
+                        "will lose their outliers' protection\n", after, before);
             rq_free(f.r1);
             f.r1 = r;
         }

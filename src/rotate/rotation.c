@@ -132,6 +132,19 @@ static rq_status refuse_learned(void) {
                      "(rotquant rotlearn writes one; quantize --rotation-file folds it)");
 }
 
+double rq_rot_mixing(const float *q, int64_t n) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double s4 = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double v = (double)q[i * n + j] * q[i * n + j];
+            s4 += v * v;
+        }
+        sum += s4 > 0 ? 1.0 / s4 : 0;
+    }
+    return n > 0 ? sum / (double)n : 0;
+}
+
 rq_status rq_rot_dense(const rq_rotation *r, float **out) {
     *out = NULL;
     RQ_TRY(rq_rot_validate(r));

@@ -74,6 +74,11 @@ const char *rq_rot_describe(const rq_rotation *r, char *buf, size_t size);
  * *out is owned by the caller (rq_free). */
 rq_status rq_rot_dense(const rq_rotation *r, float **out);
 
+/* How widely an orthogonal Q [n, n] (row-major) mixes: the mean over its rows of the
+ * participation ratio 1 / Σ_j q_ij⁴ (1 for a permutation, n for a Hadamard, b for GSR with
+ * blocks of b). Outlier spreading needs it large. */
+double rq_rot_mixing(const float *q, int64_t n);
+
 /* A prepared rotation for fast application; owns its tables. Read-only once built, so
  * one plan may be used from several threads. */
 typedef struct rq_rot_plan rq_rot_plan;
