@@ -33,7 +33,7 @@ def fmt(v):
 chunks = sys.argv[2] if len(sys.argv) > 2 else "?"
 head = f"| R1/R2 (WikiText-2 PPL, full protocol, ctx 2048, {chunks} windows"
 head += f"; float {float_ppl:.2f})" if float_ppl else ")"
-print(head + " | " + " | ".join(settings) + " | learning time |")
+print(head + " | " + " | ".join(settings) + " | learning time (each rotation, without data) |")
 print("|---|" + "---|" * (len(settings) + 1))
 order = ["hadamard (seeds)", "walsh", "gsr", "start: hadamard, R2 hadamard", "start: gsr, R2 hadamard",
          "learned from hadamard", "learned from gsr", "learned from block", "learned from hadamard + gsr"]
@@ -49,5 +49,9 @@ for label in labels:
             out.append(fmt(p[0]))
         else:
             out.append(f"{fmt(statistics.mean(p))} ± {fmt(statistics.stdev(p))} (n={len(p)})")
-    learn = sorted({t[1] for t in times[label].values() if t[1]})
+    learn = []
+    for s_ in settings:  # one time per rotation file, in the settings' order (W2A16 and W3A16 share one)
+        t = times[label].get(s_, (0, 0))[1]
+        if t and t not in learn:
+            learn.append(t)
     print(f"| {label} | " + " | ".join(out) + " | " + (", ".join(f"{t} s" for t in learn) or "–") + " |")
