@@ -7,25 +7,14 @@
 # Environment: CHUNKS (default 16), CALIB (calibration ids, default out/ptq/calib_16x512.ids,
 #   made by bench/ptq_table.sh), T (threads), OUT (default out/a4kv4), ONLY (regex on row
 #   names), AQ (activation quantizer options, default "--aclip 0.9": symmetric).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rq=${RQ:-build/rotquant}
-model=models/SmolLM2-135M-Instruct.Q4_1.gguf
-wiki=../shared/data/wikitext-2-raw/wiki.test.raw
 CHUNKS=${CHUNKS:-16}
-T=${T:-$(nproc)}
+source "$(dirname "$0")/common.sh"
 out=${OUT:-out/a4kv4}
 calib=${CALIB:-out/ptq/calib_16x512.ids}
 AQ=${AQ:---aclip 0.9}
 mkdir -p "$out"
 res=$out/results.tsv
 [ -f "$calib" ] || { echo "missing $calib (run bench/ptq_table.sh first, or set CALIB)"; exit 1; }
-
-ppl() {
-    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T")
-    [ "$CHUNKS" = 0 ] || args+=(--chunks "$CHUNKS")
-    $rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p'
-}
 
 # row NAME WBITS ABITS KVBITS ROT [SEED]
 row() {
@@ -39,7 +28,7 @@ row() {
         --group 64 --rotate "$rot" --rotate3 "$rot" --rotate4 "$rot" --seed "$seed" --calib-ids "$calib" -t "$T" \
         "${extra[@]}" 2> "$out/$name.log"
     t1=$(date +%s)
-    p=$(ppl "$f")
+    p=$(ppl_full "$f")
     printf '%s\tW%sA%sKV%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$abits" "$kvbits" "$rot" "$p" "$((t1 - t0))" "$seed" \
         >> "$res"
     echo "$name: W${wbits}A${abits}KV${kvbits} $rot: PPL $p, quantize $((t1 - t0)) s"
@@ -47,7 +36,7 @@ row() {
 }
 
 if ! grep -q "^float	" "$res" 2>/dev/null; then
-    printf 'float\tW16A16KV16\tnone\t%s\t0\n' "$(ppl $model)" >> "$res"
+    printf 'float\tW16A16KV16\tnone\t%s\t0\n' "$(ppl_full $model)" >> "$res"
 fi
 # one configuration for every rotation: none, Walsh, GH, GSR (block 64), random Hadamard x 3 seeds
 config() {

@@ -17,7 +17,8 @@
 #   lut     W2 g64 LUT (4 levels) GPTQ: the same rotations
 #   groups  W2 GPTQ g32 and g128 (GSR, Hadamard seeds), GSR blocks != group (g64 b32, g64 b16, g32 b64)
 #   w34     W3 and W4 g64 GPTQ and RTN: the same rotations
-#   calib   the paper's calibration (128 x 2048) for the main W2 rows (GSR, Walsh, none)
+#   calib   the paper's calibration (128 x 2048) for the main W2 rows (GSR, Walsh, none; LUT GSR)
+#   r2      R2 (head_dim 64, folded into v and o) on top of GSR: Hadamard and Walsh, uniform and LUT
 #   gemma   for MODEL=models/gemma-3-270m-q4_k_m.gguf: W4 g64 GPTQ and W2 g64 LUT GPTQ with
 #           none, Hadamard (seed 1), Walsh, GSR (R1 route (a), the residual) and GSR by route
 #           (b) (--r1-route linear: per-linear input rotations)
@@ -27,36 +28,25 @@
 #   CALIB_N x CALIB_LEN (self-generated calibration, default 16 x 512), SEEDS (Hadamard
 #   seeds, default "1 2 3 4 5"), T (threads), OUT (default out/ptq), ONLY (a regex on row
 #   names, to run a subset).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rq=build/rotquant
-model=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-wiki=../shared/data/wikitext-2-raw/wiki.test.raw
 CHUNKS=${CHUNKS:-40}
+source "$(dirname "$0")/common.sh"
 CALIB_N=${CALIB_N:-16}
 CALIB_LEN=${CALIB_LEN:-512}
 SEEDS=${SEEDS:-"1 2 3 4 5"}
 SETS=${SETS:-main}
-T=${T:-$(nproc)}
 out=${OUT:-out/ptq}
 mkdir -p "$out"
 res=$out/results.tsv
 
-calib_file() { # N LEN -> path of the self-generated ids (made once, seed 0)
-    local f=$out/calib_$1x$2.ids
-    if [ ! -f "$f" ]; then
-        local t0=$(date +%s)
-        $rq quantize -m $model --calib-n "$1" --calib-len "$2" --seed 0 --calib-save "$f" -t "$T" 2> "$out/calib_$1x$2.log"
-        echo "calibration $1 x $2: generated in $(($(date +%s) - t0)) s" | tee -a "$out/calib_times.txt" >&2 # not on stdout: captured
-    fi
-    echo "$f"
+calib_file() { # N LEN -> path of the self-generated ids (made once, seed 0; the time in FILE.time)
+    calib_ids "$1" "$2" "$out/calib_$1x$2.ids"
+    echo "$out/calib_$1x$2.ids"
 }
 calib=$(calib_file "$CALIB_N" "$CALIB_LEN")
 
 ppl() { # FILE -> "PPL<TAB>SE<TAB>seconds"
-    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T") t0=$(date +%s) p
-    [ "$CHUNKS" = 0 ] || args+=(--chunks "$CHUNKS")
-    p=$($rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p')
+    local t0=$(date +%s) p
+    p=$(ppl_full "$1")
     printf '%s\t%s' "$p" "$(($(date +%s) - t0))"
 }
 
@@ -80,6 +70,7 @@ row() {
     [[ " $* " == *" --fit clip "* ]] && label="$label-clip"
     [[ " $* " == *" --block "* ]] && rot="$rot-b$(sed 's/.*--block \([0-9]*\).*/\1/' <<< " $* ")"
     [[ " $* " == *" --r1-route linear "* ]] && rot="$rot-linear"
+    [[ " $* " == *" --rotate2 "* ]] && rot="$rot+r2$(sed 's/.*--rotate2 \([a-z]*\).*/\1/' <<< " $* ")"
     [[ " $* " == *" --calib-ids "* ]] && label="$label-calib$(sed 's/.*calib_\([0-9x]*\)\.ids.*/\1/' <<< " $* ")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$label" "$rot" "$seed" "$group" "$bpw" \
         "$(cut -f1-2 <<< "$p")" "$CHUNKS" "$((t1 - t0))	$(cut -f3 <<< "$p")" >> "$res"
@@ -122,7 +113,13 @@ for set in $SETS; do
             done ;;
         calib)
             big=$(calib_file 128 2048)
-            for rot in gsr walsh none; do row "w2_gptq_${rot}_calib128x2048" 2 gptq $rot 0 64 --calib-ids "$big"; done ;;
+            for rot in gsr walsh none; do row "w2_gptq_${rot}_calib128x2048" 2 gptq $rot 0 64 --calib-ids "$big"; done
+            row w2_lut_gptq_gsr_calib128x2048 2 gptq gsr 0 64 --quantizer lut --calib-ids "$big" ;;
+        r2)
+            for r2 in hadamard walsh; do
+                row "w2_gptq_gsr_r2$r2" 2 gptq gsr 0 64 --rotate2 $r2
+                row "w2_lut_gptq_gsr_r2$r2" 2 gptq gsr 0 64 --quantizer lut --rotate2 $r2
+            done ;;
         gemma)
             # most telling rows first: none and GSR by either route, then Walsh and Hadamard
             lut=(--quantizer lut)

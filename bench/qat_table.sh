@@ -11,14 +11,9 @@
 #   GEN (generated windows of 512 tokens, default 60), SEED (default 1).
 # The quick ablation profile of the README (the quickstart's budget per row):
 #   OUT=out/qat_quick GEN=20 BLOCK_STEPS=10 STEPS=0 LIMIT=0 SEED=0 ONLY=w2a16 bash bench/qat_table.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rq=${RQ:-build/rotquant}
-model=models/SmolLM2-135M-Instruct.Q4_1.gguf
-wiki=../shared/data/wikitext-2-raw/wiki.test.raw
-T=${T:-$(nproc)}
-out=${OUT:-out/qat}
 CHUNKS=${CHUNKS:-40}
+source "$(dirname "$0")/common.sh"
+out=${OUT:-out/qat}
 LIMIT=${LIMIT:-300}
 mkdir -p "$out"
 GEN=${GEN:-60}

@@ -24,13 +24,8 @@
 #   generated, default 64, plus 4 held out), SETS (default "a4 w2 w3": which tables), ONLY
 #   (regex on row names). Rows go to $OUT/results.tsv; a rerun skips finished rows and
 #   reuses finished rotation files.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rq=${RQ:-build/rotquant}
-model=models/SmolLM2-135M-Instruct.Q4_1.gguf
-wiki=../shared/data/wikitext-2-raw/wiki.test.raw
 CHUNKS=${CHUNKS:-16}
-T=${T:-$(nproc)}
+source "$(dirname "$0")/common.sh"
 out=${OUT:-out/rotlearn}
 STEPS=${STEPS:-20}
 BATCH=${BATCH:-4}
@@ -43,17 +38,7 @@ res=$out/results.tsv
 calib=$out/calib_16x512.ids
 data=$out/train_${GEN}x${SEQ}.ids
 
-if [ ! -f "$calib" ]; then
-    t0=$(date +%s)
-    $rq quantize -m $model --calib-n 16 --calib-len 512 --seed 0 --calib-save "$calib" -t "$T" 2> "$out/calib.log"
-    echo "calibration 16 x 512: generated in $(($(date +%s) - t0)) s"
-fi
-
-ppl() { # FILE -> "PPL<TAB>SE"
-    local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T")
-    [ "$CHUNKS" = 0 ] || args+=(--chunks "$CHUNKS")
-    $rq ppl "${args[@]}" 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1\t\2/p'
-}
+calib_ids 16 512 "$calib"
 
 # learn NAME ARGS... -> $out/NAME.gguf (skipped when present); the log keeps the losses
 learn() {
@@ -78,7 +63,7 @@ row() {
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --method gptq --group 64 --calib-ids "$calib" -t "$T" "$@" 2> "$out/$name.log"
     t1=$(date +%s)
-    p=$(ppl "$f")
+    p=$(ppl_full "$f")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$setting" "$label" "$p" "$((t1 - t0))" "$lt" >> "$res"
     echo "$name: $setting $label: PPL $p, quantize $((t1 - t0)) s"
     rm -f "$f"
@@ -89,7 +74,7 @@ learn_seconds() { # NAME -> the learning run's training time (without the data g
 }
 
 if ! grep -q "^float	" "$res" 2>/dev/null; then
-    printf 'float\tW16A16KV16\tnone\t%s\t0\t0\n' "$(ppl $model)" >> "$res"
+    printf 'float\tW16A16KV16\tnone\t%s\t0\t0\n' "$(ppl_full $model)" >> "$res"
 fi
 
 # table SETTING-TAG LEARNED-TAG QUANTIZE-ARGS...

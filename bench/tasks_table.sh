@@ -7,11 +7,7 @@
 # Environment: LIMIT (items per task for the quantized models; 0 = full splits, default 0),
 #   FLOAT_LIMIT (the same for the float model, default 0), T (threads), OUT (default
 #   out/tasks), CALIB (default out/ptq/calib_16x512.ids), ONLY (regex on model names).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-rq=${RQ:-build/rotquant}
-model=models/SmolLM2-135M-Instruct.Q4_1.gguf
-T=${T:-$(nproc)}
+source "$(dirname "$0")/common.sh"
 LIMIT=${LIMIT:-0}
 FLOAT_LIMIT=${FLOAT_LIMIT:-0}
 out=${OUT:-out/tasks}
