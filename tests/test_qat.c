@@ -8,7 +8,8 @@
  * quantizers) must hold the training graph's fake-quantized weights bit for bit; loaded on
  * the fast path (W2L/W2U kernels) its logits must equal the training graph's float logits
  * to the kernels' summation-order tolerance; a PTQ start must give back the PTQ's own
- * dequantized weights. */
+ * dequantized weights. A post-norm (Gemma-3 layout) model trains and exports with route (b)
+ * (per-linear input rotations) by default. */
 #include "testing.h"
 
 #include "base/pool.h"
@@ -49,20 +50,31 @@ static void add_rand(rq_gguf_writer *w, const char *name, int64_t ne0, int64_t n
     *keep = d;
 }
 
-static void write_model(const char *path, int nl) {
-    float *keep[(NL + 2) * 9 + 3];
+/* gemma: the same shapes as a Gemma-3 (q/k norms, post-norms, a sliding window of 4 on every
+ * other layer) */
+static void write_model_arch(const char *path, int nl, bool gemma) {
+    float *keep[(NL + 2) * 13 + 3];
     int nk = 0;
-    char name[96];
+    char name[96], key[96];
+    const char *an = gemma ? "gemma3" : "llama";
     rq_gguf_writer *w = rq_gguf_writer_new(0);
-    rq_gguf_writer_set_str(w, "general.architecture", "llama");
-    rq_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)nl);
-    rq_gguf_writer_set_u32(w, "llama.context_length", 64);
-    rq_gguf_writer_set_u32(w, "llama.embedding_length", E);
-    rq_gguf_writer_set_u32(w, "llama.feed_forward_length", FF);
-    rq_gguf_writer_set_u32(w, "llama.attention.head_count", H);
-    rq_gguf_writer_set_u32(w, "llama.attention.head_count_kv", HK);
-    rq_gguf_writer_set_f32(w, "llama.rope.freq_base", 1e4f);
-    rq_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f);
+    rq_gguf_writer_set_str(w, "general.architecture", an);
+#define KEY(k) (snprintf(key, sizeof key, "%s.%s", an, k), key)
+    rq_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)nl);
+    rq_gguf_writer_set_u32(w, KEY("context_length"), 64);
+    rq_gguf_writer_set_u32(w, KEY("embedding_length"), E);
+    rq_gguf_writer_set_u32(w, KEY("feed_forward_length"), FF);
+    rq_gguf_writer_set_u32(w, KEY("attention.head_count"), H);
+    rq_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), HK);
+    rq_gguf_writer_set_f32(w, KEY("rope.freq_base"), 1e4f);
+    rq_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+    if (gemma) {
+        rq_gguf_writer_set_u32(w, KEY("attention.key_length"), HD);
+        rq_gguf_writer_set_u32(w, KEY("attention.value_length"), HD);
+        rq_gguf_writer_set_u32(w, KEY("attention.sliding_window"), 4);
+        rq_gguf_writer_set_u32(w, KEY("attention.sliding_window_pattern"), 2);
+    }
+#undef KEY
     add_rand(w, "token_embd.weight", E, V, 1.0, 0, &keep[nk++]);
     add_rand(w, "output_norm.weight", E, 1, 0.1, 1, &keep[nk++]);
     add_rand(w, "output.weight", E, V, 0.3, 0, &keep[nk++]);
@@ -78,12 +90,20 @@ static void write_model(const char *path, int nl) {
         ADD("ffn_gate", E, FF, 0.3, 0);
         ADD("ffn_up", E, FF, 0.3, 0);
         ADD("ffn_down", FF, E, 0.2, 0);
+        if (gemma) {
+            ADD("attn_q_norm", HD, 1, 0.2, 1);
+            ADD("attn_k_norm", HD, 1, 0.2, 1);
+            ADD("post_attention_norm", E, 1, 0.1, 1);
+            ADD("post_ffw_norm", E, 1, 0.1, 1);
+        }
     }
 #undef ADD
     RQ_ASSERT(rq_gguf_writer_write(w, path) == RQ_OK);
     rq_gguf_writer_free(w);
     for (int i = 0; i < nk; i++) free(keep[i]);
 }
+
+static void write_model(const char *path, int nl) { write_model_arch(path, nl, false); }
 
 /* the model's list with only the block linears trainable (QAT's set-up) */
 static void linears_only(rq_params *p) {
@@ -339,6 +359,11 @@ static void test_cli(void) {
     FILE *f = fopen(ids, "w");
     for (int i = 0; i < 16 * 24; i++) fprintf(f, "%d%c", (int)rq_rng_below(&rng, V), i % 16 == 15 ? '\n' : ' ');
     fclose(f);
+#define FAILS(needle, ...)                                                                                 \
+    do {                                                                                                   \
+        RQ_CHECK(sh(__VA_ARGS__) != 0);                                                                    \
+        RQ_CHECK_MSG(file_has(err, "rotquant: error: ") && file_has(err, needle), "missing '%s'", needle); \
+    } while (0)
     const char *common = "--seq-len 16 --batch 2 --calib-n 2 --block-steps 2 --steps 2 --eval-every 1 --quiet -t 2";
     /* W2A16 LDP from GPTQ, and W2A4KV4 SEQ per channel: the file computes what was trained */
     RQ_CHECK(sh("%s qat -m %s -o %s/a.gguf --data-ids %s %s > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
@@ -346,6 +371,19 @@ static void test_cli(void) {
     RQ_CHECK(sh("%s qat -m %s -o %s/b.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
                 "--embd-type f32 > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
     check_ppl_line(outp, "qat SEQ per channel, A4 KV4");
+    /* a post-norm model (Gemma-3's layout): GSR reaches the linears by route (b), the per-linear
+     * input rotations, without a flag; the file records Ri/Ro and computes what was trained */
+    char mG[192];
+    snprintf(mG, sizeof mG, "%s/gemma.gguf", dir);
+    write_model_arch(mG, NL, true);
+    RQ_CHECK(sh("%s qat -m %s -o %s/g.gguf --data-ids %s %s --abits 4 --kvbits 4 > %s 2> %s", cli, mG, dir, ids, common,
+                outp, err) == 0);
+    check_ppl_line(outp, "qat Gemma-3 layout, route (b), A4 KV4");
+    RQ_CHECK(sh("%s info %s/g.gguf > %s 2> %s", cli, dir, outp, err) == 0);
+    RQ_CHECK_MSG(file_has(outp, "Ri gsr(n=64, block=64), Ro gsr(n=64, block=64), R1 none"),
+                 "the Gemma-3 QAT file does not record its input rotations");
+    FAILS("route (a)", "%s qat -m %s -o %s/x.gguf --r1-route residual --data-ids %s %s 2> %s", cli, mG, dir, ids, common,
+          err);
     /* --save-block writes the model after phase 1: with no phase 2 it is the output, byte for byte */
     RQ_CHECK(sh("%s qat -m %s -o %s/d.gguf --data-ids %s %s --steps 0 --save-block %s/d1.gguf 2> %s", cli, path_model,
                 dir, ids, common, dir, err) == 0);
@@ -389,11 +427,6 @@ static void test_cli(void) {
                 path_model, dir, dir, ids, common, outp, err) == 0);
     check_ppl_line(outp, "qat from a PTQ file (W2L g32)");
     /* bad input: a clear error, nothing written */
-#define FAILS(needle, ...)                                                                                 \
-    do {                                                                                                   \
-        RQ_CHECK(sh(__VA_ARGS__) != 0);                                                                    \
-        RQ_CHECK_MSG(file_has(err, "rotquant: error: ") && file_has(err, needle), "missing '%s'", needle); \
-    } while (0)
     FAILS("groups of 32", "%s qat -m %s -o %s/x.gguf --init-file %s/ptq32.gguf --group 64 --data-ids %s %s 2> %s", cli,
           path_model, dir, dir, ids, common, err);
     snprintf(pf, sizeof pf, "%s/ptqB.gguf", dir);

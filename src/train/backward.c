@@ -64,12 +64,13 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     bool block = opts && opts->block;
     bool ckpt = opts && opts->checkpoint_act && !block;
     if (n_seq < 1 || T < 1) return rq_errorf(RQ_EINVAL, "training: batch of %lld × %lld tokens", (long long)n_seq, (long long)T);
-    if (on->p1 || on->pi || on->po)
+    if (on->p1)
         return rq_errorf(RQ_EUNSUPPORTED, "training: the backward pass does not run the online R1 of the post-norms "
-                         "nor the per-linear input rotations (Ri, Ro); use R1 none for this model");
+                         "(route (a)); use the per-linear input rotations (--r1-route linear) or R1 none");
     int64_t n = n_seq * T, e = cf->n_embd, qd = cf->n_head * cf->head_dim, kvd = cf->n_head_kv * cf->head_dim;
     int64_t f = cf->n_ff;
-    bool actq = on->cfg.act.bits != 0, kv4 = on->cfg.kv_bits == 4, online = actq || kv4 || on->p3 || on->p4;
+    bool actq = on->cfg.act.bits != 0, kv4 = on->cfg.kv_bits == 4;
+    bool online = actq || kv4 || on->p3 || on->p4 || on->pi || on->po;
     rq_train_ctx *c = rq_calloc(sizeof *c);
     if (!c) return RQ_ENOMEM;
     c->model = m;
@@ -312,12 +313,14 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     if (on->p4) rq_rot_apply_t(on->p4, c->dup, c->dup, n);
     rq_parallel_for(n, ROWS_PER_ITEM, act_rows, &aj);
     rmsnorm_fwd(c, A->x_mid, L->ffn_norm, e, c->xn);
+    if (on->pi) rq_rot_apply(on->pi, c->xn, c->xn, n); /* route (b): gate/up's input ·Ri */
     const float *xin = c->xn;
     if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
     rq_train_linear_backward(L->w_gate.w, xin, c->dgate, n, f, e, c->dxn, false, grad_of(p, g, L->w_gate.w));
     rq_train_linear_backward(L->w_up.w, xin, c->dup, n, f, e, c->dxn, true, grad_of(p, g, L->w_up.w));
-    const float *dxn = c->dxn;
+    float *dxn = c->dxn;
     if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    if (on->pi) rq_rot_apply_t(on->pi, dxn, dxn, n);
     rq_train_rmsnorm_backward(A->x_mid, L->ffn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->ffn_norm));
 
     /* attention block: x_mid = x_in + [post_norm](o(Q(attention(q·R3, KVQ(k·R3), KVQ(v))))) */
@@ -327,13 +330,18 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
                                   grad_of(p, g, L->post_attn_norm));
         dout = c->tmp;
     }
+    /* o's input as it received it: the attention output, ·Ro under route (b) (c->qr is free until
+     * R3 below) */
+    const float *att = A->att;
+    if (on->po) rq_rot_apply(on->po, A->att, c->qr, n), att = c->qr;
     if (aq) {
-        fq_fwd(c, aq, A->att, qd, c->attq);
+        fq_fwd(c, aq, att, qd, c->attq);
         rq_train_linear_backward(L->wo.w, c->attq, dout, n, e, qd, c->dq2, false, grad_of(p, g, L->wo.w));
-        fq_bwd(c, aq, A->att, c->dq2, qd, c->datt);
+        fq_bwd(c, aq, att, c->dq2, qd, c->datt);
     } else {
-        rq_train_linear_backward(L->wo.w, A->att, dout, n, e, qd, c->datt, false, grad_of(p, g, L->wo.w));
+        rq_train_linear_backward(L->wo.w, att, dout, n, e, qd, c->datt, false, grad_of(p, g, L->wo.w));
     }
+    if (on->po) rq_rot_apply_t(on->po, c->datt, c->datt, n);
     /* the attention's inputs as the forward used them */
     const float *qa = A->q, *ka = A->k, *va = A->v;
     if (on->p3) {
@@ -373,6 +381,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
         dq = c->dq2, dk = c->dk2;
     }
     rmsnorm_fwd(c, A->x_in, L->attn_norm, e, c->xn);
+    if (on->pi) rq_rot_apply(on->pi, c->xn, c->xn, n); /* route (b): q/k/v's input ·Ri */
     xin = c->xn;
     if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
     rq_train_linear_backward(L->wq.w, xin, dq, n, qd, e, c->dxn, false, grad_of(p, g, L->wq.w));
@@ -380,6 +389,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     rq_train_linear_backward(L->wv.w, xin, dvr, n, kvd, e, c->dxn, true, grad_of(p, g, L->wv.w));
     dxn = c->dxn;
     if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    if (on->pi) rq_rot_apply_t(on->pi, dxn, dxn, n);
     rq_train_rmsnorm_backward(A->x_in, L->attn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->attn_norm));
 }
 

@@ -30,7 +30,7 @@
 #include <string.h>
 
 rq_rcp_opts rq_rcp_opts_default(void) {
-    return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .abits = 16, .kvbits = 16,
+    return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .r1_route = -1, .abits = 16, .kvbits = 16,
                          .aclip = 1.0f, .init_ptq = true, .calib_n = 16, .gen_seqs = 80, .gen_temp = 1.0f, .T = 512,
                          .n_seq = 4, .val_frac = 0.2, .block_steps = 40, .block_lr = 1e-4f, .block_lr_quant = 1e-3f,
                          .steps = 100, .lr = 2e-5f, .lr_quant = 1e-4f, .schedule = RQ_LR_CONSTANT, .gamma = -1,
@@ -205,6 +205,7 @@ static rq_status export_file(export_ctx *e, const char *path) {
     qi.wbits = 2, qi.group = (uint32_t)e->file_group, qi.quantizer = ekind;
     snprintf(qi.method, sizeof qi.method, "qat");
     qi.r1 = e->plan->r1, qi.r2 = e->plan->r2, qi.r3 = e->plan->r3, qi.r4 = e->plan->r4;
+    qi.ri = e->plan->ri, qi.ro = e->plan->ro;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
     qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", e->embd_type);
@@ -285,10 +286,12 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     if (gp) {
         memset(&plan, 0, sizeof plan);
         plan.r1 = qp.r1, plan.r2 = qp.r2, plan.r3 = qp.r3, plan.r4 = qp.r4, file_group = qp.group;
+        plan.ri = qp.ri, plan.ro = qp.ro;
         rq_qinfo_online_cfg(&qp, &plan.online);
     } else { /* the rotations and run-time quantizers of `rotquant quantize` with these settings */
         rq_quant_opts qo = rq_quant_opts_default();
         qo.rotate = o->rotate, qo.block = blk, qo.group = blk, qo.seed = o->seed;
+        qo.r1_route = o->r1_route >= 0 ? (rq_r1_route)o->r1_route : c->post_norms ? RQ_R1_LINEAR : RQ_R1_RESIDUAL;
         qo.abits = o->abits, qo.kvbits = o->kvbits;
         if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;
         if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK) goto done;
