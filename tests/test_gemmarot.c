@@ -87,10 +87,10 @@ static void tiny_llama(const char *path) {
         double e = rq_rel_l2(got, base, N_TINY * V);
         printf("tiny llama, route (b) %-8s: rel L2 %.2e\n", rq_rot_kind_name(kinds[i]), e);
         RQ_CHECK_MSG(e <= ROT_REL_TOL, "tiny llama route (b) %s: rel L2 %g", rq_rot_kind_name(kinds[i]), e);
-        if (i == 0) { /* the backward does not run these rotations: training refused */
+        if (i == 0) { /* the backward runs these rotations (test_train_model checks its gradients) */
             rq_train_ctx *tc = NULL;
-            RQ_CHECK(rq_train_ctx_new(m, 1, 8, &tc) == RQ_EUNSUPPORTED && tc == NULL &&
-                     strstr(rq_last_error(), "Ri"));
+            RQ_CHECK(rq_train_ctx_new(m, 1, 8, &tc) == RQ_OK && tc);
+            rq_train_ctx_free(tc);
         }
         free(got);
         rq_model_free(m);
@@ -119,6 +119,14 @@ static void tiny_llama(const char *path) {
     double e = rq_rel_l2(got, base, N_TINY * V);
     RQ_CHECK_MSG(e <= ROT_REL_TOL, "tiny llama, pipeline route linear: rel L2 %g", e);
     free(got);
+    rq_model_free(m);
+    /* the default route (auto) on a model without post-norms: the residual stream */
+    m = load(path);
+    rq_quant_opts od = rq_quant_opts_default();
+    od.wbits = 16, od.group = 16;
+    RQ_CHECK(od.r1_route == RQ_R1_AUTO && rq_quant_plan_make(m, &od, &p) == RQ_OK);
+    RQ_CHECK(p.r1.kind == RQ_ROT_GSR && p.ri.kind == RQ_ROT_NONE && p.ro.kind == RQ_ROT_NONE);
+    rq_quant_plan_free(&p);
     rq_model_free(m);
     /* R1 orthogonal has no online form */
     m = load(path);
@@ -161,6 +169,16 @@ static void real_gemma(const char *path) {
             free(got);
             rq_model_free(m);
         }
+    /* the default route (auto) on Gemma-3: per-linear (route (a) destroys it: README) */
+    m = load(path);
+    rq_quant_opts od = rq_quant_opts_default();
+    od.wbits = 16;
+    rq_quant_plan pd;
+    RQ_CHECK(rq_quant_plan_make(m, &od, &pd) == RQ_OK);
+    RQ_CHECK(pd.r1.kind == RQ_ROT_NONE && pd.online.r1.kind == RQ_ROT_NONE && pd.ri.kind == RQ_ROT_GSR &&
+             pd.ro.kind == RQ_ROT_GSR);
+    rq_quant_plan_free(&pd);
+    rq_model_free(m);
     /* route (a) with R1 folded but not applied after the post-norms: another function */
     m = load(path);
     rq_rotation r1 = rq_rot_make(RQ_ROT_GSR, m->cfg.n_embd, 64, 0);

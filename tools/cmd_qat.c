@@ -22,9 +22,9 @@ static void usage(void) {
            "                      clipping, W2U) or seq (ParetoQ's levels ±¼, ±¾ of a row scale, W2U)\n"
            "  --group G           32, 64 (default), 128, or 0 = per output channel (stored in groups of 64)\n"
            "  --rotate R          gsr (default), gh, walsh, hadamard, none (R1; block = the group)\n"
-           "  --r1-route R        residual (R1 on the residual stream, folded) or linear (each linear's\n"
-           "                      input rotated online, the inverse folded); default: linear for models\n"
-           "                      with post-norms (Gemma-3), residual otherwise\n"
+           "  --r1-route R        auto (default: linear on models with post-norms such as Gemma-3,\n"
+           "                      residual otherwise), residual (R1 on the residual stream, folded) or\n"
+           "                      linear (each linear's input rotated online, the inverse folded)\n"
            "  --abits A           16 (default), 8 or 4: per-token activations (R3/R4 online as --rotate)\n"
            "  --kvbits K          16 (default) or 4: KV cache; --asym, --aclip X for the activations\n"
            "  --init I            ptq (default: GPTQ's grid and updated weights) or minmax\n"
@@ -63,7 +63,7 @@ static void usage(void) {
 
 int cmd_qat(int argc, char **argv) {
     rq_rcp_opts o = rq_rcp_opts_default();
-    const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq", *route = NULL;
+    const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq", *route = "auto";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16;
     double gamma = -1, x;
     bool quiet = false;
@@ -106,9 +106,10 @@ int cmd_qat(int argc, char **argv) {
     if (qk < 0) return cli_fail("--quantizer: '%s' is not ldp, uniform or seq", quant);
     o.quantizer = (rq_fq2_kind)qk;
     if (rq_rot_kind_parse(rot, &o.rotate) != RQ_OK) return cli_fail_status();
-    if (route && !strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
-    else if (route && !strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
-    else if (route) return cli_fail("--r1-route: '%s' is not residual or linear", route);
+    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
+    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
+    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
+    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
     if (strcmp(init, "ptq") && strcmp(init, "minmax")) return cli_fail("--init: '%s' is not ptq or minmax", init);
     o.init_ptq = !strcmp(init, "ptq");
     o.abits = (int)abits, o.kvbits = (int)kvbits, o.gamma = gamma, o.seed = (uint64_t)seed, o.progress = !quiet;

@@ -20,11 +20,13 @@ static void usage(void) {
            "  --compose KIND     with --rotate learned: apply this fixed rotation on top of the learned R1\n"
            "                     before GPTQ (R1 = R_learned·Q; gsr/gh take --block)\n"
            "  --block B          block size of gh/gsr (default: the group size)\n"
-           "  --r1-route R       residual (default): R1 rotates the residual stream, folded into the\n"
-           "                     weights (post-norm models such as Gemma-3: o/down keep their output\n"
-           "                     basis and the post-norms' outputs are rotated online); linear: no\n"
-           "                     residual rotation, each linear's input rotated online by a rotation of\n"
-           "                     the --rotate kind, its inverse folded into the linear (R4 for down)\n"
+           "  --r1-route R       auto (default): linear on models with post-norms (Gemma-3, where\n"
+           "                     residual destroys the model), residual otherwise; residual: R1\n"
+           "                     rotates the residual stream, folded into the weights (post-norm\n"
+           "                     models: o/down keep their output basis and the post-norms' outputs\n"
+           "                     are rotated online); linear: no residual rotation, each linear's\n"
+           "                     input rotated online by a rotation of the --rotate kind, its inverse\n"
+           "                     folded into the linear (R4 for down)\n"
            "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"
            "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
            "  --wbits B          2, 3, 4, 8, or 16 = keep float weights (only A/KV quantizers and\n"
@@ -75,7 +77,7 @@ int cmd_quantize(int argc, char **argv) {
     rq_quant_opts o = rq_quant_opts_default();
     struct cli_quant_args qa = cli_quant_args_default(&o);
     const char *in = NULL, *out = NULL, *embd = "q8_0", *quant_name = "uniform";
-    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "residual";
+    const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "auto";
     int64_t wbits = 2, abits = 16, kvbits = 16;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -87,7 +89,7 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else if (!strcmp(a, "-m")) { if (!(in = VAL())) return cli_fail("-m needs a file"); }
         else if (!strcmp(a, "-o")) { if (!(out = VAL())) return cli_fail("-o needs a file"); }
-        else if (!strcmp(a, "--r1-route")) { if (!(route = VAL())) return cli_fail("--r1-route needs residual or linear"); }
+        else if (!strcmp(a, "--r1-route")) { if (!(route = VAL())) return cli_fail("--r1-route needs auto, residual or linear"); }
         else if (!strcmp(a, "--quantizer")) { if (!(quant_name = VAL())) return cli_fail("--quantizer needs a value"); }
         else if (!strcmp(a, "--embd-type")) { if (!(embd = VAL())) return cli_fail("--embd-type needs a value"); }
         else if (!strcmp(a, "--rotate3")) { if (!(rot3_name = VAL())) return cli_fail("--rotate3 needs a kind"); }
@@ -121,7 +123,8 @@ int cmd_quantize(int argc, char **argv) {
     else return cli_fail("--fit: '%s' is not ls, clip or minmax", fit_name);
     if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
     else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
-    else return cli_fail("--r1-route: '%s' is not residual or linear", route);
+    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
+    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
     if (!strcmp(quant_name, "uniform")) o.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) o.quantizer = RQ_QPARAM_LUT;
     else if (!strcmp(quant_name, "seq")) o.quantizer = RQ_QPARAM_UNIFORM, o.seq_grid = true;

@@ -28,7 +28,7 @@ static rq_status check_opts(const rq_export_opts *o) {
         return rq_errorf(RQ_EINVAL, "--embd-type: %s is not a type rotquant writes", rq_type_name(o->embd_type));
     const rq_quant_opts *q = &o->q;
     if (q->abits != 16 || q->kvbits != 16 || (q->rotate3 != -1 && q->rotate3 != RQ_ROT_NONE) ||
-        (q->rotate4 != -1 && q->rotate4 != RQ_ROT_NONE) || q->r1_route != RQ_R1_RESIDUAL)
+        (q->rotate4 != -1 && q->rotate4 != RQ_ROT_NONE) || q->r1_route == RQ_R1_LINEAR)
         return rq_errorf(RQ_EUNSUPPORTED, "export: a llama.cpp file holds no online transform (activation or KV "
                          "quantizers, R3/R4, per-linear input rotations)");
     if (q->wbits == 16) return rq_errorf(RQ_EINVAL, "export: the linears are always quantized (--type)");

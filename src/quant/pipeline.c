@@ -26,7 +26,7 @@
 #define CALIB_LEN_DEFAULT 2048
 
 rq_quant_opts rq_quant_opts_default(void) {
-    return (rq_quant_opts){.rotate = RQ_ROT_GSR, .rotate2 = RQ_ROT_NONE, .rotate3 = -1, .rotate4 = -1, .wbits = 2,
+    return (rq_quant_opts){.rotate = RQ_ROT_GSR, .r1_route = RQ_R1_AUTO, .rotate2 = RQ_ROT_NONE, .rotate3 = -1, .rotate4 = -1, .wbits = 2,
                            .group = 64, .quantizer = RQ_QPARAM_UNIFORM, .method = RQ_PTQ_GPTQ, .act_order = -1,
                            .fit_importance = -1, .fit = RQ_FIT_LS, .damp = 0.01, .abits = 16, .aclip = 1.0,
                            .kvbits = 16, .kvclip = 1.0, .calib = "generate", .embd_type = "q8_0"};
@@ -50,8 +50,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
     if (o->group < 1) return rq_errorf(RQ_EINVAL, "--group: %lld is not >= 1", (long long)o->group);
     if (o->block < 0 || o->block2 < 0 || o->block3 < 0 || o->block4 < 0)
         return rq_errorf(RQ_EINVAL, "--block/--block2/--block3/--block4: a block size is negative");
-    if (o->r1_route != RQ_R1_RESIDUAL && o->r1_route != RQ_R1_LINEAR)
-        return rq_errorf(RQ_EINVAL, "--r1-route: %d is not residual or linear", (int)o->r1_route);
+    if (o->r1_route != RQ_R1_RESIDUAL && o->r1_route != RQ_R1_LINEAR && o->r1_route != RQ_R1_AUTO)
+        return rq_errorf(RQ_EINVAL, "--r1-route: %d is not residual, linear or auto", (int)o->r1_route);
     if (o->fit != RQ_FIT_LS && o->fit != RQ_FIT_CLIP && o->fit != RQ_FIT_MINMAX)
         return rq_errorf(RQ_EINVAL, "--fit: %d is not ls, clip or minmax", (int)o->fit);
     if (o->quantizer != RQ_QPARAM_UNIFORM && o->quantizer != RQ_QPARAM_LUT)
@@ -170,7 +170,7 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     /* rotations: gh/gsr take a block, the full-size kinds none */
     bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
     rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
-    bool linear = o->r1_route == RQ_R1_LINEAR;
+    bool linear = o->r1_route == RQ_R1_LINEAR || (o->r1_route == RQ_R1_AUTO && c->post_norms);
     /* a learned R1 has no fast form for R3/R4: those the rotation was trained with (Hadamard
      * when it was trained without) */
     rq_rot_kind k1o = k1 != RQ_ROT_LEARNED ? k1 : file3.kind != RQ_ROT_NONE ? file3.kind : RQ_ROT_HADAMARD;
@@ -182,8 +182,9 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
                                                                                              : k3;
     rq_status bad = RQ_OK;
     if (linear && (k1 == RQ_ROT_ORTHOGONAL || k1 == RQ_ROT_LEARNED))
-        bad = rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear: the input rotations run online and must be hadamard, "
-                        "walsh, gh or gsr, not %s", k1 == RQ_ROT_LEARNED ? "learned" : "orthogonal");
+        bad = rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear%s: the input rotations run online and must be "
+                        "hadamard, walsh, gh or gsr, not %s", o->r1_route == RQ_R1_AUTO ? " (auto, on a model with "
+                        "post-norms)" : "", k1 == RQ_ROT_LEARNED ? "learned" : "orthogonal");
     else if (c->post_norms && k1 == RQ_ROT_ORTHOGONAL)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
                         "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");

@@ -38,6 +38,8 @@ typedef enum rq_r1_route {
     RQ_R1_LINEAR = 1,   /* route (b): no residual rotation; each linear's input rotated online
                          * by a rotation of R1's kind (Ri: q/k/v, gate/up; Ro: o; R4: down),
                          * its inverse folded into the linear; no norm is crossed */
+    RQ_R1_AUTO = 2,     /* linear on a model with post-norms (route (a) destroys Gemma-3:
+                         * README), residual otherwise */
 } rq_r1_route;
 
 typedef struct rq_quant_opts {
@@ -48,7 +50,7 @@ typedef struct rq_quant_opts {
                                * quantize, else none; R4: R3's kind) */
     int64_t block, block2;    /* gh/gsr block of R1 (0: the group) and R2 (0: head_dim) */
     int64_t block3, block4;   /* of R3 (0: head_dim) and R4 (0: the group halved until it divides n_ff) */
-    rq_r1_route r1_route;     /* residual (default) or per-linear; with linear, R4 defaults to R1's kind */
+    rq_r1_route r1_route;     /* auto (default), residual or per-linear; with linear, R4 defaults to R1's kind */
     const char *rotation_file; /* rotate learned: R1 (and R2) from this file (rotate/learned.h, written by
                                * rotquant rotlearn); R3/R4 default to the kinds it was trained with */
     rq_rot_kind compose;      /* rotate learned: a fixed rotation applied on top of the learned R1 before

@@ -30,7 +30,7 @@
 #include <string.h>
 
 rq_rcp_opts rq_rcp_opts_default(void) {
-    return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .r1_route = -1, .abits = 16, .kvbits = 16,
+    return (rq_rcp_opts){.quantizer = RQ_FQ2_LDP, .group = 64, .rotate = RQ_ROT_GSR, .r1_route = RQ_R1_AUTO, .abits = 16, .kvbits = 16,
                          .aclip = 1.0f, .init_ptq = true, .calib_n = 16, .gen_seqs = 80, .gen_temp = 1.0f, .T = 512,
                          .n_seq = 4, .val_frac = 0.2, .block_steps = 40, .block_lr = 1e-4f, .block_lr_quant = 1e-3f,
                          .steps = 100, .lr = 2e-5f, .lr_quant = 1e-4f, .schedule = RQ_LR_CONSTANT, .gamma = -1,
@@ -291,7 +291,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     } else { /* the rotations and run-time quantizers of `rotquant quantize` with these settings */
         rq_quant_opts qo = rq_quant_opts_default();
         qo.rotate = o->rotate, qo.block = blk, qo.group = blk, qo.seed = o->seed;
-        qo.r1_route = o->r1_route >= 0 ? (rq_r1_route)o->r1_route : c->post_norms ? RQ_R1_LINEAR : RQ_R1_RESIDUAL;
+        qo.r1_route = (rq_r1_route)o->r1_route;
         qo.abits = o->abits, qo.kvbits = o->kvbits;
         if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;
         if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK) goto done;
