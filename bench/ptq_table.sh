@@ -20,8 +20,8 @@
 #   calib   the paper's calibration (128 x 2048) for the main W2 rows (GSR, Walsh, none; LUT GSR)
 #   r2      R2 (head_dim 64, folded into v and o) on top of GSR: Hadamard and Walsh, uniform and LUT
 #   gemma   for MODEL=models/gemma-3-270m-q4_k_m.gguf: W4 g64 GPTQ and W2 g64 LUT GPTQ with
-#           none, Hadamard (seed 1), Walsh, GSR (R1 route (a), the residual) and GSR by route
-#           (b) (--r1-route linear: per-linear input rotations)
+#           none, Hadamard (seed 1), Walsh, GSR by route (b) (per-linear input rotations, the
+#           default --r1-route auto on this model) and GSR by route (a) (--r1-route residual)
 # Each row also keeps quantize's per-linear losses in $OUT/NAME.loss.tsv (--loss-report), for
 # `bench/plot_results.py --loss-report ROT=FILE` (GPTQ loss per layer, rotation against rotation).
 # Environment: MODEL (default SmolLM2-135M), CHUNKS (windows of 2048 tokens; 0 = the whole file; default 40),
@@ -70,6 +70,7 @@ row() {
     [[ " $* " == *" --fit clip "* ]] && label="$label-clip"
     [[ " $* " == *" --block "* ]] && rot="$rot-b$(sed 's/.*--block \([0-9]*\).*/\1/' <<< " $* ")"
     [[ " $* " == *" --r1-route linear "* ]] && rot="$rot-linear"
+    [[ " $* " == *" --r1-route residual "* ]] && rot="$rot-residual"
     [[ " $* " == *" --rotate2 "* ]] && rot="$rot+r2$(sed 's/.*--rotate2 \([a-z]*\).*/\1/' <<< " $* ")"
     [[ " $* " == *" --calib-ids "* ]] && label="$label-calib$(sed 's/.*calib_\([0-9x]*\)\.ids.*/\1/' <<< " $* ")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$label" "$rot" "$seed" "$group" "$bpw" \
@@ -123,9 +124,11 @@ for set in $SETS; do
         gemma)
             # most telling rows first: none and GSR by either route, then Walsh and Hadamard
             lut=(--quantizer lut)
-            for rot in none gsr; do row "g_w4_gptq_$rot" 4 gptq $rot 0 64; done
+            row g_w4_gptq_none 4 gptq none 0 64
+            row g_w4_gptq_gsr 4 gptq gsr 0 64 --r1-route residual
             row g_w4_gptq_gsr_linear 4 gptq gsr 0 64 --r1-route linear
-            for rot in none gsr; do row "g_w2_lut_gptq_$rot" 2 gptq $rot 0 64 "${lut[@]}"; done
+            row g_w2_lut_gptq_none 2 gptq none 0 64 "${lut[@]}"
+            row g_w2_lut_gptq_gsr 2 gptq gsr 0 64 "${lut[@]}" --r1-route residual
             row g_w2_lut_gptq_gsr_linear 2 gptq gsr 0 64 "${lut[@]}" --r1-route linear
             for q in w4_gptq w2_lut_gptq; do
                 wb=4 extra=()
