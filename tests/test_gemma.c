@@ -404,7 +404,7 @@ static rq_model *rotated(const char *path, char route, rq_rot_kind k, bool onlin
     } else {
         RQ_CHECK(rq_fold_model(m, &none, &r2) == RQ_OK);
         rq_rotation ro = rq_rot_make(k, H * HD, blk ? 16 : 0, 9);
-        RQ_CHECK(rq_fold_inputs(m, &r, &ro) == RQ_OK);
+        RQ_CHECK(rq_fold_inputs(m, &r, NULL, &ro) == RQ_OK);
         RQ_CHECK(m->layers[1].attn_norm[2] == w_anorm[1][2] && m->output_norm[0] == w_onorm[0]); /* no norm fused */
         if (online) oc->ri = r, oc->ro = ro;
     }

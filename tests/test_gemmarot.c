@@ -63,7 +63,7 @@ static rq_model *tiny_route_b(const char *path, rq_rot_kind k, bool online) {
     rq_online_cfg oc = {.ri = rq_rot_make(k, E, blk ? 16 : 0, 4), .ro = rq_rot_make(k, H * HD, blk ? 16 : 0, 5),
                         .r4 = rq_rot_make(k, FF, blk ? 16 : 0, 6)};
     RQ_CHECK(rq_fold_model(m, &none, NULL) == RQ_OK); /* LLaMA: the norms fused, nothing rotated */
-    RQ_CHECK(rq_fold_inputs(m, &oc.ri, &oc.ro) == RQ_OK && rq_fold_r4(m, &oc.r4) == RQ_OK);
+    RQ_CHECK(rq_fold_inputs(m, &oc.ri, NULL, &oc.ro) == RQ_OK && rq_fold_r4(m, &oc.r4) == RQ_OK);
     if (!online) oc.ri = oc.ro = none;
     RQ_CHECK(rq_model_set_online(m, &oc) == RQ_OK);
     return m;
@@ -78,7 +78,7 @@ static void tiny_llama(const char *path) {
     oc = (rq_online_cfg){.ri = rq_rot_make(RQ_ROT_GSR, E + 16, 16, 0)};
     RQ_CHECK(rq_model_set_online(m, &oc) == RQ_EINVAL && strstr(rq_last_error(), "Ri"));
     rq_rotation bad = rq_rot_make(RQ_ROT_WALSH, 40, 0, 0);
-    RQ_CHECK(rq_fold_inputs(m, NULL, &bad) == RQ_EINVAL && strstr(rq_last_error(), "attention width is 48"));
+    RQ_CHECK(rq_fold_inputs(m, NULL, NULL, &bad) == RQ_EINVAL && strstr(rq_last_error(), "attention width is 48"));
     rq_model_free(m);
 
     for (int i = 0; i < 4; i++) {

@@ -5,7 +5,8 @@
  *     of 4, that no Hadamard matrix can exist;
  *   - sequency order: generic sort vs closed form, sign-change counts, stability;
  *   - every rotation kind: Q Qᵀ = I, fast apply / apply-transpose vs the dense product,
- *     in place, threaded, round trip; validation errors; names. */
+ *     in place, threaded, round trip; validation errors; names;
+ *   - the participation ratio (rq_rot_mixing) and a learned plan applying a given matrix. */
 #pragma GCC optimize("O3") /* lets the integer Freivalds loops vectorize */
 #include "testing.h"
 
@@ -557,6 +558,45 @@ static void test_mixing(void) {
     }
 }
 
+/* A learned plan (rq_rot_plan_matrix) applies its matrix: y = x·Q and x·Qᵀ against a plain
+ * float64 product, in place and out of place, on an odd number of rows; set_q replaces it;
+ * other kinds and a bad size are refused. */
+static void test_matrix_plan(void) {
+    enum { n = 40, rows = 7 };
+    rq_rotation o = rq_rot_make(RQ_ROT_ORTHOGONAL, n, 0, 5), o2 = rq_rot_make(RQ_ROT_ORTHOGONAL, n, 0, 6);
+    float *q = NULL, *q2 = NULL;
+    RQ_ASSERT(rq_rot_dense(&o, &q) == RQ_OK && rq_rot_dense(&o2, &q2) == RQ_OK);
+    rq_rotation lr = rq_rot_make(RQ_ROT_LEARNED, n, 0, 0);
+    rq_rot_plan *pl = NULL;
+    RQ_CHECK(rq_rot_plan_matrix(&lr, q, &pl) == RQ_OK && pl && rq_rot_plan_q(pl) != q);
+    float x[rows * n], y[rows * n], z[rows * n];
+    for (int i = 0; i < rows * n; i++) x[i] = (float)sin(0.37 * i + 1.0);
+    for (int pass = 0; pass < 2; pass++) {
+        const float *qq = pass ? q2 : q;
+        if (pass) rq_rot_plan_set_q(pl, q2);
+        for (int t = 0; t < 2; t++) {
+            memcpy(z, x, sizeof z);
+            if (t) rq_rot_apply_t(pl, z, z, rows); /* in place */
+            else rq_rot_apply(pl, x, z, rows);
+            double err = 0;
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < n; j++) {
+                    double a = 0;
+                    for (int k = 0; k < n; k++) a += (double)x[r * n + k] * (t ? qq[j * n + k] : qq[k * n + j]);
+                    err = fmax(err, fabs(a - z[r * n + j]));
+                }
+            RQ_CHECK_MSG(err < 1e-5, "learned plan %s, matrix %d: max err %g", t ? "x·Qᵀ" : "x·Q", pass, err);
+        }
+    }
+    rq_rot_apply(pl, x, y, rows), rq_rot_apply_t(pl, y, z, rows); /* Q·Qᵀ = I */
+    RQ_CHECK(rq_max_abs_diff(z, x, rows * n) < 1e-5);
+    rq_rot_plan_free(pl);
+    rq_rot_plan *bad = NULL;
+    RQ_CHECK(rq_rot_plan_matrix(&o, q, &bad) == RQ_EINVAL && !bad);
+    RQ_CHECK(rq_rot_plan_build(&lr, &bad) == RQ_EUNSUPPORTED && !bad);
+    rq_free(q), rq_free(q2);
+}
+
 /* runs one group of checks and prints how long it took (information only) */
 #define TIMED(f) do { double t0_ = rq_time_now(); f(); printf("%s: %.2f s\n", #f, rq_time_now() - t0_); } while (0)
 int main(void) {
@@ -568,6 +608,7 @@ int main(void) {
     TIMED(test_rotations);
     TIMED(test_all_orders);
     TIMED(test_mixing);
+    TIMED(test_matrix_plan);
     rq_threads_shutdown();
     return rq_test_finish();
 }

@@ -651,6 +651,43 @@ static void check_file(const char *model_path) {
         free(got);
         rq_model_free(mq);
     }
+    /* route (b) (--r1-route linear): the file's R1 becomes a learned Ri applied online as a
+     * dense matrix, o's input takes the start's kind (Hadamard), the learned R2 folds; W16 with
+     * f32 embeddings keeps the function: the file reloaded gives the float model's logits */
+    {
+        rq_quant_opts o = rq_quant_opts_default();
+        o.rotate = RQ_ROT_LEARNED, o.rotation_file = path, o.r1_route = RQ_R1_LINEAR, o.wbits = 16, o.group = 16;
+        o.embd_type = "f32";
+        rq_quant_result qr;
+        RQ_CHECK(rq_quant_run(model_path, qpath, &o, &qr) == RQ_OK);
+        rq_gguf *g;
+        rq_qinfo qi;
+        RQ_ASSERT(rq_gguf_open(qpath, &g) == RQ_OK && rq_qinfo_read(g, &qi) == RQ_OK);
+        RQ_CHECK(qi.r1.kind == RQ_ROT_NONE && qi.ri.kind == RQ_ROT_LEARNED && qi.ri.n == E);
+        RQ_CHECK(qi.ro.kind == RQ_ROT_HADAMARD && qi.ro.n == H * HD && qi.r2.kind == RQ_ROT_LEARNED);
+        const rq_gguf_tensor *ti = rq_gguf_find_tensor(g, "rotquant.ri.matrix");
+        RQ_CHECK(ti && ti->ne[0] == E && ti->ne[1] == E && !memcmp(ti->data, r.r1, sizeof(float) * E * E));
+        RQ_CHECK(!rq_gguf_find_tensor(g, "rotquant.r1.matrix") && rq_gguf_find_tensor(g, "rotquant.r2.matrix"));
+        char d[512];
+        printf("route (b), learned Ri: %s\n", rq_qinfo_describe(&qi, d, sizeof d));
+        rq_gguf_close(g);
+        rq_model *mq;
+        RQ_ASSERT(rq_model_load_file(qpath, &mq) == RQ_OK);
+        float *got = rq_test_logits(mq, tokens, TT);
+        double e = rq_rel_l2(got, ref, TT * V);
+        printf("W16, learned Ri online (dense), Ro hadamard, learned R2 folded: logits rel L2 %.3g\n", e);
+        RQ_CHECK_MSG(e < 1e-5, "route (b) learned: rel L2 %g", e); /* float32 rounding of the folds */
+        free(got);
+        rq_model_free(mq);
+        /* a learned Ri without its matrix (here: a file that has none): a clear error */
+        rq_gguf *g0;
+        RQ_ASSERT(rq_gguf_open(model_path, &g0) == RQ_OK);
+        rq_online_cfg oc;
+        float *rb = NULL;
+        RQ_CHECK(rq_qinfo_online_cfg_file(g0, &qi, &oc, &rb) == RQ_EFORMAT && !rb &&
+                 strstr(rq_last_error(), "no rotquant.ri.matrix"));
+        rq_gguf_close(g0);
+    }
     /* with A4/KV4 the online rotations come from the file */
     {
         rq_quant_opts o = rq_quant_opts_default();

@@ -186,7 +186,7 @@ rq_status rq_fold_model_dense(rq_model *m, const float *r1, const float *r2, int
     if (c->post_norms && r1)
         return rq_errorf(RQ_EUNSUPPORTED, "a learned R1 cannot be folded exactly into this model: its post-norms "
                          "scale the outputs of o and down before the residual add (see rq_fold_model)");
-    if (!c->post_norms) rq_fold_norms(m);
+    if (!c->post_norms && r1) rq_fold_norms(m); /* R2 alone crosses no norm */
     int64_t n = c->n_embd, hd = c->head_dim;
     if (r1) {
         dense_rows(m->tok_embd, c->n_vocab, n, r1);
@@ -230,7 +230,7 @@ rq_status rq_fold_r4(rq_model *m, const rq_rotation *r4) {
     return RQ_OK;
 }
 
-rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *ro) {
+rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const float *ri_q, const rq_rotation *ro) {
     const rq_model_config *c = &m->cfg;
     int64_t q_dim = c->n_head * c->head_dim;
     bool do_i = ri && ri->kind != RQ_ROT_NONE, do_o = ro && ro->kind != RQ_ROT_NONE;
@@ -243,7 +243,9 @@ rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *
     if (do_i) RQ_TRY(rq_rot_validate(ri));
     if (do_o) RQ_TRY(rq_rot_validate(ro));
     rq_rot_plan *pi = NULL, *po = NULL;
-    if (do_i) RQ_TRY(rq_rot_plan_build(ri, &pi));
+    if (do_i && ri->kind == RQ_ROT_LEARNED && !ri_q)
+        return rq_errorf(RQ_EINVAL, "Ri is learned but its matrix is not given");
+    if (do_i) RQ_TRY(ri->kind == RQ_ROT_LEARNED ? rq_rot_plan_matrix(ri, ri_q, &pi) : rq_rot_plan_build(ri, &pi));
     if (do_o) {
         rq_status s = rq_rot_plan_build(ro, &po);
         if (s != RQ_OK) {

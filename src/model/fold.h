@@ -37,8 +37,9 @@ rq_status rq_fold_model(rq_model *m, const rq_rotation *r1, const rq_rotation *r
  * head_dim]; after R2 if R2 is folded: o's input then carries R2 already). The model computes
  * the same function only once Ri and Ro are also applied online to those inputs
  * (rq_model_set_online with cfg.ri/ro the same); down's counterpart is R4 (rq_fold_r4).
- * Either may be NULL or kind none. RQ_EINVAL on a size mismatch or an invalid rotation. */
-rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const rq_rotation *ro);
+ * Either may be NULL or kind none; a learned ri takes its matrix ri_q [n_embd, n_embd]
+ * (NULL otherwise). RQ_EINVAL on a size mismatch or an invalid rotation. */
+rq_status rq_fold_inputs(rq_model *m, const rq_rotation *ri, const float *ri_q, const rq_rotation *ro);
 /* rq_fold_model with R1 and R2 given as dense matrices (learned rotations, rotate/learned.h):
  * r1 [n_embd, n_embd] (NULL: no R1), r2 [n_r2, head_dim, head_dim] (NULL: no R2) with
  * n_r2 = 1 (every layer the same R2) or n_layer (layer l uses r2[l], SpinQuant's per-layer

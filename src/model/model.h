@@ -147,7 +147,8 @@ typedef struct rq_layer {
  *     file loader assumes it was (rotquant files record R4 only once folded);
  *   - KV cache: keys (after R3) and values stored 4-bit packed (format/kv.h), one scale
  *     and zero point per token per group of kv_group channels (default head_dim).
- * Rotations are applied with prepared fast transforms (rq_rot_apply), never dense. */
+ * Rotations are applied with prepared fast transforms (rq_rot_apply); only a learned Ri is
+ * dense (cblas). */
 typedef struct rq_online_cfg {
     rq_actq act;          /* act.bits 0: float activations (run-time encoding, format/abits.h) */
     int kv_bits;          /* 0: float cache; 4: packed 4-bit (run-time encoding) */
@@ -160,8 +161,12 @@ typedef struct rq_online_cfg {
      *     are rotated here, y ← y·R1, right before the residual add;
      *   - ri [n_embd], route (b), any model: the normed input of q/k/v and of gate/up ← ·Ri,
      *     ro [n_head·head_dim]: o's input ← ·Ro (after R2, before the activation quantizer);
-     *     their inverses folded into those linears (rq_fold_inputs). Down's is R4. */
+     *     their inverses folded into those linears (rq_fold_inputs). Down's is R4.
+     *     ri may be learned (a dense matrix applied with cblas: rotquant rotlearn on a post-norm
+     *     model): ri_matrix then gives it [n_embd, n_embd] (copied into the model's plan; NULL
+     *     keeps the learned matrix the model already applies). */
     rq_rotation r1, ri, ro;
+    const float *ri_matrix;
 } rq_online_cfg;
 
 typedef struct rq_online {

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static rq_status check_rot(const rq_rotation *r, const char *name, int64_t n, const char *what) {
+static rq_status check_rot(const rq_rotation *r, const char *name, int64_t n, const char *what, bool dense_ok) {
     if (r->kind == RQ_ROT_NONE) return RQ_OK;
-    if (r->kind == RQ_ROT_ORTHOGONAL || r->kind == RQ_ROT_LEARNED)
+    if (r->kind == RQ_ROT_ORTHOGONAL || (r->kind == RQ_ROT_LEARNED && !dense_ok))
         return rq_errorf(RQ_EUNSUPPORTED, "%s: kind %s is a dense matrix; online rotations must be "
                          "hadamard, walsh, gh or gsr", name, rq_rot_kind_name(r->kind));
     if (r->n != n)
@@ -50,20 +50,28 @@ rq_status rq_model_set_online(rq_model *m, const rq_online_cfg *cfg_in) {
         if (!(cfg.kv_clip > 0.0f && cfg.kv_clip <= 1.0f))
             return rq_errorf(RQ_EINVAL, "KV clip ratio %g is not in (0, 1]", (double)cfg.kv_clip);
     }
-    RQ_TRY(check_rot(&cfg.r3, "R3", c->head_dim, "head_dim"));
-    RQ_TRY(check_rot(&cfg.r4, "R4", c->n_ff, "feed-forward size"));
+    RQ_TRY(check_rot(&cfg.r3, "R3", c->head_dim, "head_dim", false));
+    RQ_TRY(check_rot(&cfg.r4, "R4", c->n_ff, "feed-forward size", false));
     if (cfg.r1.kind != RQ_ROT_NONE && !c->post_norms)
         return rq_errorf(RQ_EINVAL, "R1 online (route (a), on the post-norms' outputs) needs a model with post-norms; "
                          "this one's R1 folds entirely");
-    RQ_TRY(check_rot(&cfg.r1, "R1 (online, after the post-norms)", c->n_embd, "hidden size"));
-    RQ_TRY(check_rot(&cfg.ri, "Ri (online, q/k/v and gate/up inputs)", c->n_embd, "hidden size"));
-    RQ_TRY(check_rot(&cfg.ro, "Ro (online, o's input)", c->n_head * c->head_dim, "attention width"));
+    RQ_TRY(check_rot(&cfg.r1, "R1 (online, after the post-norms)", c->n_embd, "hidden size", false));
+    RQ_TRY(check_rot(&cfg.ri, "Ri (online, q/k/v and gate/up inputs)", c->n_embd, "hidden size", true));
+    RQ_TRY(check_rot(&cfg.ro, "Ro (online, o's input)", c->n_head * c->head_dim, "attention width", false));
+    /* a learned Ri: its matrix given, or the one the model applies now (a re-set) */
+    const float *ri_q = NULL;
+    if (cfg.ri.kind == RQ_ROT_LEARNED) {
+        ri_q = cfg.ri_matrix ? cfg.ri_matrix : m->online.pi ? rq_rot_plan_q(m->online.pi) : NULL;
+        if (!ri_q)
+            return rq_errorf(RQ_EINVAL, "Ri (online) is learned but its matrix is not given (rotquant.ri.matrix)");
+    }
+    cfg.ri_matrix = NULL; /* the plan holds the copy */
     /* plans: p3, p4, p1, pi, po */
     const rq_rotation *rs[5] = {&cfg.r3, &cfg.r4, &cfg.r1, &cfg.ri, &cfg.ro};
     rq_rot_plan *ps[5] = {NULL};
     for (int i = 0; i < 5; i++) {
         if (rs[i]->kind == RQ_ROT_NONE) continue;
-        rq_status s = rq_rot_plan_build(rs[i], &ps[i]);
+        rq_status s = i == 3 && ri_q ? rq_rot_plan_matrix(rs[i], ri_q, &ps[i]) : rq_rot_plan_build(rs[i], &ps[i]);
         if (s != RQ_OK) {
             for (int k = 0; k < i; k++) rq_rot_plan_free(ps[k]);
             return s;

@@ -234,7 +234,8 @@ const char *rq_qinfo_describe(const rq_qinfo *q, char *buf, size_t n) {
                      rq_rot_describe(&q->r1, a, sizeof a), rq_rot_describe(&q->r2, b, sizeof b), q->bits_per_weight,
                      q->embd_type);
     if (q->rotation_file[0] && k >= 0 && (size_t)k < n)
-        snprintf(buf + k, n - (size_t)k, "; R1 learned from %s (%s)%s%s", q->rotation_init[0] ? q->rotation_init : "?",
+        snprintf(buf + k, n - (size_t)k, "; %s learned from %s (%s)%s%s", q->ri.kind == RQ_ROT_LEARNED ? "Ri" : "R1",
+                 q->rotation_init[0] ? q->rotation_init : "?",
                  q->rotation_file, q->rotation_compose[0] ? ", composed with " : "", q->rotation_compose);
     return buf;
 }
@@ -244,13 +245,39 @@ const char *rq_qinfo_short(const rq_qinfo *q, char *buf, size_t n) {
     return buf;
 }
 
+rq_status rq_qinfo_online_cfg_file(const rq_gguf *g, const rq_qinfo *q, rq_online_cfg *c, float **ri_buf) {
+    *ri_buf = NULL;
+    rq_qinfo_online_cfg(q, c);
+    if (q->ri.kind != RQ_ROT_LEARNED) return RQ_OK;
+    const char *p = rq_gguf_path(g);
+    const rq_gguf_tensor *t = rq_gguf_find_tensor(g, "rotquant.ri.matrix");
+    int64_t n = q->ri.n;
+    if (!t) return rq_errorf(RQ_EFORMAT, "%s: Ri is learned but the file has no rotquant.ri.matrix", p);
+    if (t->type != RQ_TYPE_F32 || t->n_dims != 2 || t->ne[0] != n || t->ne[1] != n)
+        return rq_errorf(RQ_EFORMAT, "%s: rotquant.ri.matrix must be F32 [%lld, %lld]", p, (long long)n, (long long)n);
+    float *r = rq_alloc(t->n_elements * (int64_t)sizeof(float));
+    if (!r) return RQ_ENOMEM;
+    rq_status s = rq_gguf_tensor_to_f32(t, r);
+    for (int64_t i = 0; s == RQ_OK && i < t->n_elements; i++)
+        if (!isfinite(r[i])) s = rq_errorf(RQ_EFORMAT, "%s: rotquant.ri.matrix holds a non-finite value", p);
+    if (s != RQ_OK) {
+        rq_free(r);
+        return s;
+    }
+    *ri_buf = r;
+    c->ri_matrix = r;
+    return RQ_OK;
+}
+
 rq_status rq_qinfo_apply_online(const rq_gguf *g, rq_model *m) {
     rq_qinfo q;
     RQ_TRY(rq_qinfo_read(g, &q));
     if (!q.present) return RQ_OK;
     rq_online_cfg c;
-    rq_qinfo_online_cfg(&q, &c);
+    float *ri = NULL;
+    RQ_TRY(rq_qinfo_online_cfg_file(g, &q, &c, &ri)); /* its errors name the file */
     rq_status s = rq_model_set_online(m, &c);
+    rq_free(ri);
     return s == RQ_OK ? s : rq_error_prefix(s, rq_gguf_path(g));
 }
 

@@ -64,6 +64,9 @@ typedef struct rq_qinfo {
      * loader: they are folded into the weights) */
     char rotation_file[64], rotation_init[64], rotation_compose[64];
     const float *r1_matrix, *r2_matrix; /* writer only; not owned */
+    /* a learned Ri (route (b), ri.kind learned): its matrix, stored as the tensor
+     * rotquant.ri.matrix [n_embd, n_embd], which the loader reads (it is applied online) */
+    const float *ri_matrix;             /* writer only; not owned */
     int64_t n_r2;
 } rq_qinfo;
 
@@ -86,6 +89,11 @@ const char *rq_qinfo_describe(const rq_qinfo *info, char *buf, size_t n);
 const char *rq_qinfo_short(const rq_qinfo *info, char *buf, size_t n);
 /* The run-time part of info as a model's online configuration. */
 void rq_qinfo_online_cfg(const rq_qinfo *info, rq_online_cfg *cfg);
+/* The same, complete for a file whose Ri is learned: its matrix read from the tensor
+ * rotquant.ri.matrix (F32 [n, n], n = info->ri.n, finite) into *ri_buf (allocated, the
+ * caller frees; NULL otherwise) and cfg->ri_matrix. RQ_EFORMAT naming the file when it is
+ * missing or malformed. */
+rq_status rq_qinfo_online_cfg_file(const rq_gguf *g, const rq_qinfo *info, rq_online_cfg *cfg, float **ri_buf);
 /* Read the file's rotquant.* keys and set the model's quantizers and online rotations
  * (rq_model_set_online); RQ_OK and nothing set for a file without them. Errors name the
  * file. */

@@ -177,20 +177,20 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     rq_rot_kind k3 = o->rotate3 >= 0 ? (rq_rot_kind)o->rotate3 : quantized_online ? k1o : RQ_ROT_NONE;
     /* route (b): down's input rotation is R4, of R1's kind unless given */
     rq_rot_kind k4 = o->rotate4 >= 0 ? (rq_rot_kind)o->rotate4
-                     : linear        ? k1
+                     : linear        ? (k1 != RQ_ROT_LEARNED ? k1 : file4.kind != RQ_ROT_NONE ? file4.kind : k1o)
                      : k1 == RQ_ROT_LEARNED && file4.kind != RQ_ROT_NONE && quantized_online ? file4.kind
                                                                                              : k3;
     rq_status bad = RQ_OK;
-    if (linear && (k1 == RQ_ROT_ORTHOGONAL || k1 == RQ_ROT_LEARNED))
+    if (linear && k1 == RQ_ROT_ORTHOGONAL)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--r1-route linear%s: the input rotations run online and must be "
-                        "hadamard, walsh, gh or gsr, not %s", o->r1_route == RQ_R1_AUTO ? " (auto, on a model with "
-                        "post-norms)" : "", k1 == RQ_ROT_LEARNED ? "learned" : "orthogonal");
+                        "hadamard, walsh, gh, gsr or learned, not orthogonal",
+                        o->r1_route == RQ_R1_AUTO ? " (auto, on a model with post-norms)" : "");
     else if (c->post_norms && k1 == RQ_ROT_ORTHOGONAL)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
                         "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");
     else if (c->post_norms && k1 == RQ_ROT_LEARNED)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate learned: a learned R1 cannot be applied online after this model's "
-                        "post-norms (route (a)); use a fixed kind");
+                        "post-norms (route (a)); use --r1-route linear (a learned Ri) or a fixed kind");
     if (bad != RQ_OK) {
         rq_quant_plan_free(p);
         return bad;
@@ -204,7 +204,15 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
                          "size %lld; give --block4", (long long)o->group, (long long)c->n_ff);
     }
 #define BLOCKED(k, b) ((k) == RQ_ROT_GH || (k) == RQ_ROT_GSR ? (b) : 0)
-    if (linear) {
+    if (linear && k1 == RQ_ROT_LEARNED) {
+        /* the file's matrix is Ri (dense, online); o's input takes the kind it started from
+         * when that has a fast form (none otherwise) */
+        rq_rot_kind ko = p->learned_init.kind;
+        if (ko == RQ_ROT_ORTHOGONAL || ko == RQ_ROT_LEARNED) ko = RQ_ROT_NONE;
+        p->ri = rq_rot_make(RQ_ROT_LEARNED, c->n_embd, p->r1.block, 0);
+        p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
+        p->ro = rq_rot_make(ko, c->n_head * c->head_dim, BLOCKED(ko, block), o->seed + 5);
+    } else if (linear) {
         /* the same kind and block on every linear's input (seeds apart from R1..R4's) */
         p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
         p->ri = rq_rot_make(k1, c->n_embd, BLOCKED(k1, block), o->seed + 4);
@@ -219,7 +227,8 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     p->online = (rq_online_cfg){.act = {.bits = rq_bits_to_runtime(o->abits), .asym = o->asym, .clip = (float)o->aclip},
                                 .kv_bits = rq_bits_to_runtime(o->kvbits),
                                 .kv_group = o->kv_group ? o->kv_group : c->head_dim, .kv_clip = (float)o->kvclip,
-                                .r3 = p->r3, .r4 = p->r4, .ri = p->ri, .ro = p->ro};
+                                .r3 = p->r3, .r4 = p->r4, .ri = p->ri, .ro = p->ro,
+                                .ri_matrix = p->ri.kind == RQ_ROT_LEARNED ? p->r1_dense : NULL};
     if (c->post_norms) p->online.r1 = p->r1; /* route (a) (kind none when linear) */
     /* the run-time configuration checked against the model before any long work; it is
      * switched on by rq_quant_arm, after the calibration data is sampled */
@@ -253,7 +262,11 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
 }
 
 rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) {
-    if (p->r1.kind != RQ_ROT_LEARNED) {
+    if (p->r1.kind != RQ_ROT_LEARNED && p->r2.kind == RQ_ROT_LEARNED) { /* route (b), learned: R2 dense */
+        rq_rotation none2 = rq_rot_make(RQ_ROT_NONE, m->cfg.head_dim, 0, 0);
+        RQ_TRY(rq_fold_model(m, &p->r1, &none2));
+        RQ_TRY(rq_fold_model_dense(m, NULL, p->r2_dense, p->n_r2));
+    } else if (p->r1.kind != RQ_ROT_LEARNED) {
         RQ_TRY(rq_fold_model(m, &p->r1, &p->r2));
     } else {
         RQ_TRY(rq_fold_model_dense(m, p->r1_dense, p->r2_dense, p->n_r2));
@@ -262,8 +275,9 @@ rq_status rq_quant_fold(rq_model *m, const rq_quant_plan *p) {
             RQ_TRY(rq_fold_model(m, &none, &p->r2));
         }
     }
-    RQ_TRY(rq_fold_inputs(m, &p->ri, &p->ro));
-    rq_online_cfg rot = {.r1 = p->online.r1, .ri = p->ri, .ro = p->ro};
+    const float *ri_q = p->ri.kind == RQ_ROT_LEARNED ? p->r1_dense : NULL;
+    RQ_TRY(rq_fold_inputs(m, &p->ri, ri_q, &p->ro));
+    rq_online_cfg rot = {.r1 = p->online.r1, .ri = p->ri, .ro = p->ro, .ri_matrix = ri_q};
     if (rot.r1.kind == RQ_ROT_NONE && rot.ri.kind == RQ_ROT_NONE && rot.ro.kind == RQ_ROT_NONE) return RQ_OK;
     return rq_model_set_online(m, &rot);
 }
@@ -325,11 +339,13 @@ void rq_quant_qinfo(const rq_model *m, const rq_quant_opts *o, const rq_quant_pl
     qi->r1_online = p->online.r1.kind != RQ_ROT_NONE;
     qi->ri = p->ri;
     qi->ro = p->ro;
-    if (p->r1.kind == RQ_ROT_LEARNED) {
+    if (p->r1.kind == RQ_ROT_LEARNED || p->ri.kind == RQ_ROT_LEARNED) {
         snprintf(qi->rotation_file, sizeof qi->rotation_file, "%s", p->rotation_file);
         rq_rot_describe(&p->learned_init, qi->rotation_init, sizeof qi->rotation_init);
         if (p->compose.kind != RQ_ROT_NONE) rq_rot_describe(&p->compose, qi->rotation_compose, sizeof qi->rotation_compose);
-        qi->r1_matrix = p->r1_dense, qi->r2_matrix = p->r2_dense, qi->n_r2 = p->n_r2;
+        if (p->r1.kind == RQ_ROT_LEARNED) qi->r1_matrix = p->r1_dense;
+        else qi->ri_matrix = p->r1_dense;
+        qi->r2_matrix = p->r2_dense, qi->n_r2 = p->n_r2;
     }
     qi->abits = (uint32_t)o->abits;
     qi->asym = o->asym;

@@ -102,7 +102,8 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o);
 typedef struct rq_quant_plan {
     rq_rotation r1, r2, r3, r4; /* learned R1/R2: kind learned (the matrices below) */
     rq_rotation ri, ro;       /* route (b): per-linear input rotations (kind none otherwise) */
-    float *r1_dense;          /* rotate learned: R1 [n_embd, n_embd] (composed when asked), owned */
+    float *r1_dense;          /* rotate learned: R1 [n_embd, n_embd] (composed when asked), owned;
+                               * route (b): the learned Ri (ri.kind learned, r1 none) */
     float *r2_dense;          /* the file's R2 [n_r2, head_dim, head_dim] or NULL, owned */
     int64_t n_r2;
     rq_rotation compose;      /* what was composed on top of the learned R1 (kind none: nothing) */

@@ -56,14 +56,17 @@ rq_status rq_qmodel_write(const rq_model *m, const rq_gguf *src, const rq_ptq_re
     if (m->output.w != m->tok_embd)
         TRY(add_matrix(w, "output.weight", m->output.w, c->n_vocab, c->n_embd, info->embd_type));
     if (m->rope_freqs) TRY(add_f32(w, "rope_freqs.weight", m->rope_freqs, c->rope_dim / 2));
-    if (info->r1_matrix) { /* a learned R1/R2, kept for inspection and reuse */
-        int64_t ne1[2] = {c->n_embd, c->n_embd}, ne2[3] = {c->head_dim, c->head_dim, info->n_r2};
+    /* a learned R1/R2, kept for inspection and reuse; a learned Ri, which the loader applies */
+    int64_t ne1[2] = {c->n_embd, c->n_embd}, ne2[3] = {c->head_dim, c->head_dim, info->n_r2};
+    if (info->r1_matrix)
         TRY(rq_gguf_writer_add_tensor(w, "rotquant.r1.matrix", RQ_TYPE_F32, 2, ne1, info->r1_matrix,
                                       c->n_embd * c->n_embd * 4));
-        if (info->r2_matrix && info->n_r2 > 0)
-            TRY(rq_gguf_writer_add_tensor(w, "rotquant.r2.matrix", RQ_TYPE_F32, 3, ne2, info->r2_matrix,
-                                          info->n_r2 * c->head_dim * c->head_dim * 4));
-    }
+    if (info->ri_matrix)
+        TRY(rq_gguf_writer_add_tensor(w, "rotquant.ri.matrix", RQ_TYPE_F32, 2, ne1, info->ri_matrix,
+                                      c->n_embd * c->n_embd * 4));
+    if ((info->r1_matrix || info->ri_matrix) && info->r2_matrix && info->n_r2 > 0)
+        TRY(rq_gguf_writer_add_tensor(w, "rotquant.r2.matrix", RQ_TYPE_F32, 3, ne2, info->r2_matrix,
+                                      info->n_r2 * c->head_dim * c->head_dim * 4));
     for (int64_t l = 0; l < c->n_layer; l++) {
         char name[96];
         snprintf(name, sizeof name, "blk.%lld.attn_norm.weight", (long long)l);

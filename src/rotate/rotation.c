@@ -206,7 +206,7 @@ struct rq_rot_plan {
     float *c_bwd;   /* [m, m] c[i·m + j] = B[j][i] (x Hᵀ) */
     int64_t *perm;  /* [b] row s of Q_b = row perm[s] of H_b; NULL: natural order */
     float *signs;   /* [n] ±1; NULL: none */
-    float *q;       /* [n, n] orthogonal kind */
+    float *q;       /* [n, n] orthogonal and learned kinds */
     char had_desc[128];
 };
 
@@ -275,6 +275,33 @@ rq_status rq_rot_plan_build(const rq_rotation *r, rq_rot_plan **out) {
     }
     *out = pl;
     return RQ_OK;
+}
+
+rq_status rq_rot_plan_matrix(const rq_rotation *r, const float *q, rq_rot_plan **out) {
+    *out = NULL;
+    RQ_TRY(rq_rot_validate(r));
+    if (r->kind != RQ_ROT_LEARNED)
+        return rq_errorf(RQ_EINVAL, "a rotation plan from a matrix is for learned rotations, not %s",
+                         rq_rot_kind_name(r->kind));
+    int64_t nn;
+    if (!rq_mul_ok(r->n, r->n, &nn) || !rq_mul_ok(nn, (int64_t)sizeof(float), &nn))
+        return rq_errorf(RQ_EINVAL, "learned rotation: n=%lld too large", (long long)r->n);
+    rq_rot_plan *pl = rq_calloc(sizeof *pl);
+    if (!pl || !(pl->q = rq_alloc(nn))) {
+        rq_free(pl);
+        return RQ_ENOMEM;
+    }
+    pl->r = *r, pl->b = r->n;
+    memcpy(pl->q, q, (size_t)nn);
+    *out = pl;
+    return RQ_OK;
+}
+
+const float *rq_rot_plan_q(const rq_rot_plan *pl) { return pl->r.kind == RQ_ROT_LEARNED ? pl->q : NULL; }
+
+void rq_rot_plan_set_q(rq_rot_plan *pl, const float *q) {
+    RQ_ASSERT(pl->r.kind == RQ_ROT_LEARNED && pl->q);
+    memcpy(pl->q, q, (size_t)(pl->r.n * pl->r.n) * sizeof *pl->q);
 }
 
 const rq_rotation *rq_rot_plan_rotation(const rq_rot_plan *pl) { return &pl->r; }
@@ -389,7 +416,8 @@ static void apply(const rq_rot_plan *pl, const float *x, float *y, int64_t rows,
     case RQ_ROT_NONE:
         if (x != y) memcpy(y, x, (size_t)(rows * n) * sizeof *y);
         return;
-    case RQ_ROT_ORTHOGONAL: apply_dense(pl, x, y, rows, transpose); return;
+    case RQ_ROT_ORTHOGONAL:
+    case RQ_ROT_LEARNED: apply_dense(pl, x, y, rows, transpose); return;
     default: break;
     }
     apply_ctx c = {pl, x, y, transpose};

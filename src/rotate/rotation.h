@@ -84,6 +84,13 @@ double rq_rot_mixing(const float *q, int64_t n);
 typedef struct rq_rot_plan rq_rot_plan;
 
 rq_status rq_rot_plan_build(const rq_rotation *r, rq_rot_plan **out);
+/* A plan of a learned rotation r (kind learned) applying the given matrix q [r->n, r->n]
+ * (row-major, orthogonal; copied) densely with cblas: an online learned rotation. */
+rq_status rq_rot_plan_matrix(const rq_rotation *r, const float *q, rq_rot_plan **out);
+/* The matrix a learned plan applies (n × n, owned by the plan; NULL for the other kinds),
+ * and its replacement by another of the same size (not while the plan is in use). */
+const float *rq_rot_plan_q(const rq_rot_plan *plan);
+void rq_rot_plan_set_q(rq_rot_plan *plan, const float *q);
 void rq_rot_plan_free(rq_rot_plan *plan);
 const rq_rotation *rq_rot_plan_rotation(const rq_rot_plan *plan);
 /* Description of the Hadamard construction of the blocks ("paley2(q=17) x sylvester(16)"),
@@ -92,7 +99,7 @@ const char *rq_rot_plan_hadamard_desc(const rq_rot_plan *plan);
 
 /* y = x Q for `rows` rows: x [rows, n], y [rows, n]. y == x (in place) is allowed; other
  * overlaps are not. Spreads rows over the thread pool (base/pool.h) when there are many;
- * orthogonal uses cblas. */
+ * orthogonal and learned use cblas. */
 void rq_rot_apply(const rq_rot_plan *plan, const float *x, float *y, int64_t rows);
 /* y = x Qᵀ (the inverse rotation), same rules. */
 void rq_rot_apply_t(const rq_rot_plan *plan, const float *x, float *y, int64_t rows);

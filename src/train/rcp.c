@@ -206,6 +206,7 @@ static rq_status export_file(export_ctx *e, const char *path) {
     snprintf(qi.method, sizeof qi.method, "qat");
     qi.r1 = e->plan->r1, qi.r2 = e->plan->r2, qi.r3 = e->plan->r3, qi.r4 = e->plan->r4;
     qi.ri = e->plan->ri, qi.ro = e->plan->ro;
+    qi.ri_matrix = e->plan->ri.kind == RQ_ROT_LEARNED ? e->plan->online.ri_matrix : NULL;
     qi.abits = (uint32_t)o->abits, qi.asym = o->asym, qi.aclip = o->aclip;
     qi.kvbits = (uint32_t)o->kvbits, qi.kv_group = o->kvbits != RQ_BITS_OFF ? (uint32_t)c->head_dim : 0, qi.kv_clip = 1.0f;
     snprintf(qi.embd_type, sizeof qi.embd_type, "%s", e->embd_type);
@@ -229,6 +230,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
     double t_start = rq_time_now(), t0;
     rq_gguf *g = NULL, *gp = NULL;
     rq_model *m = NULL, *teacher = NULL;
+    float *ri_buf = NULL; /* a start file's learned Ri */
     rq_tokenizer *tok = NULL;
     int32_t *win = NULL;
     rq_params p = {0};
@@ -287,7 +289,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         memset(&plan, 0, sizeof plan);
         plan.r1 = qp.r1, plan.r2 = qp.r2, plan.r3 = qp.r3, plan.r4 = qp.r4, file_group = qp.group;
         plan.ri = qp.ri, plan.ro = qp.ro;
-        rq_qinfo_online_cfg(&qp, &plan.online);
+        if ((s = rq_qinfo_online_cfg_file(gp, &qp, &plan.online, &ri_buf)) != RQ_OK) goto done;
     } else { /* the rotations and run-time quantizers of `rotquant quantize` with these settings */
         rq_quant_opts qo = rq_quant_opts_default();
         qo.rotate = o->rotate, qo.block = blk, qo.group = blk, qo.seed = o->seed;
@@ -435,6 +437,7 @@ done:
     rq_tokenizer_free(tok);
     rq_model_free(teacher);
     rq_model_free(m);
+    rq_free(ri_buf);
     rq_gguf_close(gp);
     rq_gguf_close(g);
     return s;
