@@ -21,6 +21,12 @@
  *     vanishes (to float32 rounding) although G does not; Cayley steps keep R1, R2
  *     orthogonal; with 4-bit weights (block-diagonal R1) the steps respect the bound
  *     η‖A‖ <= 1, stay orthogonal and leave the weights on the 4-bit grid.
+ * Route (b) (cfg.linear: Ri, the learned online rotation of the readers' normed inputs, on
+ * a model applying a learned Ri): the learner keeps the function; ∂L/∂Ri (the readers' Wᵀ·G
+ * plus the online matrix's own gradient from the backward) against central differences of
+ * the float64 forward with Ri online; A vanishes at float weights; `rotlearn --r1-route
+ * linear` then `quantize --rotate learned --r1-route linear` gives a W16 file with the
+ * float model's logits.
  * The rotation file (src/rotate/learned.h): written and read back equal; a non-orthogonal
  * matrix, a wrong shape, a broken block structure, a newer version are refused. */
 #include "tiny_llama.h"
@@ -194,7 +200,8 @@ typedef struct {
     double q[NL][H * HD * E], k[NL][HK * HD * E], v[NL][HK * HD * E], o[NL][E * H * HD];
     double g[NL][FF * E], u[NL][FF * E], d[NL][E * FF];
 } dweights;
-static dweights base64, eff64;
+static dweights base64, eff64, raw64; /* raw64: the readers unfused (route (b)) */
+static bool route_b; /* the oracle runs route (b): R1d is Ri, online on the normed inputs */
 static double R1d[E * E], R2d[NL][HD * HD];
 static int32_t tokens[NT];
 
@@ -213,6 +220,9 @@ static void make_base(void) {
             base64.u[l][i] = (double)w_u[l][i] * w_fnorm[l][i % E];
         }
         for (int i = 0; i < E * FF; i++) base64.d[l][i] = w_d[l][i];
+        for (int i = 0; i < H * HD * E; i++) raw64.q[l][i] = w_q[l][i];
+        for (int i = 0; i < HK * HD * E; i++) raw64.k[l][i] = w_k[l][i], raw64.v[l][i] = w_v[l][i];
+        for (int i = 0; i < FF * E; i++) raw64.g[l][i] = w_g[l][i], raw64.u[l][i] = w_u[l][i];
     }
 }
 
@@ -229,6 +239,17 @@ static void right_r1(const double *x, int rows, double *y) {
 /* METHODS.md's folding written out: E·R1, readers W·R1, v rows R2ᵀ·(W·R1) per KV head,
  * o R1ᵀ·W then its head columns ·R2, down R1ᵀ·W */
 static void fold64(void) {
+    if (route_b) { /* readers W·Ri (their norms not fused: the norm scales the input Ri rotates) */
+        eff64 = base64;
+        for (int l = 0; l < NL; l++) {
+            right_r1(raw64.q[l], H * HD, eff64.q[l]);
+            right_r1(raw64.k[l], HK * HD, eff64.k[l]);
+            right_r1(raw64.v[l], HK * HD, eff64.v[l]);
+            right_r1(raw64.g[l], FF, eff64.g[l]);
+            right_r1(raw64.u[l], FF, eff64.u[l]);
+        }
+        return;
+    }
     right_r1(base64.emb, V, eff64.emb);
     right_r1(base64.out, V, eff64.out);
     static double t[H * HD * E];
@@ -283,6 +304,16 @@ static void drms(const double *x, double *y) { /* unit scale (fused) */
     for (int i = 0; i < E; i++) y[i] = x[i] * r;
 }
 
+/* a reader's normed input: fused (residual route), or ·g then ·Ri online (route (b)) */
+static void dnorm_in(const double *x, const float *g, double *y) {
+    drms(x, y);
+    if (!route_b) return;
+    for (int i = 0; i < E; i++) y[i] *= g[i];
+    double t[E];
+    right_r1(y, 1, t);
+    memcpy(y, t, sizeof t);
+}
+
 /* mean next-token cross-entropy of the NSEQ sequences through the float64 forward of eff64 */
 static double loss64(void) {
     static double x[TT * E], xn[E], q[TT * H * HD], k[TT * HK * HD], v[TT * HK * HD], att[H * HD], tmp[E], g[FF],
@@ -295,7 +326,7 @@ static double loss64(void) {
             for (int i = 0; i < E; i++) x[t * E + i] = eff64.emb[tk[t] * E + i];
         for (int l = 0; l < NL; l++) {
             for (int t = 0; t < TT; t++) {
-                drms(x + t * E, xn);
+                dnorm_in(x + t * E, w_anorm[l], xn);
                 dmat(xn, eff64.q[l], H * HD, E, q + t * H * HD);
                 dmat(xn, eff64.k[l], HK * HD, E, k + t * HK * HD);
                 dmat(xn, eff64.v[l], HK * HD, E, v + t * HK * HD);
@@ -321,7 +352,7 @@ static double loss64(void) {
                 }
                 dmat(att, eff64.o[l], E, H * HD, tmp);
                 for (int i = 0; i < E; i++) x[t * E + i] += tmp[i];
-                drms(x + t * E, xn);
+                dnorm_in(x + t * E, w_fnorm[l], xn);
                 dmat(xn, eff64.g[l], FF, E, g);
                 dmat(xn, eff64.u[l], FF, E, u);
                 for (int i = 0; i < FF; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
@@ -544,6 +575,80 @@ static void check_grad(const char *path) {
     rq_model_free(m);
     rq_free(r1), rq_free(r2);
     free(d1), free(d2);
+}
+
+/* Route (b): R1 is Ri, the learned online rotation of q/k/v's and gate/up's normed inputs
+ * (the model applies a learned Ri; its matrix is a parameter whose gradient the backward
+ * accumulates), the readers' weights W·Ri, no norm fused. Against the float64 oracle with
+ * route_b: the learner's model keeps the function; ∂L/∂Ri (both terms) against central
+ * differences; at float weights the Riemannian gradient vanishes. */
+static void check_route_b(const char *path) {
+    rq_model *m;
+    RQ_ASSERT(rq_model_load_file(path, &m) == RQ_OK);
+    float *eye = calloc(E * E, sizeof(float));
+    for (int i = 0; i < E; i++) eye[i * E + i] = 1.0f;
+    rq_online_cfg oc = {.ri = rq_rot_make(RQ_ROT_LEARNED, E, 0, 0), .ri_matrix = eye};
+    RQ_ASSERT(rq_model_set_online(m, &oc) == RQ_OK);
+    free(eye);
+    rq_rotlearn *L;
+    rq_rotlearn *bad = NULL;
+    RQ_CHECK(rq_rotlearn_new(m, &(rq_rotlearn_cfg){.linear = true, .r2 = true, .wbits = 16}, &bad) == RQ_EINVAL && !bad);
+    RQ_ASSERT(rq_rotlearn_new(m, &(rq_rotlearn_cfg){.linear = true, .wbits = 16}, &L) == RQ_OK);
+    RQ_CHECK(m->output.w == m->tok_embd); /* no norm fused: the lm_head stays tied */
+    float *r1 = dense(RQ_ROT_ORTHOGONAL, E, 7);
+    rq_rotlearn_set(L, r1, NULL);
+    for (int i = 0; i < E * E; i++) R1d[i] = L->R1[i];
+    rq_rotlearn_apply(L);
+    float *got = rq_test_logits(m, tokens, TT), *nv = malloc(sizeof(float) * TT * V);
+    naive_forward(tokens, TT, false, 1.0, nv);
+    double e = rq_rel_l2(got, nv, TT * V);
+    printf("route (b): learner apply, logits rel L2 %.2e\n", e);
+    RQ_CHECK_MSG(e <= LOGIT_REL_TOL, "route (b) learner apply: logits rel L2 %g", e);
+    free(got), free(nv);
+    rq_train_ctx *c;
+    rq_params g;
+    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, TT, &c) == RQ_OK && rq_params_mirror(&L->p, &g) == RQ_OK);
+    RQ_ASSERT(rq_train_forward(c, tokens) == RQ_OK);
+    double loss = rq_train_loss(c, tokens, NULL, 0);
+    rq_train_backward(c, tokens, c->st->logits, &L->p, &g);
+    double *d1 = malloc(sizeof(double) * E * E);
+    rq_rotlearn_grad(L, &g, d1, NULL);
+    route_b = true;
+    fold64();
+    double l64 = loss64();
+    RQ_CHECK_NEAR(loss, l64, 1e-5 * l64);
+    double err = 0, big = 0;
+    for (int s2 = 0; s2 < 40; s2++) {
+        int64_t j = (int64_t)rq_rng_below(&rng, E * E);
+        double fd = fd_at(&R1d[j]);
+        big = fmax(big, fabs(fd)), err = fmax(err, fabs(fd - d1[j]));
+    }
+    route_b = false;
+    printf("route (b) dL/dRi: 40 entries, max |fd| %.3g, max |fd - analytic| %.2e (rel %.2e)\n", big, err, err / big);
+    RQ_CHECK_MSG(err <= ROT_GRAD_REL_TOL * big && big > 0, "route (b) dL/dRi rel err %g", err / big);
+    /* the online term alone is not the gradient: the readers' term matters */
+    int64_t iq = rq_params_find_name(&L->p, "rotquant.ri.matrix");
+    RQ_CHECK(iq >= 0 && L->p.p[iq].group == RQ_PGROUP_ROT && L->p.p[iq].trainable);
+    double on = 0, tot = 0;
+    for (int i = 0; i < E * E; i++) on += pow(g.p[iq].data[i] - d1[i], 2), tot += d1[i] * d1[i];
+    RQ_CHECK(on > 1e-2 * tot);
+    /* float weights: A vanishes, Cayley steps stay orthogonal */
+    rq_rotlearn_step_info info;
+    for (int st = 0; st < 3; st++) {
+        RQ_ASSERT(rq_rotlearn_step(L, c, &g, tokens, 0.05, &info) == RQ_OK);
+        RQ_CHECK(info.orth1 < ORTH64_TOL);
+    }
+    rq_rotlearn_grad(L, &g, d1, NULL);
+    double gn = 0;
+    for (int i = 0; i < E * E; i++) gn += d1[i] * d1[i];
+    printf("route (b), float weights: ||A|| %.2e against ||G|| %.2e\n", info.a1, sqrt(gn));
+    RQ_CHECK_MSG(info.a1 < 1e-4 * sqrt(gn), "route (b): ||A|| %g vs ||G|| %g", info.a1, sqrt(gn));
+    free(d1);
+    rq_free(r1);
+    rq_params_free(&g);
+    rq_train_ctx_free(c);
+    rq_rotlearn_free(L);
+    rq_model_free(m);
 }
 
 /* ---- the rotation file and quantize --rotate learned ------------------------------------ */
@@ -776,6 +881,34 @@ static void check_cli(const char *model_path) {
                     tmpdir, tmpdir, err) == 0, "quantize --rotate learned: %s", last_line(err));
     RQ_CHECK(sh("%s info %s/q.gguf > %s 2>&1", cli, tmpdir, out) == 0);
     RQ_CHECK(file_has(out, "learned from gsr(n=48, block=16)") && file_has(out, "composed with gsr"));
+    /* route (b): Ri learned (no R2), then quantize folds it into the readers and applies it
+     * online; the W16 file computes the float model's function */
+    RQ_CHECK(sh("%s rotlearn -m %s -o %s/rb.gguf --r1-route linear --data-ids %s --seq-len 12 --batch 2 --val-seqs 2 "
+                "--steps 3 --wbits 4 --group 16 --abits 4 --kvbits 4 --init gsr --init-block 16 -t 1 > %s 2>%s", cli,
+                model_path, tmpdir, ids, out, err) == 0);
+    RQ_CHECK(file_has(err, "Ri (route (b)") && file_has(err, "step 3/3"));
+    snprintf(rp, sizeof rp, "%s/rb.gguf", tmpdir);
+    RQ_CHECK(rq_rot_learned_read(rp, &r) == RQ_OK && r.n_r2 == 0 && r.init1.kind == RQ_ROT_GSR &&
+             r.r4.kind == RQ_ROT_GSR && r.r3.kind == RQ_ROT_HADAMARD);
+    rq_rot_learned_free(&r);
+    RQ_CHECK_MSG(sh("%s quantize -m %s -o %s/qb.gguf --rotate learned --rotation-file %s/rb.gguf --r1-route linear "
+                    "--wbits 16 --group 16 --embd-type f32 -t 1 > /dev/null 2>%s", cli, model_path, tmpdir, tmpdir, err) == 0,
+                 "quantize route (b) learned: %s", last_line(err));
+    RQ_CHECK(sh("%s info %s/qb.gguf > %s 2>&1", cli, tmpdir, out) == 0);
+    RQ_CHECK(file_has(out, "Ri learned(n=48)") && file_has(out, "Ro gsr(n=48, block=16)") &&
+             file_has(out, "Ri learned from gsr(n=48, block=16)"));
+    {
+        rq_model *mf, *mb;
+        char qb[600];
+        snprintf(qb, sizeof qb, "%s/qb.gguf", tmpdir);
+        RQ_ASSERT(rq_model_load_file(model_path, &mf) == RQ_OK && rq_model_load_file(qb, &mb) == RQ_OK);
+        float *a = rq_test_logits(mf, tokens, TT), *b = rq_test_logits(mb, tokens, TT);
+        double e = rq_rel_l2(b, a, TT * V);
+        printf("CLI route (b): the W16 file with the learned Ri, logits rel L2 %.2e\n", e);
+        RQ_CHECK_MSG(e <= LOGIT_REL_TOL, "route (b) file: rel L2 %g", e);
+        free(a), free(b);
+        rq_model_free(mf), rq_model_free(mb);
+    }
     /* errors: exit 1 with a message naming the option */
     RQ_CHECK(sh("%s quantize -m %s -o %s/x.gguf --rotate learned --wbits 4 --group 16 --method rtn 2>%s", cli, model_path,
                 tmpdir, err) == 1 && file_has(err, "--rotation-file"));
@@ -797,6 +930,7 @@ int main(void) {
     const char *path = write_tiny("tiny.gguf", (tiny_opts){0});
     check_fold_logits(path);
     check_grad(path);
+    check_route_b(path);
     check_file(path);
     check_cli(path);
     check_closed_form();

@@ -7,6 +7,7 @@
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
+#include "quant/pipeline.h"
 #include "train/rotlearn.h"
 
 #include <stdio.h>
@@ -23,6 +24,10 @@ static void usage(void) {
            "  --block B           learn R1 block-diagonal with blocks of B (each block orthogonal; start\n"
            "                      from gsr/gh with blocks dividing B, or none)\n"
            "  --no-r2             learn R1 only; --init2 R: R2's start (default hadamard)\n"
+           "  --r1-route R        auto (default: linear on models with post-norms such as Gemma-3, whose\n"
+           "                      R1 cannot fold; residual otherwise), residual, or linear: learn Ri, the\n"
+           "                      online rotation of each linear's normed input (no R2; o's input and R4\n"
+           "                      take the start's kind, fixed)\n"
            "  --wbits W           fake-quantized weights: RTN asymmetric per group (default %d; 16 = float)\n"
            "  --group G           weights per group (default %lld)\n"
            "  --abits A, --kvbits K  16 (default), 8/4: activations and KV cache fake-quantized (STE),\n"
@@ -51,7 +56,7 @@ static bool parse_kind(const char *opt, const char *v, rq_rot_kind *k) {
 
 int cmd_rotlearn(int argc, char **argv) {
     rq_rotlearn_opts o = rq_rotlearn_opts_default();
-    const char *in = NULL, *out = NULL, *ids_path = NULL;
+    const char *in = NULL, *out = NULL, *ids_path = NULL, *route = "auto";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16, wbits = o.wbits;
     double x;
     bool quiet = false;
@@ -66,7 +71,7 @@ int cmd_rotlearn(int argc, char **argv) {
             usage();
             return 0;
         }
-        STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--data-save", o.data_save)
+        STR("-m", in) STR("-o", out) STR("--r1-route", route) STR("--data-ids", ids_path) STR("--data-save", o.data_save)
         KIND("--init", o.init) KIND("--init2", o.init2)
         INT("--init-block", o.init_block, 1, 1 << 16) INT("--block", o.block, 0, 1 << 16)
         INT("--wbits", wbits, 2, 16) INT("--group", o.group, 1, 4096)
@@ -94,6 +99,10 @@ int cmd_rotlearn(int argc, char **argv) {
 #undef KIND
     }
     if (!in || !out) return cli_fail("rotlearn: -m FLOAT.gguf and -o ROT.gguf are required");
+    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
+    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
+    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
+    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits, o.seed = (uint64_t)seed, o.progress = !quiet;
     const char *outputs[] = {out, o.data_save};
     if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;

@@ -7,6 +7,7 @@
 #include "train/fakequant.h"
 #include "train/ops.h"
 
+#include <cblas.h>
 #include <string.h>
 
 
@@ -48,6 +49,7 @@ void rq_train_ctx_free(rq_train_ctx *c) {
         rq_free(c->acts.layers);
     }
     rq_free(c->x_ins);
+    rq_free(c->xn0);
     rq_free(c->xq); /* one block for the online scratch */
     rq_free(c->acts.x_final);
     rq_free(c->seg);
@@ -112,6 +114,8 @@ rq_status rq_train_ctx_new_ex(rq_model *m, int64_t n_seq, int64_t T, const rq_tr
     if (s == RQ_OK && ckpt)
         for (int64_t l = 0; l < cf->n_layer; l++) c->acts.layers[l].x_in = c->x_ins + l * n * e;
     if (s == RQ_OK && !block && !(c->acts.x_final = rq_alloc(n * e * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
+    if (s == RQ_OK && on->pi && rq_rot_plan_q(on->pi) && !(c->xn0 = rq_alloc(n * e * (int64_t)sizeof(float))))
+        s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->seg = rq_alloc(2 * n * (int64_t)sizeof(int64_t)))) s = RQ_ENOMEM;
     if (s == RQ_OK && !(c->target = rq_alloc(n * (int64_t)sizeof(int32_t)))) s = RQ_ENOMEM;
     float *b = s == RQ_OK ? rq_alloc(n * (5 * e + 3 * qd + 3 * kvd + 3 * f) * (int64_t)sizeof(float)) : NULL;
@@ -272,6 +276,23 @@ static void fq_bwd(const rq_train_ctx *c, const rq_actq *aq, const float *x, con
     rq_parallel_for(c->n, ROWS_PER_ITEM, fq_back_rows, &j);
 }
 
+/* ∂L/∂Q of a learned Ri (route (b), x ← x·Q online) when Q is a trainable entry of p
+ * (rotquant rotlearn adds it), else NULL */
+static float *ri_grad(const rq_train_ctx *c, const rq_params *p, rq_params *g) {
+    const rq_rot_plan *pi = c->model->online.pi;
+    const float *q = pi ? rq_rot_plan_q(pi) : NULL;
+    if (!q || !c->xn0) return NULL;
+    int64_t i = rq_params_find(p, q);
+    return i >= 0 && p->p[i].trainable ? g->p[i].data : NULL;
+}
+
+/* x·Q's backward for a learned Q: gq += x0ᵀ·dy (x0 the input before Q, dy the gradient
+ * after it), before dy is rotated back */
+static void ri_grad_acc(const rq_train_ctx *c, float *gq, const float *dy) {
+    int e = (int)c->model->cfg.n_embd;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, e, e, (int)c->n, 1.0f, c->xn0, e, dy, e, 1.0f, gq, e);
+}
+
 /* ---- the backward -------------------------------------------------------------------- */
 
 /* Layer l: c->dx holds ∂L/∂(its output); on return ∂L/∂(its input x_in). */
@@ -287,6 +308,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     /* training runs F32 linears: the forward's quant_input applies the quantizer to all seven */
     const rq_actq *aq = on->cfg.act.bits ? &on->cfg.act : NULL;
     bool kv4 = on->cfg.kv_bits == 4;
+    float *gri = ri_grad(c, p, g);
 
     /* MLP block: x_out = x_mid + [post_norm](down(Q(R4(act(gate(Q(xn)))·up(Q(xn)))))),
      * xn = norm(x_mid), Q the activation quantizer (identity when off) */
@@ -313,6 +335,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     if (on->p4) rq_rot_apply_t(on->p4, c->dup, c->dup, n);
     rq_parallel_for(n, ROWS_PER_ITEM, act_rows, &aj);
     rmsnorm_fwd(c, A->x_mid, L->ffn_norm, e, c->xn);
+    if (gri) memcpy(c->xn0, c->xn, (size_t)(n * e) * sizeof(float));
     if (on->pi) rq_rot_apply(on->pi, c->xn, c->xn, n); /* route (b): gate/up's input ·Ri */
     const float *xin = c->xn;
     if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
@@ -320,6 +343,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     rq_train_linear_backward(L->w_up.w, xin, c->dup, n, f, e, c->dxn, true, grad_of(p, g, L->w_up.w));
     float *dxn = c->dxn;
     if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    if (gri) ri_grad_acc(c, gri, dxn);
     if (on->pi) rq_rot_apply_t(on->pi, dxn, dxn, n);
     rq_train_rmsnorm_backward(A->x_mid, L->ffn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->ffn_norm));
 
@@ -381,6 +405,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
         dq = c->dq2, dk = c->dk2;
     }
     rmsnorm_fwd(c, A->x_in, L->attn_norm, e, c->xn);
+    if (gri) memcpy(c->xn0, c->xn, (size_t)(n * e) * sizeof(float));
     if (on->pi) rq_rot_apply(on->pi, c->xn, c->xn, n); /* route (b): q/k/v's input ·Ri */
     xin = c->xn;
     if (aq) fq_fwd(c, aq, c->xn, e, c->xq), xin = c->xq;
@@ -389,6 +414,7 @@ static void layer_backward(rq_train_ctx *c, int64_t l, const rq_params *p, rq_pa
     rq_train_linear_backward(L->wv.w, xin, dvr, n, kvd, e, c->dxn, true, grad_of(p, g, L->wv.w));
     dxn = c->dxn;
     if (aq) fq_bwd(c, aq, c->xn, c->dxn, e, c->tmp), dxn = c->tmp;
+    if (gri) ri_grad_acc(c, gri, dxn);
     if (on->pi) rq_rot_apply_t(on->pi, dxn, dxn, n);
     rq_train_rmsnorm_backward(A->x_in, L->attn_norm, dxn, n, e, eps, c->dx, true, grad_of(p, g, L->attn_norm));
 }

@@ -54,6 +54,8 @@ typedef struct rq_train_ctx {
     float *dx;           /* [n, n_embd] ∂L/∂(residual stream) */
     float *dxn, *xn;     /* [n, n_embd] gradient of a norm's output; the norm's output recomputed */
     float *tmp;          /* [n, n_embd] gradient behind a post-norm */
+    float *xn0;          /* [n, n_embd] a normed input before a learned Ri (route (b)), the left
+                          * factor of ∂L/∂Ri; NULL unless the model's Ri is learned */
     float *dq, *dq2;     /* [n, n_head·head_dim] (dq2: before the q norm) */
     float *dk, *dk2, *dv;/* [n, n_head_kv·head_dim] */
     float *datt;         /* [n, n_head·head_dim] */

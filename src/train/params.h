@@ -17,6 +17,7 @@ typedef enum rq_param_group {
     RQ_PGROUP_NORM = 1,   /* RMSNorm scales (attn, ffn, q/k, post, output) */
     RQ_PGROUP_EMBED = 2,  /* the token embedding (the lm_head too when tied) */
     RQ_PGROUP_QUANT = 3,  /* quantizer parameters (QAT) */
+    RQ_PGROUP_ROT = 4,    /* an online rotation's matrix (rotlearn: a learned Ri, route (b)) */
     RQ_PGROUP_COUNT
 } rq_param_group;
 

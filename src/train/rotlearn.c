@@ -23,12 +23,30 @@
 
 static bool rotated(const rq_param *e) { return e->group == RQ_PGROUP_LINEAR || e->group == RQ_PGROUP_EMBED; }
 
+/* the block suffix of a tensor name ("attn_q.weight"), "" outside the blocks; *layer its layer */
+static const char *block_suffix(const char *name, long long *layer, char sfx[48]) {
+    *layer = -1, sfx[0] = 0;
+    if (!strncmp(name, "blk.", 4) && sscanf(name, "blk.%lld.%47s", layer, sfx) != 2) sfx[0] = 0;
+    return sfx;
+}
+
+/* route (b): the five linears that read a normed input rotated by Ri */
+static bool ri_reader(const char *sfx) {
+    return !strcmp(sfx, "attn_q.weight") || !strcmp(sfx, "attn_k.weight") || !strcmp(sfx, "attn_v.weight") ||
+           !strcmp(sfx, "ffn_gate.weight") || !strcmp(sfx, "ffn_up.weight");
+}
+
 rq_status rq_rotlearn_new(rq_model *m, const rq_rotlearn_cfg *cfg, rq_rotlearn **out) {
     *out = NULL;
     const rq_model_config *c = &m->cfg;
     int64_t n = c->n_embd, hd = c->head_dim, nl = c->n_layer;
-    if (c->post_norms)
-        return rq_errorf(RQ_EUNSUPPORTED, "rotlearn: R1 cannot be folded into a model with post-norms (gemma3)");
+    if (c->post_norms && !cfg->linear)
+        return rq_errorf(RQ_EUNSUPPORTED, "rotlearn: R1 cannot be folded into a model with post-norms (gemma3); "
+                         "learn the per-linear input rotation Ri instead (route (b))");
+    const rq_rot_plan *pi = m->online.pi;
+    if (cfg->linear && (!pi || !rq_rot_plan_q(pi) || cfg->r2))
+        return rq_errorf(RQ_EINVAL, "rotlearn: route (b) learns the model's online Ri: the model must apply a learned "
+                         "Ri, and R2 is not learned there");
     if (!(cfg->wbits == 16 || (cfg->wbits >= 2 && cfg->wbits <= 8)))
         return rq_errorf(RQ_EINVAL, "rotlearn: --wbits %d (2..8, or 16 for float weights)", cfg->wbits);
     if (cfg->block < 0 || (cfg->block && n % cfg->block))
@@ -44,13 +62,19 @@ rq_status rq_rotlearn_new(rq_model *m, const rq_rotlearn_cfg *cfg, rq_rotlearn *
     rq_rotlearn *L = rq_calloc(sizeof *L);
     if (!L) return RQ_ENOMEM;
     L->cfg = *cfg, L->m = m, L->n = n, L->hd = hd, L->nl = nl;
-    rq_fold_norms(m);
+    if (!cfg->linear) rq_fold_norms(m);
     rq_status s = rq_params_build(m, &L->p);
+    if (s == RQ_OK && cfg->linear)
+        s = rq_params_add(&L->p, "rotquant.ri.matrix", (float *)rq_rot_plan_q(pi), n, n, RQ_PGROUP_ROT, true);
     if (s == RQ_OK && !(L->base = rq_calloc(L->p.count * (int64_t)sizeof *L->base))) s = RQ_ENOMEM;
     for (int64_t i = 0; s == RQ_OK && i < L->p.count; i++) {
         rq_param *e = &L->p.p[i];
-        e->trainable = rotated(e);
-        if (!e->trainable) continue;
+        long long l;
+        char sfx[48];
+        if (e->group == RQ_PGROUP_ROT) continue; /* trainable: its gradient is G_Q */
+        /* route (b): every weight restored before it is quantized, the readers' get gradients */
+        e->trainable = cfg->linear ? ri_reader(block_suffix(e->name, &l, sfx)) : rotated(e);
+        if (!rotated(e) || (cfg->linear && l < 0)) continue; /* route (b) leaves the embedding/lm_head as they are */
         if (!(L->base[i] = rq_alloc(e->n * (int64_t)sizeof(float)))) s = RQ_ENOMEM;
         else memcpy(L->base[i], e->data, (size_t)e->n * sizeof(float));
     }
@@ -129,7 +153,19 @@ void rq_rotlearn_apply(rq_rotlearn *L) {
     for (int64_t i = 0; i < n * n; i++) L->r1f[i] = (float)L->R1[i];
     if (L->R2)
         for (int64_t i = 0; i < L->nl * hd * hd; i++) L->r2f[i] = (float)L->R2[i];
-    RQ_ASSERT(rq_fold_model_dense(L->m, L->r1f, L->R2 ? L->r2f : NULL, L->nl) == RQ_OK);
+    if (L->cfg.linear) { /* W ← W·Ri for the readers, Ri online */
+        for (int64_t i = 0; i < L->p.count; i++) {
+            const rq_param *e = &L->p.p[i];
+            long long l;
+            char sfx[48];
+            if (!L->base[i] || !ri_reader(block_suffix(e->name, &l, sfx))) continue;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->ne[1], (int)n, (int)n, 1.0f, L->base[i],
+                        (int)n, L->r1f, (int)n, 0.0f, e->data, (int)n);
+        }
+        rq_rot_plan_set_q(L->m->online.pi, L->r1f);
+    } else {
+        RQ_ASSERT(rq_fold_model_dense(L->m, L->r1f, L->R2 ? L->r2f : NULL, L->nl) == RQ_OK);
+    }
     if (L->cfg.wbits == 16) return;
     for (int64_t l = 0; l < L->nl; l++) {
         rq_layer *ly = &L->m->layers[l];
@@ -164,12 +200,18 @@ void rq_rotlearn_grad(const rq_rotlearn *L, const rq_params *g, double *dR1, dou
     for (int64_t i = 0; i < L->p.count; i++) {
         const rq_param *e = &L->p.p[i];
         const float *W = L->base[i], *G = g->p[i].data;
+        long long l;
+        char sfx[48];
+        block_suffix(e->name, &l, sfx);
+        if (L->cfg.linear) { /* route (b): the readers' Wᵀ·G and the online matrix's own gradient */
+            if (e->group == RQ_PGROUP_ROT)
+                for (int64_t k = 0; k < n * n; k++) dR1[k] += G[k];
+            else if (W && ri_reader(sfx))
+                acc_atb(dR1, W, G, e->ne[1], n, tmp);
+            continue;
+        }
         if (!W) continue;
         int64_t rows = e->ne[1], cols = e->ne[0];
-        const char *nm = e->name;
-        long long l = -1;
-        char sfx[48] = "";
-        if (!strncmp(nm, "blk.", 4)) sscanf(nm, "blk.%lld.%47s", &l, sfx);
         const float *r2 = L->R2 && l >= 0 ? L->r2f + l * hd * hd : NULL;
         double *d2 = dR2 && l >= 0 ? dR2 + l * hd * hd : NULL;
         if (!strcmp(sfx, "attn_v.weight")) {
@@ -272,6 +314,7 @@ static rq_status step_dp(rq_rotlearn *L, rq_train_ctx *c, rq_params *g, rq_dp_su
 
 rq_rotlearn_opts rq_rotlearn_opts_default(void) {
     return (rq_rotlearn_opts){.init = RQ_ROT_HADAMARD, .init2 = RQ_ROT_HADAMARD, .r2 = true, .rotate3 = -1,
+                              .r1_route = RQ_R1_AUTO,
                               .rotate4 = -1, .wbits = 4, .group = 64, .abits = 16, .kvbits = 16, .aclip = 1.0f,
                               .steps = 100, .n_seq = 4, .T = 512, .lr = 0.02, .schedule = RQ_LR_COSINE, .gen_seqs = 64,
                               .gen_temp = 1.0f, .val_seqs = 4};
@@ -318,6 +361,7 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     rq_dp_sum acc = {0};
     float *q1 = NULL, *q2 = NULL;
     rq_rot_learned out_rot = {0};
+    rq_quant_plan plan = {0};
     rq_qinfo qi;
     rq_model_load_opts lo = {.ref_linear = true};
     rq_status s = rq_gguf_open(in, &gf);
@@ -342,14 +386,34 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     /* the online part as `quantize` makes it: R1/R2 none here (learned), R3/R4 Hadamard by
      * default when activations or the KV cache are quantized (SpinQuant's online rotations) */
     bool online_q = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
+    /* route (b) (post-norm models by default): Ri learned online, started at the identity here
+     * (the learner sets its start); o's input and R4 take the start's kind when it has a fast
+     * form, fixed */
+    bool linear = o->r1_route == RQ_R1_LINEAR || (o->r1_route == RQ_R1_AUTO && mc->post_norms);
+    bool fast_init = o->init == RQ_ROT_HADAMARD || o->init == RQ_ROT_WALSH || blocked(o->init);
+    bool r2 = o->r2 && !linear;
+    int64_t ib = o->init_block ? o->init_block : o->block ? o->block : o->group;
     rq_quant_opts qo = rq_quant_opts_default();
     qo.rotate = RQ_ROT_NONE, qo.rotate2 = RQ_ROT_NONE, qo.wbits = 16, qo.group = o->group, qo.seed = o->seed;
+    qo.r1_route = linear ? RQ_R1_LINEAR : RQ_R1_RESIDUAL;
     qo.rotate3 = o->rotate3 >= 0 ? o->rotate3 : online_q ? RQ_ROT_HADAMARD : RQ_ROT_NONE;
-    qo.rotate4 = o->rotate4 >= 0 ? o->rotate4 : qo.rotate3;
+    qo.rotate4 = o->rotate4 >= 0 ? o->rotate4 : linear ? (fast_init ? (int)o->init : RQ_ROT_NONE) : qo.rotate3;
     qo.abits = o->abits, qo.kvbits = o->kvbits;
     if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;
-    rq_quant_plan plan;
-    if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK || (s = rq_quant_fold(m, &plan)) != RQ_OK) goto done;
+    if ((s = rq_quant_plan_make(m, &qo, &plan)) != RQ_OK) goto done;
+    if (linear) {
+        int64_t n = mc->n_embd, qd = mc->n_head * mc->head_dim;
+        rq_rot_kind ko = fast_init ? o->init : RQ_ROT_NONE;
+        if (!(plan.r1_dense = rq_calloc(n * n * (int64_t)sizeof(float)))) {
+            s = RQ_ENOMEM;
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++) plan.r1_dense[i * n + i] = 1.0f;
+        plan.ri = plan.online.ri = rq_rot_make(RQ_ROT_LEARNED, n, o->block, 0);
+        plan.ro = plan.online.ro = rq_rot_make(ko, qd, blocked(ko) ? ib : 0, o->seed + 5);
+        plan.online.ri_matrix = plan.r1_dense;
+    }
+    if ((s = rq_quant_fold(m, &plan)) != RQ_OK) goto done;
 
     /* data: given ids or the float model's own text */
     t0 = rq_time_now();
@@ -372,12 +436,12 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     /* R4's inverse folded, the fake quantizers on (a float KV cache holding the quantized values) */
     if ((s = rq_quant_arm(m, &plan)) != RQ_OK) goto done;
     m->online.kv_fake = true;
-    rq_rotlearn_cfg cfg = {.block = o->block, .r2 = o->r2, .wbits = o->wbits, .group = o->group};
+    rq_rotlearn_cfg cfg = {.block = o->block, .r2 = r2, .wbits = o->wbits, .group = o->group, .linear = linear};
     if ((s = rq_rotlearn_new(m, &cfg, &L)) != RQ_OK) goto done;
-    int64_t n = L->n, hd = L->hd, ib = o->init_block ? o->init_block : o->block ? o->block : o->group;
+    int64_t n = L->n, hd = L->hd;
     rq_rotation init1 = rq_rot_make(o->init, n, blocked(o->init) ? ib : 0, o->seed);
     rq_rotation init2 = rq_rot_make(o->init2, hd, blocked(o->init2) ? hd : 0, o->seed + 1);
-    if ((s = rq_rot_dense(&init1, &q1)) != RQ_OK || (o->r2 && (s = rq_rot_dense(&init2, &q2)) != RQ_OK)) goto done;
+    if ((s = rq_rot_dense(&init1, &q1)) != RQ_OK || (r2 && (s = rq_rot_dense(&init2, &q2)) != RQ_OK)) goto done;
     rq_rotlearn_set(L, q1, q2);
     /* one window at a time (train/dp.h): the same gradients on any rank count */
     if ((s = rq_train_ctx_new(m, 1, o->T, &c)) != RQ_OK || (s = rq_params_mirror(&L->p, &g)) != RQ_OK ||
@@ -390,9 +454,10 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     char d1[96], d2[96], don[320];
     bool talk = o->progress && rq_mpi_rank() == 0; /* one rank reports */
     if (talk)
-        fprintf(stderr, "rotlearn: %s: R1 from %s%s, R2 %s; W%d%s A%d KV%d, %s; %lld steps of %lld x %lld tokens, lr "
-                "%.3g %s; %lld training windows, %lld held out\n", in, rq_rot_describe(&init1, d1, sizeof d1),
-                o->block ? " (learned block-diagonal)" : "", o->r2 ? rq_rot_describe(&init2, d2, sizeof d2) : "none",
+        fprintf(stderr, "rotlearn: %s: %s from %s%s, R2 %s; W%d%s A%d KV%d, %s; %lld steps of %lld x %lld tokens, lr "
+                "%.3g %s; %lld training windows, %lld held out\n", in,
+                linear ? "Ri (route (b): each linear's input, online)" : "R1", rq_rot_describe(&init1, d1, sizeof d1),
+                o->block ? " (learned block-diagonal)" : "", r2 ? rq_rot_describe(&init2, d2, sizeof d2) : "none",
                 o->wbits, o->wbits != 16 ? " RTN" : "", o->abits, o->kvbits, rq_online_describe(&plan.online, don, sizeof don),
                 (long long)o->steps, (long long)o->n_seq, (long long)o->T, o->lr,
                 o->schedule == RQ_LR_COSINE ? "cosine" : o->schedule == RQ_LR_LINEAR ? "linear" : "constant",
@@ -428,15 +493,15 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
     if (n_val && (s = val_loss(c, val, n_val, o->n_seq, &res->val_last)) != RQ_OK) goto done;
 
     /* the file */
-    out_rot.n = n, out_rot.block = o->block, out_rot.head_dim = hd, out_rot.n_r2 = o->r2 ? L->nl : 0;
+    out_rot.n = n, out_rot.block = o->block, out_rot.head_dim = hd, out_rot.n_r2 = r2 ? L->nl : 0;
     if (!(out_rot.r1 = rq_alloc(n * n * (int64_t)sizeof(float))) ||
-        (o->r2 && !(out_rot.r2 = rq_alloc(L->nl * hd * hd * (int64_t)sizeof(float))))) {
+        (r2 && !(out_rot.r2 = rq_alloc(L->nl * hd * hd * (int64_t)sizeof(float))))) {
         s = RQ_ENOMEM;
         goto done;
     }
     for (int64_t i = 0; i < n * n; i++) out_rot.r1[i] = (float)L->R1[i];
-    for (int64_t i = 0; o->r2 && i < L->nl * hd * hd; i++) out_rot.r2[i] = (float)L->R2[i];
-    out_rot.init1 = init1, out_rot.init2 = o->r2 ? init2 : (rq_rotation){0};
+    for (int64_t i = 0; r2 && i < L->nl * hd * hd; i++) out_rot.r2[i] = (float)L->R2[i];
+    out_rot.init1 = init1, out_rot.init2 = r2 ? init2 : (rq_rotation){0};
     out_rot.r3 = plan.r3, out_rot.r4 = plan.r4;
     out_rot.wbits = o->wbits, out_rot.abits = o->abits, out_rot.kvbits = o->kvbits, out_rot.group = o->group;
     out_rot.asym = o->asym, out_rot.aclip = o->aclip;
@@ -447,6 +512,7 @@ rq_status rq_rotlearn_run(const char *in, const char *out, const rq_rotlearn_opt
 done:
     res->t_total = rq_time_now() - t_start;
     rq_rot_learned_free(&out_rot);
+    rq_quant_plan_free(&plan);
     rq_free(q1), rq_free(q2), rq_free(batch), rq_free(win);
     rq_params_free(&g);
     rq_dp_sum_free(&acc);

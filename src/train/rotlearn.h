@@ -40,6 +40,9 @@ typedef struct rq_rotlearn_cfg {
     bool r2;        /* learn R2 (one per layer) */
     int wbits;      /* fake-quantized block linears: 2..8 bits; 16: float */
     int64_t group;  /* weights per group along the input (divides every linear's input) */
+    bool linear;    /* route (b): R1 is Ri, the model's learned online input rotation of q/k/v and
+                     * gate/up (the model must apply a learned Ri: rq_online_cfg.ri_matrix); no
+                     * norm is fused and no R2 is learned */
 } rq_rotlearn_cfg;
 
 typedef struct rq_rotlearn {
@@ -55,10 +58,18 @@ typedef struct rq_rotlearn {
 } rq_rotlearn;
 
 /* Prepare m (a float model with float32 linears; any online quantizers and R3/R4 already
- * set, R4's inverse folded): its norms are fused (rq_fold_norms), its weights copied as the
- * base, R1 = R2 = I. Errors: a group that does not divide a linear's input, wbits outside
- * 2..8 and not 16, a block that does not divide n_embd, post-norm models (RQ_EUNSUPPORTED:
- * R1 does not fold), ENOMEM. *out owned by the caller (rq_rotlearn_free). */
+ * set, R4's inverse folded): its norms are fused (rq_fold_norms; not with cfg.linear), its
+ * weights copied as the base, R1 = R2 = I. Errors: a group that does not divide a linear's
+ * input, wbits outside 2..8 and not 16, a block that does not divide n_embd, post-norm models
+ * without cfg.linear (RQ_EUNSUPPORTED: R1 does not fold), cfg.linear without a learned Ri on
+ * m or with R2, ENOMEM. *out owned by the caller (rq_rotlearn_free).
+ *
+ * Route (b) (cfg.linear, post-norm models such as Gemma-3): R1 is the model's online Ri, x ←
+ * x·Ri on the normed inputs of q/k/v and gate/up, with W_eff = W·Ri for those five linears
+ * (the other weights only quantized), so
+ *     ∂L/∂Ri = Σ_readers Wᵀ·G + G_Q,    G_Q = Σ x₀ᵀ·∂L/∂(x₀·Ri)
+ * the second term accumulated by the backward into the gradient of the plan's matrix, a
+ * parameter of L->p (group RQ_PGROUP_ROT, "rotquant.ri.matrix"). */
 rq_status rq_rotlearn_new(rq_model *m, const rq_rotlearn_cfg *cfg, rq_rotlearn **out);
 void rq_rotlearn_free(rq_rotlearn *L);
 /* Set R1 from r1 [n, n] (NULL: the identity) and every R2[l] from r2 [hd, hd] when learned
@@ -93,7 +104,11 @@ typedef struct rq_rotlearn_opts {
     int64_t block;           /* learn R1 block-diagonal with this block (0: dense) */
     bool r2;                 /* learn R2 (per layer), started from init2 */
     rq_rot_kind init2;
-    int rotate3, rotate4;    /* online R3/R4 kinds with A/KV quantizers (-1: hadamard) */
+    int rotate3, rotate4;    /* online R3/R4 kinds with A/KV quantizers (-1: hadamard; route (b): R4
+                              * the start's kind when it has a fast form) */
+    int r1_route;            /* rq_r1_route (quant/pipeline.h): auto (default) learns Ri by route (b)
+                              * on post-norm models (Gemma-3) and R1 on the residual stream otherwise;
+                              * route (b) learns no R2, and o's input takes the start's kind, fixed */
     int wbits;               /* fake quantizers: weights (16 = off), activations, KV cache */
     int64_t group;
     int abits, kvbits;
