@@ -18,6 +18,7 @@
 #include "model/fold.h"
 #include "model/model.h"
 #include "quant/pipeline.h"
+#include "rotate/learned.h"
 #include "train/backward.h"
 
 #include <sys/stat.h>
@@ -179,6 +180,32 @@ static void real_gemma(const char *path) {
              pd.ro.kind == RQ_ROT_GSR);
     rq_quant_plan_free(&pd);
     rq_model_free(m);
+    /* a learned rotation of this model (rotlearn's file; its long configuration recorded whole)
+     * plans as a learned Ri by the default route */
+    {
+        m = load(path);
+        int64_t n = m->cfg.n_embd;
+        rq_rot_learned r = {.n = n, .wbits = 4, .group = 64, .abits = 16, .kvbits = 16, .steps = 1};
+        r.init1 = rq_rot_make(RQ_ROT_GSR, n, 64, 0);
+        r.r1 = rq_calloc(n * n * (int64_t)sizeof(float));
+        for (int64_t i = 0; i < n; i++) r.r1[i * n + i] = 1.0f;
+        rq_model_config_describe(&m->cfg, r.model, sizeof r.model);
+        RQ_CHECK(strlen(r.model) > 200); /* longer than the 160 bytes the file once kept */
+        char rp[512];
+        snprintf(rp, sizeof rp, "%s/gemma_rot.gguf", tmpdir);
+        RQ_ASSERT(rq_rot_learned_write(&r, rp) == RQ_OK);
+        rq_quant_opts ol = rq_quant_opts_default();
+        ol.rotate = RQ_ROT_LEARNED, ol.rotation_file = rp, ol.wbits = 16;
+        rq_quant_plan pl;
+        rq_status s = rq_quant_plan_make(m, &ol, &pl);
+        RQ_CHECK_MSG(s == RQ_OK, "learned rotation of gemma-3: %s", rq_last_error());
+        if (s == RQ_OK) {
+            RQ_CHECK(pl.ri.kind == RQ_ROT_LEARNED && pl.r1.kind == RQ_ROT_NONE && pl.ro.kind == RQ_ROT_GSR);
+            rq_quant_plan_free(&pl);
+        }
+        rq_free(r.r1);
+        rq_model_free(m);
+    }
     /* route (a) with R1 folded but not applied after the post-norms: another function */
     m = load(path);
     rq_rotation r1 = rq_rot_make(RQ_ROT_GSR, m->cfg.n_embd, 64, 0);

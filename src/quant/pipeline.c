@@ -106,7 +106,7 @@ static rq_status plan_learned(const rq_model *m, const rq_quant_opts *o, rq_quan
     const rq_model_config *c = &m->cfg;
     rq_rot_learned f;
     RQ_TRY(rq_rot_learned_read(o->rotation_file, &f));
-    char desc[192];
+    char desc[sizeof f.model];
     rq_model_config_describe(c, desc, sizeof desc);
     rq_status s = RQ_OK;
     if (f.n != c->n_embd)
@@ -188,7 +188,7 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     else if (c->post_norms && k1 == RQ_ROT_ORTHOGONAL)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate orthogonal: this model's post-norms need R1 online after them "
                         "(route (a)), which must be hadamard, walsh, gh or gsr (or use --r1-route linear with those)");
-    else if (c->post_norms && k1 == RQ_ROT_LEARNED)
+    else if (c->post_norms && !linear && k1 == RQ_ROT_LEARNED)
         bad = rq_errorf(RQ_EUNSUPPORTED, "--rotate learned: a learned R1 cannot be applied online after this model's "
                         "post-norms (route (a)); use --r1-route linear (a learned Ri) or a fixed kind");
     if (bad != RQ_OK) {

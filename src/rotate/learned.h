@@ -43,7 +43,7 @@ typedef struct rq_rot_learned {
     float lr;
     uint64_t seed;
     double loss_first, loss_last, seconds;
-    char model[160];          /* the model's configuration (model.h rq_model_config_describe) */
+    char model[512];          /* the model's configuration (model.h rq_model_config_describe) */
 } rq_rot_learned;
 
 /* r's description as GGUF keys PREFIX.kind (its name), PREFIX.n, PREFIX.block,
