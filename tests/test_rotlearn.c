@@ -429,6 +429,41 @@ static void check_fold_logits(const char *path) {
     rq_model_free(m);
 }
 
+/* the learner's model (applied at its R) computes the original function: logits against the
+ * float64 forward of the unrotated model */
+static void check_apply(rq_rotlearn *L, const char *what) {
+    rq_rotlearn_apply(L);
+    float *got = rq_test_logits(L->m, tokens, TT), *nv = malloc(sizeof(float) * TT * V);
+    naive_forward(tokens, TT, false, 1.0, nv);
+    double e = rq_rel_l2(got, nv, TT * V);
+    printf("%s: learner apply, logits rel L2 %.2e\n", what, e);
+    RQ_CHECK_MSG(e <= LOGIT_REL_TOL, "%s learner apply: logits rel L2 %g", what, e);
+    free(got), free(nv);
+}
+
+/* a context and gradient mirror for L (*c, *g, the caller's), one forward/backward at L's
+ * applied weights, the rotation gradients into d1 (and d2); the loss against the float64
+ * oracle at R1d/R2d and 40 sampled entries of d1 against its central differences */
+static void grads_against_fd(rq_rotlearn *L, rq_train_ctx **c, rq_params *g, double *d1, double *d2,
+                             const char *what) {
+    RQ_ASSERT(rq_train_ctx_new(L->m, NSEQ, TT, c) == RQ_OK && rq_params_mirror(&L->p, g) == RQ_OK);
+    RQ_ASSERT(rq_train_forward(*c, tokens) == RQ_OK);
+    double loss = rq_train_loss(*c, tokens, NULL, 0);
+    rq_train_backward(*c, tokens, (*c)->st->logits, &L->p, g);
+    rq_rotlearn_grad(L, g, d1, d2);
+    fold64();
+    double l64 = loss64();
+    RQ_CHECK_NEAR(loss, l64, 1e-5 * l64);
+    double err = 0, big = 0;
+    for (int s2 = 0; s2 < 40; s2++) {
+        int64_t j = (int64_t)rq_rng_below(&rng, E * E);
+        double fd = fd_at(&R1d[j]);
+        big = fmax(big, fabs(fd)), err = fmax(err, fabs(fd - d1[j]));
+    }
+    printf("%s: 40 entries, max |fd| %.3g, max |fd - analytic| %.2e (rel %.2e)\n", what, big, err, err / big);
+    RQ_CHECK_MSG(err <= ROT_GRAD_REL_TOL * big && big > 0, "%s rel err %g", what, err / big);
+}
+
 static void check_grad(const char *path) {
     rq_model *m;
     RQ_ASSERT(rq_model_load_file(path, &m) == RQ_OK);
@@ -441,36 +476,14 @@ static void check_grad(const char *path) {
     for (int i = 0; i < E * E; i++) R1d[i] = L->R1[i];
     for (int l = 0; l < NL; l++)
         for (int i = 0; i < HD * HD; i++) R2d[l][i] = L->R2[l * HD * HD + i];
-    rq_rotlearn_apply(L);
-    /* the learner's model computes the original function */
-    float *got = rq_test_logits(m, tokens, TT), *nv = malloc(sizeof(float) * TT * V);
-    naive_forward(tokens, TT, false, 1.0, nv);
-    double e = rq_rel_l2(got, nv, TT * V);
-    RQ_CHECK_MSG(e <= LOGIT_REL_TOL, "learner apply: logits rel L2 %g", e);
-    free(got), free(nv);
-
+    check_apply(L, "residual");
     rq_train_ctx *c;
     rq_params g;
-    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, TT, &c) == RQ_OK && rq_params_mirror(&L->p, &g) == RQ_OK);
-    RQ_ASSERT(rq_train_forward(c, tokens) == RQ_OK);
-    double loss = rq_train_loss(c, tokens, NULL, 0);
-    rq_train_backward(c, tokens, c->st->logits, &L->p, &g);
     double *d1 = malloc(sizeof(double) * E * E), *d2 = malloc(sizeof(double) * NL * HD * HD);
-    rq_rotlearn_grad(L, &g, d1, d2);
-    fold64();
-    double l64 = loss64();
-    RQ_CHECK_NEAR(loss, l64, 1e-5 * l64);
-    /* R1: sampled entries; R2: every entry of each layer's */
-    double err = 0, big = 0;
-    for (int s2 = 0; s2 < 40; s2++) {
-        int64_t j = (int64_t)rq_rng_below(&rng, E * E);
-        double fd = fd_at(&R1d[j]);
-        big = fmax(big, fabs(fd)), err = fmax(err, fabs(fd - d1[j]));
-    }
-    printf("dL/dR1: 40 entries, max |fd| %.3g, max |fd - analytic| %.2e (rel %.2e)\n", big, err, err / big);
-    RQ_CHECK_MSG(err <= ROT_GRAD_REL_TOL * big && big > 0, "dL/dR1 rel err %g", err / big);
+    grads_against_fd(L, &c, &g, d1, d2, "dL/dR1");
+    /* R2: every entry of each layer's */
     for (int l = 0; l < NL; l++) {
-        err = big = 0;
+        double err = 0, big = 0;
         for (int j = 0; j < HD * HD; j++) {
             double fd = fd_at(&R2d[l][j]);
             big = fmax(big, fabs(fd)), err = fmax(err, fabs(fd - d2[l * HD * HD + j]));
@@ -598,34 +611,13 @@ static void check_route_b(const char *path) {
     float *r1 = dense(RQ_ROT_ORTHOGONAL, E, 7);
     rq_rotlearn_set(L, r1, NULL);
     for (int i = 0; i < E * E; i++) R1d[i] = L->R1[i];
-    rq_rotlearn_apply(L);
-    float *got = rq_test_logits(m, tokens, TT), *nv = malloc(sizeof(float) * TT * V);
-    naive_forward(tokens, TT, false, 1.0, nv);
-    double e = rq_rel_l2(got, nv, TT * V);
-    printf("route (b): learner apply, logits rel L2 %.2e\n", e);
-    RQ_CHECK_MSG(e <= LOGIT_REL_TOL, "route (b) learner apply: logits rel L2 %g", e);
-    free(got), free(nv);
+    route_b = true;
+    check_apply(L, "route (b)");
     rq_train_ctx *c;
     rq_params g;
-    RQ_ASSERT(rq_train_ctx_new(m, NSEQ, TT, &c) == RQ_OK && rq_params_mirror(&L->p, &g) == RQ_OK);
-    RQ_ASSERT(rq_train_forward(c, tokens) == RQ_OK);
-    double loss = rq_train_loss(c, tokens, NULL, 0);
-    rq_train_backward(c, tokens, c->st->logits, &L->p, &g);
     double *d1 = malloc(sizeof(double) * E * E);
-    rq_rotlearn_grad(L, &g, d1, NULL);
-    route_b = true;
-    fold64();
-    double l64 = loss64();
-    RQ_CHECK_NEAR(loss, l64, 1e-5 * l64);
-    double err = 0, big = 0;
-    for (int s2 = 0; s2 < 40; s2++) {
-        int64_t j = (int64_t)rq_rng_below(&rng, E * E);
-        double fd = fd_at(&R1d[j]);
-        big = fmax(big, fabs(fd)), err = fmax(err, fabs(fd - d1[j]));
-    }
+    grads_against_fd(L, &c, &g, d1, NULL, "route (b) dL/dRi");
     route_b = false;
-    printf("route (b) dL/dRi: 40 entries, max |fd| %.3g, max |fd - analytic| %.2e (rel %.2e)\n", big, err, err / big);
-    RQ_CHECK_MSG(err <= ROT_GRAD_REL_TOL * big && big > 0, "route (b) dL/dRi rel err %g", err / big);
     /* the online term alone is not the gradient: the readers' term matters */
     int64_t iq = rq_params_find_name(&L->p, "rotquant.ri.matrix");
     RQ_CHECK(iq >= 0 && L->p.p[iq].group == RQ_PGROUP_ROT && L->p.p[iq].trainable);
