@@ -360,7 +360,8 @@ typedef struct rotquant_quantize_params {
     rotquant_quantizer quantizer;
     rotquant_rotation rotation; /* R1, the residual rotation, folded (default GSR) */
     int64_t rotation_block;     /* block of GH/GSR R1 (default: the group) */
-    rotquant_rotation rotation2; /* R2, per attention head on v/o, folded (default none) */
+    rotquant_rotation rotation2; /* R2, per attention head on v/o, folded (default: Hadamard
+                                  * when R1 is not none, else none) */
     int abits;                  /* per-token activation quantizer: 4, 8, or 16 = off (default) */
     int kvbits;                 /* KV cache: 4, or 16 = float (default) */
     const char *calib;          /* GPTQ calibration: NULL = "generate" (the model samples its

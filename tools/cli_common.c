@@ -129,9 +129,12 @@ bool cli_quant_args_finish(const struct cli_quant_args *qa) {
     if (!strcmp(qa->method, "gptq")) o->method = RQ_PTQ_GPTQ;
     else if (!strcmp(qa->method, "rtn")) o->method = RQ_PTQ_RTN;
     else return !cli_fail("--method: '%s' is not rtn or gptq", qa->method);
-    if (rq_rot_kind_parse(qa->rotate, &o->rotate) != RQ_OK || rq_rot_kind_parse(qa->rotate2, &o->rotate2) != RQ_OK ||
+    rq_rot_kind k2 = RQ_ROT_NONE;
+    if (rq_rot_kind_parse(qa->rotate, &o->rotate) != RQ_OK ||
+        (strcmp(qa->rotate2, "auto") && rq_rot_kind_parse(qa->rotate2, &k2) != RQ_OK) ||
         rq_rot_kind_parse(qa->compose, &o->compose) != RQ_OK)
         return !cli_fail_status();
+    o->rotate2 = strcmp(qa->rotate2, "auto") ? (int)k2 : -1;
     o->calib_n = qa->calib_n, o->calib_len = qa->calib_len, o->seed = (uint64_t)qa->seed;
     return true;
 }

@@ -27,7 +27,8 @@ static void usage(void) {
            "                     are rotated online); linear: no residual rotation, each linear's\n"
            "                     input rotated online by a rotation of the --rotate kind, its inverse\n"
            "                     folded into the linear (R4 for down)\n"
-           "  --rotate2 KIND     R2, per attention head (v/o pair; default none)\n"
+           "  --rotate2 KIND     R2, per attention head (v/o pair, folded): auto (default: hadamard when\n"
+           "                     --rotate is not none, a learned file's own R2, else none), or a kind\n"
            "  --block2 B         block size of R2 when gh/gsr (default: head_dim)\n"
            "  --wbits B          2, 3, 4, 8, or 16 = keep float weights (only A/KV quantizers and\n"
            "                     rotations; default 2)\n"
@@ -76,6 +77,7 @@ static void usage(void) {
 int cmd_quantize(int argc, char **argv) {
     rq_quant_opts o = rq_quant_opts_default();
     struct cli_quant_args qa = cli_quant_args_default(&o);
+    qa.rotate2 = "auto"; /* quantize: R2 Hadamard with a rotated R1 (export keeps none) */
     const char *in = NULL, *out = NULL, *embd = "q8_0", *quant_name = "uniform";
     const char *rot3_name = NULL, *rot4_name = NULL, *fit_name = "ls", *route = "auto";
     int64_t wbits = 2, abits = 16, kvbits = 16;

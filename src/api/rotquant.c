@@ -625,7 +625,11 @@ static rq_status common_opts(rotquant_method method, rotquant_rotation rotation,
                              int64_t calib_len, uint64_t seed, int progress, rq_quant_opts *o) {
     RQ_TRY(method_of(method, &o->method));
     RQ_TRY(rotation_kind(rotation, o->rotate, "--rotate", &o->rotate));
-    RQ_TRY(rotation_kind(rotation2, o->rotate2, "--rotate2", &o->rotate2));
+    rq_rot_kind k2 = RQ_ROT_NONE;
+    if (rotation2 != ROTQUANT_ROT_DEFAULT) {
+        RQ_TRY(rotation_kind(rotation2, RQ_ROT_NONE, "--rotate2", &k2));
+        o->rotate2 = (int)k2;
+    }
     o->block = rotation_block;
     if (calib) o->calib = calib;
     o->calib_ids = calib_ids;

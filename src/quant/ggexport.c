@@ -13,6 +13,8 @@
 rq_export_opts rq_export_opts_default(void) {
     rq_export_opts o;
     o.q = rq_quant_opts_default();
+    o.q.rotate2 = RQ_ROT_NONE; /* the export tables were measured without R2 (it folds exactly: --rotate2) */
+    o.q.r1_route = RQ_R1_RESIDUAL; /* a llama.cpp file holds no online rotation: R1 folds or is refused */
     o.q.wbits = 4;  /* unused by the llama.cpp types; a valid setting for the shared checks */
     o.q.group = 32; /* the default block of gh/gsr: llama.cpp's block of 32 */
     o.type = RQ_TYPE_Q4_0;
@@ -28,7 +30,7 @@ static rq_status check_opts(const rq_export_opts *o) {
         return rq_errorf(RQ_EINVAL, "--embd-type: %s is not a type rotquant writes", rq_type_name(o->embd_type));
     const rq_quant_opts *q = &o->q;
     if (q->abits != 16 || q->kvbits != 16 || (q->rotate3 != -1 && q->rotate3 != RQ_ROT_NONE) ||
-        (q->rotate4 != -1 && q->rotate4 != RQ_ROT_NONE) || q->r1_route == RQ_R1_LINEAR)
+        (q->rotate4 != -1 && q->rotate4 != RQ_ROT_NONE) || q->r1_route != RQ_R1_RESIDUAL)
         return rq_errorf(RQ_EUNSUPPORTED, "export: a llama.cpp file holds no online transform (activation or KV "
                          "quantizers, R3/R4, per-linear input rotations)");
     if (q->wbits == 16) return rq_errorf(RQ_EINVAL, "export: the linears are always quantized (--type)");

@@ -26,7 +26,7 @@
 #define CALIB_LEN_DEFAULT 2048
 
 rq_quant_opts rq_quant_opts_default(void) {
-    return (rq_quant_opts){.rotate = RQ_ROT_GSR, .r1_route = RQ_R1_AUTO, .rotate2 = RQ_ROT_NONE, .rotate3 = -1, .rotate4 = -1, .wbits = 2,
+    return (rq_quant_opts){.rotate = RQ_ROT_GSR, .r1_route = RQ_R1_AUTO, .rotate2 = -1, .rotate3 = -1, .rotate4 = -1, .wbits = 2,
                            .group = 64, .quantizer = RQ_QPARAM_UNIFORM, .method = RQ_PTQ_GPTQ, .act_order = -1,
                            .fit_importance = -1, .fit = RQ_FIT_LS, .damp = 0.01, .abits = 16, .aclip = 1.0,
                            .kvbits = 16, .kvclip = 1.0, .calib = "generate", .embd_type = "q8_0"};
@@ -68,7 +68,7 @@ rq_status rq_quant_opts_check(const rq_quant_opts *o) {
         return rq_errorf(RQ_EINVAL, "--hessian-shrink: %g is not in [0, 1]", o->hshrink);
     if (!o->embd_type || (strcmp(o->embd_type, "q8_0") && strcmp(o->embd_type, "f16") && strcmp(o->embd_type, "f32")))
         return rq_errorf(RQ_EINVAL, "--embd-type: '%s' is not q8_0, f16 or f32", o->embd_type ? o->embd_type : "");
-    if (!kind_ok(o->rotate) || !kind_ok(o->rotate2) || (o->rotate3 != -1 && !kind_ok(o->rotate3)) ||
+    if (!kind_ok(o->rotate) || (o->rotate2 != -1 && !kind_ok(o->rotate2)) || (o->rotate3 != -1 && !kind_ok(o->rotate3)) ||
         (o->rotate4 != -1 && !kind_ok(o->rotate4)))
         return rq_errorf(RQ_EINVAL, "--rotate/--rotate2/--rotate3/--rotate4: unknown rotation kind");
     if (o->rotate2 == RQ_ROT_LEARNED || o->rotate3 == RQ_ROT_LEARNED || o->rotate4 == RQ_ROT_LEARNED)
@@ -118,7 +118,7 @@ static rq_status plan_learned(const rq_model *m, const rq_quant_opts *o, rq_quan
                       (long long)c->head_dim);
     else if (f.model[0] && strcmp(f.model, desc))
         s = rq_errorf(RQ_EINVAL, "%s was learned on another model (%s; this one is %s)", o->rotation_file, f.model, desc);
-    else if (f.n_r2 && o->rotate2 != RQ_ROT_NONE)
+    else if (f.n_r2 && o->rotate2 > RQ_ROT_NONE)
         s = rq_errorf(RQ_EINVAL, "--rotate2: %s brings its own (learned) R2", o->rotation_file);
     if (s == RQ_OK && o->compose != RQ_ROT_NONE) { /* R1 ← R_learned·Q */
         bool blk = o->compose == RQ_ROT_GSR || o->compose == RQ_ROT_GH;
@@ -169,7 +169,8 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
     p->calibrated = o->method == RQ_PTQ_GPTQ && !p->float_weights;
     /* rotations: gh/gsr take a block, the full-size kinds none */
     bool quantized_online = o->abits != RQ_BITS_OFF || o->kvbits != RQ_BITS_OFF;
-    rq_rot_kind k1 = o->rotate, k2 = o->rotate2;
+    rq_rot_kind k1 = o->rotate;
+    rq_rot_kind k2 = o->rotate2 >= 0 ? (rq_rot_kind)o->rotate2 : k1 != RQ_ROT_NONE ? RQ_ROT_HADAMARD : RQ_ROT_NONE;
     bool linear = o->r1_route == RQ_R1_LINEAR || (o->r1_route == RQ_R1_AUTO && c->post_norms);
     /* a learned R1 has no fast form for R3/R4: those the rotation was trained with (Hadamard
      * when it was trained without) */

@@ -45,7 +45,10 @@ typedef enum rq_r1_route {
 typedef struct rq_quant_opts {
     /* rotations: R1 residual (folded), R2 per head on v/o (folded), R3 online on q/k after
      * RoPE, R4 online on down's input (its inverse folded into down) */
-    rq_rot_kind rotate, rotate2;
+    rq_rot_kind rotate;
+    int rotate2;              /* rq_rot_kind, or -1 (default): Hadamard (random signs) per head when
+                               * R1 rotates (--rotate not none; measured better in every table:
+                               * README), a learned file's own R2 when it brings one, else none */
     int rotate3, rotate4;     /* rq_rot_kind, or -1: default (R3: R1's kind when abits or kvbits
                                * quantize, else none; R4: R3's kind) */
     int64_t block, block2;    /* gh/gsr block of R1 (0: the group) and R2 (0: head_dim) */
