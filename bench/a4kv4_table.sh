@@ -6,7 +6,8 @@
 # interrupted run resumes; finished rows are skipped).
 # Environment: CHUNKS (default 16), CALIB (calibration ids, default out/ptq/calib_16x512.ids,
 #   made by bench/ptq_table.sh), T (threads), OUT (default out/a4kv4), ONLY (regex on row
-#   names), AQ (activation quantizer options, default "--aclip 0.9": symmetric).
+#   names), AQ (activation quantizer options, default "--aclip 0.9": symmetric), R2 (the R2
+#   kind, default none, as the table was measured; quantize's own default is hadamard).
 CHUNKS=${CHUNKS:-16}
 source "$(dirname "$0")/common.sh"
 out=${OUT:-out/a4kv4}
@@ -26,7 +27,7 @@ row() {
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --wbits "$wbits" --abits "$abits" --kvbits "$kvbits" --method gptq \
         --group 64 --rotate "$rot" --rotate3 "$rot" --rotate4 "$rot" --seed "$seed" --calib-ids "$calib" -t "$T" \
-        "${extra[@]}" 2> "$out/$name.log"
+        "${extra[@]}" --rotate2 "${R2:-none}" 2> "$out/$name.log"
     t1=$(date +%s)
     p=$(ppl_full "$f")
     printf '%s\tW%sA%sKV%s\t%s\t%s\t%s\t%s\n' "$name" "$wbits" "$abits" "$kvbits" "$rot" "$p" "$((t1 - t0))" "$seed" \

@@ -19,6 +19,11 @@ calib_ids() {
     echo "calibration $1 x $2: generated in $(($(date +%s) - t0)) s" | tee "$3.time" >&2
 }
 
+# r2_default QUANTIZE-ARGS...: "--rotate2 none" unless the args name an R2. The tables were
+# measured without R2; quantize's default is a Hadamard per head since session 15, so a row
+# keeps its meaning by saying so (learned files still bring their own R2).
+r2_default() { [[ " $* " == *" --rotate2 "* ]] || echo "--rotate2 none"; }
+
 # ppl_full FILE [ppl options] -> "PPL<TAB>SE": WikiText-2, full windows of 2048 tokens
 ppl_full() {
     local args=(-m "$1" -f "$wiki" --protocol full --ctx 2048 -t "$T")

@@ -61,7 +61,8 @@ row() {
     [[ " $* " == *" --calib-ids "* ]] && ids=""
     t0=$(date +%s)
     $rq quantize -m $model -o "$f" --wbits "$wbits" --method "$method" --rotate "$rot" --seed "$seed" \
-        --group "$group" ${ids:+--calib-ids "$ids"} --loss-report "$out/$name.loss.tsv" -t "$T" "$@" 2> "$out/$name.log"
+        --group "$group" ${ids:+--calib-ids "$ids"} --loss-report "$out/$name.loss.tsv" -t "$T" $(r2_default "$@") "$@" \
+        2> "$out/$name.log"
     t1=$(date +%s)
     bpw=$(sed -n 's/.*, \([0-9.]*\) bits\/weight.*/\1/p' "$out/$name.log")
     p=$(ppl "$f")

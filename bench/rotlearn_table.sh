@@ -61,7 +61,8 @@ row() {
     grep -q "^$name	" "$res" 2>/dev/null && return 0
     local f=$out/$name.gguf t0 t1 p
     t0=$(date +%s)
-    $rq quantize -m $model -o "$f" --method gptq --group 64 --calib-ids "$calib" -t "$T" "$@" 2> "$out/$name.log"
+    $rq quantize -m $model -o "$f" --method gptq --group 64 --calib-ids "$calib" -t "$T" $(r2_default "$@") "$@" \
+        2> "$out/$name.log"
     t1=$(date +%s)
     p=$(ppl_full "$f")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$setting" "$label" "$p" "$((t1 - t0))" "$lt" >> "$res"

@@ -32,7 +32,7 @@ quantized() {
     [ -f "$out/$name.json" ] && return 0
     [ -f "$calib" ] || { echo "missing $calib (run bench/ptq_table.sh first, or set CALIB)"; exit 1; }
     local f=$out/$name.gguf
-    [ -f "$f" ] || $rq quantize -m $model -o "$f" --method gptq --group 64 --calib-ids "$calib" -t "$T" "$@" \
+    [ -f "$f" ] || $rq quantize -m $model -o "$f" --method gptq --group 64 --calib-ids "$calib" -t "$T" $(r2_default "$@") "$@" \
         2> "$out/$name.quantize.log"
     evaluate "$name" "$f" "$LIMIT"
 }
