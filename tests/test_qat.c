@@ -371,6 +371,13 @@ static void test_cli(void) {
     RQ_CHECK(sh("%s qat -m %s -o %s/b.gguf --data-ids %s %s --quantizer seq --group 0 --abits 4 --kvbits 4 "
                 "--embd-type f32 > %s 2> %s", cli, path_model, dir, ids, common, outp, err) == 0);
     check_ppl_line(outp, "qat SEQ per channel, A4 KV4");
+    /* R2 (a Hadamard per head) folded into teacher and student: the file records it and still
+     * computes what was trained */
+    RQ_CHECK(sh("%s qat -m %s -o %s/r2.gguf --data-ids %s %s --rotate2 hadamard > %s 2> %s", cli, path_model, dir, ids,
+                common, outp, err) == 0);
+    check_ppl_line(outp, "qat with R2 hadamard");
+    RQ_CHECK(sh("%s info %s/r2.gguf > %s 2> %s", cli, dir, outp, err) == 0);
+    RQ_CHECK_MSG(file_has(outp, "R2 hadamard(n=16"), "the qat file does not record its R2");
     /* a post-norm model (Gemma-3's layout): GSR reaches the linears by route (b), the per-linear
      * input rotations, without a flag; the file records Ri/Ro and computes what was trained */
     char mG[192];

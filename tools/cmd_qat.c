@@ -22,6 +22,7 @@ static void usage(void) {
            "                      clipping, W2U) or seq (ParetoQ's levels ±¼, ±¾ of a row scale, W2U)\n"
            "  --group G           32, 64 (default), 128, or 0 = per output channel (stored in groups of 64)\n"
            "  --rotate R          gsr (default), gh, walsh, hadamard, none (R1; block = the group)\n"
+           "  --rotate2 KIND      R2 per attention head, folded into v/o (default none)\n"
            "  --r1-route R        auto (default: linear on models with post-norms such as Gemma-3,\n"
            "                      residual otherwise), residual (R1 on the residual stream, folded) or\n"
            "                      linear (each linear's input rotated online, the inverse folded)\n"
@@ -63,7 +64,7 @@ static void usage(void) {
 
 int cmd_qat(int argc, char **argv) {
     rq_rcp_opts o = rq_rcp_opts_default();
-    const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq", *route = "auto";
+    const char *in = NULL, *out = NULL, *ids_path = NULL, *quant = "ldp", *rot = "gsr", *init = "ptq", *route = "auto", *rot2 = "none";
     int64_t threads = 0, seed = 0, abits = 16, kvbits = 16;
     double gamma = -1, x;
     bool quiet = false;
@@ -77,7 +78,7 @@ int cmd_qat(int argc, char **argv) {
             usage();
             return 0;
         }
-        STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--quantizer", quant) STR("--rotate", rot) STR("--r1-route", route)
+        STR("-m", in) STR("-o", out) STR("--data-ids", ids_path) STR("--quantizer", quant) STR("--rotate", rot) STR("--rotate2", rot2) STR("--r1-route", route)
         STR("--init", init) STR("--init-file", o.init_file) STR("--data-save", o.data_save) STR("--save-block", o.save_block) STR("--save-start", o.save_start) STR("--checkpoint", o.checkpoint) STR("--resume", o.resume) STR("--embd-type", o.embd_type)
         INT("--group", o.group, 0, 4096) INT("--calib-n", o.calib_n, 1, 1 << 20) INT("--gen-seqs", o.gen_seqs, 1, 1 << 20)
         INT("--seq-len", o.T, 2, 1 << 16) INT("--batch", o.n_seq, 1, 1 << 16)
@@ -105,7 +106,10 @@ int cmd_qat(int argc, char **argv) {
     int qk = rq_fq2_parse(quant);
     if (qk < 0) return cli_fail("--quantizer: '%s' is not ldp, uniform or seq", quant);
     o.quantizer = (rq_fq2_kind)qk;
-    if (rq_rot_kind_parse(rot, &o.rotate) != RQ_OK) return cli_fail_status();
+    if (rq_rot_kind_parse(rot, &o.rotate) != RQ_OK || rq_rot_kind_parse(rot2, &o.rotate2) != RQ_OK)
+        return cli_fail_status();
+    if (o.rotate2 == RQ_ROT_LEARNED || o.rotate == RQ_ROT_LEARNED)
+        return cli_fail("qat: a learned rotation is not taken here (start from a quantized file with --init-file)");
     if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
     else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
     else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;

@@ -280,7 +280,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
                       (long long)c->n_ctx_train);
         goto done;
     }
-    /* rotations: R1 (block = the group, 64 per channel) and R2 none folded into both models;
+    /* rotations: R1 (block = the group, 64 per channel) and R2 (none by default) folded into both models;
      * with A/KV quantizers R3/R4 of the same kind online in the student (R4 folded into down).
      * A start file brings its own (already folded into it, and its online settings set). */
     int64_t blk = o->group ? o->group : 64, file_group = blk;
@@ -292,7 +292,7 @@ rq_status rq_rcp_run(const char *in, const char *out, const rq_rcp_opts *o, rq_r
         if ((s = rq_qinfo_online_cfg_file(gp, &qp, &plan.online, &ri_buf)) != RQ_OK) goto done;
     } else { /* the rotations and run-time quantizers of `rotquant quantize` with these settings */
         rq_quant_opts qo = rq_quant_opts_default();
-        qo.rotate = o->rotate, qo.rotate2 = RQ_ROT_NONE, qo.block = blk, qo.group = blk, qo.seed = o->seed;
+        qo.rotate = o->rotate, qo.rotate2 = (int)o->rotate2, qo.block = blk, qo.group = blk, qo.seed = o->seed;
         qo.r1_route = (rq_r1_route)o->r1_route;
         qo.abits = o->abits, qo.kvbits = o->kvbits;
         if (o->abits != RQ_BITS_OFF) qo.asym = o->asym, qo.aclip = o->aclip;

@@ -24,7 +24,8 @@
 typedef struct rq_rcp_opts {
     rq_fq2_kind quantizer;   /* LDP (W2L), uniform or SEQ (W2U) */
     int64_t group;           /* 32, 64, 128; 0 = per output channel (stored in groups of 64) */
-    rq_rot_kind rotate;      /* R1 (block = group or 64 for GSR/GH), R2 none; R3/R4 the same kind with A/KV */
+    rq_rot_kind rotate;      /* R1 (block = group or 64 for GSR/GH); R3/R4 the same kind with A/KV */
+    rq_rot_kind rotate2;     /* R2 per head, folded into v/o (default none: QAT was measured without) */
     int r1_route;            /* rq_r1_route (quant/pipeline.h); auto (default): per-linear (route (b))
                               * on a post-norm model such as Gemma-3 (the backward does not run
                               * route (a)), the residual stream otherwise */
