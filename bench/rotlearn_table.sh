@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Learned rotations (SpinQuant's Cayley SGD, `rotquant rotlearn`) against the fixed ones on
-# SmolLM2-135M, issue 16's table. Every row folds its R1/R2, quantizes with GPTQ (group 64,
+# SmolLM2-135M, issue 16's table (MODEL=models/gemma-3-270m-q4_k_m.gguf: the same table for
+# Gemma-3, whose R1 is learned and applied as Ri, route (b), the default on post-norm models). Every row folds its R1/R2, quantizes with GPTQ (group 64,
 # quantize's default fits) on the same self-generated calibration ids, and is measured with
 # `rotquant ppl --protocol full --ctx 2048` on the same WikiText-2 windows.
 #
@@ -108,7 +109,7 @@ a4=(--wbits 4 --abits 4 --kvbits 4 --aclip 0.9)
 for set in $SETS; do
     case $set in
         a4)
-            learn_set a4 "${a4[@]}"
+            learn_set a4 "${a4[@]}" --rotate3 hadamard --rotate4 hadamard
             table w4a4kv4 a4 "${a4[@]}" --rotate3 hadamard --rotate4 hadamard ;;
         w2)
             learn_set w3 --wbits 3
