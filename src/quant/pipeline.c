@@ -210,9 +210,10 @@ rq_status rq_quant_plan_make(rq_model *m, const rq_quant_opts *o, rq_quant_plan 
          * when that has a fast form (none otherwise) */
         rq_rot_kind ko = p->learned_init.kind;
         if (ko == RQ_ROT_ORTHOGONAL || ko == RQ_ROT_LEARNED) ko = RQ_ROT_NONE;
+        int64_t qd = c->n_head * c->head_dim, bi = p->learned_init.block; /* rotlearn's Ro: the start's block and seed */
         p->ri = rq_rot_make(RQ_ROT_LEARNED, c->n_embd, p->r1.block, 0);
         p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
-        p->ro = rq_rot_make(ko, c->n_head * c->head_dim, BLOCKED(ko, block), o->seed + 5);
+        p->ro = rq_rot_make(ko, qd, BLOCKED(ko, bi > 0 && qd % bi == 0 ? bi : block), p->learned_init.seed + 5);
     } else if (linear) {
         /* the same kind and block on every linear's input (seeds apart from R1..R4's) */
         p->r1 = rq_rot_make(RQ_ROT_NONE, c->n_embd, 0, o->seed);
