@@ -368,8 +368,8 @@ typedef struct rotquant_quantize_params {
                                  * own text, needs its tokenizer) or a text file's path */
     const char *calib_ids;      /* or token ids from this file (rotquant quantize --calib-save);
                                  * then calib_n/calib_len must be 0 */
-    int64_t calib_n;            /* calibration sequences (default 128) */
-    int64_t calib_len;          /* tokens per sequence (default 2048, at most the context) */
+    int64_t calib_n;            /* calibration sequences (default 16) */
+    int64_t calib_len;          /* tokens per sequence (default 512, at most the context) */
     uint64_t seed;              /* rotation signs and generated calibration text (default 0) */
     const char *embd_type;      /* token embedding / lm_head storage: NULL = "q8_0", "f16", "f32" */
     int progress;               /* nonzero: progress lines on stderr */
@@ -410,8 +410,8 @@ typedef struct rotquant_export_params {
     rotquant_rotation rotation2; /* R2, per attention head on v/o, folded (default none) */
     const char *calib;          /* GPTQ calibration, as rotquant_quantize_params */
     const char *calib_ids;
-    int64_t calib_n;            /* default 128 */
-    int64_t calib_len;          /* default 2048, at most the context */
+    int64_t calib_n;            /* default 16 */
+    int64_t calib_len;          /* default 512, at most the context */
     uint64_t seed;              /* rotation signs and generated calibration text (default 0) */
     int progress;               /* nonzero: progress lines on stderr */
 } rotquant_export_params;

@@ -93,7 +93,7 @@ typedef struct rq_quant_opts {
 } rq_quant_opts;
 
 /* rotate gsr, rotate2 none, R3/R4 default, W2 g64 uniform GPTQ with its defaults, fit ls,
- * damp 0.01, A16 KV16, clip ratios 1, calib "generate" 128 × 2048, embd q8_0, seed 0. */
+ * damp 0.01, A16 KV16, clip ratios 1, calib "generate" 16 × 512, embd q8_0, seed 0. */
 rq_quant_opts rq_quant_opts_default(void);
 
 /* Check the options alone (before any model is loaded). RQ_EINVAL with a message naming
