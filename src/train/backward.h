@@ -17,7 +17,10 @@
  *     (model.h rq_online.kv_fake) whatever the model's setting; straight-through
  *     (rq_fq_kv4_backward) on k (after R3) and v;
  *   - R3 (q, k per head after RoPE) and R4 (the input of down): y = x·Q, so dx = dy·Qᵀ
- *     (rotate/rotation.h rq_rot_apply_t).
+ *     (rotate/rotation.h rq_rot_apply_t); route (b)'s Ri (the normed inputs of q/k/v and
+ *     gate/up) and Ro (o's input) the same way; a learned Ri's matrix, when it is a trainable
+ *     entry of the parameter list (rotlearn), also gets ∂L/∂Q = Σ x₀ᵀ·dy (xn0 below);
+ *   - not supported: route (a)'s R1 online after the post-norms (refused).
  * The quantizers' decisions (codes, clamping) in the backward are those of the forward, bit
  * for bit: their inputs are the saved pre-quantization tensors or recomputed with the same
  * kernels.
