@@ -32,6 +32,9 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
  * error printed otherwise). */
 bool cli_parse_abits(const char *opt, const char *s, int64_t *out);
 bool cli_parse_kvbits(const char *opt, const char *s, int64_t *out);
+/* --r1-route: auto, residual or linear (quant/pipeline.h rq_r1_route, as an int); false after
+ * printing the error */
+bool cli_parse_r1_route(const char *s, int *out);
 /* --a16 exact|q8: how the packed 2-bit kernels take float activations (kernels/gemv.h,
  * rq_lowbit_a16); sets the process-wide kernel tuning. False with an error printed. */
 bool cli_parse_a16(const char *opt, const char *s);

@@ -91,6 +91,14 @@ bool cli_parse_float(const char *opt, const char *s, double lo, double hi, doubl
     return true;
 }
 
+bool cli_parse_r1_route(const char *s, int *out) {
+    if (!strcmp(s, "residual")) *out = RQ_R1_RESIDUAL;
+    else if (!strcmp(s, "linear")) *out = RQ_R1_LINEAR;
+    else if (!strcmp(s, "auto")) *out = RQ_R1_AUTO;
+    else return !cli_fail("--r1-route: '%s' is not auto, residual or linear", s);
+    return true;
+}
+
 struct cli_quant_args cli_quant_args_default(rq_quant_opts *o) {
     return (struct cli_quant_args){.o = o, .rotate = "gsr", .rotate2 = "none", .compose = "none", .method = "gptq"};
 }

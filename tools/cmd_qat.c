@@ -6,7 +6,6 @@
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
-#include "quant/pipeline.h"
 #include "train/rcp.h"
 
 #include <math.h>
@@ -110,10 +109,7 @@ int cmd_qat(int argc, char **argv) {
         return cli_fail_status();
     if (o.rotate2 == RQ_ROT_LEARNED || o.rotate == RQ_ROT_LEARNED)
         return cli_fail("qat: a learned rotation is not taken here (start from a quantized file with --init-file)");
-    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
-    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
-    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
-    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
+    if (!cli_parse_r1_route(route, &o.r1_route)) return 1;
     if (strcmp(init, "ptq") && strcmp(init, "minmax")) return cli_fail("--init: '%s' is not ptq or minmax", init);
     o.init_ptq = !strcmp(init, "ptq");
     o.abits = (int)abits, o.kvbits = (int)kvbits, o.gamma = gamma, o.seed = (uint64_t)seed, o.progress = !quiet;

@@ -126,10 +126,9 @@ int cmd_quantize(int argc, char **argv) {
     else if (!strcmp(fit_name, "clip")) o.fit = RQ_FIT_CLIP;
     else if (!strcmp(fit_name, "minmax")) o.fit = RQ_FIT_MINMAX;
     else return cli_fail("--fit: '%s' is not ls, clip or minmax", fit_name);
-    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
-    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
-    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
-    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
+    int r1_route;
+    if (!cli_parse_r1_route(route, &r1_route)) return 1;
+    o.r1_route = (rq_r1_route)r1_route;
     if (!strcmp(quant_name, "uniform")) o.quantizer = RQ_QPARAM_UNIFORM;
     else if (!strcmp(quant_name, "lut")) o.quantizer = RQ_QPARAM_LUT;
     else if (!strcmp(quant_name, "seq")) o.quantizer = RQ_QPARAM_UNIFORM, o.seq_grid = true;

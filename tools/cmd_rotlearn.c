@@ -7,7 +7,6 @@
 #include "base/pool.h"
 #include "base/status.h"
 #include "base/timer.h"
-#include "quant/pipeline.h"
 #include "train/rotlearn.h"
 
 #include <stdio.h>
@@ -99,10 +98,7 @@ int cmd_rotlearn(int argc, char **argv) {
 #undef KIND
     }
     if (!in || !out) return cli_fail("rotlearn: -m FLOAT.gguf and -o ROT.gguf are required");
-    if (!strcmp(route, "residual")) o.r1_route = RQ_R1_RESIDUAL;
-    else if (!strcmp(route, "linear")) o.r1_route = RQ_R1_LINEAR;
-    else if (!strcmp(route, "auto")) o.r1_route = RQ_R1_AUTO;
-    else return cli_fail("--r1-route: '%s' is not auto, residual or linear", route);
+    if (!cli_parse_r1_route(route, &o.r1_route)) return 1;
     o.wbits = (int)wbits, o.abits = (int)abits, o.kvbits = (int)kvbits, o.seed = (uint64_t)seed, o.progress = !quiet;
     const char *outputs[] = {out, o.data_save};
     if (rq_mpi_rank() == 0 && !cli_check_outputs(outputs, 2)) return 1;
